@@ -1,0 +1,3 @@
+from buildbench.cli import main
+
+main()

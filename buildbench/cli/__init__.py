@@ -1,0 +1,53 @@
+"""The command line: a thin layer that parses options, calls the library and prints."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from buildbench import __version__
+from buildbench.errors import BuildbenchError
+
+EXIT_INTERRUPTED = 130
+
+
+class _Group(click.Group):
+    """Turns expected errors into one `ERROR:` line (plus a `TIP:`) and a documented exit code."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except BuildbenchError as exc:
+            click.secho(f"ERROR: {exc.message}", fg="red", err=True)
+            if exc.tip:
+                click.echo(f"TIP: {exc.tip}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.secho("ERROR: interrupted", fg="red", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="buildbench")
+def cli() -> None:
+    """Build, size, time and smoke-test PyTorch vs ONNX Runtime inference images.
+
+    Example: buildbench run --cuda both
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    from buildbench.cli import base, run
+
+    cli.add_command(run.run)
+    cli.add_command(base.base)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="buildbench")

@@ -1,0 +1,36 @@
+"""`buildbench base`: make a base image without a registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from buildbench.base import DEFAULT_TAG, make_base_image
+from buildbench.cli.options import connect, option
+
+
+@click.command()
+@option("--tag", default=DEFAULT_TAG, show_default=True, help="Name of the image to create.")
+@option(
+    "--suite",
+    default="bookworm",
+    show_default=True,
+    help="Debian release (bookworm has Python 3.11).",
+)
+@option(
+    "--mirror", default="http://deb.debian.org/debian", show_default=True, help="Debian mirror."
+)
+@option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A CA bundle the image trusts system-wide (pip and requests included), as corporate "
+    "base images do: unmodified Dockerfiles that pip install then work behind a TLS proxy.",
+)
+def base(tag: str, suite: str, mirror: str, ca_bundle: Path | None) -> None:
+    """Make a python:3.11-slim-like base image from Debian packages (needs root and debootstrap).
+
+    Example: sudo buildbench base && buildbench run --base-image buildbench/python:3.11-bookworm
+    """
+    image_id = make_base_image(connect(), tag=tag, suite=suite, mirror=mirror, ca_bundle=ca_bundle)
+    click.echo(f"{tag} {image_id}")

@@ -1,0 +1,222 @@
+"""`buildbench run`: build, measure and smoke-test the matrix; results after every cell."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+
+from buildbench import fmt
+from buildbench import record as status
+from buildbench.cli.options import connect, default_ca_bundle, option
+from buildbench.context import PipInputs
+from buildbench.matrix import (
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_TORCH_CPU_INDEX,
+    FRAMEWORKS,
+    Cell,
+    MatrixOptions,
+    builtin_matrix,
+    variants_for,
+)
+from buildbench.pipeline import RunConfig, Runner
+from buildbench.record import CellRecord, summarize
+
+
+class TerminalProgress:
+    """The live view: one line per build step (or the whole log with -v), nothing with -q."""
+
+    def __init__(self, verbose: bool, quiet: bool) -> None:
+        self.verbose, self.quiet = verbose, quiet
+
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        if not self.quiet:
+            click.secho(f"[{index}/{total}] {cell.key}: building", bold=True, err=True)
+
+    def build_log(self, cell: Cell, line: str) -> None:
+        if self.verbose:
+            click.echo(f"  {line}", err=True)
+        elif not self.quiet and line.startswith("Step "):
+            click.echo(f"  {cell.key} | {line[:110]}", err=True)
+
+    def cell_finished(self, record: CellRecord) -> None:
+        if self.quiet:
+            return
+        stats = summarize(record.build_seconds)
+        colour = "green" if record.status == status.OK else "red"
+        click.secho(
+            f"  {record.key}: {record.status}, {fmt.seconds(stats['median'])}, "
+            f"{fmt.size(record.image_size_bytes)}",
+            fg=colour,
+            err=True,
+        )
+        for line in record.log_tail[-10:] if record.status == status.BUILD_FAILED else []:
+            click.echo(f"    | {line}", err=True)
+
+
+def summary_table(records: list[CellRecord]) -> str:
+    rows = []
+    for r in records:
+        stats = summarize(r.build_seconds)
+        smoke = r.smoke or {}
+        rows.append(
+            [
+                r.key,
+                r.status,
+                fmt.spread(stats["median"], stats["min"], stats["max"], stats["n"] or 0),
+                fmt.size(r.image_size_bytes),
+                fmt.size(r.bytes_over_base),
+                fmt.size(r.compressed_size_bytes),
+                r.layers if r.layers is not None else "-",
+                r.framework_version or "-",
+                smoke.get("parity", "-"),
+                fmt.ms((smoke.get("latency") or {}).get("1", {}).get("p50")),
+                fmt.seconds(smoke.get("cold_start_seconds")),
+                fmt.flag(smoke.get("cuda_build")),
+                fmt.flag(smoke.get("gpu_used")),
+            ]
+        )
+    headers = [
+        "cell",
+        "status",
+        "build",
+        "size",
+        "over base",
+        "compressed",
+        "layers",
+        "version",
+        "parity",
+        "p50 b=1",
+        "cold start",
+        "cuda build",
+        "gpu used",
+    ]
+    return tabulate(rows, headers=headers, tablefmt="simple")
+
+
+@click.command()
+@option(
+    "--cuda",
+    type=click.Choice(["cpu", "cuda", "both"]),
+    default="both",
+    show_default=True,
+    help="Which variants to build.",
+)
+@option(
+    "--framework",
+    "frameworks",
+    type=click.Choice(FRAMEWORKS),
+    multiple=True,
+    help="Framework to build (repeatable; default: all).",
+)
+@option(
+    "--repeat",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="No-cache builds per cell (samples).",
+)
+@option(
+    "--base-image",
+    default=DEFAULT_BASE_IMAGE,
+    show_default=True,
+    help="BASE_IMAGE build-arg; pulled before timing if not local.",
+)
+@option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="results",
+    show_default=True,
+    help="Where <run-id>/results.json goes.",
+)
+@option(
+    "--keep-images/--no-keep-images",
+    default=True,
+    show_default=True,
+    help="Keep the built images after measuring.",
+)
+@option(
+    "--compressed-size/--no-compressed-size",
+    default=True,
+    show_default=True,
+    help="Measure the gzip'd layer size a registry stores (reads each image once).",
+)
+@option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA bundle for pip in the builder stage only [default: PIP_CERT, "
+    "REQUESTS_CA_BUNDLE or SSL_CERT_FILE].",
+)
+@option("--pip-index-url", default="", help="pip index URL in the builder stage.")
+@option("--pip-extra-index-url", default="", help="pip extra index URL in the builder stage.")
+@option(
+    "--pip-find-links",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory of wheels, sent to the builder stage only.",
+)
+@option(
+    "--torch-cpu-index-url",
+    default=DEFAULT_TORCH_CPU_INDEX,
+    show_default=True,
+    help="Index of CPU-only torch wheels for the CPU image; empty for none.",
+)
+@option("--torch-version", default="", help="torch version for both images [default: latest].")
+@option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
+@option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
+def run(
+    cuda: str,
+    frameworks: tuple[str, ...],
+    repeat: int,
+    base_image: str,
+    results_dir: Path,
+    keep_images: bool,
+    compressed_size: bool,
+    ca_bundle: Path | None,
+    pip_index_url: str,
+    pip_extra_index_url: str,
+    pip_find_links: Path | None,
+    torch_cpu_index_url: str,
+    torch_version: str,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    """Build every cell with no cache, time it, size it, and write results.
+
+    Example: buildbench run --cuda both --repeat 3
+    """
+    cells = builtin_matrix(
+        MatrixOptions(
+            frameworks=tuple(dict.fromkeys(frameworks)) or FRAMEWORKS,
+            variants=variants_for(cuda),
+            base_image=base_image,
+            torch_version=torch_version,
+            torch_cpu_index_url=torch_cpu_index_url,
+        )
+    )
+    config = RunConfig(
+        cells=cells,
+        base_image=base_image,
+        results_dir=results_dir,
+        pip=PipInputs(
+            ca_bundle=ca_bundle or default_ca_bundle(),
+            index_url=pip_index_url,
+            extra_index_url=pip_extra_index_url,
+            find_links=pip_find_links,
+        ),
+        repeat=repeat,
+        keep_images=keep_images,
+        compressed_size=compressed_size,
+    )
+    runner = Runner(connect(), config, TerminalProgress(verbose, quiet))
+    _, run_dir = runner.start()
+    if not quiet:
+        click.echo(f"run {runner.run.run_id}: results in {run_dir}", err=True)
+    records = runner.run_all()
+    click.echo(summary_table(records))
+    click.echo(f"\nresults: {run_dir / 'results.json'}")
+    failed = [r.key for r in records if r.status != status.OK]
+    if failed:
+        click.secho(f"failed cells: {', '.join(failed)}", fg="red", err=True)
+        sys.exit(1)

@@ -1,0 +1,106 @@
+"""Assemble the build context sent to the engine, with buildbench's build-time inputs.
+
+The built-in Dockerfiles copy `build-inputs/` into their builder stage only. It holds a pip.conf
+(index URLs, CA bundle, find-links) and, when given, the CA bundle and a directory of wheels:
+all build-time only, none of it reaches a final image.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from buildbench.errors import UsageError
+from buildbench.matrix import Cell
+
+# A local CPU wheel (`torch-2.13.0+cpu-...whl`) outranks the same release from PyPI in pip's eyes,
+# so a CUDA cell never sees it: otherwise its "CUDA" image would silently be a CPU image.
+_CPU_LOCAL_WHEEL = re.compile(r"^[^-]+-[^-]+\+cpu[^-]*-", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PipInputs:
+    ca_bundle: Path | None = None
+    index_url: str = ""
+    extra_index_url: str = ""
+    find_links: Path | None = None
+
+    def validate(self) -> None:
+        if self.ca_bundle is not None and not self.ca_bundle.is_file():
+            raise UsageError(
+                f"CA bundle {self.ca_bundle} is not a file",
+                tip="give --ca-bundle an existing PEM file, or unset PIP_CERT",
+            )
+        if self.find_links is not None and not self.find_links.is_dir():
+            raise UsageError(
+                f"--pip-find-links {self.find_links} is not a directory",
+                tip="give a directory of wheels (see `pip config list` for find-links)",
+            )
+
+    def pip_conf(self) -> str:
+        conf = configparser.ConfigParser()
+        section: dict[str, str] = {}
+        if self.ca_bundle:
+            section["cert"] = "/build-inputs/ca.pem"
+        if self.find_links:
+            section["find-links"] = "/build-inputs/wheels"
+        if self.index_url:
+            section["index-url"] = self.index_url
+        if self.extra_index_url:
+            section["extra-index-url"] = self.extra_index_url
+        conf["global"] = section
+        out = io.StringIO()
+        conf.write(out)
+        return "# written by buildbench for this build only\n" + out.getvalue()
+
+
+def wheels_for(cell: Cell, find_links: Path) -> list[Path]:
+    wheels = sorted(p for p in find_links.iterdir() if p.suffix == ".whl" and p.is_file())
+    if cell.variant == "cuda":
+        wheels = [w for w in wheels if not _CPU_LOCAL_WHEEL.match(w.name)]
+    return wheels
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_context(cell: Cell, pip: PipInputs) -> tuple[BinaryIO, str]:
+    """A tar of the cell's context (plus build-inputs/ for built-in cells), rewound to 0,
+    and the Dockerfile's path inside it."""
+    if not cell.context.is_dir():
+        raise UsageError(
+            f"build context {cell.context} is not a directory", tip="check the matrix config"
+        )
+    text = cell.dockerfile_text().encode()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        tar.add(
+            cell.context, arcname=".", filter=_skip_generated_inputs if cell.build_inputs else None
+        )
+        # The Dockerfile may live outside its context (as `docker build -f` allows).
+        dockerfile = ".buildbench.dockerfile"
+        _add_bytes(tar, dockerfile, text)
+        if cell.build_inputs:
+            _add_bytes(tar, "build-inputs/pip.conf", pip.pip_conf().encode())
+            if pip.ca_bundle:
+                tar.add(pip.ca_bundle, arcname="build-inputs/ca.pem")
+            if pip.find_links:
+                for wheel in wheels_for(cell, pip.find_links):
+                    tar.add(wheel, arcname=f"build-inputs/wheels/{wheel.name}")
+    out.seek(0)
+    return out, dockerfile
+
+
+def _skip_generated_inputs(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    # buildbench writes these itself; the checked-in pip.conf is only for hand-run builds.
+    return None if info.name in {"./build-inputs/pip.conf", "build-inputs/pip.conf"} else info

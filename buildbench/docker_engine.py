@@ -1,0 +1,176 @@
+"""`Engine` implemented with the Docker SDK for Python (classic builder)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from buildbench.engine import BuildEvent, ContainerOutcome, ContainerSpec, EngineInfo, ImageInfo
+from buildbench.errors import BuildFailed, EngineUnavailable
+
+_CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.ConnectionError)
+_LOG_TAIL = 40
+
+
+def _unreachable(exc: Exception) -> EngineUnavailable:
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return EngineUnavailable(
+        f"no Docker engine answers at {where} ({type(exc).__name__})",
+        tip="start the engine (`dockerd`, or Docker Desktop) or point DOCKER_HOST at one",
+    )
+
+
+class DockerEngine:
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        try:
+            self.client = client or docker.from_env(timeout=600)
+            self.client.ping()
+        except _CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from None
+        self.api = self.client.api
+
+    def info(self) -> EngineInfo:
+        try:
+            version, info = self.api.version(), self.api.info()
+        except _CONNECTION_ERRORS as exc:
+            raise _unreachable(exc) from None
+        return EngineInfo(
+            server_version=version.get("Version", ""),
+            api_version=version.get("ApiVersion", ""),
+            os=f"{version.get('Os', '')}/{version.get('Arch', '')}",
+            kernel=version.get("KernelVersion", ""),
+            storage_driver=info.get("Driver", ""),
+            runtimes=tuple(sorted(info.get("Runtimes") or {})),
+        )
+
+    def image(self, ref: str) -> ImageInfo | None:
+        try:
+            data = self.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except requests.exceptions.ConnectionError as exc:
+            raise _unreachable(exc) from None
+        return ImageInfo(
+            id=data["Id"],
+            size_bytes=int(data["Size"]),
+            layers=tuple(data.get("RootFS", {}).get("Layers") or ()),
+            tags=tuple(data.get("RepoTags") or ()),
+            labels=(data.get("Config") or {}).get("Labels") or {},
+        )
+
+    def pull(self, ref: str) -> None:
+        self.client.images.pull(ref)
+
+    def import_image(self, tarball: Path, ref: str, changes: list[str]) -> str:
+        repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+        self.api.import_image(
+            src=str(tarball), repository=repository, tag=tag or None, changes=changes
+        )
+        info = self.image(ref)
+        if info is None:
+            raise EngineUnavailable(f"the engine did not keep the imported image {ref}")
+        return info.id
+
+    def build(
+        self,
+        context: BinaryIO,
+        *,
+        dockerfile: str,
+        tag: str,
+        buildargs: Mapping[str, str],
+        labels: Mapping[str, str],
+    ) -> Iterator[BuildEvent]:
+        tail: list[str] = []
+        try:
+            stream = self.api.build(
+                fileobj=context,
+                custom_context=True,
+                dockerfile=dockerfile,
+                tag=tag,
+                nocache=True,
+                pull=False,
+                rm=True,
+                forcerm=True,
+                buildargs=dict(buildargs),
+                labels=dict(labels),
+                decode=True,
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    raise BuildFailed(chunk["error"].strip(), tail[-_LOG_TAIL:])
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    yield BuildEvent("image", chunk["aux"]["ID"])
+                    continue
+                for line in (chunk.get("stream") or chunk.get("status") or "").splitlines():
+                    if line.strip():
+                        tail = [*tail[-_LOG_TAIL:], line]
+                        yield BuildEvent("log", line)
+        except (docker.errors.APIError, docker.errors.BuildError) as exc:
+            raise BuildFailed(str(exc), tail[-_LOG_TAIL:]) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise _unreachable(exc) from None
+
+    def remove_image(self, ref: str) -> bool:
+        try:
+            self.api.remove_image(ref, force=False, noprune=False)
+        except (docker.errors.ImageNotFound, docker.errors.APIError):
+            return False
+        return True
+
+    def images_labelled(self, label: str) -> list[str]:
+        return self.api.images(all=True, filters={"label": label}, quiet=True)
+
+    def image_archive(self, ref: str) -> Iterator[bytes]:
+        yield from self.api.get_image(ref, chunk_size=1024 * 1024)
+
+    def run(self, image: str, spec: ContainerSpec) -> ContainerOutcome:
+        kwargs: dict = {}
+        if spec.gpus:
+            kwargs["device_requests"] = [
+                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
+            ]
+        container = self.client.containers.create(
+            image,
+            spec.command,
+            user=spec.user,
+            network_mode="bridge" if spec.network else "none",
+            read_only=spec.read_only,
+            tmpfs=dict(spec.tmpfs),
+            mem_limit=spec.memory_bytes,
+            memswap_limit=spec.memory_bytes,
+            pids_limit=spec.pids_limit,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mounts=[
+                docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
+                for m in spec.mounts
+            ],
+            environment=dict(spec.environment),
+            labels=dict(spec.labels),
+            **kwargs,
+        )
+        timed_out = False
+        started = time.perf_counter()
+        try:
+            container.start()
+            try:
+                exit_code = container.wait(timeout=spec.timeout_seconds)["StatusCode"]
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                timed_out, exit_code = True, None
+                container.kill()
+            seconds = time.perf_counter() - started
+            container.reload()
+            oom = bool(container.attrs["State"].get("OOMKilled"))
+            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        return ContainerOutcome(exit_code, out, err, timed_out, oom, seconds)

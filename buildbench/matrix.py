@@ -1,0 +1,100 @@
+"""What to build: the cells of the matrix (framework x variant) and their build-args."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from buildbench.errors import UsageError
+
+Variant = Literal["cpu", "cuda"]
+FRAMEWORKS = ("pytorch", "onnx")
+VARIANTS: tuple[Variant, ...] = ("cpu", "cuda")
+# The course exercise builds its CUDA variant with `--build-arg CUDA=true`; empty means CPU.
+CUDA_VALUES: dict[str, str] = {"cpu": "", "cuda": "true"}
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+DEFAULT_TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def dockerfiles_dir() -> Path:
+    """The built-in Dockerfiles: inside the installed wheel, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "dockerfiles", here.parent / "dockerfiles"):
+        if (candidate / "pytorch.dockerfile").is_file():
+            return candidate
+    raise UsageError(
+        "the built-in Dockerfiles are missing from this installation",
+        tip="reinstall buildbench (pip install --force-reinstall buildbench)",
+    )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One image to build: a Dockerfile, a context and the build-args of one variant."""
+
+    name: str
+    variant: Variant
+    dockerfile: Path
+    context: Path
+    build_args: dict[str, str] = field(default_factory=dict)
+    framework: str | None = None  # which smoke test applies: "pytorch", "onnx" or None
+    build_inputs: bool = False  # whether the context gets buildbench's build-inputs/ folder
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.variant}"
+
+    def config_hash(self) -> str:
+        """Changes with the Dockerfile or the build-args: results are then not comparable."""
+        digest = hashlib.sha256(self.dockerfile_text().encode())
+        digest.update(json.dumps(self.build_args, sort_keys=True).encode())
+        return digest.hexdigest()[:16]
+
+    def dockerfile_text(self) -> str:
+        try:
+            return self.dockerfile.read_text()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read Dockerfile {self.dockerfile}: {exc.strerror}",
+                tip="check the path, or run `buildbench list` to see the matrix",
+            ) from None
+
+
+@dataclass(frozen=True)
+class MatrixOptions:
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    variants: tuple[Variant, ...] = VARIANTS
+    base_image: str = DEFAULT_BASE_IMAGE
+    torch_version: str = ""
+    torch_cpu_index_url: str = DEFAULT_TORCH_CPU_INDEX
+
+
+def variants_for(cuda: str) -> tuple[Variant, ...]:
+    return VARIANTS if cuda == "both" else (cuda,)  # type: ignore[return-value]
+
+
+def builtin_matrix(options: MatrixOptions) -> list[Cell]:
+    """The built-in PyTorch and ONNX Runtime images, each as a CPU and a CUDA variant."""
+    root = dockerfiles_dir()
+    cells = []
+    for framework in options.frameworks:
+        for variant in options.variants:
+            args = {"CUDA": CUDA_VALUES[variant], "BASE_IMAGE": options.base_image}
+            if framework == "pytorch":
+                args["TORCH_VERSION"] = options.torch_version
+                args["TORCH_CPU_INDEX_URL"] = options.torch_cpu_index_url
+            cells.append(
+                Cell(
+                    name=framework,
+                    variant=variant,
+                    dockerfile=root / f"{framework}.dockerfile",
+                    context=root,
+                    build_args=args,
+                    framework=framework,
+                    build_inputs=True,
+                )
+            )
+    return cells

@@ -1,0 +1,257 @@
+"""A run end to end: matrix -> build -> measure -> (smoke) -> record, results after every cell."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import platform
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from buildbench import __version__
+from buildbench import record as status
+from buildbench.build import BuildSample, build_once, remove_stage_images
+from buildbench.context import PipInputs, build_context
+from buildbench.engine import Engine
+from buildbench.errors import BuildFailed, EngineUnavailable, ImageNotFound, UsageError
+from buildbench.hostinfo import cpu_model, git_commit, memory_bytes
+from buildbench.matrix import Cell
+from buildbench.measure import measure_image
+from buildbench.record import CellRecord, RunInfo, Step
+from buildbench.results import write_results
+
+log = logging.getLogger("buildbench")
+
+LABEL_RUN = "buildbench.run-id"
+LABEL_CELL = "buildbench.cell"
+_SECRET_ARG_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY")
+
+
+class Progress(Protocol):
+    def cell_started(self, cell: Cell, index: int, total: int) -> None: ...
+    def build_log(self, cell: Cell, line: str) -> None: ...
+    def cell_finished(self, record: CellRecord) -> None: ...
+
+
+@dataclass
+class RunConfig:
+    cells: list[Cell]
+    base_image: str
+    results_dir: Path
+    pip: PipInputs = field(default_factory=PipInputs)
+    repeat: int = 1
+    keep_images: bool = True
+    compressed_size: bool = True
+    smoke: Callable[[Engine, Cell, CellRecord], None] | None = None
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+
+
+def recorded_build_args(args: dict[str, str]) -> dict[str, str]:
+    """Build-args as written to results: credentials in URLs and secret-looking values masked."""
+    out = {}
+    for name, value in args.items():
+        if any(word in name.upper() for word in _SECRET_ARG_WORDS):
+            value = "***"
+        elif "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            scheme, rest = value.split("://", 1)
+            value = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        out[name] = value
+    return out
+
+
+def prepare_results_dir(results_dir: Path, run_id: str) -> Path:
+    run_dir = results_dir / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write results to {results_dir}: {exc.strerror}",
+            tip="pick a writable directory with --results-dir",
+        ) from None
+    return run_dir
+
+
+def ensure_base_image(engine: Engine, ref: str) -> str:
+    """The base image's id, pulled first if it is missing (before any timing starts)."""
+    info = engine.image(ref)
+    if info is None:
+        log.info("base image %s is not local: pulling it (not part of any build time)", ref)
+        try:
+            engine.pull(ref)
+        except Exception as exc:  # any pull failure means the same to the user
+            raise ImageNotFound(
+                f"base image {ref} is not in the engine and pulling it failed ({exc})",
+                tip="pull it yourself, pass --base-image, or make one with `buildbench base`",
+            ) from None
+        info = engine.image(ref)
+        if info is None:
+            raise ImageNotFound(f"base image {ref} is still missing after a pull")
+    return info.id
+
+
+def run_info(engine: Engine, config: RunConfig, run_id: str, base_id: str) -> RunInfo:
+    engine_info = engine.info()
+    return RunInfo(
+        run_id=run_id,
+        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        host=platform.node(),
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count() or 0,
+        memory_bytes=memory_bytes(),
+        engine_version=engine_info.server_version,
+        engine_api_version=engine_info.api_version,
+        engine_os=engine_info.os,
+        storage_driver=engine_info.storage_driver,
+        builder="classic",
+        buildbench_version=__version__,
+        git_commit=git_commit(Path(__file__).resolve().parent),
+        base_image=config.base_image,
+        base_image_id=base_id,
+        options={"repeat": config.repeat, "keep_images": config.keep_images},
+    )
+
+
+def _steps(samples: list[BuildSample]) -> list[Step]:
+    steps = [Step(index, text, []) for index, text, _ in samples[0].steps]
+    for sample in samples:
+        for step, (_, _, seconds) in zip(steps, sample.steps, strict=False):
+            step.seconds.append(round(seconds, 3))
+    return steps
+
+
+def new_record(cell: Cell) -> CellRecord:
+    return CellRecord(
+        name=cell.name,
+        variant=cell.variant,
+        framework=cell.framework,
+        status=status.OK,
+        dockerfile=str(cell.dockerfile),
+        build_args=recorded_build_args(cell.build_args),
+        config_hash=cell.config_hash(),
+    )
+
+
+class Runner:
+    """Runs every cell, recording each one; a failed cell never stops the others."""
+
+    def __init__(self, engine: Engine, config: RunConfig, progress: Progress) -> None:
+        self.engine = engine
+        self.config = config
+        self.progress = progress
+        self.records: list[CellRecord] = []
+
+    def start(self) -> tuple[RunInfo, Path]:
+        """Check what a run needs before building anything, then create its results folder."""
+        for cell in self.config.cells:
+            cell.dockerfile_text()
+        self.config.pip.validate()
+        base_id = ensure_base_image(self.engine, self.config.base_image)
+        self.base_size = self.engine.image(base_id).size_bytes  # type: ignore[union-attr]
+        run_id = new_run_id()
+        run_dir = prepare_results_dir(self.config.results_dir, run_id)
+        self.run = run_info(self.engine, self.config, run_id, base_id)
+        self.run_dir = run_dir
+        self.save()
+        return self.run, run_dir
+
+    def save(self) -> None:
+        write_results(self.run_dir, self.run, self.records)
+
+    def run_all(self) -> list[CellRecord]:
+        total = len(self.config.cells)
+        try:
+            for index, cell in enumerate(self.config.cells, 1):
+                self.progress.cell_started(cell, index, total)
+                record = new_record(cell)
+                self.records.append(record)
+                try:
+                    self.run_cell(cell, record)
+                except EngineUnavailable as exc:
+                    record.status, record.error = status.ENGINE_LOST, exc.message
+                    raise
+                except BaseException:
+                    record.status, record.error = status.INTERRUPTED, "interrupted"
+                    raise
+                finally:
+                    self.save()
+                    self.progress.cell_finished(record)
+        finally:
+            self.run.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self.save()
+        return self.records
+
+    def run_cell(self, cell: Cell, record: CellRecord) -> None:
+        tag = f"buildbench/{cell.name}:{cell.variant}-{self.run.run_id}".lower()
+        record.image_tag = tag
+        labels = {LABEL_RUN: self.run.run_id, LABEL_CELL: cell.key}
+        context, dockerfile = build_context(cell, self.config.pip)
+        record.context_bytes = context.seek(0, os.SEEK_END)
+        samples: list[BuildSample] = []
+        try:
+            for _ in range(self.config.repeat):
+                if samples:  # the previous sample's image: identical content, not kept
+                    self.engine.remove_image(samples[-1].image_id)
+                sample = build_once(
+                    self.engine,
+                    context,
+                    dockerfile=dockerfile,
+                    tag=tag,
+                    buildargs=cell.build_args,
+                    labels=labels,
+                    on_log=lambda line: self.progress.build_log(cell, line),
+                )
+                samples.append(sample)
+                remove_stage_images(self.engine, sample)
+                record.build_seconds.append(round(sample.seconds, 3))
+                if sample.first_output_seconds is not None:
+                    record.first_output_seconds.append(round(sample.first_output_seconds, 3))
+        except BuildFailed as exc:
+            record.status, record.error, record.log_tail = (
+                status.BUILD_FAILED,
+                str(exc),
+                exc.log_tail,
+            )
+            return
+        finally:
+            context.close()
+        final = samples[-1]
+        record.image_id = final.image_id
+        record.steps = _steps(samples)
+        record.warnings.extend(dict.fromkeys(final.warnings))
+        self.measure(cell, record)
+        if record.status == status.OK and self.config.smoke:
+            self.config.smoke(self.engine, cell, record)
+        if not self.config.keep_images:
+            self.engine.remove_image(final.image_id)
+
+    def measure(self, cell: Cell, record: CellRecord) -> None:
+        assert record.image_id
+        try:
+            measured, warnings = measure_image(
+                self.engine,
+                record.image_id,
+                base_size_bytes=self.base_size,
+                framework=cell.framework,
+                compressed=self.config.compressed_size,
+            )
+        except (LookupError, ValueError) as exc:
+            record.status, record.error = status.MEASURE_FAILED, str(exc)
+            return
+        record.image_size_bytes = measured.size_bytes
+        record.layers = measured.layers
+        record.base_image_id = self.run.base_image_id
+        record.bytes_over_base = measured.bytes_over_base
+        record.compressed_size_bytes = measured.compressed_size_bytes
+        record.python_version = measured.python_version
+        record.framework_version = measured.framework_version
+        record.warnings.extend(warnings)
