@@ -13,7 +13,14 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from buildbench.engine import BuildEvent, ContainerOutcome, ContainerSpec, EngineInfo, ImageInfo
+from buildbench.engine import (
+    BuildEvent,
+    ContainerInfo,
+    ContainerOutcome,
+    ContainerSpec,
+    EngineInfo,
+    ImageInfo,
+)
 from buildbench.errors import BuildFailed, EngineUnavailable
 
 _CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.ConnectionError)
@@ -128,6 +135,19 @@ class DockerEngine:
     def images_labelled(self, label: str) -> list[str]:
         return self.api.images(all=True, filters={"label": label}, quiet=True)
 
+    def containers_labelled(self, label: str) -> list[ContainerInfo]:
+        return [
+            ContainerInfo(c["Id"], c.get("ImageID", ""), c.get("State", ""), c.get("Labels") or {})
+            for c in self.api.containers(all=True, filters={"label": label})
+        ]
+
+    def remove_container(self, ref: str) -> bool:
+        try:
+            self.api.remove_container(ref, v=True, force=True)
+        except docker.errors.APIError:  # NotFound included
+            return False
+        return True
+
     def image_archive(self, ref: str) -> Iterator[bytes]:
         yield from self.api.get_image(ref, chunk_size=1024 * 1024)
 
@@ -158,7 +178,7 @@ class DockerEngine:
             **kwargs,
         )
         timed_out = False
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         try:
             container.start()
             try:
@@ -173,4 +193,4 @@ class DockerEngine:
             err = container.logs(stdout=False, stderr=True).decode(errors="replace")
         finally:
             container.remove(force=True)
-        return ContainerOutcome(exit_code, out, err, timed_out, oom, seconds)
+        return ContainerOutcome(exit_code, out, err, timed_out, oom, seconds, started_at)

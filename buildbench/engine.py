@@ -76,6 +76,19 @@ class ContainerOutcome:
     timed_out: bool = False
     oom_killed: bool = False
     seconds: float = 0.0
+    started_at: float = 0.0  # epoch seconds just before the start request: cold start's origin
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    image_id: str
+    state: str  # as the engine says: "created", "running", "exited", ...
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state in {"running", "paused", "restarting"}
 
 
 class Engine(Protocol):
@@ -105,6 +118,12 @@ class Engine(Protocol):
 
     def images_labelled(self, label: str) -> list[str]:
         """Ids of all images (dangling included) that carry `label` (`key` or `key=value`)."""
+
+    def containers_labelled(self, label: str) -> list[ContainerInfo]:
+        """All containers (stopped ones included) that carry `label` (`key` or `key=value`)."""
+
+    def remove_container(self, ref: str) -> bool:
+        """Remove a container (even a running one) and its anonymous volumes; False if gone."""
 
     def image_archive(self, ref: str) -> Iterator[bytes]:
         """The image as `docker save` writes it, in chunks."""

@@ -30,3 +30,33 @@ def ms(x: float | None) -> str:
 
 def flag(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
+
+
+def parity(summary: dict | None) -> str:
+    if not summary:
+        return "-"
+    return f"{'ok' if summary['ok'] else 'FAIL'} ({summary['max_abs_diff']:.1e})"
+
+
+def times(x: float | None) -> str:
+    """A factor such as "how many times faster": 7.00x."""
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def scientific(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def one_line(text: str, width: int) -> str:
+    """Whitespace collapsed to single spaces, cut to `width` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def md_cell(text: str) -> str:
+    """Text that stays inside one cell of a Markdown table."""
+    return text.replace("|", "\\|")

@@ -42,6 +42,9 @@ class Cell:
     build_args: dict[str, str] = field(default_factory=dict)
     framework: str | None = None  # which smoke test applies: "pytorch", "onnx" or None
     build_inputs: bool = False  # whether the context gets buildbench's build-inputs/ folder
+    # A user's own smoke test (from a config file): run in the image, expect this in its output.
+    smoke_command: tuple[str, ...] | None = None
+    smoke_expect: str | None = None
 
     @property
     def key(self) -> str:

@@ -7,8 +7,7 @@ import logging
 import os
 import platform
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +22,8 @@ from buildbench.matrix import Cell
 from buildbench.measure import measure_image
 from buildbench.record import CellRecord, RunInfo, Step
 from buildbench.results import write_results
+from buildbench.smoke.artifacts import prepare_artifacts
+from buildbench.smoke.runner import SmokeOptions, smoke_cell
 
 log = logging.getLogger("buildbench")
 
@@ -46,7 +47,7 @@ class RunConfig:
     repeat: int = 1
     keep_images: bool = True
     compressed_size: bool = True
-    smoke: Callable[[Engine, Cell, CellRecord], None] | None = None
+    smoke: SmokeOptions | None = None
 
 
 def new_run_id() -> str:
@@ -117,7 +118,11 @@ def run_info(engine: Engine, config: RunConfig, run_id: str, base_id: str) -> Ru
         git_commit=git_commit(Path(__file__).resolve().parent),
         base_image=config.base_image,
         base_image_id=base_id,
-        options={"repeat": config.repeat, "keep_images": config.keep_images},
+        options={
+            "repeat": config.repeat,
+            "keep_images": config.keep_images,
+            "smoke": asdict(config.smoke) if config.smoke else None,
+        },
     )
 
 
@@ -162,6 +167,11 @@ class Runner:
         self.run = run_info(self.engine, self.config, run_id, base_id)
         self.run_dir = run_dir
         self.save()
+        if self.config.smoke:
+            log.info("preparing the smoke-test model (ResNet-18, ONNX export, references)")
+            self.artifacts = prepare_artifacts(
+                run_dir / "smoke-artifacts", self.config.smoke.batch_sizes
+            )
         return self.run, run_dir
 
     def save(self) -> None:
@@ -190,10 +200,13 @@ class Runner:
             self.save()
         return self.records
 
+    def labels(self, cell: Cell) -> dict[str, str]:
+        return {LABEL_RUN: self.run.run_id, LABEL_CELL: cell.key}
+
     def run_cell(self, cell: Cell, record: CellRecord) -> None:
         tag = f"buildbench/{cell.name}:{cell.variant}-{self.run.run_id}".lower()
         record.image_tag = tag
-        labels = {LABEL_RUN: self.run.run_id, LABEL_CELL: cell.key}
+        labels = self.labels(cell)
         context, dockerfile = build_context(cell, self.config.pip)
         record.context_bytes = context.seek(0, os.SEEK_END)
         samples: list[BuildSample] = []
@@ -230,7 +243,14 @@ class Runner:
         record.warnings.extend(dict.fromkeys(final.warnings))
         self.measure(cell, record)
         if record.status == status.OK and self.config.smoke:
-            self.config.smoke(self.engine, cell, record)
+            smoke_cell(
+                self.engine,
+                cell,
+                record,
+                options=self.config.smoke,
+                artifacts=self.artifacts,
+                labels=self.labels(cell),
+            )
         if not self.config.keep_images:
             self.engine.remove_image(final.image_id)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,34 @@ def write_results(run_dir: Path, run: RunInfo, records: list[CellRecord]) -> Pat
     return path
 
 
+def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 0 kept one build time per cell and no config hash ("" reads: not comparable)."""
+    results = []
+    for old in data["results"]:
+        seconds = old.get("build_seconds")
+        new = {"config_hash": "", **old, "build_seconds": [] if seconds is None else [seconds]}
+        results.append(new)
+    return {**data, "schema_version": 1, "results": results}
+
+
+# Each step turns a document of schema N into one of schema N + 1.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1}
+
+
+def migrate(data: dict[str, Any], source: str = "results") -> dict[str, Any]:
+    """Bring a results document of an older schema up to SCHEMA_VERSION, one step at a time."""
+    while data["schema_version"] < SCHEMA_VERSION:
+        step = MIGRATIONS.get(data["schema_version"])
+        if step is None:
+            raise UsageError(
+                f"{source} uses results schema {data['schema_version']}, older than any this "
+                "buildbench reads",
+                tip="run `buildbench run` again to get results of the current schema",
+            )
+        data = step(data)
+    return data
+
+
 def load_results(path: Path) -> tuple[RunInfo, list[CellRecord]]:
     """Read a results file (or a run directory holding one), refusing what it cannot trust."""
     if path.is_dir():
@@ -111,6 +140,7 @@ def load_results(path: Path) -> tuple[RunInfo, list[CellRecord]]:
             tip="upgrade buildbench: pip install -U buildbench",
         )
     try:
+        data = migrate(data, str(path))
         run = RunInfo(**{k: v for k, v in data["run"].items() if k in RunInfo.__dataclass_fields__})
         records = [CellRecord.from_json(r) for r in data["results"]]
     except (KeyError, TypeError, AttributeError) as exc:

@@ -23,6 +23,7 @@ from buildbench.matrix import (
 )
 from buildbench.pipeline import RunConfig, Runner
 from buildbench.record import CellRecord, summarize
+from buildbench.smoke.runner import SmokeOptions
 
 
 class TerminalProgress:
@@ -71,7 +72,7 @@ def summary_table(records: list[CellRecord]) -> str:
                 fmt.size(r.compressed_size_bytes),
                 r.layers if r.layers is not None else "-",
                 r.framework_version or "-",
-                smoke.get("parity", "-"),
+                fmt.parity(smoke.get("parity_summary")),
                 fmt.ms((smoke.get("latency") or {}).get("1", {}).get("p50")),
                 fmt.seconds(smoke.get("cold_start_seconds")),
                 fmt.flag(smoke.get("cuda_build")),
@@ -94,6 +95,18 @@ def summary_table(records: list[CellRecord]) -> str:
         "gpu used",
     ]
     return tabulate(rows, headers=headers, tablefmt="simple")
+
+
+def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(dict.fromkeys(int(part) for part in value.split(",") if part.strip()))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(
+            f"{value!r}: give positive integers separated by commas, e.g. 1,8,32"
+        )
+    return sizes
 
 
 @click.command()
@@ -163,6 +176,40 @@ def summary_table(records: list[CellRecord]) -> str:
     help="Index of CPU-only torch wheels for the CPU image; empty for none.",
 )
 @option("--torch-version", default="", help="torch version for both images [default: latest].")
+@option(
+    "--smoke/--no-smoke",
+    default=True,
+    show_default=True,
+    help="Run the containerized inference smoke test in every image.",
+)
+@option(
+    "--batch-sizes",
+    default="1,8,32",
+    show_default=True,
+    callback=_batch_sizes,
+    help="Comma-separated batch sizes for the smoke test's latencies.",
+)
+@option(
+    "--gpus",
+    type=click.Choice(["auto", "all", "none"]),
+    default="auto",
+    show_default=True,
+    help="Request GPUs for smoke containers (auto: when the engine has an NVIDIA runtime).",
+)
+@option(
+    "--smoke-timeout",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds before a smoke container is killed.",
+)
+@option(
+    "--smoke-runs",
+    type=click.IntRange(1, 10000),
+    default=20,
+    show_default=True,
+    help="Timed inference runs per batch size (after 3 warm-up runs).",
+)
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
 @option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
 def run(
@@ -179,6 +226,11 @@ def run(
     pip_find_links: Path | None,
     torch_cpu_index_url: str,
     torch_version: str,
+    smoke: bool,
+    batch_sizes: tuple[int, ...],
+    gpus: str,
+    smoke_timeout: float,
+    smoke_runs: int,
     verbose: bool,
     quiet: bool,
 ) -> None:
@@ -208,6 +260,14 @@ def run(
         repeat=repeat,
         keep_images=keep_images,
         compressed_size=compressed_size,
+        smoke=SmokeOptions(
+            batch_sizes=batch_sizes,
+            gpus=gpus,  # type: ignore[arg-type]
+            timeout_seconds=smoke_timeout,
+            runs=smoke_runs,
+        )
+        if smoke
+        else None,
     )
     runner = Runner(connect(), config, TerminalProgress(verbose, quiet))
     _, run_dir = runner.start()

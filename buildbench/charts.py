@@ -1,0 +1,80 @@
+"""Grouped bar charts for the report, drawn with matplotlib's Agg canvas into PNG files.
+
+matplotlib is the `report` extra: it is imported only when a chart is drawn, and its absence
+is a `ChartsUnavailable` the report turns into a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# One colour per series, in order: colour-blind safe (Okabe-Ito).
+COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+GROUP_WIDTH = 0.8  # of the space between two groups
+
+
+class ChartsUnavailable(Exception):
+    """matplotlib is not installed."""
+
+
+@dataclass(frozen=True)
+class Bar:
+    group: str  # the x-axis group (a variant)
+    series: str  # the bar's colour and legend entry (a framework, with its machine if merged)
+    value: float
+    spread: tuple[float, float] | None = None  # (min, max): an error bar, when n > 1
+    text: str = ""  # written above the bar
+
+
+def _figure() -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ChartsUnavailable(str(exc)) from None
+    return Figure(figsize=(7, 4), dpi=100, layout="constrained")
+
+
+def grouped_bars(path: Path, bars: list[Bar], *, title: str, ylabel: str) -> Path:
+    """One bar per series within each group, labelled with its text, with min-max error bars."""
+    figure = _figure()
+    axes = figure.subplots()
+    groups = list(dict.fromkeys(bar.group for bar in bars))
+    series = list(dict.fromkeys(bar.series for bar in bars))
+    width = GROUP_WIDTH / max(len(series), 1)
+    for index, name in enumerate(series):
+        mine = [bar for bar in bars if bar.series == name]
+        offset = (index - (len(series) - 1) / 2) * width
+        xs = [groups.index(bar.group) + offset for bar in mine]
+        colour = COLOURS[index % len(COLOURS)]
+        drawn = axes.bar(xs, [bar.value for bar in mine], width, label=name, color=colour)
+        axes.bar_label(drawn, labels=[bar.text for bar in mine], padding=3, fontsize=8)
+        _error_bars(axes, xs, mine)
+    axes.set_xticks(range(len(groups)), groups)
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.margins(y=0.15)
+    axes.spines[["top", "right"]].set_visible(False)
+    if series:
+        axes.legend(frameon=False)
+    figure.savefig(path, format="png", metadata={"Software": None})
+    return path
+
+
+def _error_bars(axes: Any, xs: list[float], bars: list[Bar]) -> None:
+    spread = [(x, bar.value, bar.spread) for x, bar in zip(xs, bars, strict=True) if bar.spread]
+    if not spread:
+        return
+    axes.errorbar(
+        [x for x, _, _ in spread],
+        [value for _, value, _ in spread],
+        yerr=[
+            [value - lo for _, value, (lo, _) in spread],
+            [hi - value for _, value, (_, hi) in spread],
+        ],
+        fmt="none",
+        ecolor="black",
+        capsize=4,
+        linewidth=1,
+    )

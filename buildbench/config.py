@@ -1,0 +1,382 @@
+"""The matrix from a config file: `buildbench.toml`, or `[tool.buildbench]` in `pyproject.toml`.
+
+Without `--config`, buildbench looks in the current directory: `buildbench.toml` first, then a
+`pyproject.toml` that has a `[tool.buildbench]` table. With no config, the built-in PyTorch and
+ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
+(`[[tool.buildbench.image]]` in `pyproject.toml`), each becoming one cell per variant:
+
+    [[image]]
+    builtin = "pytorch"          # a built-in image ("pytorch" or "onnx"); takes no other key
+
+    [[image]]
+    name = "course-onnx"         # required: lowercase letters and digits, with . _ - inside
+    dockerfile = "inference_onnx.dockerfile"  # required; relative to the config file's folder
+    context = "."                # default: the Dockerfile's folder (relative as dockerfile)
+    cuda_arg = "CUDA"            # the build-arg that selects the variant (default "CUDA")
+    variants = { cpu = "", cuda = "true" }    # its value per variant (this is the default);
+                                 # name only `cpu` for an image without a CUDA variant
+    build_args = { PIP_DEFAULT_TIMEOUT = "60" }  # more build-args: strings only
+    smoke = "onnx"               # "pytorch", "onnx", or { command = [...], expect = "text" };
+                                 # default: no smoke test
+    build_inputs = false         # whether the context gets buildbench's build-inputs/ folder
+                                 # (pip.conf, CA bundle, wheels), as the built-in images do
+
+Every mistake (unknown key, wrong type, missing file) is a `UsageError` naming file and key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from buildbench.errors import UsageError
+from buildbench.matrix import CUDA_VALUES, FRAMEWORKS, VARIANTS, Cell, MatrixOptions, builtin_matrix
+
+CONFIG_NAME = "buildbench.toml"
+PYPROJECT_NAME = "pyproject.toml"
+IMAGE_KEYS = (
+    "name",
+    "dockerfile",
+    "context",
+    "cuda_arg",
+    "variants",
+    "build_args",
+    "smoke",
+    "build_inputs",
+)
+# Image names end up in tags (`buildbench/<name>:<variant>-<run id>`): Docker's repository rules.
+_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_TOML_TYPES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    list: "an array",
+    dict: "a table",
+}
+
+
+@dataclass(frozen=True)
+class BuiltinImage:
+    """`builtin = "pytorch"`: one of buildbench's own images, with its options from the CLI."""
+
+    framework: str
+
+    @property
+    def name(self) -> str:
+        return self.framework
+
+    def cells(self, options: MatrixOptions) -> list[Cell]:
+        return builtin_matrix(replace(options, frameworks=(self.framework,)))
+
+
+@dataclass(frozen=True)
+class UserImage:
+    """A user's own Dockerfile, built once per variant it declares."""
+
+    name: str
+    dockerfile: Path
+    context: Path
+    cuda_arg: str = "CUDA"
+    variants: Mapping[str, str] = field(default_factory=lambda: dict(CUDA_VALUES))
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    framework: str | None = None
+    smoke_command: tuple[str, ...] | None = None
+    smoke_expect: str | None = None
+    build_inputs: bool = False
+
+    def cells(self, options: MatrixOptions) -> list[Cell]:
+        return [
+            Cell(
+                name=self.name,
+                variant=variant,
+                dockerfile=self.dockerfile,
+                context=self.context,
+                build_args={self.cuda_arg: self.variants[variant], **self.build_args},
+                framework=self.framework,
+                build_inputs=self.build_inputs,
+                smoke_command=self.smoke_command,
+                smoke_expect=self.smoke_expect,
+            )
+            for variant in options.variants
+            if variant in self.variants
+        ]
+
+
+Image = BuiltinImage | UserImage
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    source: Path
+    images: tuple[Image, ...]
+
+    def cells(self, options: MatrixOptions) -> list[Cell]:
+        """The cells of the variants in `options`; built-in images also take its other fields."""
+        return [cell for image in self.images for cell in image.cells(options)]
+
+
+def _type_name(value: object) -> str:
+    return _TOML_TYPES.get(type(value), type(value).__name__)
+
+
+class _Table:
+    """One TOML table being read; every problem becomes a UsageError naming the file and key."""
+
+    def __init__(self, data: object, source: Path, where: str, allowed: tuple[str, ...]) -> None:
+        self.source, self.where = source, where
+        if not isinstance(data, dict):
+            raise self.error(f"must be a table, not {_type_name(data)}", "see the README's config")
+        unknown = [key for key in data if key not in allowed]
+        if unknown:
+            raise self.error(f'unknown key "{unknown[0]}"', f"valid keys: {', '.join(allowed)}")
+        self.data: dict[str, Any] = data
+
+    def error(self, problem: str, tip: str) -> UsageError:
+        return UsageError(f"{self.source}: {self.where}: {problem}", tip=tip)
+
+    def typed(self, key: str, kind: type, example: str) -> Any:
+        value = self.data.get(key)
+        if value is not None and type(value) is not kind:  # `is`: a bool is not an int here
+            raise self.error(
+                f'"{key}" must be {_TOML_TYPES[kind]}, not {_type_name(value)}',
+                f"e.g. {key} = {example}",
+            )
+        return value
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.typed(key, str, '"..."')
+        return default if value is None else value
+
+    def required(self, key: str) -> str:
+        value = self.string(key)
+        if not value:
+            raise self.error(f'"{key}" is required', f'add {key} = "..." to this image')
+        return value
+
+    def strings(self, key: str, default: Mapping[str, str]) -> dict[str, str]:
+        table = self.typed(key, dict, '{ NAME = "value" }')
+        for name, value in (table or {}).items():
+            if not isinstance(value, str):
+                raise self.error(
+                    f'"{key}.{name}" must be a string, not {_type_name(value)}',
+                    f'quote the value: {name} = "{value}"',
+                )
+        return dict(default if table is None else table)
+
+    def path(self, key: str, default: Path | None = None) -> Path:
+        """A path relative to the config file's folder; `default` when the key is absent."""
+        value = self.string(key)
+        if value is None and default is not None:
+            return default
+        path = Path(self.required(key)).expanduser()
+        return (path if path.is_absolute() else self.source.parent / path).resolve()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read config {path}: {exc.strerror}",
+            tip="check the path given to --config",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(
+            f"config {path} is not valid TOML: {exc}", tip="fix the line it names"
+        ) from None
+
+
+def _buildbench_table(pyproject: dict[str, Any]) -> object | None:
+    tool = pyproject.get("tool")
+    return tool.get("buildbench") if isinstance(tool, dict) else None
+
+
+def find_config(directory: Path) -> Path | None:
+    """`buildbench.toml` in `directory`, else its `pyproject.toml` if that has [tool.buildbench]."""
+    own = directory / CONFIG_NAME
+    if own.is_file():
+        return own
+    pyproject = directory / PYPROJECT_NAME
+    if pyproject.is_file() and _buildbench_table(_read_toml(pyproject)) is not None:
+        return pyproject
+    return None
+
+
+def load_config(path: Path | None = None, directory: Path | None = None) -> MatrixConfig | None:
+    """The config at `path`, or the one found in `directory` (default: here); None if none."""
+    if path is None:
+        path = find_config(directory or Path())
+        if path is None:
+            return None
+    toml = _read_toml(path)
+    if path.name != PYPROJECT_NAME:
+        return _parse(toml, path, prefix="")
+    table = _buildbench_table(toml)
+    if table is None:
+        raise UsageError(
+            f"{path} has no [tool.buildbench] table",
+            tip="add [[tool.buildbench.image]] tables, or point --config at a buildbench.toml",
+        )
+    return _parse(table, path, prefix="tool.buildbench.")
+
+
+def _parse(data: object, source: Path, prefix: str) -> MatrixConfig:
+    top = _Table(data, source, f"[{prefix.rstrip('.')}]" if prefix else "top level", ("image",))
+    entries = top.typed("image", list, "[...] (write [[image]] tables)")
+    if not entries:
+        raise top.error(
+            "declares no images", f"add an [[{prefix}image]] table per image (see the README)"
+        )
+    images: list[Image] = []
+    for number, entry in enumerate(entries, 1):
+        where = f"[[{prefix}image]] #{number}"
+        image = _image(entry, source, where)
+        if image.name in {other.name for other in images}:
+            raise UsageError(
+                f'{source}: {where}: the name "{image.name}" is already used',
+                tip="give every image its own name",
+            )
+        images.append(image)
+    return MatrixConfig(source, tuple(images))
+
+
+def _image(entry: object, source: Path, where: str) -> Image:
+    if isinstance(entry, dict) and "builtin" in entry:
+        table = _Table(entry, source, where, ("builtin",))
+        framework = table.string("builtin")
+        if framework not in FRAMEWORKS:
+            raise table.error(
+                f'unknown builtin "{framework}"', f"builtin is one of: {', '.join(FRAMEWORKS)}"
+            )
+        return BuiltinImage(framework)
+    table = _Table(entry, source, where, (*IMAGE_KEYS, "builtin"))
+    dockerfile = _dockerfile(table)
+    cuda_arg = _cuda_arg(table)
+    framework, command, expect = _smoke(table)
+    return UserImage(
+        name=_name(table),
+        dockerfile=dockerfile,
+        context=_context(table, dockerfile.parent),
+        cuda_arg=cuda_arg,
+        variants=_variants(table),
+        build_args=_build_args(table, cuda_arg),
+        framework=framework,
+        smoke_command=command,
+        smoke_expect=expect,
+        build_inputs=bool(table.typed("build_inputs", bool, "true")),
+    )
+
+
+def _name(table: _Table) -> str:
+    name = table.required("name")
+    if not _NAME.match(name):
+        raise table.error(
+            f'name "{name}" cannot be part of an image tag',
+            "use lowercase letters and digits, with . _ or - between them",
+        )
+    return name
+
+
+def _dockerfile(table: _Table) -> Path:
+    path = table.path("dockerfile")
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise table.error(
+            f"cannot read dockerfile {path}: {exc.strerror}",
+            "paths are relative to the config file's folder",
+        ) from None
+    return path
+
+
+def _context(table: _Table, default: Path) -> Path:
+    path = table.path("context", default)
+    if not path.is_dir():
+        raise table.error(
+            f"context {path} is not a directory", "paths are relative to the config file's folder"
+        )
+    return path
+
+
+def _cuda_arg(table: _Table) -> str:
+    name = table.string("cuda_arg", "CUDA")
+    if not name:
+        raise table.error('"cuda_arg" is empty', 'name the build-arg, e.g. cuda_arg = "CUDA"')
+    return name
+
+
+def _variants(table: _Table) -> dict[str, str]:
+    variants = table.strings("variants", CUDA_VALUES)
+    unknown = [name for name in variants if name not in VARIANTS]
+    if unknown or not variants:
+        raise table.error(
+            f'unknown variant "{unknown[0]}"' if unknown else '"variants" is empty',
+            f'variants has the keys {" and/or ".join(VARIANTS)}, e.g. {{ cpu = "" }}',
+        )
+    return variants
+
+
+def _build_args(table: _Table, cuda_arg: str) -> dict[str, str]:
+    args = table.strings("build_args", {})
+    if cuda_arg in args:
+        raise table.error(
+            f'"build_args.{cuda_arg}" is the CUDA build-arg',
+            "set its values with variants = { cpu = ..., cuda = ... } instead",
+        )
+    return args
+
+
+def _smoke(table: _Table) -> tuple[str | None, tuple[str, ...] | None, str | None]:
+    """(framework, command, expect) from `smoke = "pytorch"` or `smoke = { command, expect }`."""
+    smoke = table.data.get("smoke")
+    if smoke is None:
+        return None, None, None
+    if isinstance(smoke, str):
+        if smoke not in FRAMEWORKS:
+            raise table.error(
+                f'unknown smoke test "{smoke}"',
+                f"smoke is {' or '.join(map(repr, FRAMEWORKS))}, or {{ command = [...] }}",
+            )
+        return smoke, None, None
+    own = _Table(smoke, table.source, f"{table.where}: smoke", ("command", "expect"))
+    command = own.typed("command", list, '["python", "-c", "print(1)"]')
+    if not command or not all(isinstance(part, str) and part for part in command):
+        raise own.error(
+            '"command" must be a non-empty array of strings',
+            'e.g. command = ["python", "-c", "import mylib"]',
+        )
+    return None, tuple(command), own.string("expect")
+
+
+def load_matrix(
+    options: MatrixOptions,
+    *,
+    config: Path | None = None,
+    only: tuple[str, ...] = (),
+    directory: Path | None = None,
+) -> tuple[Path | None, list[Cell]]:
+    """The config file used (None: built-in matrix) and the selected cells."""
+    loaded = load_config(config, directory)
+    cells = loaded.cells(options) if loaded else builtin_matrix(options)
+    return (loaded.source if loaded else None), select_cells(cells, only)
+
+
+def select_cells(cells: list[Cell], only: tuple[str, ...]) -> list[Cell]:
+    """The cells `--only` names (NAME/VARIANT, or NAME for all its variants), in matrix order."""
+    if not only:
+        return list(cells)
+    known = {cell.key for cell in cells} | {cell.name for cell in cells}
+    for wanted in only:
+        if wanted not in known:
+            valid = ", ".join(cell.key for cell in cells) or "none"
+            raise UsageError(
+                f'--only "{wanted}" names no cell of the matrix',
+                tip=f"valid cells: {valid}",
+            )
+    return [cell for cell in cells if cell.key in only or cell.name in only]

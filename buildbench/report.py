@@ -1,0 +1,491 @@
+"""The report: a Markdown page people read (tables, the course's ratios, charts), and CSV and
+JSON views of the same cells. Several results files (machines, CI jobs) merge into one report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from buildbench import charts, fmt
+from buildbench import record as status
+from buildbench.errors import UsageError
+from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, summarize
+from buildbench.results import load_results, table
+
+REPORT_MD = "report.md"
+FORMATS = ("markdown", "csv", "json")
+STEP_TEXT_WIDTH = 60
+SLOWEST_STEPS = 3
+NO_GPU = "no GPU"  # how the smoke test words a CUDA image that ran on the CPU
+CHARTS_MISSING = "skipped: matplotlib is not installed (pip install 'buildbench[report]')"
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """One results file: the run and its cells."""
+
+    info: RunInfo
+    records: list[CellRecord]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cell with the machine it ran on, as the merged report lists it."""
+
+    machine: str
+    run: RunInfo
+    record: CellRecord
+
+
+@dataclass(frozen=True)
+class Course:
+    """What the course exercise measured on its laptop, to put beside our numbers."""
+
+    faster: float
+    smaller: float
+    pytorch_bytes: int
+    onnx_bytes: int
+
+
+COURSE = {
+    "cpu": Course(faster=1.28, smaller=1.94, pytorch_bytes=1_250_000_000, onnx_bytes=647_000_000),
+    "cuda": Course(faster=7.0, smaller=8.5, pytorch_bytes=5_540_000_000, onnx_bytes=647_000_000),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_runs(paths: Sequence[Path]) -> list[RunResults]:
+    if not paths:
+        raise UsageError(
+            "no results given", tip="buildbench report results/<run-id> [more runs ...]"
+        )
+    return [RunResults(*load_results(path)) for path in paths]
+
+
+def entries(runs: Sequence[RunResults]) -> list[Entry]:
+    return [Entry(label, run.info, r) for label, run in labelled(runs) for r in run.records]
+
+
+def labelled(runs: Sequence[RunResults]) -> list[tuple[str, RunResults]]:
+    """Each run with its machine: its host, plus its run id where one host ran several runs."""
+    hosts = [run.info.host for run in runs]
+    return [
+        (
+            run.info.host
+            if hosts.count(run.info.host) == 1
+            else f"{run.info.host} {run.info.run_id}",
+            run,
+        )
+        for run in runs
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics of one cell (also what `buildbench compare` compares)
+
+
+def build_median(record: CellRecord) -> float | None:
+    return summarize(record.build_seconds)["median"]
+
+
+def latency(record: CellRecord, quantile: str = "p50", batch: str = "1") -> float | None:
+    return ((record.smoke or {}).get("latency") or {}).get(batch, {}).get(quantile)
+
+
+def cold_start(record: CellRecord) -> float | None:
+    return (record.smoke or {}).get("cold_start_seconds")
+
+
+def parity(record: CellRecord) -> dict[str, Any] | None:
+    """The worst parity over batch sizes: `parity_summary`, or `parity` when it is one check."""
+    smoke = record.smoke or {}
+    if "parity_summary" in smoke:
+        return smoke["parity_summary"]
+    found = smoke.get("parity")
+    return found if isinstance(found, dict) and "ok" in found else None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def framework(record: CellRecord) -> str:
+    return record.framework or record.name
+
+
+# ---------------------------------------------------------------------------------------------
+# The course comparison
+
+
+def course_comparison(runs: Sequence[RunResults]) -> list[dict[str, Any]]:
+    """Per machine and variant: how many times faster and smaller ONNX Runtime is than PyTorch."""
+    cells = {(e.machine, e.record.variant, framework(e.record)): e.record for e in entries(runs)}
+    pairs = dict.fromkeys((machine, variant) for machine, variant, _ in cells)
+    return [_course_row(machine, variant, cells) for machine, variant in pairs]
+
+
+def _course_row(
+    machine: str, variant: str, cells: dict[tuple[str, str, str], CellRecord]
+) -> dict[str, Any]:
+    torch, onnx = cells.get((machine, variant, "pytorch")), cells.get((machine, variant, "onnx"))
+    torch_s, onnx_s = _ok(torch, build_median), _ok(onnx, build_median)
+    torch_b, onnx_b = _ok(torch, _size), _ok(onnx, _size)
+    course = COURSE.get(variant)
+    return {
+        "machine": machine,
+        "variant": variant,
+        "pytorch_build_seconds": torch_s,
+        "onnx_build_seconds": onnx_s,
+        "faster": ratio(torch_s, onnx_s),
+        "course_faster": course.faster if course else None,
+        "pytorch_size_bytes": torch_b,
+        "onnx_size_bytes": onnx_b,
+        "smaller": ratio(torch_b, onnx_b),
+        "course_smaller": course.smaller if course else None,
+    }
+
+
+def _size(record: CellRecord) -> float | None:
+    return record.image_size_bytes
+
+
+def _ok(record: CellRecord | None, metric: Callable[[CellRecord], float | None]) -> float | None:
+    """A metric of a cell that built and measured; the smoke test's verdict does not matter."""
+    if record is None or record.status in (status.BUILD_FAILED, status.MEASURE_FAILED):
+        return None
+    return metric(record)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def render_markdown(runs: Sequence[RunResults], charts: list[tuple[str, str]] | str) -> str:
+    """The whole report; `charts` is (title, relative path) per image, or why there are none."""
+    cells = entries(runs)
+    sections = [
+        _title(runs, cells),
+        _course_section(runs),
+        _cells_section(runs, cells),
+        _charts_section(charts),
+        _warnings_section(cells),
+        _steps_section(runs, cells),
+        _environment_section(runs, cells),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _title(runs: Sequence[RunResults], cells: list[Entry]) -> str:
+    failed = sum(e.record.status != status.OK for e in cells)
+    counts = f"{len(cells)} cells, {len(cells) - failed} ok, {failed} failed"
+    if len(runs) == 1:
+        info = runs[0].info
+        what = f"Run `{info.run_id}` on {info.host}, started {info.started_at}"
+    else:
+        names = ", ".join(f"{m} (`{r.info.run_id}`)" for m, r in labelled(runs))
+        what = f"{len(runs)} runs merged: {names}"
+    return f"# buildbench report\n\n{what}: {counts}."
+
+
+def _markdown_table(rows: list[list[Any]], headers: list[str]) -> str:
+    cells = [[fmt.md_cell(str(value)) for value in row] for row in rows]
+    return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _machine(runs: Sequence[RunResults], machine: str) -> list[str]:
+    """The machine column, present only when the report merges several runs."""
+    return [machine] if len(runs) > 1 else []
+
+
+def _course_section(runs: Sequence[RunResults]) -> str:
+    rows = [
+        [
+            *_machine(runs, row["machine"]),
+            row["variant"],
+            fmt.seconds(row["pytorch_build_seconds"]),
+            fmt.seconds(row["onnx_build_seconds"]),
+            fmt.times(row["faster"]),
+            fmt.times(row["course_faster"]),
+            fmt.size(row["pytorch_size_bytes"]),
+            fmt.size(row["onnx_size_bytes"]),
+            fmt.times(row["smaller"]),
+            _course_sizes(row["variant"]),
+        ]
+        for row in course_comparison(runs)
+    ]
+    headers = [*_machine(runs, "machine"), "variant", "PyTorch build", "ONNX Runtime build"]
+    headers += ["faster", "course", "PyTorch size", "ONNX Runtime size", "smaller", "course"]
+    return (
+        "## ONNX Runtime vs PyTorch\n\n"
+        "How many times faster the ONNX Runtime image builds than the PyTorch one (median "
+        "build times) and how many times smaller it is, beside what the course measured on "
+        "its laptop.\n\n" + _markdown_table(rows, headers)
+    )
+
+
+def _course_sizes(variant: str) -> str:
+    course = COURSE.get(variant)
+    if course is None:
+        return "-"
+    sizes = f"{fmt.size(course.pytorch_bytes)} / {fmt.size(course.onnx_bytes)}"
+    return f"{fmt.times(course.smaller)} ({sizes})"
+
+
+CELL_HEADERS = ["framework", "variant", "status", "build", "size", "over base", "compressed"]
+CELL_HEADERS += ["layers", "version"]
+SMOKE_HEADERS = ["parity", "p50 / p95 b=1", "cold start", "cuda build", "gpu used"]
+
+
+def _cells_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
+    with_smoke = any(e.record.smoke for e in cells)
+    rows = [_cell_row(runs, e, with_smoke) for e in cells]
+    headers = [*_machine(runs, "machine"), *CELL_HEADERS, *(SMOKE_HEADERS if with_smoke else [])]
+    timings = dict.fromkeys(run.info.timing for run in runs)
+    build = "Build: median [min-max] over samples; " + "; ".join(timings) + "."
+    return "## Cells\n\n" + _markdown_table(rows, headers) + "\n\n" + build
+
+
+def _cell_row(runs: Sequence[RunResults], entry: Entry, with_smoke: bool) -> list[Any]:
+    r = entry.record
+    stats = summarize(r.build_seconds)
+    row = [
+        *_machine(runs, entry.machine),
+        framework(r),
+        r.variant,
+        r.status,
+        fmt.spread(stats["median"], stats["min"], stats["max"], stats["n"] or 0),
+        fmt.size(r.image_size_bytes),
+        fmt.size(r.bytes_over_base),
+        fmt.size(r.compressed_size_bytes),
+        "-" if r.layers is None else r.layers,
+        r.framework_version or "-",
+    ]
+    return row + (_smoke_cells(r) if with_smoke else [])
+
+
+def _smoke_cells(r: CellRecord) -> list[str]:
+    smoke = r.smoke or {}
+    p50, p95 = latency(r, "p50"), latency(r, "p95")
+    return [
+        fmt_parity(parity(r)),
+        "-" if p50 is None else f"{fmt.ms(p50)} / {fmt.ms(p95)}",
+        fmt.seconds(cold_start(r)),
+        fmt.flag(smoke.get("cuda_build")),
+        fmt.flag(smoke.get("gpu_used")),
+    ]
+
+
+def fmt_parity(found: dict[str, Any] | None) -> str:
+    if found is None:
+        return "-"
+    verdict = "ok" if found.get("ok") else "FAIL"
+    return f"{verdict} ({fmt.scientific(found.get('max_abs_diff'))})"
+
+
+def _charts_section(charts: list[tuple[str, str]] | str) -> str:
+    if isinstance(charts, str):
+        return f"## Charts\n\nCharts {charts}."
+    return "## Charts\n\n" + "\n".join(f"![{title}]({path})" for title, path in charts)
+
+
+def _warnings_section(cells: list[Entry]) -> str:
+    lines = [line for e in cells for line in _cell_warnings(e)] + _no_gpu_warnings(cells)
+    return "## Warnings\n\n" + ("\n".join(f"- {line}" for line in lines) or "None.")
+
+
+def _cell_warnings(entry: Entry) -> list[str]:
+    r = entry.record
+    where = f"`{r.key}` on {entry.machine}"
+    found = [f"{where}: {w}" for w in r.warnings if not w.startswith(NO_GPU)]
+    if r.status != status.OK:
+        found.insert(0, f"{where}: **{r.status}**: {fmt.one_line(r.error or 'no error text', 300)}")
+    return found
+
+
+def _no_gpu_warnings(cells: list[Entry]) -> list[str]:
+    cpu_only: dict[str, list[str]] = {}
+    for e in cells:
+        smoke = e.record.smoke or {}
+        if smoke.get("cuda_build") and not smoke.get("gpu_used"):
+            cpu_only.setdefault(e.machine, []).append(f"`{e.record.key}`")
+    return [
+        f"{NO_GPU} on {machine}: CUDA images ran on CPU ({', '.join(keys)}); "
+        "their latency is CPU latency"
+        for machine, keys in cpu_only.items()
+    ]
+
+
+def _steps_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
+    rows = [row for e in cells for row in _slowest_steps(runs, e)]
+    headers = [*_machine(runs, "machine"), "cell", "step", "instruction", "time", "of build"]
+    body = _markdown_table(rows, headers) if rows else "No build steps recorded."
+    return f"## Slowest build steps\n\nThe {SLOWEST_STEPS} slowest steps of each image.\n\n{body}"
+
+
+def _slowest_steps(runs: Sequence[RunResults], entry: Entry) -> list[list[Any]]:
+    r = entry.record
+    timed = [(summarize(s.seconds)["median"] or 0.0, s) for s in r.steps]
+    timed.sort(key=lambda pair: pair[0], reverse=True)
+    total = build_median(r)
+    return [
+        [
+            *_machine(runs, entry.machine),
+            r.key,
+            step.index,
+            f"`{fmt.one_line(step.instruction, STEP_TEXT_WIDTH)}`",
+            fmt.seconds(seconds),
+            "-" if not total else f"{seconds / total:.0%}",
+        ]
+        for seconds, step in timed[:SLOWEST_STEPS]
+    ]
+
+
+ENVIRONMENT: list[tuple[str, Callable[[RunInfo], str]]] = [
+    ("run id", lambda i: i.run_id),
+    ("started", lambda i: i.started_at),
+    ("finished", lambda i: i.finished_at or f"not finished ({i.exit_reason or 'interrupted'})"),
+    ("host", lambda i: i.host),
+    ("CPU", lambda i: f"{i.cpu} ({i.cpu_count} cores)"),
+    ("memory", lambda i: fmt.size(i.memory_bytes)),
+    ("engine", lambda i: f"Docker {i.engine_version} (API {i.engine_api_version}, {i.engine_os})"),
+    ("storage driver", lambda i: i.storage_driver),
+    ("builder", lambda i: i.builder),
+    ("base image", lambda i: f"{i.base_image} ({(i.base_image_id or '-')[:19]})"),
+    ("buildbench", lambda i: i.buildbench_version),
+    ("commit", lambda i: (i.git_commit or "-")[:12]),
+    ("samples per cell", lambda i: str(i.options.get("repeat", "-"))),
+]
+
+
+def _environment_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
+    rows = [[name, *(value(run.info) for run in runs)] for name, value in ENVIRONMENT]
+    pythons = [_python_versions(run) for run in runs]
+    rows.append(["python (images)", *pythons])
+    headers = ["", *(machine for machine, _ in labelled(runs))]
+    return "## Environment\n\n" + _markdown_table(rows, headers)
+
+
+def _python_versions(run: RunResults) -> str:
+    found = dict.fromkeys(r.python_version for r in run.records if r.python_version)
+    return ", ".join(found) or "-"
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV and JSON views
+
+
+def cells_frame(runs: Sequence[RunResults]) -> pd.DataFrame:
+    """One row per cell of every run: the results CSV's columns plus the smoke figures."""
+    frames = [_run_frame(run) for run in runs if run.records]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _run_frame(run: RunResults) -> pd.DataFrame:
+    smoke = pd.DataFrame([_smoke_columns(r) for r in run.records])
+    return pd.concat([table(run.info, run.records), smoke], axis=1)
+
+
+def _smoke_columns(r: CellRecord) -> dict[str, Any]:
+    found = parity(r) or {}
+    return {
+        "parity_ok": found.get("ok"),
+        "parity_max_abs_diff": found.get("max_abs_diff"),
+        "p50_b1_seconds": latency(r, "p50"),
+        "p95_b1_seconds": latency(r, "p95"),
+        "cold_start_seconds": cold_start(r),
+        "peak_memory_bytes": (r.smoke or {}).get("peak_memory_bytes"),
+    }
+
+
+def render_json(runs: Sequence[RunResults]) -> str:
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "runs": [run.info.run_id for run in runs],
+        "cells": json.loads(cells_frame(runs).to_json(orient="records")),
+        "course_comparison": course_comparison(runs),
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render(runs: Sequence[RunResults], format_: str, charts: list[tuple[str, str]] | str) -> str:
+    if format_ == "csv":
+        return cells_frame(runs).to_csv(index=False)
+    if format_ == "json":
+        return render_json(runs)
+    return render_markdown(runs, charts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str]] | str:
+    """PNGs next to the report, named after it; a note instead when matplotlib is missing."""
+    built = [e for e in entries(runs) if e.record.build_seconds]
+    sized = [e for e in built if e.record.image_size_bytes is not None]
+    merged = len(runs) > 1
+    try:
+        drawn = [
+            charts.grouped_bars(
+                report.with_name(f"{report.stem}-build-time.png"),
+                [_time_bar(e, merged) for e in built],
+                title="Build time per cell (median; bars span min-max)",
+                ylabel="seconds",
+            ),
+            charts.grouped_bars(
+                report.with_name(f"{report.stem}-image-size.png"),
+                [_size_bar(e, merged) for e in sized],
+                title="Image size per cell",
+                ylabel="GB",
+            ),
+        ]
+    except charts.ChartsUnavailable:
+        return CHARTS_MISSING
+    return [("Build time per cell", drawn[0].name), ("Image size per cell", drawn[1].name)]
+
+
+def _series(entry: Entry, merged: bool) -> str:
+    return f"{framework(entry.record)} @ {entry.machine}" if merged else framework(entry.record)
+
+
+def _time_bar(entry: Entry, merged: bool) -> charts.Bar:
+    stats = summarize(entry.record.build_seconds)
+    spread = (stats["min"], stats["max"]) if (stats["n"] or 0) > 1 else None
+    median = stats["median"] or 0.0
+    return charts.Bar(
+        entry.record.variant, _series(entry, merged), median, spread, fmt.seconds(median)
+    )
+
+
+def _size_bar(entry: Entry, merged: bool) -> charts.Bar:
+    size = entry.record.image_size_bytes or 0
+    return charts.Bar(entry.record.variant, _series(entry, merged), size / 1e9, text=fmt.size(size))
+
+
+def write_report(
+    path: Path,
+    runs: Sequence[RunResults],
+    format_: str = "markdown",
+    charts: bool = True,
+) -> Path:
+    """Write the report (and, for Markdown, its charts next to it); returns its path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        drawn = draw_charts(runs, path) if charts and format_ == "markdown" else "not drawn"
+        path.write_text(render(runs, format_, drawn))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report to {path}: {exc.strerror}", tip="pick a writable -o FILE"
+        ) from None
+    return path

@@ -1,0 +1,1 @@
+"""Containerized inference smoke test: every image proves it runs a real model."""

@@ -1,0 +1,237 @@
+"""buildbench's smoke program: runs inside the image under test, as an unprivileged user, with
+a read-only root filesystem and no network. Standard library plus the image's framework only
+(the PyTorch image has no numpy).
+
+Prints its findings as one line: `BUILDBENCH_SMOKE_RESULT <json>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import socket
+import sys
+import time
+from array import array
+
+RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, round(q / 100 * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def read_floats(path: str) -> array:
+    values = array("f")
+    with open(path, "rb") as handle:
+        values.frombytes(handle.read())
+    return values
+
+
+def parity(got: list[float], want: array, rtol: float, atol: float) -> dict:
+    max_abs = max_rel = 0.0
+    within = True
+    for g, w in zip(got, want, strict=True):
+        diff = abs(g - w)
+        max_abs = max(max_abs, diff)
+        max_rel = max(max_rel, diff / max(abs(w), 1e-12))
+        within = within and diff <= atol + rtol * abs(w)
+    return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "ok": within}
+
+
+def network_probe() -> dict:
+    """Prove the isolation from inside: which interfaces exist, and whether a connection fails."""
+    try:
+        interfaces = sorted(os.listdir("/sys/class/net"))
+    except OSError:
+        interfaces = []
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+        error = None
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return {"interfaces": interfaces, "connection_failed": error is not None, "error": error}
+
+
+def peak_memory_bytes() -> int:
+    for path in (
+        "/sys/fs/cgroup/memory.peak",  # cgroup v2 (kernel 5.19+)
+        "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",  # cgroup v1
+    ):
+        try:
+            with open(path) as handle:
+                return int(handle.read())
+        except (OSError, ValueError):
+            continue
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class TorchModel:
+    def __init__(self, artifacts: str, want_gpu: bool) -> None:
+        import torch
+
+        sys.path.insert(0, artifacts)
+        from resnet import ResNet18
+
+        self.torch = torch
+        cudnn = None
+        if torch.version.cuda is not None:
+            cudnn = torch.backends.cudnn.version()  # loads libcudnn: proves the libraries load
+        self.info = {
+            "framework_version": torch.__version__,
+            "cuda_version": torch.version.cuda,
+            "cudnn_version": cudnn,
+            "cuda_build": torch.version.cuda is not None and cudnn is not None,
+        }
+        self.device = "cuda" if want_gpu and torch.cuda.is_available() else "cpu"
+        self.info["gpu_used"] = self.device == "cuda"
+        self.info["device"] = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
+        model = ResNet18()
+        weights = torch.load(
+            os.path.join(artifacts, "weights.pt"), map_location="cpu", weights_only=True
+        )
+        model.load_state_dict(weights)
+        self.model = model.eval().to(self.device)
+
+    def load(self, path: str, shape: list[int]):
+        return (
+            self.torch.frombuffer(bytearray(read_floats(path).tobytes()), dtype=self.torch.float32)
+            .reshape(shape)
+            .to(self.device)
+        )
+
+    def run(self, x) -> object:
+        with self.torch.inference_mode():
+            y = self.model(x)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+        return y
+
+    @staticmethod
+    def values(y) -> list[float]:
+        return y.float().cpu().flatten().tolist()
+
+
+def load_cuda_provider(ort) -> str | None:
+    """Load ONNX Runtime's CUDA provider library; None when it loads, else why not.
+
+    `get_available_providers()` lists CUDA for any onnxruntime-gpu wheel, even one whose CUDA
+    and cuDNN libraries are missing: only loading the provider's library proves they are there.
+    """
+    capi = os.path.join(os.path.dirname(ort.__file__), "capi")
+    try:
+        if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the nvidia-* wheels (ORT >= 1.21)
+            ort.preload_dlls()
+        for name in ("libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"):
+            ctypes.CDLL(os.path.join(capi, name), mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+class OnnxModel:
+    def __init__(self, artifacts: str, want_gpu: bool) -> None:
+        import numpy
+        import onnxruntime as ort
+
+        self.numpy = numpy
+        available = ort.get_available_providers()
+        cuda_error = (
+            load_cuda_provider(ort) if "CUDAExecutionProvider" in available else "not listed"
+        )
+        cuda_build = "CUDAExecutionProvider" in available and cuda_error is None
+        providers = ["CPUExecutionProvider"]
+        if want_gpu and cuda_build:
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            os.path.join(artifacts, "model.onnx"), options, providers=providers
+        )
+        used = self.session.get_providers()
+        self.info = {
+            "framework_version": ort.__version__,
+            "available_providers": available,
+            "providers": used,
+            "cuda_provider_error": cuda_error,
+            "cuda_build": cuda_build,
+            "gpu_used": "CUDAExecutionProvider" in used,
+            "device": ort.get_device(),
+        }
+
+    def load(self, path: str, shape: list[int]):
+        return self.numpy.fromfile(path, dtype=self.numpy.float32).reshape(shape)
+
+    def run(self, x) -> object:
+        return self.session.run(None, {"input": x})[0]
+
+    @staticmethod
+    def values(y) -> list[float]:
+        return y.astype("float32").ravel().tolist()
+
+
+def measure(args: argparse.Namespace) -> dict:
+    with open(os.path.join(args.artifacts, "meta.json")) as handle:
+        meta = json.load(handle)
+    started = time.perf_counter()
+    model_class = TorchModel if args.framework == "pytorch" else OnnxModel
+    model = model_class(args.artifacts, args.gpu)
+    loaded = time.perf_counter()
+    result: dict = {**model.info, "load_seconds": loaded - started, "parity": {}, "latency": {}}
+    for n, batch in enumerate(meta["batch_sizes"]):
+        x = model.load(
+            os.path.join(args.artifacts, f"input-{batch}.f32"), [batch, *meta["input_shape"]]
+        )
+        y = model.run(x)
+        if n == 0:
+            result["first_output_epoch"] = time.time()
+            result["first_inference_seconds"] = time.perf_counter() - loaded
+        want = read_floats(os.path.join(args.artifacts, f"reference-{batch}.f32"))
+        result["parity"][str(batch)] = parity(model.values(y), want, meta["rtol"], meta["atol"])
+        for _ in range(args.warmup):
+            model.run(x)
+        samples = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            model.run(x)
+            samples.append(time.perf_counter() - t)
+        result["latency"][str(batch)] = {
+            "p50": percentile(samples, 50),
+            "p95": percentile(samples, 95),
+            "samples": [round(s, 6) for s in samples],
+        }
+    result["peak_memory_bytes"] = peak_memory_bytes()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--framework", choices=["pytorch", "onnx"], required=True)
+    parser.add_argument("--artifacts", default="/buildbench")
+    parser.add_argument("--gpu", action="store_true", help="run on a GPU when one is visible")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    result: dict = {"python_version": sys.version.split()[0], "network": network_probe()}
+    try:
+        result.update(measure(args))
+        code = 0
+    except ImportError as exc:
+        result["error"] = f"the framework does not import: {type(exc).__name__}: {exc}"
+        code = 3
+    except Exception as exc:  # report anything else the same way: the host records it
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        code = 4
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
