@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -23,14 +24,16 @@ from buildbench.engine import (
 )
 from buildbench.errors import BuildFailed, EngineUnavailable
 
+log = logging.getLogger("buildbench")
 _CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.ConnectionError)
 _LOG_TAIL = 40
 
 
 def _unreachable(exc: Exception) -> EngineUnavailable:
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    log.debug("engine unreachable: %r", exc)
     return EngineUnavailable(
-        f"no Docker engine answers at {where} ({type(exc).__name__})",
+        f"no Docker engine answers at {where}",
         tip="start the engine (`dockerd`, or Docker Desktop) or point DOCKER_HOST at one",
     )
 

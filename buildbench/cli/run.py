@@ -23,6 +23,7 @@ from buildbench.matrix import (
 )
 from buildbench.pipeline import RunConfig, Runner
 from buildbench.record import CellRecord, summarize
+from buildbench.report import write_run_report
 from buildbench.smoke.runner import SmokeOptions
 
 
@@ -206,9 +207,9 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 @option(
     "--smoke-runs",
     type=click.IntRange(1, 10000),
-    default=20,
+    default=10,
     show_default=True,
-    help="Timed inference runs per batch size (after 3 warm-up runs).",
+    help="Timed inference runs per batch size (after 2 warm-up runs).",
 )
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
 @option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
@@ -276,6 +277,7 @@ def run(
     records = runner.run_all()
     click.echo(summary_table(records))
     click.echo(f"\nresults: {run_dir / 'results.json'}")
+    click.echo(f"report:  {write_run_report(run_dir, runner.run, records)}")
     failed = [r.key for r in records if r.status != status.OK]
     if failed:
         click.secho(f"failed cells: {', '.join(failed)}", fg="red", err=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import socket
 import sys
@@ -22,8 +23,8 @@ RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
 def percentile(samples: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(samples)
-    rank = max(1, round(q / 100 * len(ordered) + 0.5))
-    return ordered[min(rank, len(ordered)) - 1]
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 def read_floats(path: str) -> array:
@@ -216,8 +217,8 @@ def main() -> int:
     parser.add_argument("--framework", choices=["pytorch", "onnx"], required=True)
     parser.add_argument("--artifacts", default="/buildbench")
     parser.add_argument("--gpu", action="store_true", help="run on a GPU when one is visible")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     result: dict = {"python_version": sys.version.split()[0], "network": network_probe()}
     try:

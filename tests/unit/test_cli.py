@@ -1,0 +1,60 @@
+"""The command line: one clear line and a documented exit code for every user mistake."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from buildbench.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+# docker-py leaves its session's socket open when version detection finds no engine; the
+# warning surfaces whenever the garbage collector gets to it, so the whole module allows it.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(
+        cli, list(args), env=env, prog_name="buildbench", catch_exceptions=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "first_line"),
+    [
+        (
+            ["run"],
+            {"DOCKER_HOST": "unix:///nonexistent.sock"},
+            3,
+            "ERROR: no Docker engine answers at unix:///nonexistent.sock",
+        ),
+        (["run", "--cuda", "gpu"], {}, 2, "Usage: buildbench run [OPTIONS]"),
+        (["run", "--batch-sizes", "1,x"], {}, 2, "Usage: buildbench run [OPTIONS]"),
+        (["run", "--repeat", "0"], {}, 2, "Usage: buildbench run [OPTIONS]"),
+        (
+            ["run"],
+            {"BUILDBENCH_CUDA": "tpu", "DOCKER_HOST": "unix:///nonexistent.sock"},
+            2,
+            "Usage: buildbench run [OPTIONS]",
+        ),
+    ],
+)
+def test_user_mistakes_get_one_line_and_an_exit_code(args, env, code, first_line):
+    result = invoke(*args, env=env)
+    assert result.exit_code == code
+    assert result.output.splitlines()[0] == first_line
+    assert "Traceback" not in result.output
+
+
+def test_no_engine_says_how_to_fix_it():
+    result = invoke("run", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.output.splitlines()[1].startswith("TIP: start the engine")
+
+
+def test_every_command_has_help_with_an_example_and_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name in cli.commands:
+        result = invoke(name, "--help")
+        assert result.exit_code == 0, name
+        assert "Example: buildbench" in result.output, name
+        assert f"buildbench {name}" in readme, f"README does not show `buildbench {name}`"
