@@ -123,10 +123,22 @@ class DockerEngine:
                     if line.strip():
                         tail = [*tail[-_LOG_TAIL:], line]
                         yield BuildEvent("log", line)
+        except BuildFailed:
+            raise
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
             raise BuildFailed(str(exc), tail[-_LOG_TAIL:]) from None
         except requests.exceptions.ConnectionError as exc:
             raise _unreachable(exc) from None
+        except BaseException:  # Ctrl-C, SIGTERM, or the consumer gave up on the build
+            self._reconnect()
+            raise
+
+    def _reconnect(self) -> None:
+        """Drop every open connection, which makes the engine cancel a running build
+        (it removes the build's container too), then connect afresh."""
+        self.client.close()
+        self.client = docker.from_env(timeout=600)
+        self.api = self.client.api
 
     def remove_image(self, ref: str) -> bool:
         try:
@@ -183,7 +195,10 @@ class DockerEngine:
         timed_out = False
         started, started_at = time.perf_counter(), time.time()
         try:
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:  # e.g. the command does not exist in the image
+                return ContainerOutcome(None, "", exc.explanation or str(exc), seconds=0.0)
             try:
                 exit_code = container.wait(timeout=spec.timeout_seconds)["StatusCode"]
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):

@@ -36,3 +36,9 @@ class BuildFailed(Exception):
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message)
         self.log_tail = log_tail
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so the running cell is recorded as interrupted."""
+
+    exit_code = 143

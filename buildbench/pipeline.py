@@ -264,8 +264,10 @@ class Runner:
                 framework=cell.framework,
                 compressed=self.config.compressed_size,
             )
-        except (LookupError, ValueError) as exc:
-            record.status, record.error = status.MEASURE_FAILED, str(exc)
+        except EngineUnavailable:
+            raise
+        except Exception as exc:  # recorded on the cell; the other cells still run
+            record.status, record.error = status.MEASURE_FAILED, f"{type(exc).__name__}: {exc}"
             return
         record.image_size_bytes = measured.size_bytes
         record.layers = measured.layers

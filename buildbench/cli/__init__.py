@@ -8,7 +8,7 @@ import sys
 import click
 
 from buildbench import __version__
-from buildbench.errors import BuildbenchError
+from buildbench.errors import BuildbenchError, Terminated
 
 EXIT_INTERRUPTED = 130
 
@@ -27,6 +27,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.secho("ERROR: interrupted", fg="red", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.secho("ERROR: terminated", fg="red", err=True)
+            ctx.exit(Terminated.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,10 +43,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from buildbench.cli import base, run
+    from buildbench.cli import base, clean, compare, report, run
+    from buildbench.cli import list as list_
 
     cli.add_command(run.run)
+    cli.add_command(list_.list_matrix)
+    cli.add_command(clean.clean_command)
     cli.add_command(base.base)
+    cli.add_command(report.report)
+    cli.add_command(compare.compare_command)
 
 
 _register()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from buildbench import fmt
 from buildbench import record as status
 from buildbench.cli.options import connect, default_ca_bundle, option
 from buildbench.context import PipInputs
+from buildbench.errors import Terminated
 from buildbench.matrix import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_TORCH_CPU_INDEX,
@@ -274,11 +276,18 @@ def run(
     _, run_dir = runner.start()
     if not quiet:
         click.echo(f"run {runner.run.run_id}: results in {run_dir}", err=True)
-    records = runner.run_all()
-    click.echo(summary_table(records))
-    click.echo(f"\nresults: {run_dir / 'results.json'}")
-    click.echo(f"report:  {write_run_report(run_dir, runner.run, records)}")
-    failed = [r.key for r in records if r.status != status.OK]
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        runner.run_all()
+    finally:  # interrupted or not, what was measured is reported
+        click.echo(summary_table(runner.records))
+        click.echo(f"\nresults: {run_dir / 'results.json'}")
+        click.echo(f"report:  {write_run_report(run_dir, runner.run, runner.records)}")
+    failed = [r.key for r in runner.records if r.status != status.OK]
     if failed:
         click.secho(f"failed cells: {', '.join(failed)}", fg="red", err=True)
         sys.exit(1)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
