@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -39,6 +39,7 @@ class _StepClock:
         self._open: tuple[int, str, float] | None = None
         self.stage_images: list[str] = []
         self._last_layer: str | None = None
+        self.layers: list[str] = []  # every image the build committed, in order
         self.warnings: list[str] = []
 
     def line(self, text: str, now: float) -> None:
@@ -52,6 +53,7 @@ class _StepClock:
             self._open = (int(step.group(1)), instruction, now)
         elif layer := _LAYER_ID.match(text):
             self._last_layer = layer.group(1)
+            self.layers.append(self._last_layer)
         elif unconsumed := _UNCONSUMED.search(text):
             self.warnings.append(
                 f"build-args never consumed by the Dockerfile: {unconsumed.group(1)}"
@@ -79,17 +81,22 @@ def build_once(
     started = time.perf_counter()
     clock = _StepClock(started)
     image_id, finished = None, 0.0
-    # Read the stream to its end even after the image id: the engine tags the image after it.
-    for event in engine.build(
-        context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, labels=labels
-    ):
-        now = time.perf_counter()
-        if event.kind == "image":
-            image_id, finished = event.text, now
-            clock.close(now)
-            continue
-        clock.line(event.text, now)
-        on_log(event.text)
+    try:
+        # Read the stream to its end even after the image id: the engine tags the image after it.
+        for event in engine.build(
+            context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, labels=labels
+        ):
+            now = time.perf_counter()
+            if event.kind == "image":
+                image_id, finished = event.text, now
+                clock.close(now)
+                continue
+            clock.line(event.text, now)
+            on_log(event.text)
+    except BaseException:
+        # A failed or interrupted classic build leaves the images of its finished steps behind.
+        _remove_untagged(engine, reversed(clock.layers))
+        raise
     if image_id is None:  # a stream that ends without an image id is a failed build
         raise BuildFailed("the engine finished the build without an image id", [])
     return BuildSample(
@@ -102,9 +109,14 @@ def build_once(
     )
 
 
+def _remove_untagged(engine: Engine, refs: Iterable[str], keep: str | None = None) -> None:
+    """Remove images (and their untagged parents) that no tag names; never `keep`."""
+    for ref in refs:
+        info = engine.image(ref)
+        if info is not None and not info.tags and info.id != keep:
+            engine.remove_image(info.id)
+
+
 def remove_stage_images(engine: Engine, sample: BuildSample) -> None:
     """Remove the untagged builder-stage images (and their untagged parents) of one build."""
-    for ref in sample.stage_images:
-        info = engine.image(ref)
-        if info is not None and not info.tags and info.id != sample.image_id:
-            engine.remove_image(info.id)
+    _remove_untagged(engine, sample.stage_images, keep=sample.image_id)

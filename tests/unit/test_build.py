@@ -1,7 +1,10 @@
 import io
 
+import pytest
+
 from buildbench.build import build_once, remove_stage_images
 from buildbench.engine import BuildEvent
+from buildbench.errors import BuildFailed
 from tests.fakes import FakeEngine, classic_stream
 
 IMAGE = "sha256:" + "b" * 64
@@ -50,10 +53,6 @@ def test_unconsumed_build_args_become_a_warning():
 
 
 def test_a_stream_without_an_image_id_is_a_failed_build():
-    import pytest
-
-    from buildbench.errors import BuildFailed
-
     with pytest.raises(BuildFailed, match="without an image id"):
         _build(FakeEngine(scripts=[[BuildEvent("log", "Step 1/1 : FROM base")]]))
 
@@ -66,3 +65,21 @@ def test_only_untagged_stage_images_are_removed():
     sample.stage_images.append("cccccccccccc")
     remove_stage_images(engine, sample)
     assert engine.removed == ["aaaaaaaaaaaa"]
+
+
+def test_a_failed_build_removes_the_images_of_its_finished_steps():
+    events = [*classic_stream(IMAGE)[:7], BuildFailed("boom", [])]
+
+    def failing(*args, **kwargs):
+        for event in events:
+            if isinstance(event, BaseException):
+                raise event
+            yield event
+
+    engine = FakeEngine()
+    engine.add_image("06f71f00d074", tags=("base:1",))
+    engine.add_image("aaaaaaaaaaaa")
+    engine.build = failing  # type: ignore[method-assign]
+    with pytest.raises(BuildFailed):
+        _build(engine)
+    assert engine.removed == ["aaaaaaaaaaaa"]  # the base image is tagged: kept
