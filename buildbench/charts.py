@@ -6,12 +6,14 @@ is a `ChartsUnavailable` the report turns into a note.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# One colour per series, in order: colour-blind safe (Okabe-Ito).
+# One colour per framework, in order: colour-blind safe (Okabe-Ito); one hatch per machine.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 GROUP_WIDTH = 0.8  # of the space between two groups
 
 
@@ -22,10 +24,12 @@ class ChartsUnavailable(Exception):
 @dataclass(frozen=True)
 class Bar:
     group: str  # the x-axis group (a variant)
-    series: str  # the bar's colour and legend entry (a framework, with its machine if merged)
+    series: str  # the legend entry (a framework, with its machine if merged)
     value: float
     spread: tuple[float, float] | None = None  # (min, max): an error bar, when n > 1
     text: str = ""  # written above the bar
+    colour: str = ""  # bars with the same key share a colour (a framework)
+    hatch: str = ""  # bars with the same key share a hatch (a machine)
 
 
 def _figure() -> Any:
@@ -40,17 +44,25 @@ def grouped_bars(path: Path, bars: list[Bar], *, title: str, ylabel: str) -> Pat
     """One bar per series within each group, labelled with its text, with min-max error bars."""
     figure = _figure()
     axes = figure.subplots()
-    groups = list(dict.fromkeys(bar.group for bar in bars))
-    series = list(dict.fromkeys(bar.series for bar in bars))
-    width = GROUP_WIDTH / max(len(series), 1)
+    groups = _keys(bar.group for bar in bars)
+    series = _keys(bar.series for bar in bars)
+    colours, hatches = _keys(bar.colour for bar in bars), _keys(bar.hatch for bar in bars)
+    width = GROUP_WIDTH / max(len(series), 2)  # one series: half-width bars, not a wall
     for index, name in enumerate(series):
         mine = [bar for bar in bars if bar.series == name]
         offset = (index - (len(series) - 1) / 2) * width
         xs = [groups.index(bar.group) + offset for bar in mine]
-        colour = COLOURS[index % len(COLOURS)]
-        drawn = axes.bar(xs, [bar.value for bar in mine], width, label=name, color=colour)
-        axes.bar_label(drawn, labels=[bar.text for bar in mine], padding=3, fontsize=8)
+        axes.bar(
+            xs,
+            [bar.value for bar in mine],
+            width,
+            label=name,
+            color=COLOURS[colours.index(mine[0].colour) % len(COLOURS)],
+            hatch=HATCHES[hatches.index(mine[0].hatch) % len(HATCHES)],
+            edgecolor="white",
+        )
         _error_bars(axes, xs, mine)
+        _labels(axes, xs, mine)
     axes.set_xticks(range(len(groups)), groups)
     axes.set_title(title)
     axes.set_ylabel(ylabel)
@@ -60,6 +72,25 @@ def grouped_bars(path: Path, bars: list[Bar], *, title: str, ylabel: str) -> Pat
         axes.legend(frameon=False)
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
+
+
+def _keys(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _labels(axes: Any, xs: list[float], bars: list[Bar]) -> None:
+    """Each bar's text above it, and above its error bar."""
+    for x, bar in zip(xs, bars, strict=True):
+        top = max(bar.value, bar.spread[1]) if bar.spread else bar.value
+        axes.annotate(
+            bar.text,
+            (x, top),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
 
 
 def _error_bars(axes: Any, xs: list[float], bars: list[Bar]) -> None:

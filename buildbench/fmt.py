@@ -47,10 +47,6 @@ def ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def scientific(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1e}"
-
-
 def one_line(text: str, width: int) -> str:
     """Whitespace collapsed to single spaces, cut to `width` characters with an ellipsis."""
     flat = " ".join(text.split())

@@ -20,6 +20,8 @@ from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, summarize
 from buildbench.results import load_results, table
 
 REPORT_MD = "report.md"
+# Cells left out of the course comparison: no image, no size, or a "CUDA" image that is not.
+LEFT_OUT_OF_RATIOS = (status.BUILD_FAILED, status.MEASURE_FAILED, status.INVALID_VARIANT)
 FORMATS = ("markdown", "csv", "json")
 STEP_TEXT_WIDTH = 60
 SLOWEST_STEPS = 3
@@ -40,7 +42,6 @@ class Entry:
     """A cell with the machine it ran on, as the merged report lists it."""
 
     machine: str
-    run: RunInfo
     record: CellRecord
 
 
@@ -72,7 +73,7 @@ def load_runs(paths: Sequence[Path]) -> list[RunResults]:
 
 
 def entries(runs: Sequence[RunResults]) -> list[Entry]:
-    return [Entry(label, run.info, r) for label, run in labelled(runs) for r in run.records]
+    return [Entry(label, r) for label, run in labelled(runs) for r in run.records]
 
 
 def labelled(runs: Sequence[RunResults]) -> list[tuple[str, RunResults]]:
@@ -161,8 +162,8 @@ def _size(record: CellRecord) -> float | None:
 
 
 def _ok(record: CellRecord | None, metric: Callable[[CellRecord], float | None]) -> float | None:
-    """A metric of a cell that built and measured; the smoke test's verdict does not matter."""
-    if record is None or record.status in (status.BUILD_FAILED, status.MEASURE_FAILED):
+    """A metric of a cell that built, measured, and is the variant it claims to be."""
+    if record is None or record.status in LEFT_OUT_OF_RATIOS:
         return None
     return metric(record)
 
@@ -171,17 +172,17 @@ def _ok(record: CellRecord | None, metric: Callable[[CellRecord], float | None])
 # Markdown
 
 
-def render_markdown(runs: Sequence[RunResults], charts: list[tuple[str, str]] | str) -> str:
-    """The whole report; `charts` is (title, relative path) per image, or why there are none."""
+def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str]] | str) -> str:
+    """The whole report; `chart_links`: (title, relative path) per chart, or why there are none."""
     cells = entries(runs)
     sections = [
         _title(runs, cells),
         _course_section(runs),
         _cells_section(runs, cells),
-        _charts_section(charts),
+        _charts_section(chart_links),
         _warnings_section(cells),
         _steps_section(runs, cells),
-        _environment_section(runs, cells),
+        _environment_section(runs),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -198,7 +199,7 @@ def _title(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     return f"# buildbench report\n\n{what}: {counts}."
 
 
-def _markdown_table(rows: list[list[Any]], headers: list[str]) -> str:
+def markdown_table(rows: list[list[Any]], headers: list[str]) -> str:
     cells = [[fmt.md_cell(str(value)) for value in row] for row in rows]
     return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -230,7 +231,7 @@ def _course_section(runs: Sequence[RunResults]) -> str:
         "## ONNX Runtime vs PyTorch\n\n"
         "How many times faster the ONNX Runtime image builds than the PyTorch one (median "
         "build times) and how many times smaller it is, beside what the course measured on "
-        "its laptop.\n\n" + _markdown_table(rows, headers)
+        "its laptop.\n\n" + markdown_table(rows, headers)
     )
 
 
@@ -253,7 +254,7 @@ def _cells_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     headers = [*_machine(runs, "machine"), *CELL_HEADERS, *(SMOKE_HEADERS if with_smoke else [])]
     timings = dict.fromkeys(run.info.timing for run in runs)
     build = "Build: median [min-max] over samples; " + "; ".join(timings) + "."
-    return "## Cells\n\n" + _markdown_table(rows, headers) + "\n\n" + build
+    return "## Cells\n\n" + markdown_table(rows, headers) + "\n\n" + build
 
 
 def _cell_row(runs: Sequence[RunResults], entry: Entry, with_smoke: bool) -> list[Any]:
@@ -278,7 +279,7 @@ def _smoke_cells(r: CellRecord) -> list[str]:
     smoke = r.smoke or {}
     p50, p95 = latency(r, "p50"), latency(r, "p95")
     return [
-        fmt_parity(parity(r)),
+        fmt.parity(parity(r)),
         "-" if p50 is None else f"{fmt.ms(p50)} / {fmt.ms(p95)}",
         fmt.seconds(cold_start(r)),
         fmt.flag(smoke.get("cuda_build")),
@@ -286,17 +287,10 @@ def _smoke_cells(r: CellRecord) -> list[str]:
     ]
 
 
-def fmt_parity(found: dict[str, Any] | None) -> str:
-    if found is None:
-        return "-"
-    verdict = "ok" if found.get("ok") else "FAIL"
-    return f"{verdict} ({fmt.scientific(found.get('max_abs_diff'))})"
-
-
-def _charts_section(charts: list[tuple[str, str]] | str) -> str:
-    if isinstance(charts, str):
-        return f"## Charts\n\nCharts {charts}."
-    return "## Charts\n\n" + "\n".join(f"![{title}]({path})" for title, path in charts)
+def _charts_section(chart_links: list[tuple[str, str]] | str) -> str:
+    if isinstance(chart_links, str):
+        return f"## Charts\n\nCharts {chart_links}."
+    return "## Charts\n\n" + "\n".join(f"![{title}]({path})" for title, path in chart_links)
 
 
 def _warnings_section(cells: list[Entry]) -> str:
@@ -329,7 +323,7 @@ def _no_gpu_warnings(cells: list[Entry]) -> list[str]:
 def _steps_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     rows = [row for e in cells for row in _slowest_steps(runs, e)]
     headers = [*_machine(runs, "machine"), "cell", "step", "instruction", "time", "of build"]
-    body = _markdown_table(rows, headers) if rows else "No build steps recorded."
+    body = markdown_table(rows, headers) if rows else "No build steps recorded."
     return f"## Slowest build steps\n\nThe {SLOWEST_STEPS} slowest steps of each image.\n\n{body}"
 
 
@@ -368,12 +362,12 @@ ENVIRONMENT: list[tuple[str, Callable[[RunInfo], str]]] = [
 ]
 
 
-def _environment_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
+def _environment_section(runs: Sequence[RunResults]) -> str:
     rows = [[name, *(value(run.info) for run in runs)] for name, value in ENVIRONMENT]
     pythons = [_python_versions(run) for run in runs]
     rows.append(["python (images)", *pythons])
     headers = ["", *(machine for machine, _ in labelled(runs))]
-    return "## Environment\n\n" + _markdown_table(rows, headers)
+    return "## Environment\n\n" + markdown_table(rows, headers)
 
 
 def _python_versions(run: RunResults) -> str:
@@ -388,7 +382,10 @@ def _python_versions(run: RunResults) -> str:
 def cells_frame(runs: Sequence[RunResults]) -> pd.DataFrame:
     """One row per cell of every run: the results CSV's columns plus the smoke figures."""
     frames = [_run_frame(run) for run in runs if run.records]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    # Nullable dtypes: byte counts stay integers where a failed cell has none.
+    return pd.concat(frames, ignore_index=True).convert_dtypes()
 
 
 def _run_frame(run: RunResults) -> pd.DataFrame:
@@ -412,18 +409,20 @@ def render_json(runs: Sequence[RunResults]) -> str:
     document = {
         "schema_version": SCHEMA_VERSION,
         "runs": [run.info.run_id for run in runs],
-        "cells": json.loads(cells_frame(runs).to_json(orient="records")),
+        "cells": json.loads(cells_frame(runs).to_json(orient="records", double_precision=15)),
         "course_comparison": course_comparison(runs),
     }
     return json.dumps(document, indent=2) + "\n"
 
 
-def render(runs: Sequence[RunResults], format_: str, charts: list[tuple[str, str]] | str) -> str:
+def render(
+    runs: Sequence[RunResults], format_: str, chart_links: list[tuple[str, str]] | str
+) -> str:
     if format_ == "csv":
         return cells_frame(runs).to_csv(index=False)
     if format_ == "json":
         return render_json(runs)
-    return render_markdown(runs, charts)
+    return render_markdown(runs, chart_links)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,20 +431,20 @@ def render(runs: Sequence[RunResults], format_: str, charts: list[tuple[str, str
 
 def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str]] | str:
     """PNGs next to the report, named after it; a note instead when matplotlib is missing."""
-    built = [e for e in entries(runs) if e.record.build_seconds]
-    sized = [e for e in built if e.record.image_size_bytes is not None]
+    cells = _by_framework(entries(runs))  # a failed cell shows as its status on the axis
     merged = len(runs) > 1
+    spread = any(len(e.record.build_seconds) > 1 for e in cells)
     try:
         drawn = [
             charts.grouped_bars(
                 report.with_name(f"{report.stem}-build-time.png"),
-                [_time_bar(e, merged) for e in built],
-                title="Build time per cell (median; bars span min-max)",
+                [_bar(e, merged, *_time(e.record)) for e in cells],
+                title="Build time per cell" + (" (median; whiskers: min-max)" if spread else ""),
                 ylabel="seconds",
             ),
             charts.grouped_bars(
                 report.with_name(f"{report.stem}-image-size.png"),
-                [_size_bar(e, merged) for e in sized],
+                [_bar(e, merged, *_size_gb(e.record)) for e in cells],
                 title="Image size per cell",
                 ylabel="GB",
             ),
@@ -455,37 +454,60 @@ def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str
     return [("Build time per cell", drawn[0].name), ("Image size per cell", drawn[1].name)]
 
 
-def _series(entry: Entry, merged: bool) -> str:
-    return f"{framework(entry.record)} @ {entry.machine}" if merged else framework(entry.record)
+def _by_framework(cells: list[Entry]) -> list[Entry]:
+    """A framework's bars side by side, machines in turn, so colours read as frameworks."""
+    order = list(dict.fromkeys(framework(e.record) for e in cells))
+    return sorted(cells, key=lambda e: order.index(framework(e.record)))
 
 
-def _time_bar(entry: Entry, merged: bool) -> charts.Bar:
-    stats = summarize(entry.record.build_seconds)
-    spread = (stats["min"], stats["max"]) if (stats["n"] or 0) > 1 else None
-    median = stats["median"] or 0.0
+def _bar(
+    entry: Entry, merged: bool, value: float, spread: tuple[float, float] | None, text: str
+) -> charts.Bar:
+    name = framework(entry.record)
+    if entry.record.status != status.OK:
+        text = f"{text}\n{entry.record.status}".strip()
     return charts.Bar(
-        entry.record.variant, _series(entry, merged), median, spread, fmt.seconds(median)
+        group=entry.record.variant,
+        series=f"{name} @ {entry.machine}" if merged else name,
+        value=value,
+        spread=spread,
+        text=text,
+        colour=name,
+        hatch=entry.machine,
     )
 
 
-def _size_bar(entry: Entry, merged: bool) -> charts.Bar:
-    size = entry.record.image_size_bytes or 0
-    return charts.Bar(entry.record.variant, _series(entry, merged), size / 1e9, text=fmt.size(size))
+def _time(record: CellRecord) -> tuple[float, tuple[float, float] | None, str]:
+    samples = record.build_seconds
+    if not samples:
+        return 0.0, None, ""
+    median = build_median(record) or 0.0
+    return median, (min(samples), max(samples)) if len(samples) > 1 else None, fmt.seconds(median)
+
+
+def _size_gb(record: CellRecord) -> tuple[float, None, str]:
+    size = record.image_size_bytes
+    return (size or 0) / 1e9, None, "" if size is None else fmt.size(size)
 
 
 def write_report(
     path: Path,
     runs: Sequence[RunResults],
     format_: str = "markdown",
-    charts: bool = True,
+    draw: bool = True,
 ) -> Path:
     """Write the report (and, for Markdown, its charts next to it); returns its path."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        drawn = draw_charts(runs, path) if charts and format_ == "markdown" else "not drawn"
+        drawn = draw_charts(runs, path) if draw and format_ == "markdown" else "not drawn"
         path.write_text(render(runs, format_, drawn))
     except OSError as exc:
         raise UsageError(
             f"cannot write the report to {path}: {exc.strerror}", tip="pick a writable -o FILE"
         ) from None
     return path
+
+
+def write_run_report(run_dir: Path, run: RunInfo, records: list[CellRecord]) -> Path:
+    """The report `buildbench run` leaves next to its results."""
+    return write_report(run_dir / REPORT_MD, [RunResults(run, records)])

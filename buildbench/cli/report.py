@@ -1,0 +1,41 @@
+"""`buildbench report`: one report from one or more results files (machines, CI jobs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from buildbench.cli.options import option
+from buildbench.report import FORMATS, load_runs, render, write_report
+
+
+@click.command()
+@click.argument("results", nargs=-1, type=click.Path(path_type=Path))
+@option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BUILDBENCH_REPORT_OUTPUT",
+    help="Write the report here, with its charts next to it [default: stdout, no charts].",
+)
+@option(
+    "--format",
+    "format_",
+    type=click.Choice(FORMATS),
+    default="markdown",
+    show_default=True,
+    envvar="BUILDBENCH_REPORT_FORMAT",
+    help="Markdown for people; csv and json give one row per cell.",
+)
+def report(results: tuple[Path, ...], output: Path | None, format_: str) -> None:
+    """Write a report of RESULTS (results.json files or run directories); several merge into one
+    report with a machine column.
+
+    Example: buildbench report results/<run-id> gpu-box/results.json -o report.md
+    """
+    runs = load_runs(results)
+    if output is None:
+        click.echo(render(runs, format_, "not drawn: give -o FILE to draw them"), nl=False)
+        return
+    click.echo(f"report: {write_report(output, runs, format_)}", err=True)

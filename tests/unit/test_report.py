@@ -1,0 +1,244 @@
+"""`buildbench report`: output checked against stored references, merging, and error paths."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from buildbench.cli import cli
+from buildbench.record import SCHEMA_VERSION
+from buildbench.report import (
+    CHARTS_MISSING,
+    REPORT_MD,
+    course_comparison,
+    labelled,
+    load_runs,
+    render,
+    write_report,
+    write_run_report,
+)
+from buildbench.results import load_results, migrate
+from tests.fakes import FakeEngine, classic_stream
+from tests.unit.references import DATA, reference
+
+VM = DATA / "vm.json"
+GPU = DATA / "gpu-runner.json"
+SCHEMA0 = DATA / "vm-schema0.json"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_report_of_one_run_matches_reference(tmp_path: Path) -> None:
+    path = write_report(tmp_path / REPORT_MD, load_runs([VM]))
+    assert path.read_text() == reference("report-vm.md", path.read_text())
+
+
+def test_report_draws_its_charts_next_to_it(tmp_path: Path) -> None:
+    write_report(tmp_path / "weekly.md", load_runs([VM]))
+    text = (tmp_path / "weekly.md").read_text()
+    for name in ("weekly-build-time.png", "weekly-image-size.png"):
+        assert f"]({name})" in text
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_two_machines_merge_into_one_report(tmp_path: Path) -> None:
+    path = write_report(tmp_path / REPORT_MD, load_runs([VM, GPU]))
+    text = path.read_text()
+    assert text == reference("report-merged.md", text)
+    assert "| machine " in text
+    assert "**build_failed**" in text  # gpu-runner-01's onnx/cpu
+    assert "no GPU on vm: CUDA images ran on CPU" in text
+    assert "no GPU on gpu-runner-01" not in text
+
+
+@pytest.mark.parametrize("format_", ["csv", "json"])
+def test_csv_and_json_views_match_reference(format_: str) -> None:
+    text = render(load_runs([VM, GPU]), format_, "not drawn")
+    assert text == reference(f"report-merged.{format_}", text)
+
+
+def test_json_view_has_the_course_ratios() -> None:
+    document = json.loads(render(load_runs([VM]), "json", "not drawn"))
+    cpu = next(row for row in document["course_comparison"] if row["variant"] == "cpu")
+    assert cpu["faster"] == pytest.approx(91.588 / 25.706)
+    assert cpu["course_faster"] == 1.28
+    assert len(document["cells"]) == 4
+
+
+def test_course_ratios_leave_out_failed_and_invalid_cells() -> None:
+    rows = {(r["machine"], r["variant"]): r for r in course_comparison(load_runs([VM, GPU]))}
+    assert rows["gpu-runner-01", "cpu"]["faster"] is None  # onnx/cpu did not build
+    assert rows["gpu-runner-01", "cuda"]["smaller"] is None  # onnx/cuda is not a CUDA build
+    assert rows["vm", "cuda"]["course_smaller"] == 8.5
+
+
+def test_one_host_twice_is_told_apart_by_run_id() -> None:
+    labels = [label for label, _ in labelled(load_runs([VM, VM]))]
+    assert labels == ["vm 20261125T142553Z-fd9b", "vm 20261125T142553Z-fd9b"]
+    assert [label for label, _ in labelled(load_runs([VM, GPU]))] == ["vm", "gpu-runner-01"]
+
+
+def test_without_matplotlib_the_report_says_charts_were_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    text = write_report(tmp_path / REPORT_MD, load_runs([VM])).read_text()
+    assert f"Charts {CHARTS_MISSING}." in text
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_run_writes_its_report_next_to_its_results(tmp_path: Path) -> None:
+    run, records = load_results(VM)
+    path = write_run_report(tmp_path, run, records)
+    assert path == tmp_path / REPORT_MD
+    assert path.read_text() == reference("report-vm.md", path.read_text())
+
+
+def test_buildbench_run_leaves_a_report_next_to_its_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeEngine(scripts=[classic_stream("sha256:" + "2" * 64)])
+    engine.add_image("base:1", size=50, tags=("base:1",))
+    monkeypatch.setattr("buildbench.cli.run.connect", lambda: engine)
+    args = ["--cuda", "cpu", "--framework", "onnx", "--base-image", "base:1", "--no-smoke", "-q"]
+    result = CliRunner().invoke(cli, ["run", *args, "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    assert f"report:  {run_dir / REPORT_MD}" in result.stdout
+    assert "| onnx        | cpu       | ok " in (run_dir / REPORT_MD).read_text()
+    assert (run_dir / "report-build-time.png").read_bytes().startswith(PNG_MAGIC)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_cli_prints_markdown_without_charts() -> None:
+    code, out, err = invoke("report", str(VM))
+    assert (code, err) == (0, "")
+    assert out.startswith("# buildbench report\n")
+    assert "Charts not drawn: give -o FILE to draw them." in out
+
+
+def test_cli_writes_report_and_charts_with_output(tmp_path: Path) -> None:
+    out_file = tmp_path / "out" / "report.md"
+    code, out, err = invoke("report", str(VM), str(GPU), "-o", str(out_file))
+    assert (code, out, err) == (0, "", f"report: {out_file}\n")
+    assert out_file.read_text() == reference("report-merged.md", out_file.read_text())
+    assert sorted(p.name for p in out_file.parent.glob("*.png")) == [
+        "report-build-time.png",
+        "report-image-size.png",
+    ]
+
+
+def test_cli_reads_run_directories(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(VM.read_text())
+    code, out, _ = invoke("report", str(tmp_path), "--format", "csv")
+    assert code == 0
+    assert out == render(load_runs([VM]), "csv", "not drawn")
+
+
+def test_cli_csv_matches_reference() -> None:
+    code, out, _ = invoke("report", str(VM), str(GPU), "--format", "csv")
+    assert code == 0
+    assert out == reference("report-merged.csv", out)
+
+
+# --- loading: every error path is one ERROR line, a TIP, and exit status 2 -------------------
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "results.json"
+    path.write_text(text)
+    return path
+
+
+def document(**changes: object) -> str:
+    data = json.loads(VM.read_text())
+    data.update(changes)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("{not json", "ERROR: {path} is not a readable results file (Expecting property name"),
+        ('["a list"]', "ERROR: {path} has no schema_version: not a buildbench results file"),
+        ('{"run": {}}', "ERROR: {path} has no schema_version: not a buildbench results file"),
+        (
+            document(schema_version=SCHEMA_VERSION + 1),
+            f"ERROR: {{path}} uses results schema {SCHEMA_VERSION + 1}, newer than this "
+            f"buildbench reads ({SCHEMA_VERSION})",
+        ),
+        (
+            document(schema_version=-1),
+            "ERROR: {path} uses results schema -1, older than any this buildbench reads",
+        ),
+        (document(results=None), "ERROR: {path} is malformed: 'NoneType' object is not iterable"),
+        (document(run=[]), "ERROR: {path} is malformed: 'list' object has no attribute 'items'"),
+    ],
+    ids=["not-json", "not-an-object", "no-version", "newer", "too-old", "no-cells", "no-run"],
+)
+def test_unreadable_results_are_one_line_errors(tmp_path: Path, text: str, error: str) -> None:
+    path = write(tmp_path, text)
+    code, out, err = invoke("report", str(path))
+    assert (code, out) == (2, "")
+    first, *rest = err.splitlines()
+    assert first.startswith(error.format(path=path))
+    assert len(rest) <= 1 and all(line.startswith("TIP: ") for line in rest)
+
+
+def test_no_results_given() -> None:
+    assert invoke("report") == (
+        2,
+        "",
+        "ERROR: no results given\nTIP: buildbench report results/<run-id> [more runs ...]\n",
+    )
+
+
+def test_missing_file_and_run_directory_without_results(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.json"
+    tip = "TIP: give a results.json or a run directory\n"
+    assert invoke("report", str(missing)) == (2, "", f"ERROR: no results file at {missing}\n{tip}")
+    empty = tmp_path / "run"
+    empty.mkdir()
+    expected = f"ERROR: no results file at {empty / 'results.json'}\n{tip}"
+    assert invoke("report", str(empty)) == (2, "", expected)
+
+
+def test_unwritable_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = invoke("report", str(VM), "-o", str(blocker / "report.md"))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"ERROR: cannot write the report to {blocker / 'report.md'}: ")
+
+
+# --- older schemas are migrated ----------------------------------------------------------------
+
+
+def test_schema_0_is_migrated_on_load() -> None:
+    _, records = load_results(SCHEMA0)
+    assert [r.build_seconds for r in records] == [[91.588], [25.706]]
+    assert [r.config_hash for r in records] == ["", ""]
+
+
+def test_migrate_steps_up_to_the_current_schema() -> None:
+    old = json.loads(SCHEMA0.read_text())
+    new = migrate(old)
+    assert new["schema_version"] == SCHEMA_VERSION
+    assert old["schema_version"] == 0  # the input is left alone
+    assert migrate(new) is new
+
+
+def test_schema_0_reports() -> None:
+    text = render(load_runs([SCHEMA0]), "markdown", "not drawn")
+    assert text == reference("report-schema0.md", text)

