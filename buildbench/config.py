@@ -187,9 +187,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             tip="check the path given to --config",
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(
-            f"config {path} is not valid TOML: {exc}", tip="fix the line it names"
-        ) from None
+        raise UsageError(f"{path}: not valid TOML: {exc}", tip="fix the line it names") from None
 
 
 def _buildbench_table(pyproject: dict[str, Any]) -> object | None:
@@ -256,11 +254,10 @@ def _image(entry: object, source: Path, where: str) -> Image:
             )
         return BuiltinImage(framework)
     table = _Table(entry, source, where, (*IMAGE_KEYS, "builtin"))
-    dockerfile = _dockerfile(table)
-    cuda_arg = _cuda_arg(table)
+    name, dockerfile, cuda_arg = _name(table), _dockerfile(table), _cuda_arg(table)
     framework, command, expect = _smoke(table)
     return UserImage(
-        name=_name(table),
+        name=name,
         dockerfile=dockerfile,
         context=_context(table, dockerfile.parent),
         cuda_arg=cuda_arg,

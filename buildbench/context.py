@@ -83,7 +83,8 @@ def build_context(cell: Cell, pip: PipInputs) -> tuple[BinaryIO, str]:
         )
     text = cell.dockerfile_text().encode()
     out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
-    with tarfile.open(fileobj=out, mode="w") as tar:
+    # GNU format: no PAX header in front, which the 20.10 CLI would not take as a tar on stdin.
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
         tar.add(
             cell.context, arcname=".", filter=_skip_generated_inputs if cell.build_inputs else None
         )

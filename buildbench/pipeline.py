@@ -9,11 +9,12 @@ import platform
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Literal, Protocol
 
 from buildbench import __version__
 from buildbench import record as status
 from buildbench.build import BuildSample, build_once, remove_stage_images
+from buildbench.buildkit import build_once_buildkit
 from buildbench.context import PipInputs, build_context
 from buildbench.engine import Engine
 from buildbench.errors import BuildFailed, EngineUnavailable, ImageNotFound, UsageError
@@ -48,6 +49,7 @@ class RunConfig:
     keep_images: bool = True
     compressed_size: bool = True
     smoke: SmokeOptions | None = None
+    builder: Literal["classic", "buildkit"] = "classic"
 
 
 def new_run_id() -> str:
@@ -113,7 +115,7 @@ def run_info(engine: Engine, config: RunConfig, run_id: str, base_id: str) -> Ru
         engine_api_version=engine_info.api_version,
         engine_os=engine_info.os,
         storage_driver=engine_info.storage_driver,
-        builder="classic",
+        builder=config.builder,
         buildbench_version=__version__,
         git_commit=git_commit(Path(__file__).resolve().parent),
         base_image=config.base_image,
@@ -134,7 +136,7 @@ def _steps(samples: list[BuildSample]) -> list[Step]:
     return steps
 
 
-def new_record(cell: Cell) -> CellRecord:
+def new_record(cell: Cell, builder: str) -> CellRecord:
     return CellRecord(
         name=cell.name,
         variant=cell.variant,
@@ -143,6 +145,7 @@ def new_record(cell: Cell) -> CellRecord:
         dockerfile=str(cell.dockerfile),
         build_args=recorded_build_args(cell.build_args),
         config_hash=cell.config_hash(),
+        builder=builder,
     )
 
 
@@ -182,7 +185,7 @@ class Runner:
         try:
             for index, cell in enumerate(self.config.cells, 1):
                 self.progress.cell_started(cell, index, total)
-                record = new_record(cell)
+                record = new_record(cell, self.config.builder)
                 self.records.append(record)
                 try:
                     self.run_cell(cell, record)
@@ -200,13 +203,25 @@ class Runner:
             self.save()
         return self.records
 
+    def build(self, cell: Cell, context: BinaryIO, dockerfile: str, tag: str) -> BuildSample:
+        """One timed no-cache build with the configured builder."""
+        arguments = {
+            "dockerfile": dockerfile,
+            "tag": tag,
+            "buildargs": cell.build_args,
+            "labels": self.labels(cell),
+            "on_log": lambda line: self.progress.build_log(cell, line),
+        }
+        if self.config.builder == "buildkit":
+            return build_once_buildkit(context, **arguments)
+        return build_once(self.engine, context, **arguments)
+
     def labels(self, cell: Cell) -> dict[str, str]:
         return {LABEL_RUN: self.run.run_id, LABEL_CELL: cell.key}
 
     def run_cell(self, cell: Cell, record: CellRecord) -> None:
         tag = f"buildbench/{cell.name}:{cell.variant}-{self.run.run_id}".lower()
         record.image_tag = tag
-        labels = self.labels(cell)
         context, dockerfile = build_context(cell, self.config.pip)
         record.context_bytes = context.seek(0, os.SEEK_END)
         samples: list[BuildSample] = []
@@ -214,15 +229,7 @@ class Runner:
             for _ in range(self.config.repeat):
                 if samples:  # the previous sample's image: identical content, not kept
                     self.engine.remove_image(samples[-1].image_id)
-                sample = build_once(
-                    self.engine,
-                    context,
-                    dockerfile=dockerfile,
-                    tag=tag,
-                    buildargs=cell.build_args,
-                    labels=labels,
-                    on_log=lambda line: self.progress.build_log(cell, line),
-                )
+                sample = self.build(cell, context, dockerfile, tag)
                 samples.append(sample)
                 remove_stage_images(self.engine, sample)
                 record.build_seconds.append(round(sample.seconds, 3))

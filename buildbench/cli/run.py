@@ -11,7 +11,15 @@ from tabulate import tabulate
 
 from buildbench import fmt
 from buildbench import record as status
-from buildbench.cli.options import connect, default_ca_bundle, option
+from buildbench.cli.options import (
+    config_option,
+    connect,
+    cuda_option,
+    default_ca_bundle,
+    only_option,
+    option,
+)
+from buildbench.config import load_matrix
 from buildbench.context import PipInputs
 from buildbench.errors import Terminated
 from buildbench.matrix import (
@@ -20,7 +28,6 @@ from buildbench.matrix import (
     FRAMEWORKS,
     Cell,
     MatrixOptions,
-    builtin_matrix,
     variants_for,
 )
 from buildbench.pipeline import RunConfig, Runner
@@ -113,12 +120,15 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 
 
 @click.command()
+@config_option
+@only_option
+@cuda_option
 @option(
-    "--cuda",
-    type=click.Choice(["cpu", "cuda", "both"]),
-    default="both",
+    "--builder",
+    type=click.Choice(["classic", "buildkit"]),
+    default="classic",
     show_default=True,
-    help="Which variants to build.",
+    help="classic: the Docker SDK for Python; buildkit: the Docker CLI with BuildKit.",
 )
 @option(
     "--framework",
@@ -216,7 +226,10 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
 @option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
 def run(
+    config: Path | None,
+    only: tuple[str, ...],
     cuda: str,
+    builder: str,
     frameworks: tuple[str, ...],
     repeat: int,
     base_image: str,
@@ -241,17 +254,20 @@ def run(
 
     Example: buildbench run --cuda both --repeat 3
     """
-    cells = builtin_matrix(
+    _, cells = load_matrix(
         MatrixOptions(
             frameworks=tuple(dict.fromkeys(frameworks)) or FRAMEWORKS,
             variants=variants_for(cuda),
             base_image=base_image,
             torch_version=torch_version,
             torch_cpu_index_url=torch_cpu_index_url,
-        )
+        ),
+        config=config,
+        only=only,
     )
-    config = RunConfig(
+    run_config = RunConfig(
         cells=cells,
+        builder=builder,  # type: ignore[arg-type]
         base_image=base_image,
         results_dir=results_dir,
         pip=PipInputs(
@@ -272,7 +288,7 @@ def run(
         if smoke
         else None,
     )
-    runner = Runner(connect(), config, TerminalProgress(verbose, quiet))
+    runner = Runner(connect(), run_config, TerminalProgress(verbose, quiet))
     _, run_dir = runner.start()
     if not quiet:
         click.echo(f"run {runner.run.run_id}: results in {run_dir}", err=True)

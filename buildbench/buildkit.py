@@ -1,0 +1,336 @@
+"""Build one cell with BuildKit, through the Docker CLI: the same contract as `build.build_once`.
+
+The Docker SDK for Python only drives the classic builder, so BuildKit builds go through a
+`docker` CLI: `docker buildx build` where a buildx plugin exists, else `docker build` with
+`DOCKER_BUILDKIT=1` on a CLI that still supports that (Debian's 20.10; 23.0 and later refuse it
+without buildx). The build is timed from starting the CLI to its exit, when the image exists;
+per-instruction times are BuildKit's own, parsed from `--progress=plain`:
+
+    #7 [builder 3/5] RUN pip install onnxruntime
+    #7 12.30 Collecting onnxruntime
+    #7 DONE 12.3s
+
+BuildKit leaves no builder-stage images behind (intermediate stages live in its build cache,
+not in the image store), so a BuildSample from here has no `stage_images` to clean up.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from buildbench.build import BuildSample, LogSink
+from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
+
+_LOG_TAIL = 40
+_PROBE_SECONDS = 20
+_EXTRA_DIRS = ("/usr/bin",)  # Debian's 20.10 CLI, often shadowed on PATH by a newer one
+_VERTEX = re.compile(r"^#(\d+) (.*)$")
+_STEP = re.compile(r"^\[(?:(\S+) )?(\d+)/(\d+)\] (.*)$")
+_DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*\S+(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
+_ARG = re.compile(r"^\s*ARG\s+(.+)$", re.IGNORECASE)
+# Build-args every Dockerfile accepts without declaring them (the classic builder's list).
+_PREDEFINED_ARGS = {
+    name
+    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+    for name in (base, base.lower())
+}
+
+
+@dataclass(frozen=True)
+class BuildkitCli:
+    """How to start a BuildKit build: the command up to its options, and extra environment."""
+
+    command: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def docker(self) -> str:
+        return self.command[0]
+
+
+def _works(command: Sequence[str], env: Mapping[str, str] | None = None) -> bool:
+    try:
+        probe = subprocess.run(
+            command,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            timeout=_PROBE_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def docker_clis() -> list[str]:
+    """Every `docker` executable on PATH, then Debian's /usr/bin/docker, each once."""
+    found: dict[str, str] = {}
+    dirs = [*os.environ.get("PATH", "").split(os.pathsep), *_EXTRA_DIRS]
+    for directory in dirs:
+        path = shutil.which("docker", path=directory) if directory else None
+        if path:
+            found.setdefault(os.path.realpath(path), path)
+    return list(found.values())
+
+
+@functools.cache
+def find_buildkit_cli() -> BuildkitCli:
+    """The first docker CLI that can build with BuildKit: with buildx, else DOCKER_BUILDKIT=1.
+
+    Tried by running it (`buildx version`, `build --help`): no engine is needed for either, and
+    a 23.0+ CLI without buildx fails the second with "BuildKit is enabled but the buildx
+    component is missing". Cached: the answer does not change during a run.
+    """
+    legacy = {"DOCKER_BUILDKIT": "1"}
+    clis = docker_clis()
+    for docker in clis:
+        if _works([docker, "buildx", "version"]):
+            return BuildkitCli((docker, "buildx", "build", "--load"))
+        if _works([docker, "build", "--help"], legacy):
+            return BuildkitCli((docker, "build"), legacy)
+    raise UsageError(
+        f"no Docker CLI here can build with BuildKit (tried: {', '.join(clis) or 'none on PATH'})",
+        tip="install the docker-buildx plugin (or Debian's docker.io 20.10 CLI), "
+        "or use the classic builder",
+    )
+
+
+def build_command(
+    cli: BuildkitCli,
+    *,
+    dockerfile: str,
+    tag: str,
+    buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
+    iidfile: Path,
+) -> list[str]:
+    """The CLI's arguments: no cache, no pull, plain progress, the context as a tar on stdin."""
+    command = [*cli.command, "--progress=plain", "--no-cache", "--pull=false"]
+    command += ["--iidfile", str(iidfile), "-t", tag, "-f", dockerfile]
+    for name, value in labels.items():
+        command += ["--label", f"{name}={value}"]
+    for name, value in buildargs.items():
+        command += ["--build-arg", f"{name}={value}"]
+    return [*command, "-"]
+
+
+@dataclass
+class _Vertex:
+    stage: str
+    position: int
+    instruction: str
+    seconds: float | None = None
+
+
+class ProgressParser:
+    """Reads `--progress=plain` lines: instruction steps by vertex, with BuildKit's durations.
+
+    Vertices of parallel stages interleave, so everything is keyed by the vertex number (`#7`).
+    Internal vertices ("[internal] load ...", "exporting to image") are not instructions.
+    """
+
+    def __init__(self) -> None:
+        self.vertices: dict[int, _Vertex] = {}
+
+    def line(self, text: str) -> None:
+        vertex = _VERTEX.match(text)
+        if not vertex:
+            return
+        number, rest = int(vertex.group(1)), vertex.group(2)
+        if step := _STEP.match(rest):
+            stage, position, _, instruction = step.groups()
+            self.vertices.setdefault(number, _Vertex(stage or "", int(position), instruction))
+        elif number in self.vertices:
+            if done := _DONE.match(rest):
+                self.vertices[number].seconds = float(done.group(1))
+            elif rest == "CACHED":
+                self.vertices[number].seconds = 0.0
+
+    def steps(self, stages: Sequence[str] = ()) -> list[tuple[int, str, float]]:
+        """Finished steps, numbered from 1: the FROMs first, then stage by stage in order.
+
+        `stages`: the Dockerfile's stage names in order; unknown stages go last, as they came.
+        Stages on the same base share one FROM vertex, named after whichever stage BuildKit
+        picks (it varies between builds): FROMs sort by their text, so that samples line up.
+        """
+        order = {name: index for index, name in enumerate(stages)}
+        for vertex in self.vertices.values():  # in arrival order
+            order.setdefault(vertex.stage, len(order))
+        finished = [v for v in self.vertices.values() if v.seconds is not None]
+
+        def key(vertex: _Vertex) -> tuple[int, int, int, str]:
+            if vertex.position == 1:  # FROM
+                return (0, 0, 0, vertex.instruction)
+            return (1, order[vertex.stage], vertex.position, "")
+
+        finished.sort(key=key)
+        return [(i, v.instruction, v.seconds or 0.0) for i, v in enumerate(finished, 1)]
+
+
+def stage_names(dockerfile_text: str) -> list[str]:
+    """Stage names as BuildKit prints them: `AS name`, else `stage-N`; one stage has none."""
+    froms = filter(None, map(_FROM.match, dockerfile_text.splitlines()))
+    names = [(m.group(1) or f"stage-{i}").lower() for i, m in enumerate(froms)]
+    return names if len(names) > 1 else [""]
+
+
+def declared_args(dockerfile_text: str) -> set[str]:
+    """Names of every `ARG` (in any stage, or before the first FROM)."""
+    names = set()
+    for line in dockerfile_text.splitlines():
+        if match := _ARG.match(line):
+            names.update(token.split("=", 1)[0] for token in match.group(1).split())
+    return names
+
+
+def unconsumed_warnings(dockerfile_text: str, buildargs: Mapping[str, str]) -> list[str]:
+    """The classic builder's "build-args were not consumed" warning, which BuildKit lacks."""
+    unused = sorted(set(buildargs) - declared_args(dockerfile_text) - _PREDEFINED_ARGS)
+    if not unused:
+        return []
+    return [f"build-args never consumed by the Dockerfile: {' '.join(unused)}"]
+
+
+def _dockerfile_in(context: BinaryIO, dockerfile: str) -> str:
+    """The Dockerfile's text from the context tar (empty if it is not there)."""
+    _rewind(context)
+    wanted = {dockerfile.removeprefix("./"), "./" + dockerfile.removeprefix("./")}
+    try:
+        with tarfile.open(fileobj=context, mode="r:*") as tar:
+            for member in tar:  # seeks over the files' data: cheap even for a large context
+                if member.name in wanted and (file := tar.extractfile(member)):
+                    return file.read().decode(errors="replace")
+    except tarfile.TarError:
+        pass
+    finally:
+        _rewind(context)
+    return ""
+
+
+def _rewind(file: BinaryIO) -> None:
+    """Back to the start, down to the descriptor a child process reads: a buffered file's
+    seek(0) may only move inside its buffer, and the child moves the descriptor behind it."""
+    file.seek(0, os.SEEK_END)
+    file.seek(0)
+
+
+def _failure(cli: BuildkitCli, tail: Sequence[str]) -> Exception:
+    """EngineUnavailable when no engine answers the CLI, else BuildFailed with the log tail."""
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    if not _works([cli.docker, "version", "--format", "{{.Server.Version}}"]):
+        return EngineUnavailable(
+            f"no Docker engine answers the docker CLI ({last or 'no output'})",
+            tip="start the engine (`dockerd`, or Docker Desktop) or point DOCKER_HOST at one",
+        )
+    message = last.removeprefix("ERROR: ") or "the docker CLI failed without output"
+    return BuildFailed(message, list(tail))
+
+
+@dataclass
+class _Outcome:
+    returncode: int
+    seconds: float
+    first_output: float | None
+    parser: ProgressParser
+    tail: list[str]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """After an interrupt (Ctrl-C, SIGTERM): stop the CLI, which cancels the build."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout:
+        process.stdout.close()
+
+
+def _run(cli: BuildkitCli, command: list[str], stdin: BinaryIO, on_log: LogSink) -> _Outcome:
+    """Start the CLI, pass each output line on, and stop it if anything interrupts us."""
+    parser, tail = ProgressParser(), deque[str](maxlen=_LOG_TAIL)
+    first_output: float | None = None
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # --progress=plain writes to stderr
+        env={**os.environ, **cli.env},
+    )
+    assert process.stdout is not None
+    try:
+        with io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace") as output:
+            for raw in output:
+                if first_output is None:
+                    first_output = time.perf_counter() - started
+                line = raw.rstrip("\n")
+                parser.line(line)
+                if line.strip():
+                    tail.append(line)
+                    on_log(line)
+        returncode = process.wait()
+        seconds = time.perf_counter() - started
+    finally:
+        _stop(process)
+    return _Outcome(returncode, seconds, first_output, parser, list(tail))
+
+
+def build_once_buildkit(
+    context: BinaryIO,
+    *,
+    dockerfile: str,
+    tag: str,
+    buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
+    on_log: LogSink,
+) -> BuildSample:
+    """One no-cache BuildKit build, timed from starting the CLI to the final image id.
+
+    `context` is a tar holding `dockerfile`. Raises BuildFailed (with the log tail) when the
+    build fails, EngineUnavailable when no engine answers, UsageError when no CLI can do BuildKit.
+    """
+    cli = find_buildkit_cli()
+    text = _dockerfile_in(context, dockerfile)
+    try:
+        with tempfile.TemporaryDirectory(prefix="buildbench-") as tmp:
+            iidfile = Path(tmp) / "iid"
+            command = build_command(
+                cli,
+                dockerfile=dockerfile,
+                tag=tag,
+                buildargs=buildargs,
+                labels=labels,
+                iidfile=iidfile,
+            )
+            outcome = _run(cli, command, context, on_log)
+            image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
+    finally:
+        _rewind(context)
+    if outcome.returncode != 0:
+        raise _failure(cli, outcome.tail)
+    if not image_id:
+        raise BuildFailed("the docker CLI finished the build without an image id", outcome.tail)
+    return BuildSample(
+        image_id=image_id,
+        seconds=outcome.seconds,
+        first_output_seconds=outcome.first_output,
+        steps=outcome.parser.steps(stage_names(text)),
+        warnings=unconsumed_warnings(text, buildargs),
+    )

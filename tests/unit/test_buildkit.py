@@ -1,0 +1,333 @@
+"""BuildKit through the Docker CLI, without an engine: the progress parser on recorded output
+of real builds (tests/unit/data/, from Docker 20.10 with DOCKER_BUILDKIT=1), and the build
+driven against a fake `docker` executable that replays such a recording."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from buildbench import buildkit
+from buildbench.buildkit import (
+    BuildkitCli,
+    ProgressParser,
+    build_command,
+    build_once_buildkit,
+    declared_args,
+    find_buildkit_cli,
+    stage_names,
+    unconsumed_warnings,
+)
+from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
+
+DATA = Path(__file__).parent / "data"
+MULTISTAGE = (DATA / "buildkit_multistage.dockerfile").read_text()
+IMAGE_ID = "sha256:3fc3cb0d207ea98d6d1706050bdccc5bab949d0e66b0c4f5a9755a239c936ff2"
+
+# A `docker` that behaves as the env says: which probes pass, what a build prints and returns.
+FAKE_DOCKER = """#!{python}
+import os, sys
+args = sys.argv[1:]
+env = os.environ
+if args[:2] == ["buildx", "version"]:
+    sys.exit(0 if env.get("FAKE_BUILDX") else 1)
+if args[:1] == ["version"]:
+    sys.exit(1 if env.get("FAKE_ENGINE") == "down" else 0)
+if args[:2] == ["build", "--help"]:
+    sys.exit(0 if env.get("DOCKER_BUILDKIT") == "1" and env.get("FAKE_LEGACY") else 1)
+with open(env["FAKE_ARGV"], "w") as out:
+    out.write("\\n".join(args))
+with open(env["FAKE_STDIN"], "wb") as out:
+    out.write(sys.stdin.buffer.read())
+with open(env["FAKE_LOG"]) as log:
+    sys.stderr.write(log.read())
+rc = int(env.get("FAKE_RC", "0"))
+if rc == 0:
+    with open(args[args.index("--iidfile") + 1], "w") as iid:
+        iid.write(env["FAKE_IID"])
+sys.exit(rc)
+"""
+
+
+def _lines(name: str) -> list[str]:
+    return (DATA / name).read_text().splitlines()
+
+
+def _fake_docker(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "docker"
+    path.write_text(FAKE_DOCKER.format(python=sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only the fake `docker` on PATH, as a legacy (20.10-like) CLI; returns the scratch dir."""
+    docker = _fake_docker(tmp_path / "bin")
+    monkeypatch.setenv("PATH", str(docker.parent))
+    monkeypatch.setattr(buildkit, "_EXTRA_DIRS", ())
+    for name, value in {
+        "FAKE_LEGACY": "1",
+        "FAKE_ARGV": tmp_path / "argv",
+        "FAKE_STDIN": tmp_path / "stdin.tar",
+        "FAKE_LOG": DATA / "buildkit_multistage.log",
+        "FAKE_IID": IMAGE_ID,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    find_buildkit_cli.cache_clear()
+    yield tmp_path
+    find_buildkit_cli.cache_clear()
+
+
+def _context(dockerfile: str = "Dockerfile", text: str = MULTISTAGE) -> BinaryIO:
+    """A context as build_context makes it: a real file (the CLI reads it as stdin)."""
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - the callers close it
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(dockerfile)
+        info.size = len(text.encode())
+        tar.addfile(info, io.BytesIO(text.encode()))
+    out.seek(0)
+    return out
+
+
+def _build(context: BinaryIO | None = None, **buildargs: str):
+    if context is None:
+        with _context() as fresh:
+            return _build(fresh, **buildargs)
+    return build_once_buildkit(
+        context,
+        dockerfile="Dockerfile",
+        tag="buildbench/test:cpu-run",
+        buildargs=buildargs or {"CUDA": "true"},
+        labels={"buildbench.run-id": "run"},
+        on_log=lambda line: None,
+    )
+
+
+def test_parser_orders_interleaved_stages_and_takes_buildkits_durations() -> None:
+    parser = ProgressParser()
+    for line in _lines("buildkit_multistage.log"):
+        parser.line(line)
+    assert parser.steps(stage_names(MULTISTAGE)) == [
+        (1, "FROM docker.io/buildbench/python:3.11-bookworm", 0.0),  # shared by all stages
+        (2, 'RUN echo "cuda=true" > /variant && sleep 1', 9.2),
+        (3, "RUN python3 -c \"print('built', 6 * 7)\" > /answer", 1.1),
+        (4, 'RUN sleep 1 && echo "read me" > /README', 9.2),
+        (5, "COPY --from=builder /variant /answer /opt/", 0.1),
+        (6, "COPY --from=docs /README /opt/README", 0.0),
+        (7, "RUN cat /opt/variant /opt/answer /opt/README", 0.9),
+    ]
+
+
+def test_parser_keeps_only_finished_steps_of_a_failed_build() -> None:
+    parser = ProgressParser()
+    for line in _lines("buildkit_failing.log"):
+        parser.line(line)
+    assert parser.steps([""]) == [
+        (1, "FROM docker.io/buildbench/python:3.11-bookworm", 0.0),
+        (2, "RUN echo start", 1.9),
+    ]
+
+
+def test_parser_puts_unknown_stages_last_in_arrival_order() -> None:
+    parser = ProgressParser()
+    for line in ["#2 [b 2/2] RUN two", "#1 [a 2/2] RUN one", "#2 DONE 2.0s", "#1 DONE 1.0s"]:
+        parser.line(line)
+    assert parser.steps() == [(1, "RUN two", 2.0), (2, "RUN one", 1.0)]
+    assert parser.steps(["a"]) == [(1, "RUN one", 1.0), (2, "RUN two", 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        (MULTISTAGE, ["builder", "docs", "stage-2"]),
+        ("FROM python:3.11-slim\nRUN true\n", [""]),
+        ("FROM --platform=$BUILDPLATFORM a AS Build\nFROM b\n", ["build", "stage-1"]),
+    ],
+)
+def test_stage_names_as_buildkit_prints_them(text: str, names: list[str]) -> None:
+    assert stage_names(text) == names
+
+
+def test_unconsumed_build_args_warned_as_the_classic_builder_does() -> None:
+    text = "ARG BASE_IMAGE=x\nFROM ${BASE_IMAGE}\n  arg CUDA TORCH_VERSION=2\n"
+    assert declared_args(text) == {"BASE_IMAGE", "CUDA", "TORCH_VERSION"}
+    assert unconsumed_warnings(text, {"CUDA": "1", "http_proxy": "p"}) == []
+    assert unconsumed_warnings("FROM x\n", {"CUDA": "true", "A": ""}) == [
+        "build-args never consumed by the Dockerfile: A CUDA"
+    ]
+
+
+def test_build_command_asks_for_no_cache_no_pull_and_the_context_on_stdin() -> None:
+    cli = BuildkitCli(("/usr/bin/docker", "build"), {"DOCKER_BUILDKIT": "1"})
+    assert build_command(
+        cli,
+        dockerfile=".buildbench.dockerfile",
+        tag="buildbench/onnx:cpu-r1",
+        buildargs={"CUDA": "", "BASE_IMAGE": "python:3.11-slim"},
+        labels={"buildbench.run-id": "r1"},
+        iidfile=Path("/tmp/iid"),
+    ) == [
+        *("/usr/bin/docker", "build", "--progress=plain", "--no-cache", "--pull=false"),
+        *("--iidfile", "/tmp/iid", "-t", "buildbench/onnx:cpu-r1", "-f", ".buildbench.dockerfile"),
+        *("--label", "buildbench.run-id=r1"),
+        *("--build-arg", "CUDA=", "--build-arg", "BASE_IMAGE=python:3.11-slim"),
+        "-",
+    ]
+
+
+def test_no_cli_that_can_do_buildkit_is_a_usage_error(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing = str(fake_cli / "bin" / "docker")  # like a 28.x CLI without buildx
+    monkeypatch.setattr(buildkit, "docker_clis", lambda: [refusing, "/nonexistent/docker"])
+    monkeypatch.delenv("FAKE_LEGACY")
+    with pytest.raises(UsageError, match="no Docker CLI here can build with BuildKit"):
+        find_buildkit_cli()
+
+
+def test_docker_clis_lists_each_executable_once(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = _fake_docker(fake_cli / "other")
+    bin_dir = fake_cli / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{fake_cli / 'empty'}:{other.parent}:{bin_dir}")
+    assert buildkit.docker_clis() == [str(bin_dir / "docker"), str(other)]
+
+
+def test_legacy_cli_gets_docker_buildkit_1(fake_cli: Path) -> None:
+    cli = find_buildkit_cli()
+    assert cli == BuildkitCli((str(fake_cli / "bin" / "docker"), "build"), {"DOCKER_BUILDKIT": "1"})
+
+
+def test_buildx_is_preferred(fake_cli: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_BUILDX", "1")
+    docker = str(fake_cli / "bin" / "docker")
+    assert find_buildkit_cli() == BuildkitCli((docker, "buildx", "build", "--load"))
+
+
+def test_build_returns_the_iidfile_id_steps_and_warnings(fake_cli: Path) -> None:
+    lines: list[str] = []
+    with _context() as context:
+        sent = context.read()
+        sample = build_once_buildkit(
+            context,
+            dockerfile="Dockerfile",
+            tag="buildbench/test:cuda-run",
+            buildargs={"CUDA": "true", "UNUSED": "1"},
+            labels={"buildbench.run-id": "run"},
+            on_log=lines.append,
+        )
+    assert sample.image_id == IMAGE_ID
+    kinds = [instruction.split()[0] for _, instruction, _ in sample.steps]
+    assert kinds == ["FROM", "RUN", "RUN", "RUN", "COPY", "COPY", "RUN"]
+    assert sample.warnings == ["build-args never consumed by the Dockerfile: UNUSED"]
+    assert sample.stage_images == []
+    assert sample.seconds > 0 and sample.first_output_seconds is not None
+    assert lines[0] == "#1 [internal] load remote build context" and "" not in lines
+    assert (fake_cli / "stdin.tar").read_bytes() == sent
+    argv = (fake_cli / "argv").read_text().splitlines()
+    assert argv[:4] == ["build", "--progress=plain", "--no-cache", "--pull=false"]
+
+
+def test_a_real_file_context_is_sent_whole_even_after_buffered_reads(
+    fake_cli: Path, tmp_path: Path
+) -> None:
+    tar = tmp_path / "context.tar"
+    with _context() as context:
+        tar.write_bytes(context.read())
+    with tar.open("rb") as context:
+        _build(context)  # type: ignore[arg-type]
+        _build(context)  # type: ignore[arg-type]  # a second sample reuses the same file
+        assert context.read() == tar.read_bytes()  # still whole and readable for the caller
+    assert (fake_cli / "stdin.tar").read_bytes() == tar.read_bytes()
+
+
+def test_build_context_tars_start_with_a_plain_header_the_cli_recognises(
+    fake_cli: Path, tmp_path: Path
+) -> None:
+    from buildbench.context import PipInputs, build_context
+    from buildbench.matrix import Cell
+
+    (tmp_path / "Dockerfile").write_text(MULTISTAGE)
+    cell = Cell("tiny", "cpu", tmp_path / "Dockerfile", tmp_path)
+    context, dockerfile = build_context(cell, PipInputs())
+    with context:
+        head = context.read(512)
+        assert head[156:157] == b"5"  # a directory entry, not a PAX header (20.10 needs this)
+        context.seek(0)
+        sample = build_once_buildkit(
+            context,
+            dockerfile=dockerfile,
+            tag="t",
+            buildargs={},
+            labels={},
+            on_log=lambda line: None,
+        )
+    assert sample.warnings == []
+
+
+def test_failed_build_raises_with_the_clis_last_line_and_tail(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_LOG", str(DATA / "buildkit_failing.log"))
+    monkeypatch.setenv("FAKE_RC", "1")
+    with pytest.raises(BuildFailed) as failed:
+        _build()
+    assert str(failed.value) == (
+        "executor failed running [/bin/sh -c echo to-stderr >&2 && exit 3]: exit code: 3"
+    )
+    assert "#6 1.239 to-stderr" in failed.value.log_tail
+    assert "" not in failed.value.log_tail
+
+
+def test_engine_down_raises_engine_unavailable(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = fake_cli / "down.log"
+    log.write_text("Cannot connect to the Docker daemon at unix:///nowhere.sock.\n")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_RC", "1")
+    monkeypatch.setenv("FAKE_ENGINE", "down")
+    with pytest.raises(EngineUnavailable, match="Cannot connect to the Docker daemon"):
+        _build()
+
+
+def test_success_without_an_image_id_is_a_failed_build(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_IID", "")
+    with pytest.raises(BuildFailed, match="without an image id"):
+        _build()
+
+
+def test_a_shared_from_sorts_the_same_whichever_stage_buildkit_names_it() -> None:
+    orders = []
+    for stage in ("builder", "stage-1"):
+        parser = ProgressParser()
+        for line in [
+            "#4 [builder 2/2] RUN make",
+            f"#3 [{stage} 1/2] FROM docker.io/library/python:3.11-slim",
+            "#5 [stage-1 2/2] COPY --from=builder /out /out",
+            "#3 DONE 0.0s",
+            "#4 DONE 3.0s",
+            "#5 DONE 0.1s",
+        ]:
+            parser.line(line)
+        orders.append(parser.steps(["builder", "stage-1"]))
+    assert (
+        orders[0]
+        == orders[1]
+        == [
+            (1, "FROM docker.io/library/python:3.11-slim", 0.0),
+            (2, "RUN make", 3.0),
+            (3, "COPY --from=builder /out /out", 0.1),
+        ]
+    )
