@@ -29,8 +29,12 @@ _CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.Connect
 _LOG_TAIL = 40
 
 
+def _address() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
 def _unreachable(exc: Exception) -> EngineUnavailable:
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    where = _address()
     log.debug("engine unreachable: %r", exc)
     return EngineUnavailable(
         f"no Docker engine answers at {where}",
@@ -40,6 +44,10 @@ def _unreachable(exc: Exception) -> EngineUnavailable:
 
 class DockerEngine:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
+        address = _address()
+        if client is None and address.startswith("unix://") and not os.path.exists(address[7:]):
+            # No socket, no engine; docker-py would also leak the socket it failed to connect.
+            raise _unreachable(FileNotFoundError(address))
         try:
             self.client = client or docker.from_env(timeout=600)
             self.client.ping()

@@ -30,7 +30,7 @@ from buildbench.cli.options import connect, option
 def base(tag: str, suite: str, mirror: str, ca_bundle: Path | None) -> None:
     """Make a python:3.11-slim-like base image from Debian packages (needs root and debootstrap).
 
-    Example: sudo buildbench base && buildbench run --base-image buildbench/python:3.11-bookworm
+    Example: buildbench base --tag python:3.11-slim --ca-bundle "$PIP_CERT"   (as root)
     """
     image_id = make_base_image(connect(), tag=tag, suite=suite, mirror=mirror, ca_bundle=ca_bundle)
     click.echo(f"{tag} {image_id}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import glob
 import json
 import math
 import os
 import socket
+import subprocess
 import sys
 import time
 from array import array
@@ -120,21 +122,46 @@ class TorchModel:
         return y.float().cpu().flatten().tolist()
 
 
-def load_cuda_provider(ort) -> str | None:
-    """Load ONNX Runtime's CUDA provider library; None when it loads, else why not.
+DRIVER = "libcuda.so.1"  # the GPU driver: only a host with a GPU (and its runtime) has it
+
+
+def unresolved_libraries(library: str, search: list[str]) -> list[str]:
+    """Sonames `library` links against that the dynamic linker cannot find (via ldd)."""
+    env = {**os.environ, "LD_LIBRARY_PATH": ":".join(search)}
+    try:
+        out = subprocess.run(
+            ["ldd", library], capture_output=True, text=True, env=env, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [f"ldd failed: {exc}"]
+    return [line.split()[0] for line in out.splitlines() if "not found" in line]
+
+
+def load_cuda_provider(ort) -> tuple[bool, str | None]:
+    """Whether ONNX Runtime's CUDA provider can run here or on a GPU host, and why not.
 
     `get_available_providers()` lists CUDA for any onnxruntime-gpu wheel, even one whose CUDA
     and cuDNN libraries are missing: only loading the provider's library proves they are there.
+    Without a GPU, the load fails on the driver alone (libcuda.so.1); then every other library
+    it links against must resolve.
     """
     capi = os.path.join(os.path.dirname(ort.__file__), "capi")
+    provider = os.path.join(capi, "libonnxruntime_providers_cuda.so")
     try:
         if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the nvidia-* wheels (ORT >= 1.21)
             ort.preload_dlls()
         for name in ("libonnxruntime_providers_shared.so", "libonnxruntime_providers_cuda.so"):
             ctypes.CDLL(os.path.join(capi, name), mode=ctypes.RTLD_GLOBAL)
+        return True, None
     except OSError as exc:
-        return str(exc)
-    return None
+        if not os.path.exists(provider):
+            return False, str(exc)
+    site = os.path.dirname(os.path.dirname(ort.__file__))
+    search = sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib")))
+    missing = unresolved_libraries(provider, search)
+    if missing == [DRIVER]:
+        return True, f"{DRIVER} (the GPU driver) is absent: no GPU here"
+    return False, f"the CUDA provider cannot load: missing {', '.join(missing) or '?'}"
 
 
 class OnnxModel:
@@ -144,10 +171,9 @@ class OnnxModel:
 
         self.numpy = numpy
         available = ort.get_available_providers()
-        cuda_error = (
-            load_cuda_provider(ort) if "CUDAExecutionProvider" in available else "not listed"
-        )
-        cuda_build = "CUDAExecutionProvider" in available and cuda_error is None
+        cuda_build, cuda_note = False, "CUDAExecutionProvider is not available"
+        if "CUDAExecutionProvider" in available:
+            cuda_build, cuda_note = load_cuda_provider(ort)
         providers = ["CPUExecutionProvider"]
         if want_gpu and cuda_build:
             providers.insert(0, "CUDAExecutionProvider")
@@ -161,7 +187,7 @@ class OnnxModel:
             "framework_version": ort.__version__,
             "available_providers": available,
             "providers": used,
-            "cuda_provider_error": cuda_error,
+            "cuda_note": cuda_note,
             "cuda_build": cuda_build,
             "gpu_used": "CUDAExecutionProvider" in used,
             "device": ort.get_device(),

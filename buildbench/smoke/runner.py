@@ -154,13 +154,62 @@ def smoke_cell(
     labels: dict[str, str],
 ) -> None:
     """Smoke-test the cell's image; the cell's status becomes the smoke status when not ok."""
-    if cell.framework not in ("pytorch", "onnx") or record.image_id is None:
+    if record.image_id is None:
         return
+    if cell.smoke_command:
+        spec = ContainerSpec(
+            command=list(cell.smoke_command),
+            timeout_seconds=options.timeout_seconds,
+            memory_bytes=options.memory_bytes,
+            labels=labels,
+        )
+        record.smoke = judge_command(cell, engine.run(record.image_id, spec))
+    elif cell.framework in ("pytorch", "onnx"):
+        _smoke_model(engine, cell, record, options, artifacts, labels)
+    if record.smoke and record.smoke["status"] != status.OK:
+        record.status = record.smoke["status"]
+        record.error = record.smoke["message"]
+
+
+def judge_command(cell: Cell, outcome: ContainerOutcome) -> dict[str, Any]:
+    """A config's own smoke command: it must exit 0 and print what the config expects."""
+    smoke: dict[str, Any] = {
+        "command": list(cell.smoke_command or ()),
+        "seconds": round(outcome.seconds, 3),
+        "output_tail": _tail(outcome),
+    }
+    output = outcome.stdout + outcome.stderr
+    if outcome.timed_out:
+        return {
+            **smoke,
+            "status": status.SMOKE_TIMEOUT,
+            "message": f"no result within {outcome.seconds:.0f} s: the container was killed",
+        }
+    if outcome.exit_code != 0:
+        return {
+            **smoke,
+            "status": status.SMOKE_FAILED,
+            "message": f"the smoke command exited with {outcome.exit_code}",
+        }
+    if cell.smoke_expect is not None and cell.smoke_expect not in output:
+        return {
+            **smoke,
+            "status": status.SMOKE_FAILED,
+            "message": f"the smoke command's output lacks {cell.smoke_expect!r}",
+        }
+    return {**smoke, "status": status.OK, "message": "ok"}
+
+
+def _smoke_model(
+    engine: Engine,
+    cell: Cell,
+    record: CellRecord,
+    options: SmokeOptions,
+    artifacts: Path,
+    labels: dict[str, str],
+) -> None:
     gpus = wants_gpus(engine, options.gpus)
     outcome = engine.run(record.image_id, container_spec(cell, options, artifacts, gpus, labels))
     record.smoke = judge(cell, outcome, gpus)
-    if record.smoke["status"] != status.OK:
-        record.status = record.smoke["status"]
-        record.error = record.smoke["message"]
     if record.smoke.get("cuda_build") and not record.smoke.get("gpu_used"):
         record.warnings.append("no GPU: this CUDA image ran its inference on the CPU")

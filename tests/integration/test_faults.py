@@ -8,6 +8,8 @@ import docker
 import pytest
 
 from buildbench import record as status
+from buildbench.cli.options import default_ca_bundle
+from buildbench.context import PipInputs
 from buildbench.docker_engine import DockerEngine
 from buildbench.matrix import Cell
 from buildbench.pipeline import LABEL_RUN, RunConfig, Runner
@@ -23,6 +25,10 @@ DOCKERFILES = {
     "hangs": "FROM {base}\nRUN printf '#!/bin/sh\\nexec sleep 600\\n' > /usr/local/bin/python"
     " && chmod 755 /usr/local/bin/python\n",
     "noframework": "FROM {base}\nUSER 65534\n",
+    # onnxruntime-gpu without its [cuda,cudnn] extras: lists the CUDA provider, cannot load it.
+    "gpunolibs": "FROM {base}\nCOPY build-inputs/ /build-inputs/\n"
+    "RUN python3 -m venv /opt/venv && PIP_CONFIG_FILE=/build-inputs/pip.conf"
+    " /opt/venv/bin/pip install --no-cache-dir onnxruntime-gpu\nENV PATH=/opt/venv/bin:$PATH\n",
 }
 
 
@@ -41,13 +47,24 @@ def broken_run(
     for name, text in DOCKERFILES.items():
         dockerfile = folder / f"{name}.dockerfile"
         dockerfile.write_text(text.format(base=base_image))
-        cells.append(Cell(name, "cpu", dockerfile, folder, framework="pytorch"))
+        gpu = name == "gpunolibs"
+        cells.append(
+            Cell(
+                name,
+                "cuda" if gpu else "cpu",
+                dockerfile,
+                folder,
+                framework="onnx" if gpu else "pytorch",
+                build_inputs=gpu,
+            )
+        )
     config = RunConfig(
         cells=cells,
         base_image=base_image,
         results_dir=folder / "results",
-        smoke=SmokeOptions(batch_sizes=(1,), timeout_seconds=10, runs=1),
+        smoke=SmokeOptions(batch_sizes=(1,), timeout_seconds=30, runs=1),
         compressed_size=False,
+        pip=PipInputs(ca_bundle=default_ca_bundle()),
     )
     runner = Runner(engine, config, Quiet())
     runner.start()
@@ -77,6 +94,15 @@ def test_an_image_without_the_framework_fails_with_a_clear_message(broken_run):
     assert records["noframework"].status == status.SMOKE_FAILED
     assert "the framework does not import" in records["noframework"].error
     assert "torch" in records["noframework"].error
+
+
+def test_onnxruntime_gpu_without_cuda_libraries_is_an_invalid_variant(broken_run):
+    records, _ = broken_run
+    record = records["gpunolibs"]
+    assert "CUDAExecutionProvider" in record.smoke["available_providers"]
+    assert record.status == status.INVALID_VARIANT
+    assert record.smoke["cuda_build"] is False
+    assert "the CUDA provider cannot load: missing libcublas" in record.smoke["cuda_note"]
 
 
 def test_a_cpu_image_labelled_cuda_is_an_invalid_variant(matrix_run, engine, tmp_path: Path):

@@ -8,9 +8,6 @@ from click.testing import CliRunner
 from buildbench.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-# docker-py leaves its session's socket open when version detection finds no engine; the
-# warning surfaces whenever the garbage collector gets to it, so the whole module allows it.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):

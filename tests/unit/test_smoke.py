@@ -123,3 +123,29 @@ def test_program_percentile_and_parity():
     result = program.parity([1.0, 2.0005], array("f", [1.0, 2.0]), rtol=1e-3, atol=1e-4)
     assert result["ok"] is True and result["max_abs_diff"] == pytest.approx(5e-4, rel=1e-3)
     assert program.parity([1.01], array("f", [1.0]), rtol=1e-3, atol=1e-4)["ok"] is False
+
+
+COMMAND_CELL = Cell(
+    "mine", "cpu", Path("d"), Path("."), smoke_command=("serve", "--check"), smoke_expect="ready"
+)
+
+
+@pytest.mark.parametrize(
+    ("result", "expected", "message"),
+    [
+        (ContainerOutcome(0, "model ready\n", ""), status.OK, "ok"),
+        (ContainerOutcome(0, "starting\n", ""), status.SMOKE_FAILED, "lacks 'ready'"),
+        (ContainerOutcome(2, "", "boom"), status.SMOKE_FAILED, "exited with 2"),
+        (ContainerOutcome(None, "", "", timed_out=True), status.SMOKE_TIMEOUT, "killed"),
+    ],
+)
+def test_a_config_smoke_command_must_exit_zero_and_print_what_is_expected(
+    result, expected, message, tmp_path: Path
+):
+    engine = FakeEngine(run_result=lambda image, spec: result)
+    record = CellRecord("mine", "cpu", None, status.OK, "d", {}, "h", image_id="img")
+    smoke_cell(engine, COMMAND_CELL, record, options=SmokeOptions(), artifacts=tmp_path, labels={})
+    assert engine.runs[0][1].command == ["serve", "--check"]
+    assert engine.runs[0][1].network is False
+    assert record.smoke["status"] == expected and message in record.smoke["message"]
+    assert record.status == expected
