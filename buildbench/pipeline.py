@@ -16,7 +16,7 @@ from buildbench import record as status
 from buildbench.build import BuildSample, build_once, remove_stage_images
 from buildbench.buildkit import build_once_buildkit
 from buildbench.context import PipInputs, build_context
-from buildbench.engine import Engine
+from buildbench.engine import Engine, ImageInfo
 from buildbench.errors import BuildFailed, EngineUnavailable, ImageNotFound, UsageError
 from buildbench.hostinfo import cpu_model, git_commit, memory_bytes
 from buildbench.matrix import Cell
@@ -24,7 +24,7 @@ from buildbench.measure import measure_image
 from buildbench.record import CellRecord, RunInfo, Step
 from buildbench.results import write_results
 from buildbench.smoke.artifacts import prepare_artifacts
-from buildbench.smoke.runner import SmokeOptions, smoke_cell
+from buildbench.smoke.runner import SmokeOptions, smoke_cell, uses_model
 
 log = logging.getLogger("buildbench")
 
@@ -84,8 +84,8 @@ def prepare_results_dir(results_dir: Path, run_id: str) -> Path:
     return run_dir
 
 
-def ensure_base_image(engine: Engine, ref: str) -> str:
-    """The base image's id, pulled first if it is missing (before any timing starts)."""
+def ensure_base_image(engine: Engine, ref: str) -> ImageInfo:
+    """The base image, pulled first if it is missing (before any timing starts)."""
     info = engine.image(ref)
     if info is None:
         log.info("base image %s is not local: pulling it (not part of any build time)", ref)
@@ -99,10 +99,10 @@ def ensure_base_image(engine: Engine, ref: str) -> str:
         info = engine.image(ref)
         if info is None:
             raise ImageNotFound(f"base image {ref} is still missing after a pull")
-    return info.id
+    return info
 
 
-def run_info(engine: Engine, config: RunConfig, run_id: str, base_id: str) -> RunInfo:
+def run_info(engine: Engine, config: RunConfig, run_id: str, base_id: str | None) -> RunInfo:
     engine_info = engine.info()
     return RunInfo(
         run_id=run_id,
@@ -163,18 +163,23 @@ class Runner:
         for cell in self.config.cells:
             cell.dockerfile_text()
         self.config.pip.validate()
-        base_id = ensure_base_image(self.engine, self.config.base_image)
-        self.base_size = self.engine.image(base_id).size_bytes  # type: ignore[union-attr]
+        # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
+        self.bases = {
+            ref: ensure_base_image(self.engine, ref)
+            for ref in dict.fromkeys(c.build_args.get("BASE_IMAGE", "") for c in self.config.cells)
+            if ref
+        }
+        base = self.bases.get(self.config.base_image)
+        base_id = base.id if base else None
         run_id = new_run_id()
         run_dir = prepare_results_dir(self.config.results_dir, run_id)
         self.run = run_info(self.engine, self.config, run_id, base_id)
         self.run_dir = run_dir
         self.save()
-        if self.config.smoke:
+        self.artifacts = run_dir / "smoke-artifacts"
+        if self.config.smoke and any(uses_model(cell) for cell in self.config.cells):
             log.info("preparing the smoke-test model (ResNet-18, ONNX export, references)")
-            self.artifacts = prepare_artifacts(
-                run_dir / "smoke-artifacts", self.config.smoke.batch_sizes
-            )
+            prepare_artifacts(self.artifacts, self.config.smoke.batch_sizes)
         return self.run, run_dir
 
     def save(self) -> None:
@@ -263,11 +268,12 @@ class Runner:
 
     def measure(self, cell: Cell, record: CellRecord) -> None:
         assert record.image_id
+        base = self.bases.get(cell.build_args.get("BASE_IMAGE", ""))
         try:
             measured, warnings = measure_image(
                 self.engine,
                 record.image_id,
-                base_size_bytes=self.base_size,
+                base_size_bytes=base.size_bytes if base else None,
                 framework=cell.framework,
                 compressed=self.config.compressed_size,
             )
@@ -278,7 +284,7 @@ class Runner:
             return
         record.image_size_bytes = measured.size_bytes
         record.layers = measured.layers
-        record.base_image_id = self.run.base_image_id
+        record.base_image_id = base.id if base else None
         record.bytes_over_base = measured.bytes_over_base
         record.compressed_size_bytes = measured.compressed_size_bytes
         record.python_version = measured.python_version

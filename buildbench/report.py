@@ -77,17 +77,19 @@ def entries(runs: Sequence[RunResults]) -> list[Entry]:
 
 
 def labelled(runs: Sequence[RunResults]) -> list[tuple[str, RunResults]]:
-    """Each run with its machine: its host, plus its run id where one host ran several runs."""
+    """Each run with its machine: its host; where one host ran several runs, plus its builder
+    when that tells them apart ("vm (buildkit)"), else its run id."""
     hosts = [run.info.host for run in runs]
-    return [
-        (
-            run.info.host
-            if hosts.count(run.info.host) == 1
-            else f"{run.info.host} {run.info.run_id}",
-            run,
-        )
-        for run in runs
-    ]
+    builds = [(run.info.host, run.info.builder) for run in runs]
+    return [(_label(run.info, hosts, builds), run) for run in runs]
+
+
+def _label(info: RunInfo, hosts: list[str], builds: list[tuple[str, str]]) -> str:
+    if hosts.count(info.host) == 1:
+        return info.host
+    if builds.count((info.host, info.builder)) == 1:
+        return f"{info.host} ({info.builder})"
+    return f"{info.host} {info.run_id}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +171,42 @@ def _ok(record: CellRecord | None, metric: Callable[[CellRecord], float | None])
 
 
 # ---------------------------------------------------------------------------------------------
+# Classic builder vs BuildKit
+
+
+def builder_comparison(runs: Sequence[RunResults]) -> list[dict[str, Any]]:
+    """Per machine and cell that both builders built: median build times and image sizes.
+
+    Machines are hosts here, not run labels: a host's classic and BuildKit runs pair up. Where
+    a host built a cell with one builder in several runs, the first of them counts.
+    """
+    built: dict[tuple[str, str, str], CellRecord] = {}
+    for run in runs:
+        for r in run.records:
+            if r.status != status.BUILD_FAILED and build_median(r) is not None:
+                built.setdefault((run.info.host, r.key, r.builder), r)
+    rows = []
+    for host, key in dict.fromkeys((host, key) for host, key, _ in built):
+        classic, buildkit = built.get((host, key, "classic")), built.get((host, key, "buildkit"))
+        if classic and buildkit:
+            rows.append(_builder_row(host, classic, buildkit))
+    return rows
+
+
+def _builder_row(machine: str, classic: CellRecord, buildkit: CellRecord) -> dict[str, Any]:
+    classic_s, buildkit_s = build_median(classic), build_median(buildkit)
+    return {
+        "machine": machine,
+        "cell": classic.key,
+        "classic_build_seconds": classic_s,
+        "buildkit_build_seconds": buildkit_s,
+        "faster": ratio(classic_s, buildkit_s),
+        "classic_size_bytes": classic.image_size_bytes,
+        "buildkit_size_bytes": buildkit.image_size_bytes,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Markdown
 
 
@@ -178,13 +216,14 @@ def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str
     sections = [
         _title(runs, cells),
         _course_section(runs),
+        _builders_section(runs),
         _cells_section(runs, cells),
         _charts_section(chart_links),
         _warnings_section(cells),
         _steps_section(runs, cells),
         _environment_section(runs),
     ]
-    return "\n\n".join(sections) + "\n"
+    return "\n\n".join(section for section in sections if section) + "\n"
 
 
 def _title(runs: Sequence[RunResults], cells: list[Entry]) -> str:
@@ -241,6 +280,33 @@ def _course_sizes(variant: str) -> str:
         return "-"
     sizes = f"{fmt.size(course.pytorch_bytes)} / {fmt.size(course.onnx_bytes)}"
     return f"{fmt.times(course.smaller)} ({sizes})"
+
+
+# The section's columns: header, the comparison row's key, how its value reads.
+BUILDER_COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
+    ("cell", "cell", str),
+    ("classic build", "classic_build_seconds", fmt.seconds),
+    ("BuildKit build", "buildkit_build_seconds", fmt.seconds),
+    ("BuildKit faster", "faster", fmt.times),
+    ("classic size", "classic_size_bytes", fmt.size),
+    ("BuildKit size", "buildkit_size_bytes", fmt.size),
+]
+
+
+def _builders_section(runs: Sequence[RunResults]) -> str:
+    """Classic builder vs BuildKit, where both built a cell on one machine; else nothing."""
+    found = builder_comparison(runs)
+    if not found:
+        return ""
+    machine = [("machine", "machine", str)] if len({r["machine"] for r in found}) > 1 else []
+    columns = machine + BUILDER_COLUMNS
+    rows = [[show(row[key]) for _, key, show in columns] for row in found]
+    return (
+        "## Classic builder vs BuildKit\n\n"
+        "Median build times of the cells both builders built on the same machine, and how many "
+        "times faster BuildKit built them (below 1.00x: slower). Their images may differ "
+        "slightly in size.\n\n" + markdown_table(rows, [header for header, _, _ in columns])
+    )
 
 
 CELL_HEADERS = ["framework", "variant", "status", "build", "size", "over base", "compressed"]

@@ -27,6 +27,11 @@ class SmokeOptions:
     runs: int = 10
 
 
+def uses_model(cell: Cell) -> bool:
+    """Whether the cell's smoke test runs the reference model (else its own command, or none)."""
+    return cell.framework in ("pytorch", "onnx") and not cell.smoke_command
+
+
 def wants_gpus(engine: Engine, gpus: Gpus) -> bool:
     """auto: request GPUs only where the engine has an NVIDIA runtime."""
     return gpus == "all" or (gpus == "auto" and engine.info().has_nvidia_runtime)
@@ -164,7 +169,7 @@ def smoke_cell(
             labels=labels,
         )
         record.smoke = judge_command(cell, engine.run(record.image_id, spec))
-    elif cell.framework in ("pytorch", "onnx"):
+    elif uses_model(cell):
         _smoke_model(engine, cell, record, options, artifacts, labels)
     if record.smoke and record.smoke["status"] != status.OK:
         record.status = record.smoke["status"]

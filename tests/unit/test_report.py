@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from buildbench.record import SCHEMA_VERSION
 from buildbench.report import (
     CHARTS_MISSING,
     REPORT_MD,
+    RunResults,
+    builder_comparison,
     course_comparison,
     labelled,
     load_runs,
@@ -26,6 +29,7 @@ from tests.fakes import FakeEngine, classic_stream
 from tests.unit.references import DATA, reference
 
 VM = DATA / "vm.json"
+VM_BUILDKIT = DATA / "vm-buildkit.json"  # vm.json again with BuildKit; its onnx/cuda failed
 GPU = DATA / "gpu-runner.json"
 SCHEMA0 = DATA / "vm-schema0.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -84,6 +88,53 @@ def test_one_host_twice_is_told_apart_by_run_id() -> None:
     labels = [label for label, _ in labelled(load_runs([VM, VM]))]
     assert labels == ["vm 20261125T142553Z-fd9b", "vm 20261125T142553Z-fd9b"]
     assert [label for label, _ in labelled(load_runs([VM, GPU]))] == ["vm", "gpu-runner-01"]
+
+
+def test_one_host_with_both_builders_is_told_apart_by_builder() -> None:
+    labels = [label for label, _ in labelled(load_runs([VM, VM_BUILDKIT]))]
+    assert labels == ["vm (classic)", "vm (buildkit)"]
+    labels = [label for label, _ in labelled(load_runs([VM, VM_BUILDKIT, VM]))]
+    assert labels == ["vm 20261125T142553Z-fd9b", "vm (buildkit)", "vm 20261125T142553Z-fd9b"]
+
+
+# --- classic builder vs BuildKit ---------------------------------------------------------------
+
+
+def test_both_builders_merge_into_one_report_with_their_comparison(tmp_path: Path) -> None:
+    path = write_report(tmp_path / REPORT_MD, load_runs([VM, VM_BUILDKIT]))
+    text = path.read_text()
+    assert text == reference("report-builders.md", text)
+    section = text.split("## Classic builder vs BuildKit\n\n")[1].split("\n## ")[0]
+    assert "| pytorch/cpu  | 91.6 s          | 71.2 s           | 1.29x " in section
+    assert "onnx/cuda" not in section  # BuildKit's build of it failed
+    assert "| machine " not in section  # one machine
+    assert "| vm (buildkit) | onnx        | cuda      | build_failed " in text
+
+
+def test_builder_comparison_pairs_cells_per_host() -> None:
+    runs = load_runs([VM, VM_BUILDKIT])
+    other = [RunResults(replace(run.info, host="vm2"), run.records) for run in runs]
+    rows = builder_comparison([*runs, *other, *load_runs([GPU])])
+    assert [(row["machine"], row["cell"]) for row in rows] == [
+        (host, cell)
+        for host in ("vm", "vm2")
+        for cell in ("pytorch/cpu", "onnx/cpu", "pytorch/cuda")
+    ]
+    assert rows[0]["faster"] == pytest.approx(91.588 / 71.214)
+    assert (rows[0]["classic_size_bytes"], rows[0]["buildkit_size_bytes"]) == (938096654, 938091022)
+    text = render([*runs, *other], "markdown", "not drawn")
+    assert "| machine   | cell         | classic build   |" in text
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [[VM], [VM, GPU], [VM, VM], [VM_BUILDKIT]],
+    ids=["vm", "two-hosts", "vm-twice", "buildkit-only"],
+)
+def test_no_builder_section_without_a_cell_both_builders_built(paths: list[Path]) -> None:
+    text = render(load_runs(paths), "markdown", "not drawn")
+    assert "Classic builder vs BuildKit" not in text
+    assert builder_comparison(load_runs(paths)) == []
 
 
 def test_without_matplotlib_the_report_says_charts_were_skipped(
