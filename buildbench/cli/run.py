@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from pathlib import Path
@@ -35,6 +36,9 @@ from buildbench.record import CellRecord, summarize
 from buildbench.report import write_run_report
 from buildbench.smoke.runner import SmokeOptions
 
+# A new instruction: classic "Step 3/9 : RUN ...", BuildKit "#7 [builder 3/5] RUN ...".
+_STEP_START = re.compile(r"^(Step \d+/\d+ :|#\d+ \[[^\]]*\d+/\d+\])")
+
 
 class TerminalProgress:
     """The live view: one line per build step (or the whole log with -v), nothing with -q."""
@@ -49,7 +53,7 @@ class TerminalProgress:
     def build_log(self, cell: Cell, line: str) -> None:
         if self.verbose:
             click.echo(f"  {line}", err=True)
-        elif not self.quiet and line.startswith("Step "):
+        elif not self.quiet and _STEP_START.match(line):
             click.echo(f"  {cell.key} | {line[:110]}", err=True)
 
     def cell_finished(self, record: CellRecord) -> None:
