@@ -39,7 +39,14 @@ def cli() -> None:
 
     Example: buildbench run --cuda both
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # buildbench's own messages only: the exporters' loggers chatter at INFO.
+    logger = logging.getLogger("buildbench")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _register() -> None:
