@@ -64,8 +64,19 @@ def make_base_image(
     suite: str = "bookworm",
     mirror: str = "http://deb.debian.org/debian",
     ca_bundle: Path | None = None,
+    force: bool = False,
 ) -> str:
-    """Bootstrap Debian with Python into a folder, import it as `tag`; returns the image id."""
+    """Bootstrap Debian with Python into a folder, import it as `tag`; returns the image id.
+
+    An image already called `tag` (a real python:3.11-slim, say) is a UsageError unless
+    `force`: importing would silently take its name.
+    """
+    existing = engine.image(tag)
+    if existing is not None and not force:
+        raise UsageError(
+            f"image {tag} exists; pass --force to replace it",
+            tip=f"{tag} is {existing.id[:19]}: to keep it, name the new base with --tag NAME",
+        )
     debootstrap = _check_host()
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UsageError(f"CA bundle {ca_bundle} is not a file", tip="give a PEM file")

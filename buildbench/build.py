@@ -39,6 +39,7 @@ class _StepClock:
         self._open: tuple[int, str, float] | None = None
         self.stage_images: list[str] = []
         self._last_layer: str | None = None
+        self._in_from = False
         self.layers: list[str] = []  # every image the build committed, in order
         self.warnings: list[str] = []
 
@@ -48,10 +49,14 @@ class _StepClock:
         if step := _STEP.match(text):
             self.close(now)
             instruction = step.group(2)
-            if instruction.upper().startswith("FROM ") and self._last_layer and self.steps:
-                self.stage_images.append(self._last_layer)
+            self._in_from = instruction.upper().startswith("FROM ")
+            if self._in_from:
+                if self._last_layer:  # the result of the stage this FROM ends
+                    self.stage_images.append(self._last_layer)
+                self._last_layer = None
             self._open = (int(step.group(1)), instruction, now)
-        elif layer := _LAYER_ID.match(text):
+        elif (layer := _LAYER_ID.match(text)) and not self._in_from:
+            # The id printed after FROM is the base image itself: never ours to remove.
             self._last_layer = layer.group(1)
             self.layers.append(self._last_layer)
         elif unconsumed := _UNCONSUMED.search(text):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# One colour per framework, in order: colour-blind safe (Okabe-Ito); one hatch per machine.
+# One colour per image, in order: colour-blind safe (Okabe-Ito); one hatch per machine.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 GROUP_WIDTH = 0.8  # of the space between two groups
@@ -24,11 +24,11 @@ class ChartsUnavailable(Exception):
 @dataclass(frozen=True)
 class Bar:
     group: str  # the x-axis group (a variant)
-    series: str  # the legend entry (a framework, with its machine if merged)
+    series: str  # the legend entry (an image's name, with its machine if merged)
     value: float
     spread: tuple[float, float] | None = None  # (min, max): an error bar, when n > 1
     text: str = ""  # written above the bar
-    colour: str = ""  # bars with the same key share a colour (a framework)
+    colour: str = ""  # bars with the same key share a colour (an image)
     hatch: str = ""  # bars with the same key share a hatch (a machine)
 
 

@@ -20,8 +20,8 @@ FORMATS = ("text", "markdown")
 
 WORSE, BETTER, SAME, FAILING, FIXED, NOT_COMPARABLE, MISSING = "+", "-", " ", "!", "*", "x", "?"
 LEGEND = (
-    "marks: + worse, - better, ! newly failing, * fixed, x not comparable (Dockerfile or "
-    "build-args changed), ? missing on one side"
+    "marks: + worse, - better, ! newly failing, * fixed, x not comparable (Dockerfile, "
+    "build-args or builder changed), ? missing on one side"
 )
 HEADERS = ["", "cell", "metric", "baseline", "current", "ratio"]
 
@@ -85,9 +85,15 @@ def _cell_rows(
     if ok_before != ok_after or not ok_before:
         mark = FAILING if ok_before else FIXED if ok_after else SAME
         return [Row(mark, after.key, "status", before.status, after.status)]
-    comparable = before.config_hash == after.config_hash
+    comparable = _comparable(before, after)
     rows = [_metric_row(before, after, m, thresholds, comparable) for m in METRICS]
     return [row for row in rows if row is not None]
+
+
+def _comparable(before: CellRecord, after: CellRecord) -> bool:
+    """Built from the same Dockerfile and build-args, by the same builder: the classic builder
+    and BuildKit time and size one Dockerfile differently (see the report's builder table)."""
+    return before.config_hash == after.config_hash and before.builder == after.builder
 
 
 def _missing(before: CellRecord | None, after: CellRecord | None) -> Row:

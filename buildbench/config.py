@@ -9,7 +9,8 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
     builtin = "pytorch"          # a built-in image ("pytorch" or "onnx"); takes no other key
 
     [[image]]
-    name = "course-onnx"         # required: lowercase letters and digits, with . _ - inside
+    name = "course-onnx"         # required: lowercase letters and digits, with . _ - inside;
+                                 # not "pytorch" or "onnx" (the built-in images' names)
     dockerfile = "inference_onnx.dockerfile"  # required; relative to the config file's folder
     context = "."                # default: the Dockerfile's folder (relative as dockerfile)
     cuda_arg = "CUDA"            # the build-arg that selects the variant (default "CUDA")
@@ -17,7 +18,8 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
                                  # name only `cpu` for an image without a CUDA variant
     build_args = { PIP_DEFAULT_TIMEOUT = "60" }  # more build-args: strings only
     smoke = "onnx"               # "pytorch", "onnx", or { command = [...], expect = "text" };
-                                 # default: no smoke test
+                                 # default: no smoke test. "pytorch" or "onnx" is also the
+                                 # image's framework for `--framework`
     build_inputs = false         # whether the context gets buildbench's build-inputs/ folder
                                  # (pip.conf, CA bundle, wheels), as the built-in images do
 
@@ -71,6 +73,8 @@ class BuiltinImage:
         return self.framework
 
     def cells(self, options: MatrixOptions) -> list[Cell]:
+        if self.framework not in options.frameworks:
+            return []
         return builtin_matrix(replace(options, frameworks=(self.framework,)))
 
 
@@ -116,8 +120,16 @@ class MatrixConfig:
     images: tuple[Image, ...]
 
     def cells(self, options: MatrixOptions) -> list[Cell]:
-        """The cells of the variants in `options`; built-in images also take its other fields."""
-        return [cell for image in self.images for cell in image.cells(options)]
+        """The cells of the variants and frameworks in `options`; built-in images also take its
+        other fields. An image's framework is its builtin, or its `smoke` framework: with fewer
+        than all frameworks (`--framework`), images of none are left out too."""
+        every = set(FRAMEWORKS) <= set(options.frameworks)
+        return [
+            cell
+            for image in self.images
+            if every or image.framework in options.frameworks
+            for cell in image.cells(options)
+        ]
 
 
 def _type_name(value: object) -> str:
@@ -277,6 +289,11 @@ def _name(table: _Table) -> str:
             f'name "{name}" cannot be part of an image tag',
             "use lowercase letters and digits, with . _ or - between them",
         )
+    if name in FRAMEWORKS:  # the report tells the built-in images by their names
+        raise table.error(
+            f'the name "{name}" is a built-in image\'s',
+            f'write builtin = "{name}" for the built-in image, or give yours another name',
+        )
     return name
 
 
@@ -361,6 +378,13 @@ def load_matrix(
     """The config file used (None: built-in matrix) and the selected cells."""
     loaded = load_config(config, directory)
     cells = loaded.cells(options) if loaded else builtin_matrix(options)
+    if not cells:
+        every = MatrixOptions(variants=VARIANTS)
+        valid = loaded.cells(every) if loaded else builtin_matrix(every)
+        raise UsageError(
+            "the selection leaves no cell to build",
+            tip=f"valid cells: {', '.join(cell.key for cell in valid)}",
+        )
     return (loaded.source if loaded else None), select_cells(cells, only)
 
 

@@ -12,9 +12,12 @@ import io
 import re
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+import docker.utils.build
 
 from buildbench.errors import UsageError
 from buildbench.matrix import Cell
@@ -85,23 +88,35 @@ def build_context(cell: Cell, pip: PipInputs) -> tuple[BinaryIO, str]:
     out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
     # GNU format: no PAX header in front, which the 20.10 CLI would not take as a tar on stdin.
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        tar.add(
-            cell.context, arcname=".", filter=_skip_generated_inputs if cell.build_inputs else None
-        )
+        tar.add(cell.context, arcname=".", filter=_context_filter(cell))
         # The Dockerfile may live outside its context (as `docker build -f` allows).
         dockerfile = ".buildbench.dockerfile"
         _add_bytes(tar, dockerfile, text)
         if cell.build_inputs:
             _add_bytes(tar, "build-inputs/pip.conf", pip.pip_conf().encode())
+            # resolve(): a symlinked bundle or wheel must travel as the file, not the link.
             if pip.ca_bundle:
-                tar.add(pip.ca_bundle, arcname="build-inputs/ca.pem")
+                tar.add(pip.ca_bundle.resolve(), arcname="build-inputs/ca.pem")
             if pip.find_links:
                 for wheel in wheels_for(cell, pip.find_links):
-                    tar.add(wheel, arcname=f"build-inputs/wheels/{wheel.name}")
+                    tar.add(wheel.resolve(), arcname=f"build-inputs/wheels/{wheel.name}")
     out.seek(0)
     return out, dockerfile
 
 
-def _skip_generated_inputs(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    # buildbench writes these itself; the checked-in pip.conf is only for hand-run builds.
-    return None if info.name in {"./build-inputs/pip.conf", "build-inputs/pip.conf"} else info
+def _context_filter(cell: Cell) -> Callable[[tarfile.TarInfo], tarfile.TarInfo | None]:
+    """Leave out what the context's .dockerignore excludes (as `docker build` does) and, for
+    built-in cells, the checked-in pip.conf that buildbench replaces."""
+    ignore = cell.context / ".dockerignore"
+    patterns = ignore.read_text().splitlines() if ignore.is_file() else []
+    kept = docker.utils.build.exclude_paths(str(cell.context), patterns) if patterns else None
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        name = info.name.removeprefix("./")
+        if cell.build_inputs and name == "build-inputs/pip.conf":
+            return None
+        if kept is not None and name not in (".", "") and name not in kept:
+            return None
+        return info
+
+    return keep

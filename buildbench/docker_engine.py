@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -13,6 +14,7 @@ import docker
 import docker.errors
 import docker.types
 import requests.exceptions
+import urllib3.exceptions
 
 from buildbench.engine import (
     BuildEvent,
@@ -22,7 +24,7 @@ from buildbench.engine import (
     EngineInfo,
     ImageInfo,
 )
-from buildbench.errors import BuildFailed, EngineUnavailable
+from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
 
 log = logging.getLogger("buildbench")
 _CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.ConnectionError)
@@ -74,6 +76,13 @@ class DockerEngine:
             data = self.api.inspect_image(ref)
         except docker.errors.ImageNotFound:
             return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 400:  # e.g. upper case or a stray character in the name
+                raise UsageError(
+                    f"{ref!r} is not a valid image reference ({exc.explanation})",
+                    tip="image names are lower case: [registry/]name[:tag]",
+                ) from None
+            raise
         except requests.exceptions.ConnectionError as exc:
             raise _unreachable(exc) from None
         return ImageInfo(
@@ -135,24 +144,34 @@ class DockerEngine:
             raise
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
             raise BuildFailed(str(exc), tail[-_LOG_TAIL:]) from None
-        except requests.exceptions.ConnectionError as exc:
-            raise _unreachable(exc) from None
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            if not self._answers():
+                raise _unreachable(exc) from None
+            raise BuildFailed(f"the build stream broke: {exc}", tail[-_LOG_TAIL:]) from None
         except BaseException:  # Ctrl-C, SIGTERM, or the consumer gave up on the build
             self._reconnect()
             raise
 
     def _reconnect(self) -> None:
         """Drop every open connection, which makes the engine cancel a running build
-        (it removes the build's container too), then connect afresh."""
+        (it removes the build's container too), then connect afresh. Asks the engine nothing:
+        it may be the engine that went away."""
+        version = self.api.api_version
         self.client.close()
-        self.client = docker.from_env(timeout=600)
+        self.client = docker.from_env(timeout=600, version=version)
         self.api = self.client.api
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.api.ping())
+        except Exception:  # any failure to ping means the same: no engine
+            return False
 
     def remove_image(self, ref: str) -> bool:
         try:
             self.api.remove_image(ref, force=False, noprune=False)
-        except (docker.errors.ImageNotFound, docker.errors.APIError):
-            return False
+        except (docker.errors.APIError, requests.exceptions.ConnectionError):
+            return False  # gone already, still in use, or no engine to ask
         return True
 
     def images_labelled(self, label: str) -> list[str]:
@@ -198,6 +217,7 @@ class DockerEngine:
             ],
             environment=dict(spec.environment),
             labels=dict(spec.labels),
+            entrypoint=list(spec.entrypoint),
             **kwargs,
         )
         timed_out = False
@@ -209,7 +229,9 @@ class DockerEngine:
                 return ContainerOutcome(None, "", exc.explanation or str(exc), seconds=0.0)
             try:
                 exit_code = container.wait(timeout=spec.timeout_seconds)["StatusCode"]
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                if not self._answers():  # not a timeout: the engine went away
+                    raise _unreachable(exc) from None
                 timed_out, exit_code = True, None
                 container.kill()
             seconds = time.perf_counter() - started
@@ -218,5 +240,6 @@ class DockerEngine:
             out = container.logs(stdout=True, stderr=False).decode(errors="replace")
             err = container.logs(stdout=False, stderr=True).decode(errors="replace")
         finally:
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.APIError, requests.exceptions.ConnectionError):
+                container.remove(force=True)
         return ContainerOutcome(exit_code, out, err, timed_out, oom, seconds, started_at)

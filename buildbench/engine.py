@@ -66,6 +66,8 @@ class ContainerSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     gpus: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The image's ENTRYPOINT is replaced: the command runs as given, whatever the image wraps.
+    entrypoint: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ def memory_bytes() -> int | None:
 
 
 def git_commit(path: Path) -> str | None:
-    """The commit of the checkout holding `path`, or None outside a git checkout."""
+    """The commit of the checkout whose top is `path`, or None (an installed package)."""
+    if not (path / ".git").exists():
+        return None
     try:
         result = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "HEAD"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import posixpath
 import tarfile
 import zlib
 from collections import deque
@@ -95,12 +96,16 @@ def compressed_size(archive: Iterable[bytes]) -> int:
     The image config and manifests, a few KB, are left out.
     """
     sizes: dict[str, int] = {}
+    links: dict[str, str] = {}  # 20.10 writes a layer that repeats as a link to its first copy
     manifest = None
     with (
         ThreadPoolExecutor(max_workers=_WORKERS) as pool,
         tarfile.open(fileobj=io.BufferedReader(_ChunkReader(archive)), mode="r|") as tar,
     ):
         for member in tar:
+            if member.issym() or member.islnk():
+                links[member.name] = _link_target(member)
+                continue
             if not member.isfile():
                 continue
             handle = tar.extractfile(member)
@@ -112,7 +117,14 @@ def compressed_size(archive: Iterable[bytes]) -> int:
                 sizes[member.name] = _gzip_size(handle, pool)
     if not manifest:
         raise ValueError("the image archive has no manifest.json")
-    return sum(sizes[layer] for layer in dict.fromkeys(manifest[0]["Layers"]))
+    layers = {links.get(layer, layer) for layer in manifest[0]["Layers"]}
+    return sum(sizes[layer] for layer in layers)
+
+
+def _link_target(member: tarfile.TarInfo) -> str:
+    if member.islnk():
+        return member.linkname
+    return posixpath.normpath(posixpath.join(posixpath.dirname(member.name), member.linkname))
 
 
 def probe_versions(engine: Engine, image: str, framework: str | None) -> dict[str, str]:

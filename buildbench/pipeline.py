@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import os
 import platform
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,16 +15,22 @@ from typing import BinaryIO, Literal, Protocol
 from buildbench import __version__
 from buildbench import record as status
 from buildbench.build import BuildSample, build_once, remove_stage_images
-from buildbench.buildkit import build_once_buildkit
+from buildbench.buildkit import build_once_buildkit, find_buildkit_cli
 from buildbench.context import PipInputs, build_context
 from buildbench.engine import Engine, ImageInfo
-from buildbench.errors import BuildFailed, EngineUnavailable, ImageNotFound, UsageError
+from buildbench.errors import (
+    BuildFailed,
+    EngineUnavailable,
+    ImageNotFound,
+    Terminated,
+    UsageError,
+)
 from buildbench.hostinfo import cpu_model, git_commit, memory_bytes
 from buildbench.matrix import Cell
 from buildbench.measure import measure_image
 from buildbench.record import CellRecord, RunInfo, Step
 from buildbench.results import write_results
-from buildbench.smoke.artifacts import prepare_artifacts
+from buildbench.smoke.artifacts import check_model_stack, prepare_artifacts
 from buildbench.smoke.runner import SmokeOptions, smoke_cell, uses_model
 
 log = logging.getLogger("buildbench")
@@ -31,6 +38,7 @@ log = logging.getLogger("buildbench")
 LABEL_RUN = "buildbench.run-id"
 LABEL_CELL = "buildbench.cell"
 _SECRET_ARG_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY")
+_URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 
 
 class Progress(Protocol):
@@ -58,15 +66,12 @@ def new_run_id() -> str:
 
 def recorded_build_args(args: dict[str, str]) -> dict[str, str]:
     """Build-args as written to results: credentials in URLs and secret-looking values masked."""
-    out = {}
-    for name, value in args.items():
-        if any(word in name.upper() for word in _SECRET_ARG_WORDS):
-            value = "***"
-        elif "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
-            scheme, rest = value.split("://", 1)
-            value = f"{scheme}://***@{rest.split('@', 1)[1]}"
-        out[name] = value
-    return out
+    return {
+        name: "***"
+        if any(word in name.upper() for word in _SECRET_ARG_WORDS)
+        else _URL_CREDENTIALS.sub(r"\1***@", value)
+        for name, value in args.items()
+    }
 
 
 def prepare_results_dir(results_dir: Path, run_id: str) -> Path:
@@ -117,7 +122,7 @@ def run_info(engine: Engine, config: RunConfig, run_id: str, base_id: str | None
         storage_driver=engine_info.storage_driver,
         builder=config.builder,
         buildbench_version=__version__,
-        git_commit=git_commit(Path(__file__).resolve().parent),
+        git_commit=git_commit(Path(__file__).resolve().parent.parent),
         base_image=config.base_image,
         base_image_id=base_id,
         options={
@@ -163,6 +168,10 @@ class Runner:
         for cell in self.config.cells:
             cell.dockerfile_text()
         self.config.pip.validate()
+        if self.config.builder == "buildkit":
+            find_buildkit_cli()  # a UsageError now, not in the first cell
+        if self.config.smoke and any(uses_model(cell) for cell in self.config.cells):
+            check_model_stack()
         # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
         self.bases = {
             ref: ensure_base_image(self.engine, ref)
@@ -196,13 +205,19 @@ class Runner:
                     self.run_cell(cell, record)
                 except EngineUnavailable as exc:
                     record.status, record.error = status.ENGINE_LOST, exc.message
+                    self.run.exit_reason = status.ENGINE_LOST
                     raise
-                except BaseException:
+                except (KeyboardInterrupt, Terminated):
                     record.status, record.error = status.INTERRUPTED, "interrupted"
+                    self.run.exit_reason = status.INTERRUPTED
                     raise
+                except Exception as exc:  # recorded on its cell; the other cells still run
+                    log.exception("%s: unexpected error", cell.key)
+                    record.status, record.error = status.ERROR, f"{type(exc).__name__}: {exc}"
                 finally:
                     self.save()
                     self.progress.cell_finished(record)
+            self.run.exit_reason = "completed"
         finally:
             self.run.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             self.save()
@@ -253,18 +268,20 @@ class Runner:
         record.image_id = final.image_id
         record.steps = _steps(samples)
         record.warnings.extend(dict.fromkeys(final.warnings))
-        self.measure(cell, record)
-        if record.status == status.OK and self.config.smoke:
-            smoke_cell(
-                self.engine,
-                cell,
-                record,
-                options=self.config.smoke,
-                artifacts=self.artifacts,
-                labels=self.labels(cell),
-            )
-        if not self.config.keep_images:
-            self.engine.remove_image(final.image_id)
+        try:
+            self.measure(cell, record)
+            if record.status == status.OK and self.config.smoke:
+                smoke_cell(
+                    self.engine,
+                    cell,
+                    record,
+                    options=self.config.smoke,
+                    artifacts=self.artifacts,
+                    labels=self.labels(cell),
+                )
+        finally:
+            if not self.config.keep_images:
+                self.engine.remove_image(final.image_id)
 
     def measure(self, cell: Cell, record: CellRecord) -> None:
         assert record.image_id

@@ -17,6 +17,7 @@ SMOKE_TIMEOUT = "smoke_timeout"
 INVALID_VARIANT = "invalid_variant"
 INTERRUPTED = "interrupted"
 ENGINE_LOST = "engine_lost"
+ERROR = "error"  # anything unexpected: the message says what
 
 
 def summarize(samples: list[float]) -> dict[str, float | int | None]:
@@ -112,4 +113,4 @@ class RunInfo:
         "upload (see first_output_seconds); excludes pulling the base image, which is local "
         "before timing starts"
     )
-    exit_reason: str | None = None
+    exit_reason: str | None = None  # completed, interrupted or engine_lost; None while running

@@ -16,6 +16,7 @@ from tabulate import tabulate
 from buildbench import charts, fmt
 from buildbench import record as status
 from buildbench.errors import UsageError
+from buildbench.matrix import FRAMEWORKS as BUILTIN_IMAGES
 from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, summarize
 from buildbench.results import load_results, table
 
@@ -123,8 +124,11 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def framework(record: CellRecord) -> str:
-    return record.framework or record.name
+def image_label(record: CellRecord) -> str:
+    """The cell's image as the cells table shows it: its name, and its framework if another."""
+    if record.framework in (None, record.name):
+        return record.name
+    return f"{record.name} ({record.framework})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,8 +136,16 @@ def framework(record: CellRecord) -> str:
 
 
 def course_comparison(runs: Sequence[RunResults]) -> list[dict[str, Any]]:
-    """Per machine and variant: how many times faster and smaller ONNX Runtime is than PyTorch."""
-    cells = {(e.machine, e.record.variant, framework(e.record)): e.record for e in entries(runs)}
+    """Per machine and variant: how many times faster and smaller ONNX Runtime is than PyTorch.
+
+    Only the built-in images count, told by name: a config's own image of either framework
+    (the course's `course-pytorch`, say) is another Dockerfile, not the one the ratios are of.
+    """
+    cells = {
+        (e.machine, e.record.variant, e.record.name): e.record
+        for e in entries(runs)
+        if e.record.name in BUILTIN_IMAGES
+    }
     pairs = dict.fromkeys((machine, variant) for machine, variant, _ in cells)
     return [_course_row(machine, variant, cells) for machine, variant in pairs]
 
@@ -328,7 +340,7 @@ def _cell_row(runs: Sequence[RunResults], entry: Entry, with_smoke: bool) -> lis
     stats = summarize(r.build_seconds)
     row = [
         *_machine(runs, entry.machine),
-        framework(r),
+        image_label(r),
         r.variant,
         r.status,
         fmt.spread(stats["median"], stats["min"], stats["max"], stats["n"] or 0),
@@ -497,7 +509,7 @@ def render(
 
 def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str]] | str:
     """PNGs next to the report, named after it; a note instead when matplotlib is missing."""
-    cells = _by_framework(entries(runs))  # a failed cell shows as its status on the axis
+    cells = _by_image(entries(runs))  # a failed cell shows as its status on the axis
     merged = len(runs) > 1
     spread = any(len(e.record.build_seconds) > 1 for e in cells)
     try:
@@ -520,16 +532,20 @@ def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str
     return [("Build time per cell", drawn[0].name), ("Image size per cell", drawn[1].name)]
 
 
-def _by_framework(cells: list[Entry]) -> list[Entry]:
-    """A framework's bars side by side, machines in turn, so colours read as frameworks."""
-    order = list(dict.fromkeys(framework(e.record) for e in cells))
-    return sorted(cells, key=lambda e: order.index(framework(e.record)))
+def _by_image(cells: list[Entry]) -> list[Entry]:
+    """An image's bars side by side, machines in turn, so colours read as images.
+
+    Bars are keyed by the cell's name, not its framework: a config's `course-pytorch` and the
+    built-in `pytorch` are two images of one framework, each with its own bar.
+    """
+    order = list(dict.fromkeys(e.record.name for e in cells))
+    return sorted(cells, key=lambda e: order.index(e.record.name))
 
 
 def _bar(
     entry: Entry, merged: bool, value: float, spread: tuple[float, float] | None, text: str
 ) -> charts.Bar:
-    name = framework(entry.record)
+    name = entry.record.name
     if entry.record.status != status.OK:
         text = f"{text}\n{entry.record.status}".strip()
     return charts.Bar(

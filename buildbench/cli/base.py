@@ -27,10 +27,15 @@ from buildbench.cli.options import connect, option
     help="A CA bundle the image trusts system-wide (pip and requests included), as corporate "
     "base images do: unmodified Dockerfiles that pip install then work behind a TLS proxy.",
 )
-def base(tag: str, suite: str, mirror: str, ca_bundle: Path | None) -> None:
+@option("--force", is_flag=True, help="Replace an existing image called --tag.")
+def base(tag: str, suite: str, mirror: str, ca_bundle: Path | None, force: bool) -> None:
     """Make a python:3.11-slim-like base image from Debian packages (needs root and debootstrap).
+
+    Refuses to take the name of an image that exists unless --force.
 
     Example: buildbench base --tag python:3.11-slim --ca-bundle "$PIP_CERT"   (as root)
     """
-    image_id = make_base_image(connect(), tag=tag, suite=suite, mirror=mirror, ca_bundle=ca_bundle)
+    image_id = make_base_image(
+        connect(), tag=tag, suite=suite, mirror=mirror, ca_bundle=ca_bundle, force=force
+    )
     click.echo(f"{tag} {image_id}")

@@ -227,6 +227,13 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     show_default=True,
     help="Timed inference runs per batch size (after 2 warm-up runs).",
 )
+@option(
+    "--smoke-memory",
+    type=click.IntRange(min=256),
+    default=6144,
+    show_default=True,
+    help="Memory limit of a smoke container, in MiB.",
+)
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
 @option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
 def run(
@@ -251,6 +258,7 @@ def run(
     gpus: str,
     smoke_timeout: float,
     smoke_runs: int,
+    smoke_memory: int,
     verbose: bool,
     quiet: bool,
 ) -> None:
@@ -288,15 +296,16 @@ def run(
             gpus=gpus,  # type: ignore[arg-type]
             timeout_seconds=smoke_timeout,
             runs=smoke_runs,
+            memory_bytes=smoke_memory * 1024**2,
         )
         if smoke
         else None,
     )
+    signal.signal(signal.SIGTERM, _terminate)
     runner = Runner(connect(), run_config, TerminalProgress(verbose, quiet))
     _, run_dir = runner.start()
     if not quiet:
         click.echo(f"run {runner.run.run_id}: results in {run_dir}", err=True)
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         runner.run_all()
     finally:  # interrupted or not, what was measured is reported

@@ -22,13 +22,19 @@ RTOL, ATOL = 1e-3, 1e-4
 PROGRAM_FILES = ("program.py", "resnet.py")
 
 
+def check_model_stack() -> None:
+    """A UsageError, before anything is built, when the host lacks what the model needs."""
+    _import_model_stack()
+
+
 def _import_model_stack():  # -> (torch, onnx)
     try:
         import onnx
+        import onnxscript  # noqa: F401 - torch.onnx.export(dynamo=True) needs it
         import torch
     except ImportError as exc:
         raise UsageError(
-            f"smoke tests need torch and onnx on the host ({exc.name} is missing)",
+            f"smoke tests need torch, onnx and onnxscript on the host ({exc.name} is missing)",
             tip="pip install torch --index-url https://download.pytorch.org/whl/cpu && "
             "pip install 'buildbench[model]'; or run with --no-smoke",
         ) from None

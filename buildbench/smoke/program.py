@@ -246,7 +246,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    result: dict = {"python_version": sys.version.split()[0], "network": network_probe()}
+    result: dict = {"python_version": sys.version.split()[0]}
     try:
         result.update(measure(args))
         code = 0
@@ -256,6 +256,7 @@ def main() -> int:
     except Exception as exc:  # report anything else the same way: the host records it
         result["error"] = f"{type(exc).__name__}: {exc}"
         code = 4
+    result["network"] = network_probe()  # after the model: not part of the cold start
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return code
 

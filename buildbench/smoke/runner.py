@@ -140,7 +140,8 @@ def _verdict(cell: Cell, smoke: dict[str, Any]) -> dict[str, Any]:
             "status": status.SMOKE_FAILED,
             "message": f"outputs differ from the reference: max abs diff {worst_abs:.3g}",
         }
-    if not smoke.get("network", {}).get("connection_failed", False):
+    network = smoke.get("network", {})
+    if network.get("interfaces") != ["lo"] or not network.get("connection_failed", False):
         return {
             "parity_summary": summary,
             "status": status.SMOKE_FAILED,

@@ -77,9 +77,9 @@ def test_a_failed_build_removes_the_images_of_its_finished_steps():
             yield event
 
     engine = FakeEngine()
-    engine.add_image("06f71f00d074", tags=("base:1",))
+    engine.add_image("06f71f00d074")  # a base pinned by digest has no tag: still not ours
     engine.add_image("aaaaaaaaaaaa")
     engine.build = failing  # type: ignore[method-assign]
     with pytest.raises(BuildFailed):
         _build(engine)
-    assert engine.removed == ["aaaaaaaaaaaa"]  # the base image is tagged: kept
+    assert engine.removed == ["aaaaaaaaaaaa"]

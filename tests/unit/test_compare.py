@@ -89,6 +89,29 @@ def test_a_changed_dockerfile_is_not_comparable_not_a_regression(tmp_path: Path)
     assert {row.mark for row in rows} == {NOT_COMPARABLE}
 
 
+def test_another_builder_is_not_comparable_not_a_regression(tmp_path: Path) -> None:
+    def buildkit(cell: dict[str, Any]) -> None:
+        cell["builder"] = "buildkit"
+        cell["build_seconds"] = [s * 3 for s in cell["build_seconds"]]
+
+    current = edited(tmp_path, VM, buildkit)
+    code, out, _ = invoke(str(VM), str(current))
+    assert code == 0
+    assert "no regressions" in out
+    assert "not comparable (Dockerfile, build-args or builder changed)" in out
+    rows = compare(records(VM), records(current), Thresholds())
+    assert {row.mark for row in rows} == {NOT_COMPARABLE}
+    assert {row.cell for row in rows} == {"pytorch/cpu", "onnx/cpu", "pytorch/cuda", "onnx/cuda"}
+
+
+def test_the_buildkit_fixture_against_the_classic_one() -> None:
+    rows = compare(records(VM), records(DATA / "vm-buildkit.json"), Thresholds())
+    found = marks(rows)
+    assert found["pytorch/cpu", "build time"] == NOT_COMPARABLE
+    assert found["onnx/cpu", "image size"] == NOT_COMPARABLE
+    assert found["onnx/cuda", "status"] == FAILING  # a failed build fails with any builder
+
+
 def test_thresholds_are_options(tmp_path: Path) -> None:
     def slower(cell: dict[str, Any]) -> None:
         cell["build_seconds"] = [s * 1.4 for s in cell["build_seconds"]]

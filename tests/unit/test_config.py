@@ -6,8 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from buildbench.buildkit import unconsumed_warnings
+from buildbench.cli import cli
 from buildbench.config import BuiltinImage, UserImage, load_config, load_matrix, select_cells
 from buildbench.errors import UsageError
 from buildbench.matrix import Cell, MatrixOptions, builtin_matrix
@@ -140,6 +142,59 @@ def test_the_course_example_benchmarks_the_course_files_next_to_the_builtins() -
     assert unconsumed_warnings(pytorch.dockerfile_text(), pytorch.build_args) == []
 
 
+def test_framework_narrows_a_config_to_its_images_of_that_framework() -> None:
+    options = MatrixOptions(frameworks=("onnx",), variants=("cpu",))
+    _, cells = load_matrix(options, config=EXAMPLES / "buildbench.toml")
+    assert [(c.key, c.framework) for c in cells] == [
+        ("onnx/cpu", "onnx"),
+        ("course-onnx/cpu", "onnx"),
+    ]
+
+
+def test_images_without_a_framework_are_built_only_with_every_framework(project: Path) -> None:
+    path = _write(project, '[[image]]\nbuiltin = "pytorch"\n\n' + ONE_IMAGE)
+    keys = [c.key for c in load_matrix(MatrixOptions(variants=("cpu",)), config=path)[1]]
+    assert keys == ["pytorch/cpu", "mine/cpu"]
+    both = MatrixOptions(frameworks=("onnx", "pytorch"), variants=("cpu",))  # --framework x2
+    assert [c.key for c in load_matrix(both, config=path)[1]] == keys
+    only = MatrixOptions(frameworks=("pytorch",), variants=("cpu",))
+    assert [c.key for c in load_matrix(only, config=path)[1]] == ["pytorch/cpu"]
+
+
+@pytest.mark.parametrize(
+    ("image", "options"),
+    [
+        (ONE_IMAGE, MatrixOptions(frameworks=("onnx",))),
+        (ONE_IMAGE + 'smoke = "pytorch"\n', MatrixOptions(frameworks=("onnx",))),
+        (ONE_IMAGE + 'variants = { cuda = "1" }\n', MatrixOptions(variants=("cpu",))),
+    ],
+    ids=["no-framework", "other-framework", "no-such-variant"],
+)
+def test_a_selection_without_cells_is_a_usage_error(
+    project: Path, image: str, options: MatrixOptions
+) -> None:
+    path = _write(project, image)
+    with pytest.raises(UsageError) as error:
+        load_matrix(options, config=path)
+    assert error.value.message == "the selection leaves no cell to build"
+    variants = "mine/cuda" if "variants" in image else "mine/cpu, mine/cuda"
+    assert error.value.tip == f"valid cells: {variants}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["list", "--cuda", "cpu"], ["run", "--framework", "onnx", "--no-smoke"]],
+    ids=["list", "run"],
+)
+def test_run_and_list_refuse_an_empty_selection(project: Path, args: list[str]) -> None:
+    path = _write(project, ONE_IMAGE + 'variants = { cuda = "1" }\n')
+    result = CliRunner().invoke(cli, [*args, "--config", str(path)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "ERROR: the selection leaves no cell to build\nTIP: valid cells: mine/cuda\n"
+    )
+
+
 # Every mistake: one line naming the file and the key, and a tip.
 BAD_CONFIGS = [
     ("image = [", "not valid TOML: Invalid value (at end of document)"),
@@ -151,6 +206,7 @@ BAD_CONFIGS = [
     ('[[image]]\ndockerfile = "app/Dockerfile"', '[[image]] #1: "name" is required'),
     (ONE_IMAGE + "smok = 1", '[[image]] #1: unknown key "smok"'),
     (ONE_IMAGE.replace("mine", "My Image"), 'name "My Image" cannot be part of an image tag'),
+    (ONE_IMAGE.replace("mine", "onnx"), 'the name "onnx" is a built-in image\'s'),
     (ONE_IMAGE + "cuda_arg = 1", '"cuda_arg" must be a string, not an integer'),
     (ONE_IMAGE + 'cuda_arg = ""', '"cuda_arg" is empty'),
     (ONE_IMAGE + "build_args = { V = 2.10 }", '"build_args.V" must be a string, not a float'),

@@ -68,3 +68,30 @@ def test_the_ca_bundle_goes_only_into_build_inputs(tmp_path: Path):
 def test_missing_pip_inputs_are_user_errors(pip: PipInputs, message: str):
     with pytest.raises(UsageError, match=message):
         pip.validate()
+
+
+def test_dockerignore_is_honoured_for_user_contexts(tmp_path: Path):
+    from buildbench.matrix import Cell
+
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    (tmp_path / ".dockerignore").write_text(".env\nsecrets/\n")
+    (tmp_path / ".env").write_text("TOKEN=1")
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "key").write_text("k")
+    (tmp_path / "app.py").write_text("print(1)")
+    names = _names(Cell("mine", "cpu", tmp_path / "Dockerfile", tmp_path), PipInputs())
+    assert "./app.py" in names
+    assert not any(".env" in n or "secrets" in n for n in names)
+
+
+def test_a_symlinked_ca_bundle_travels_as_the_file(tmp_path: Path):
+    real = tmp_path / "real.pem"
+    real.write_text("-----BEGIN CERTIFICATE-----\n")
+    link = tmp_path / "cert.pem"
+    link.symlink_to(real)
+    cell = builtin_matrix(MatrixOptions(frameworks=("onnx",)))[0]
+    context, _ = build_context(cell, PipInputs(ca_bundle=link))
+    with context, tarfile.open(fileobj=context) as tar:
+        member = tar.getmember("build-inputs/ca.pem")
+        assert member.isfile()
+        assert tar.extractfile(member).read() == real.read_bytes()  # type: ignore[union-attr]

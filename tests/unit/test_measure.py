@@ -41,3 +41,17 @@ def test_oci_layout_and_a_layer_listed_twice_counts_once():
     manifest = json.dumps([{"Layers": ["blobs/sha256/aa", "blobs/sha256/aa"]}]).encode()
     data = _archive({"manifest.json": manifest, "blobs/sha256/aa": LAYER})
     assert abs(compressed_size(_chunks(data)) - len(gzip.compress(LAYER, 6))) <= 32
+
+
+def test_a_repeated_layer_saved_as_a_link_counts_once():
+    buffer = io.BytesIO()
+    manifest = json.dumps([{"Layers": ["a/layer.tar", "b/layer.tar"]}]).encode()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("a/layer.tar", LAYER), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("b/layer.tar")
+        link.type, link.linkname = tarfile.SYMTYPE, "../a/layer.tar"
+        tar.addfile(link)
+    assert abs(compressed_size(_chunks(buffer.getvalue())) - len(gzip.compress(LAYER, 6))) <= 32

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from buildbench import charts
 from buildbench.cli import cli
 from buildbench.record import SCHEMA_VERSION
 from buildbench.report import (
@@ -18,6 +19,7 @@ from buildbench.report import (
     RunResults,
     builder_comparison,
     course_comparison,
+    draw_charts,
     labelled,
     load_runs,
     render,
@@ -82,6 +84,61 @@ def test_course_ratios_leave_out_failed_and_invalid_cells() -> None:
     assert rows["gpu-runner-01", "cpu"]["faster"] is None  # onnx/cpu did not build
     assert rows["gpu-runner-01", "cuda"]["smaller"] is None  # onnx/cuda is not a CUDA build
     assert rows["vm", "cuda"]["course_smaller"] == 8.5
+
+
+def with_course_images(run: RunResults) -> RunResults:
+    """The run as the course config gives it: each built-in cell followed by a course image of
+    its framework (`course-pytorch` next to `pytorch`), built three times slower."""
+    records = []
+    for r in run.records:
+        course = replace(r, name=f"course-{r.name}", build_seconds=[s * 3 for s in r.build_seconds])
+        records += [r, course]
+    return RunResults(run.info, records)
+
+
+def test_course_ratios_compare_only_the_builtin_images() -> None:
+    runs = load_runs([VM])
+    mixed = [with_course_images(run) for run in runs]
+    assert course_comparison(mixed) == course_comparison(runs)
+    cpu = course_comparison(mixed)[0]
+    assert cpu["faster"] == pytest.approx(91.588 / 25.706)
+
+
+def test_course_ratios_need_a_builtin_image() -> None:
+    (run,) = load_runs([VM])
+    renamed = [replace(r, name=f"course-{r.name}") for r in run.records]
+    assert course_comparison([RunResults(run.info, renamed)]) == []
+
+
+def test_cells_table_tells_a_config_image_from_the_builtin_one() -> None:
+    text = render([with_course_images(run) for run in load_runs([VM])], "markdown", "n/a")
+    cells = text.split("## Cells\n\n")[1].split("\n## ")[0]
+    assert "| pytorch                  | cpu " in cells
+    assert "| course-pytorch (pytorch) | cpu " in cells
+
+
+def test_chart_bars_are_keyed_by_cell_not_framework(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[list[charts.Bar]] = []
+
+    def grouped_bars(path: Path, bars: list[charts.Bar], **_: str) -> Path:
+        drawn.append(bars)
+        return path
+
+    monkeypatch.setattr(charts, "grouped_bars", grouped_bars)
+    runs = [with_course_images(run) for run in load_runs([VM, GPU])]
+    draw_charts(runs, tmp_path / REPORT_MD)
+    for bars in drawn:
+        slots = [(bar.group, bar.series) for bar in bars]
+        assert len(slots) == len(set(slots)) == 16  # 2 machines x 4 images x 2 variants
+        assert {bar.colour for bar in bars} == {"pytorch", "onnx", "course-pytorch", "course-onnx"}
+        assert [bar.series for bar in bars if bar.group == "cpu"][:4] == [
+            "pytorch @ vm",
+            "pytorch @ gpu-runner-01",
+            "course-pytorch @ vm",
+            "course-pytorch @ gpu-runner-01",
+        ]
 
 
 def test_one_host_twice_is_told_apart_by_run_id() -> None:

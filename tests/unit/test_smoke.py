@@ -149,3 +149,9 @@ def test_a_config_smoke_command_must_exit_zero_and_print_what_is_expected(
     assert engine.runs[0][1].network is False
     assert record.smoke["status"] == expected and message in record.smoke["message"]
     assert record.status == expected
+
+
+def test_a_container_with_a_network_interface_fails_even_if_dns_failed():
+    net = {"interfaces": ["eth0", "lo"], "connection_failed": True, "error": "gaierror"}
+    smoke = judge(CPU, outcome(report(network=net)), gpus=False)
+    assert smoke["status"] == status.SMOKE_FAILED and "isolation" in smoke["message"]
