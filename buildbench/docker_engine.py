@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
 log = logging.getLogger("buildbench")
 _CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.ConnectionError)
 _LOG_TAIL = 40
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # pip colours its errors
 
 
 def _address() -> str:
@@ -136,7 +138,8 @@ class DockerEngine:
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     yield BuildEvent("image", chunk["aux"]["ID"])
                     continue
-                for line in (chunk.get("stream") or chunk.get("status") or "").splitlines():
+                text = _ANSI.sub("", chunk.get("stream") or chunk.get("status") or "")
+                for line in text.splitlines():
                     if line.strip():
                         tail = [*tail[-_LOG_TAIL:], line]
                         yield BuildEvent("log", line)

@@ -24,6 +24,7 @@ RESULTS_CSV = "results.csv"
 
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for everyone to read
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
