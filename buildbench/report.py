@@ -336,10 +336,13 @@ def _cells_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
 
 
 def _cell_row(runs: Sequence[RunResults], entry: Entry, with_smoke: bool) -> list[Any]:
-    r = entry.record
+    return [*_machine(runs, entry.machine), *cell_columns(entry.record, with_smoke)]
+
+
+def cell_columns(r: CellRecord, with_smoke: bool) -> list[Any]:
+    """One cell's row under CELL_HEADERS (+ SMOKE_HEADERS): the report's and the terminal's."""
     stats = summarize(r.build_seconds)
     row = [
-        *_machine(runs, entry.machine),
         image_label(r),
         r.variant,
         r.status,

@@ -33,7 +33,7 @@ from buildbench.matrix import (
 )
 from buildbench.pipeline import RunConfig, Runner
 from buildbench.record import CellRecord, summarize
-from buildbench.report import write_run_report
+from buildbench.report import CELL_HEADERS, SMOKE_HEADERS, cell_columns, write_run_report
 from buildbench.smoke.runner import SmokeOptions
 
 # A new instruction: classic "Step 3/9 : RUN ...", BuildKit "#7 [builder 3/5] RUN ...".
@@ -72,42 +72,9 @@ class TerminalProgress:
 
 
 def summary_table(records: list[CellRecord]) -> str:
-    rows = []
-    for r in records:
-        stats = summarize(r.build_seconds)
-        smoke = r.smoke or {}
-        rows.append(
-            [
-                r.key,
-                r.status,
-                fmt.spread(stats["median"], stats["min"], stats["max"], stats["n"] or 0),
-                fmt.size(r.image_size_bytes),
-                fmt.size(r.bytes_over_base),
-                fmt.size(r.compressed_size_bytes),
-                r.layers if r.layers is not None else "-",
-                r.framework_version or "-",
-                fmt.parity(smoke.get("parity_summary")),
-                fmt.ms((smoke.get("latency") or {}).get("1", {}).get("p50")),
-                fmt.seconds(smoke.get("cold_start_seconds")),
-                fmt.flag(smoke.get("cuda_build")),
-                fmt.flag(smoke.get("gpu_used")),
-            ]
-        )
-    headers = [
-        "cell",
-        "status",
-        "build",
-        "size",
-        "over base",
-        "compressed",
-        "layers",
-        "version",
-        "parity",
-        "p50 b=1",
-        "cold start",
-        "cuda build",
-        "gpu used",
-    ]
+    with_smoke = any(r.smoke for r in records)
+    rows = [cell_columns(r, with_smoke) for r in records]
+    headers = [*CELL_HEADERS, *(SMOKE_HEADERS if with_smoke else [])]
     return tabulate(rows, headers=headers, tablefmt="simple")
 
 
