@@ -25,6 +25,7 @@ from buildbench.matrix import Cell
 # A local CPU wheel (`torch-2.13.0+cpu-...whl`) outranks the same release from PyPI in pip's eyes,
 # so a CUDA cell never sees it: otherwise its "CUDA" image would silently be a CPU image.
 _CPU_LOCAL_WHEEL = re.compile(r"^[^-]+-[^-]+\+cpu[^-]*-", re.IGNORECASE)
+_TORCH_WHEEL = re.compile(r"^torch(vision|audio)?-", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,14 @@ class PipInputs:
 
 
 def wheels_for(cell: Cell, find_links: Path) -> list[Path]:
+    """The wheels of `find_links` that go into this cell's context."""
     wheels = sorted(p for p in find_links.iterdir() if p.suffix == ".whl" and p.is_file())
     if cell.variant == "cuda":
         wheels = [w for w in wheels if not _CPU_LOCAL_WHEEL.match(w.name)]
+    if cell.framework == "onnx":
+        # The ONNX Runtime image never installs torch: uploading and copying a 190 MB torch
+        # wheel would only add seconds to its timed build.
+        wheels = [w for w in wheels if not _TORCH_WHEEL.match(w.name)]
     return wheels
 
 

@@ -95,3 +95,10 @@ def test_a_symlinked_ca_bundle_travels_as_the_file(tmp_path: Path):
         member = tar.getmember("build-inputs/ca.pem")
         assert member.isfile()
         assert tar.extractfile(member).read() == real.read_bytes()  # type: ignore[union-attr]
+
+
+def test_onnx_cells_do_not_carry_torch_wheels(wheels: Path):
+    onnx_cpu = builtin_matrix(MatrixOptions(frameworks=("onnx",)))[0]
+    names = _names(onnx_cpu, PipInputs(find_links=wheels))
+    assert not any(n.startswith("build-inputs/wheels/torch") for n in names)
+    assert "build-inputs/wheels/sympy-1.13.0-py3-none-any.whl" in names
