@@ -19,8 +19,8 @@ import docker
 import pytest
 
 from buildbench.base import DEFAULT_TAG, make_base_image
+from buildbench.cleanup import clean
 from buildbench.docker_engine import DockerEngine
-from buildbench.pipeline import LABEL_RUN
 
 BASE_IMAGE = os.environ.get("BUILDBENCH_TEST_BASE_IMAGE", DEFAULT_TAG)
 
@@ -73,10 +73,9 @@ def run_options(base: str) -> list[str]:
 
 
 def remove_run(client: docker.DockerClient, run_id: str) -> None:
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
-        container.remove(force=True)
-    for image in client.images.list(filters={"label": f"{LABEL_RUN}={run_id}"}):
-        client.images.remove(image.id, force=True)
+    """Remove what one run made, with `buildbench clean`'s own code: nothing may be left."""
+    result = clean(DockerEngine(client), run_id=run_id)
+    assert result.kept == [], result.kept
 
 
 @pytest.fixture(scope="session")
