@@ -193,6 +193,9 @@ class DockerEngine:
             return False
         return True
 
+    def prune_build_cache(self) -> int:
+        return int(self.api.prune_builds().get("SpaceReclaimed") or 0)
+
     def image_archive(self, ref: str) -> Iterator[bytes]:
         yield from self.api.get_image(ref, chunk_size=1024 * 1024)
 

@@ -127,6 +127,9 @@ class Engine(Protocol):
     def remove_container(self, ref: str) -> bool:
         """Remove a container (even a running one) and its anonymous volumes; False if gone."""
 
+    def prune_build_cache(self) -> int:
+        """Prune the whole BuildKit build cache; returns the bytes reclaimed."""
+
     def image_archive(self, ref: str) -> Iterator[bytes]:
         """The image as `docker save` writes it, in chunks."""
 

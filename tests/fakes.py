@@ -113,6 +113,10 @@ class FakeEngine:
     def images_labelled(self, label: str) -> list[str]:
         return []
 
+    def prune_build_cache(self) -> int:
+        self.removed.append("build-cache")
+        return 12_000_000
+
     def image_archive(self, ref: str) -> Iterator[bytes]:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:

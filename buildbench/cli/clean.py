@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from buildbench import fmt
 from buildbench.cleanup import CleanResult, Leftover, clean
 from buildbench.cli.options import connect, option
 
@@ -33,11 +34,20 @@ def report(result: CleanResult, dry_run: bool) -> None:
 @click.command(name="clean")
 @option("--run-id", help="Only what this run created [default: every run's].")
 @option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-def clean_command(run_id: str | None, dry_run: bool) -> None:
+@option(
+    "--build-cache",
+    is_flag=True,
+    help="Also prune the engine's BuildKit build cache: BuildKit records every build in it,"
+    " --no-cache too. Engine-wide: it is not labelled per run.",
+)
+def clean_command(run_id: str | None, dry_run: bool, build_cache: bool) -> None:
     """Remove the images and containers buildbench created (label buildbench.run-id).
 
     Keeps what a run still in progress uses. Base images and other images are never touched.
 
     Example: buildbench clean --dry-run
     """
-    report(clean(connect(), run_id=run_id, dry_run=dry_run), dry_run)
+    engine = connect()
+    report(clean(engine, run_id=run_id, dry_run=dry_run), dry_run)
+    if build_cache and not dry_run:
+        click.echo(f"pruned the build cache: {fmt.size(engine.prune_build_cache())} reclaimed")

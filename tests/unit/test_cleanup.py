@@ -162,3 +162,14 @@ def test_cli_clean_one_run(engine: LabelledEngine, monkeypatch: pytest.MonkeyPat
     assert result.output.splitlines()[-1] == "removed 0 containers, 0 images; kept 2"
     monkeypatch.setenv("BUILDBENCH_RUN_ID", "nothing-here")
     assert _cli(engine, monkeypatch).output == "nothing to clean\n"
+
+
+def test_cli_prunes_the_build_cache_only_when_asked(
+    engine: LabelledEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "build-cache" not in _cli(engine, monkeypatch).output
+    assert "build-cache" not in engine.removed
+    result = _cli(engine, monkeypatch, "--build-cache")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-1] == "pruned the build cache: 12.00 MB reclaimed"
+    assert "build-cache" in engine.removed
