@@ -170,7 +170,8 @@ class Runner:
         self.config.pip.validate()
         if self.config.builder == "buildkit":
             find_buildkit_cli()  # a UsageError now, not in the first cell
-        if self.config.smoke and any(uses_model(cell) for cell in self.config.cells):
+        needs_model = bool(self.config.smoke) and any(map(uses_model, self.config.cells))
+        if needs_model:
             check_model_stack()
         # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
         self.bases = {
@@ -186,7 +187,7 @@ class Runner:
         self.run_dir = run_dir
         self.save()
         self.artifacts = run_dir / "smoke-artifacts"
-        if self.config.smoke and any(uses_model(cell) for cell in self.config.cells):
+        if needs_model and self.config.smoke:
             log.info("preparing the smoke-test model (ResNet-18, ONNX export, references)")
             prepare_artifacts(self.artifacts, self.config.smoke.batch_sizes)
         return self.run, run_dir
