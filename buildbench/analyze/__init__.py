@@ -1,0 +1,1 @@
+"""Analysis of results: statistics, metrics, the course comparison, compare and history."""

@@ -1,0 +1,359 @@
+"""Statistics of raw timing samples: summaries, quantiles, their intervals, significance.
+
+Build times come in 1 to 5 samples, cold starts in 3, latencies in 30 or more a batch size.
+Nothing here assumes a distribution: timings are skewed (a slow outlier is common, a fast one
+is not), so every interval is an order-statistic interval, whose coverage follows from the
+binomial distribution alone, and the significance test is Mann-Whitney's rank test.
+
+Ideas from airspeed-velocity (asv_runner/statistics.py `quantile_ci`, asv/_stats.py
+`is_different`): equal-tailed order-statistic intervals, and a rank test only where the
+sample sizes let it reach the threshold, with a range comparison below that.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats as sps
+
+CI_LEVEL = 0.95
+# Below this many samples a side, the rank test cannot say anything useful (3 vs 3 is the
+# smallest design whose one-sided exact p-value reaches 0.05), so ranges are compared instead.
+MIN_RANK_TEST_SAMPLES = 3
+# With ties the exact U distribution does not apply; the permutation distribution of U does, and
+# is computed exactly while the number of distinct splits stays this small (8 vs 8: 12,870).
+MAX_EXACT_PERMUTATIONS = 20_000
+# p-values from sums of probabilities (1/20 for 3 vs 3) may land a rounding error above alpha.
+_P_TOLERANCE = 1e-9
+
+CiMethod = Literal["order-statistic", "min-max"]
+Alternative = Literal["less", "greater"]
+SignificanceMethod = Literal["mann-whitney-u", "interval-overlap", "no-data"]
+
+
+def _finite(samples: Sequence[float]) -> list[float]:
+    """The samples as floats; NaN or infinite timings mean a bug upstream, not a slow run."""
+    values = [float(x) for x in samples]
+    if not all(math.isfinite(x) for x in values):
+        raise ValueError("samples must be finite numbers")
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantiles and their order-statistic intervals
+
+
+def quantile(samples: Sequence[float], q: float) -> float:
+    """The q-quantile by linear interpolation between order statistics (Hyndman-Fan type 7).
+
+    Type 7 is the default of numpy, pandas, R and spreadsheets' PERCENTILE.INC, so a figure
+    here can be checked with any of them; its median of an even sample is the mean of the two
+    middle values, as statistics.median's. Nearest-rank would only move p99 by less than one
+    sample's spacing and would surprise everyone who checks.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be within [0, 1], got {q}")
+    values = _finite(samples)
+    if not values:
+        raise ValueError("quantile of no samples")
+    return float(np.quantile(values, q, method="linear"))
+
+
+def _order_statistic_ranks(n: int, q: float, level: float) -> tuple[int, int]:
+    """1-based ranks (r, s) of the equal-tailed interval [x(r), x(s)] for the q-quantile.
+
+    With K ~ Binomial(n, q) the number of samples below the true quantile, the interval misses
+    below when K < r and above when K >= s, so each tail is held to (1 - level) / 2: r is the
+    largest rank with P(K <= r - 1) <= tail, s the smallest with P(K >= s) <= tail. For the
+    median this is the narrowest symmetric pair. A tail no rank can hold (too few samples) falls
+    back to the extreme sample, and the caller reports the coverage actually achieved.
+    """
+    tail = (1.0 - level) / 2.0 + _P_TOLERANCE
+    ranks = np.arange(1, n + 1)
+    below = sps.binom.cdf(ranks - 1, n, q)  # P(K <= r - 1) for r = 1..n
+    above = sps.binom.sf(ranks - 1, n, q)  # P(K >= s) for s = 1..n
+    low_ok = ranks[below <= tail]
+    high_ok = ranks[above <= tail]
+    r = int(low_ok.max()) if low_ok.size else 1
+    s = int(high_ok.min()) if high_ok.size else n
+    return r, max(r, s)
+
+
+def _coverage(n: int, q: float, r: int, s: int) -> float:
+    """P(x(r) <= true q-quantile <= x(s)) = P(r <= K <= s - 1) for continuous timings."""
+    return float(sps.binom.cdf(s - 1, n, q) - sps.binom.cdf(r - 1, n, q))
+
+
+def quantile_interval(
+    samples: Sequence[float], q: float, level: float = CI_LEVEL
+) -> tuple[float, float, float]:
+    """(low, high, coverage): an order-statistic confidence interval for the q-quantile.
+
+    Distribution-free: it assumes only independent samples. Where n is too small for `level`
+    the interval widens to the extreme samples and `coverage` says what it really is (the
+    p99 of 30 samples: [x(28), x(30)] at 26%), rather than pretending.
+    """
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must be within (0, 1), got {q}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be within (0, 1), got {level}")
+    values = sorted(_finite(samples))
+    if not values:
+        raise ValueError("interval of no samples")
+    n = len(values)
+    r, s = _order_statistic_ranks(n, q, level)
+    return values[r - 1], values[s - 1], _coverage(n, q, r, s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary of a handful of samples (build times, cold starts)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Location and spread of raw samples; the interval is the median's (see `summarize`)."""
+
+    n: int
+    median: float | None = None
+    mean: float | None = None
+    min: float | None = None
+    max: float | None = None
+    stddev: float | None = None  # sample standard deviation; None below 2 samples
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_level: float | None = None  # the coverage achieved, which may be below CI_LEVEL
+    ci_method: CiMethod | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "median": self.median,
+            "mean": self.mean,
+            "min": self.min,
+            "max": self.max,
+            "stddev": self.stddev,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "ci_level": self.ci_level,
+            "ci_method": self.ci_method,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Summary:
+        """Reads `to_json`'s dict back; unknown keys are ignored, missing ones are None."""
+        method = data.get("ci_method")
+        if method not in (None, "order-statistic", "min-max"):
+            raise ValueError(f"unknown ci_method {method!r}")
+        return cls(
+            n=int(data.get("n") or 0),
+            median=_opt_float(data.get("median")),
+            mean=_opt_float(data.get("mean")),
+            min=_opt_float(data.get("min")),
+            max=_opt_float(data.get("max")),
+            stddev=_opt_float(data.get("stddev")),
+            ci_low=_opt_float(data.get("ci_low")),
+            ci_high=_opt_float(data.get("ci_high")),
+            ci_level=_opt_float(data.get("ci_level")),
+            ci_method=method,
+        )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def summarize(samples: Sequence[float]) -> Summary:
+    """Median, mean, range, stddev and a confidence interval of the median.
+
+    The interval: from 3 samples on, the order-statistic interval at 95% (n = 10: [x(2), x(9)]
+    at 97.9%); for 3 to 5 samples no pair of ranks reaches 95%, so it is [min, max] at its
+    actual coverage 1 - 2 * 0.5**n (75% for 3). Below 3 samples [min, max] is shown as the
+    spread with no level: with 2 samples it would claim only 50%, which helps nobody.
+    """
+    values = _finite(samples)
+    n = len(values)
+    if n == 0:
+        return Summary(n=0)
+    lo, hi = min(values), max(values)
+    if n >= 3:
+        ci_low, ci_high, level = quantile_interval(values, 0.5)
+        method: CiMethod = "order-statistic"
+        ci_level: float | None = level
+    else:
+        ci_low, ci_high, ci_level, method = lo, hi, None, "min-max"
+    return Summary(
+        n=n,
+        median=statistics.median(values),
+        mean=statistics.fmean(values),
+        min=lo,
+        max=hi,
+        stddev=statistics.stdev(values) if n >= 2 else None,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        ci_level=ci_level,
+        ci_method=method,
+    )
+
+
+def coefficient_of_variation(samples: Sequence[float]) -> float | None:
+    """stddev / |mean|: the noise of a cell in relative terms; None below 2 samples or mean 0."""
+    values = _finite(samples)
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    if mean == 0:
+        return None
+    return statistics.stdev(values) / abs(mean)
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency quantiles
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An order-statistic confidence interval and the coverage it actually achieves."""
+
+    low: float
+    high: float
+    level: float
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    """p50, p95 and p99 of latency samples, each with its order-statistic interval at 95%.
+
+    Tail intervals need many samples: p95 reaches 95% coverage from 71 samples on, p99 from
+    348; below that the interval runs to the maximum and `level` says how much less it covers
+    (p99 of 30 samples: [x(28), x(30)] at 26%).
+    """
+
+    n: int
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p50_ci: Interval | None = None
+    p95_ci: Interval | None = None
+    p99_ci: Interval | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"n": self.n}
+        for name in _QUANTILE_NAMES:
+            data[name] = getattr(self, name)
+            ci: Interval | None = getattr(self, f"{name}_ci")
+            data[f"{name}_ci_low"] = ci.low if ci else None
+            data[f"{name}_ci_high"] = ci.high if ci else None
+            data[f"{name}_ci_level"] = ci.level if ci else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Quantiles:
+        """Reads `to_json`'s dict back; unknown keys are ignored, missing ones are None."""
+        return cls(
+            n=int(data.get("n") or 0),
+            p50=_opt_float(data.get("p50")),
+            p95=_opt_float(data.get("p95")),
+            p99=_opt_float(data.get("p99")),
+            p50_ci=_interval_from_json(data, "p50"),
+            p95_ci=_interval_from_json(data, "p95"),
+            p99_ci=_interval_from_json(data, "p99"),
+        )
+
+
+_QUANTILE_NAMES = ("p50", "p95", "p99")
+
+
+def _interval_from_json(data: Mapping[str, Any], name: str) -> Interval | None:
+    low, high, level = (data.get(f"{name}_ci_{part}") for part in ("low", "high", "level"))
+    if low is None or high is None or level is None:
+        return None
+    return Interval(float(low), float(high), float(level))
+
+
+def _estimate(values: Sequence[float], q: float) -> tuple[float, Interval]:
+    low, high, level = quantile_interval(values, q)
+    return quantile(values, q), Interval(low, high, level)
+
+
+def latency_quantiles(samples: Sequence[float]) -> Quantiles:
+    """p50, p95, p99 (type 7) with their 95% order-statistic intervals; all None for no samples."""
+    values = _finite(samples)
+    if not values:
+        return Quantiles(n=0)
+    p50, p50_ci = _estimate(values, 0.50)
+    p95, p95_ci = _estimate(values, 0.95)
+    p99, p99_ci = _estimate(values, 0.99)
+    return Quantiles(len(values), p50, p95, p99, p50_ci, p95_ci, p99_ci)
+
+
+# ---------------------------------------------------------------------------------------------
+# Significance of a change between two sets of samples
+
+
+@dataclass(frozen=True)
+class Significance:
+    """Whether current differs from baseline beyond noise; method names the rule that decided.
+
+    method: "mann-whitney-u" (both sides >= 3 samples; p_value is one-sided in the direction
+    of the change of medians), "interval-overlap" (a side with 1 or 2 samples; no p-value),
+    or "no-data" (a side with no samples).
+    """
+
+    significant: bool
+    p_value: float | None
+    method: SignificanceMethod
+
+
+def significance(
+    baseline: Sequence[float], current: Sequence[float], alpha: float = 0.05
+) -> Significance:
+    """Whether `current` moved away from `baseline` beyond their noise.
+
+    Both sides >= 3 samples: Mann-Whitney U, one-sided in the direction the median moved,
+    significant when p <= alpha. One-sided because the question is always "did it get slower
+    (or faster) as the medians say", and because with 3 vs 3 the two-sided exact p-value
+    cannot go below 0.1. Equal medians give no direction: not significant, no p-value.
+
+    A side with 1 or 2 samples: significant when the [min, max] ranges do not overlap (ranges
+    that touch overlap). With one sample a side nothing is known of the noise and this is just
+    "the values differ": callers gate on a ratio threshold as well, which is what guards a
+    single sample against noise (as asv's compare does).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
+    base, cur = _finite(baseline), _finite(current)
+    if not base or not cur:
+        return Significance(False, None, "no-data")
+    if min(len(base), len(cur)) < MIN_RANK_TEST_SAMPLES:
+        apart = max(base) < min(cur) or max(cur) < min(base)
+        return Significance(apart, None, "interval-overlap")
+    base_median, cur_median = statistics.median(base), statistics.median(cur)
+    if base_median == cur_median:
+        return Significance(False, None, "mann-whitney-u")
+    alternative: Alternative = "greater" if cur_median > base_median else "less"
+    p = _mann_whitney_p(cur, base, alternative)
+    return Significance(p <= alpha + _P_TOLERANCE, p, "mann-whitney-u")
+
+
+def _mann_whitney_p(x: list[float], y: list[float], alternative: Alternative) -> float:
+    """One-sided p-value of U; ties (identical build times are common) are handled exactly.
+
+    scipy's 'exact' ignores ties and its normal approximation is anti-conservative for small
+    samples (3 identical vs 3 identical gives 0.023, the true conditional p is 1/20), so with
+    ties the permutation distribution of U is enumerated while it is small enough.
+    """
+    has_ties = len(set(x) | set(y)) < len(x) + len(y)
+    method: Literal["auto", "asymptotic"] | sps.PermutationMethod = "auto"
+    if has_ties:
+        splits = math.comb(len(x) + len(y), len(x))
+        if splits <= MAX_EXACT_PERMUTATIONS:
+            method = sps.PermutationMethod(n_resamples=MAX_EXACT_PERMUTATIONS)
+        else:
+            method = "asymptotic"
+    result = sps.mannwhitneyu(x, y, alternative=alternative, method=method)
+    return float(result.pvalue)

@@ -1,0 +1,308 @@
+"""Statistics of raw samples: summaries, order-statistic intervals, quantiles, significance."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from buildbench.analyze.stats import (
+    Interval,
+    Quantiles,
+    Significance,
+    Summary,
+    coefficient_of_variation,
+    latency_quantiles,
+    quantile,
+    quantile_interval,
+    significance,
+    summarize,
+)
+
+ONE_TO_TEN = [float(x) for x in range(1, 11)]
+
+
+def binomial_between(n: int, q: float, r: int, s: int) -> float:
+    """P(r <= K <= s - 1) for K ~ Binomial(n, q): the coverage of [x(r), x(s)], by hand."""
+    return sum(math.comb(n, k) * q**k * (1 - q) ** (n - k) for k in range(r, s))
+
+
+# ---------------------------------------------------------------------------------------------
+# summarize
+
+
+def test_summary_of_no_samples_is_all_none() -> None:
+    assert summarize([]) == Summary(n=0)
+    assert summarize([]).to_json() == {
+        "n": 0,
+        "median": None,
+        "mean": None,
+        "min": None,
+        "max": None,
+        "stddev": None,
+        "ci_low": None,
+        "ci_high": None,
+        "ci_level": None,
+        "ci_method": None,
+    }
+
+
+def test_one_sample_has_no_stddev_and_a_min_max_interval_without_level() -> None:
+    s = summarize([42.0])
+    assert (s.n, s.median, s.mean, s.min, s.max, s.stddev) == (1, 42.0, 42.0, 42.0, 42.0, None)
+    assert (s.ci_low, s.ci_high, s.ci_level, s.ci_method) == (42.0, 42.0, None, "min-max")
+
+
+def test_two_samples_use_min_max_without_level() -> None:
+    s = summarize([12.0, 10.0])
+    assert s.median == 11.0
+    assert s.stddev == pytest.approx(math.sqrt(2))
+    assert (s.ci_low, s.ci_high, s.ci_level, s.ci_method) == (10.0, 12.0, None, "min-max")
+
+
+@pytest.mark.parametrize(
+    ("n", "level"), [(3, 0.75), (4, 0.875), (5, 0.9375), (6, 0.96875), (8, 0.9921875)]
+)
+def test_few_samples_give_min_max_at_its_actual_coverage(n: int, level: float) -> None:
+    samples = [float(x) for x in range(n, 0, -1)]
+    s = summarize(samples)
+    assert (s.ci_low, s.ci_high, s.ci_method) == (1.0, float(n), "order-statistic")
+    assert s.ci_level == pytest.approx(1 - 2 * 0.5**n)
+    assert s.ci_level == pytest.approx(level)
+
+
+def test_ten_samples_give_the_second_and_ninth_order_statistics() -> None:
+    s = summarize(ONE_TO_TEN[::-1])
+    assert (s.n, s.median, s.mean, s.min, s.max) == (10, 5.5, 5.5, 1.0, 10.0)
+    assert (s.ci_low, s.ci_high) == (2.0, 9.0)
+    assert s.ci_level == pytest.approx(1002 / 1024)  # 97.9%
+    assert s.ci_method == "order-statistic"
+
+
+def test_nine_samples_give_the_second_and_eighth() -> None:
+    s = summarize([float(x) for x in range(1, 10)])
+    assert (s.ci_low, s.ci_high) == (2.0, 8.0)
+    assert s.ci_level == pytest.approx(1 - 2 * 10 / 512)  # 96.1%
+
+
+def test_identical_samples_have_zero_spread() -> None:
+    s = summarize([5.0, 5.0, 5.0])
+    assert (s.median, s.stddev, s.ci_low, s.ci_high) == (5.0, 0.0, 5.0, 5.0)
+
+
+def test_non_finite_samples_are_rejected() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        summarize([1.0, math.nan])
+
+
+def test_summary_round_trips_through_json() -> None:
+    s = summarize([3.0, 1.0, 2.0, 8.0])
+    assert Summary.from_json(json.loads(json.dumps(s.to_json()))) == s
+    assert Summary.from_json({**s.to_json(), "later_key": 1}) == s
+    assert Summary.from_json({"n": 0}) == Summary(n=0)
+
+
+def test_summary_from_json_rejects_unknown_method() -> None:
+    with pytest.raises(ValueError, match="ci_method"):
+        Summary.from_json({"n": 3, "ci_method": "bootstrap"})
+
+
+# ---------------------------------------------------------------------------------------------
+# quantile and quantile_interval
+
+
+def test_quantile_is_type_7_as_numpy_linear() -> None:
+    rng = np.random.default_rng(1)
+    samples = rng.lognormal(size=37).tolist()
+    for q in (0.0, 0.1, 0.5, 0.95, 0.99, 1.0):
+        assert quantile(samples, q) == pytest.approx(float(np.quantile(samples, q)))
+    assert quantile(ONE_TO_TEN, 0.5) == 5.5
+    assert quantile(ONE_TO_TEN, 0.95) == pytest.approx(9.55)
+
+
+def test_quantile_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        quantile([], 0.5)
+    with pytest.raises(ValueError):
+        quantile([1.0], 1.5)
+
+
+def test_median_interval_of_ten() -> None:
+    low, high, level = quantile_interval(ONE_TO_TEN, 0.5)
+    assert (low, high) == (2.0, 9.0)
+    assert level == pytest.approx(0.978515625)
+
+
+def test_tail_interval_of_few_samples_runs_to_the_max_and_says_so() -> None:
+    samples = [float(x) for x in range(30)]
+    low, high, level = quantile_interval(samples, 0.99)
+    assert (low, high) == (27.0, 29.0)  # x(28) and the max
+    assert level == pytest.approx(binomial_between(30, 0.99, 28, 30))  # 26%, not 95%
+    assert level == pytest.approx(0.2570, abs=1e-4)
+
+
+def test_p95_interval_reaches_95_percent_with_enough_samples() -> None:
+    samples = [float(x) for x in range(1, 201)]
+    low, high, level = quantile_interval(samples, 0.95)
+    assert level >= 0.95
+    assert low < quantile(samples, 0.95) < high
+    assert high < 200.0  # no longer the maximum
+
+
+def test_interval_coverage_is_what_it_claims() -> None:
+    """Simulated: the interval holds the true median of an exponential at its stated level."""
+    rng = np.random.default_rng(7)
+    true_median = math.log(2)
+    hits = 0
+    trials = 2000
+    for _ in range(trials):
+        low, high, level = quantile_interval(rng.exponential(size=10).tolist(), 0.5)
+        hits += low <= true_median <= high
+    assert level == pytest.approx(0.9785, abs=1e-4)
+    assert hits / trials == pytest.approx(level, abs=0.015)
+
+
+# ---------------------------------------------------------------------------------------------
+# latency quantiles
+
+
+def test_latency_quantiles_of_no_samples() -> None:
+    assert latency_quantiles([]) == Quantiles(n=0)
+    assert Quantiles.from_json(Quantiles(n=0).to_json()) == Quantiles(n=0)
+
+
+def test_latency_quantiles_of_one_sample_is_that_sample_with_no_coverage() -> None:
+    point = Interval(2.0, 2.0, 0.0)
+    assert latency_quantiles([2.0]) == Quantiles(1, 2.0, 2.0, 2.0, point, point, point)
+
+
+def test_latency_quantiles_of_thirty_samples() -> None:
+    samples = [float(x) for x in range(30)]
+    qs = latency_quantiles(samples)
+    assert qs.n == 30
+    assert qs.p50 == 14.5
+    assert qs.p95 == pytest.approx(27.55)
+    assert qs.p99 == pytest.approx(28.71)
+    assert qs.p50_ci is not None
+    assert (qs.p50_ci.low, qs.p50_ci.high) == (9.0, 20.0)
+    assert qs.p50_ci.level == pytest.approx(binomial_between(30, 0.5, 10, 21))
+    assert qs.p95_ci is not None
+    assert (qs.p95_ci.low, qs.p95_ci.high) == (25.0, 29.0)
+    assert qs.p95_ci.level == pytest.approx(binomial_between(30, 0.95, 26, 30))
+
+
+def test_latency_quantiles_round_trip_through_json() -> None:
+    qs = latency_quantiles(np.random.default_rng(3).lognormal(size=40).tolist())
+    data = json.loads(json.dumps(qs.to_json()))
+    assert set(data) == {
+        "n",
+        *(
+            f"{p}{suffix}"
+            for p in ("p50", "p95", "p99")
+            for suffix in ("", "_ci_low", "_ci_high", "_ci_level")
+        ),
+    }
+    assert Quantiles.from_json(data) == qs
+
+
+# ---------------------------------------------------------------------------------------------
+# significance
+
+
+def assert_significant(result: Significance, p_value: float) -> None:
+    assert (result.significant, result.method) == (True, "mann-whitney-u")
+    assert result.p_value == pytest.approx(p_value)
+
+
+def test_tight_one_and_a_half_times_shift_of_five_vs_five_is_significant() -> None:
+    base = [100.0, 101.0, 99.0, 102.0, 98.0]
+    cur = [150.0, 151.0, 149.0, 152.0, 148.0]
+    assert_significant(significance(base, cur), 1 / 252)  # the most extreme of C(10, 5)
+
+
+def test_improvement_is_tested_in_its_own_direction() -> None:
+    base = [150.0, 151.0, 149.0, 152.0, 148.0]
+    cur = [100.0, 101.0, 99.0, 102.0, 98.0]
+    assert_significant(significance(base, cur), 1 / 252)
+
+
+def test_overlapping_noisy_samples_with_a_1_3x_median_ratio_are_not_significant() -> None:
+    base = [100.0, 160.0, 80.0, 140.0, 95.0]
+    cur = [130.0, 70.0, 170.0, 125.0, 150.0]
+    assert statistics.median(cur) / statistics.median(base) == pytest.approx(1.3)
+    result = significance(base, cur)
+    assert result.method == "mann-whitney-u"
+    assert not result.significant
+    assert result.p_value is not None and result.p_value > 0.1
+
+
+def test_three_vs_three_fully_separated_reaches_exactly_0_05() -> None:
+    assert_significant(significance([10.0, 11.0, 12.0], [13.0, 14.0, 15.0]), 1 / 20)
+    assert not significance([10.0, 11.0, 12.0], [13.0, 14.0, 15.0], alpha=0.01).significant
+
+
+def test_three_vs_three_one_overlap_is_not_significant() -> None:
+    result = significance([10.0, 11.0, 14.0], [12.0, 15.0, 16.0])
+    assert not result.significant
+    assert result.p_value == pytest.approx(0.1)
+
+
+def test_ties_use_the_exact_permutation_distribution() -> None:
+    """Normal approximation would give p = 0.023 here; the truth for 3 vs 3 is 1/20."""
+    assert_significant(significance([10.0, 10.0, 10.0], [11.0, 11.0, 11.0]), 1 / 20)
+
+
+def test_identical_samples_are_not_significant() -> None:
+    assert significance([5.0] * 4, [5.0] * 4) == Significance(False, None, "mann-whitney-u")
+
+
+def test_equal_medians_are_not_significant() -> None:
+    assert significance([1.0, 5.0, 9.0], [4.0, 5.0, 6.0]) == Significance(
+        False, None, "mann-whitney-u"
+    )
+
+
+def test_one_vs_one_compares_the_values() -> None:
+    assert significance([10.0], [11.0]) == Significance(True, None, "interval-overlap")
+    assert significance([10.0], [10.0]) == Significance(False, None, "interval-overlap")
+
+
+def test_two_samples_a_side_compare_ranges() -> None:
+    assert significance([10.0, 10.4], [10.5, 11.0]).significant
+    assert not significance([10.0, 10.5], [10.5, 11.0]).significant  # touching ranges overlap
+    # 2 vs 10: still ranges, the rank test needs 3 a side
+    assert not significance([10.0, 12.0], [float(x) for x in range(11, 21)]).significant
+    assert significance([10.0, 12.0], [float(x) for x in range(13, 23)]).method == (
+        "interval-overlap"
+    )
+
+
+def test_no_samples_on_a_side_is_not_significant() -> None:
+    assert significance([], [1.0, 2.0, 3.0]) == Significance(False, None, "no-data")
+
+
+def test_many_samples_with_ties_use_the_normal_approximation() -> None:
+    base = [1.0, 2.0] * 20
+    cur = [2.0, 3.0] * 20
+    result = significance(base, cur)
+    assert result.significant
+    assert result.p_value is not None and result.p_value < 1e-6
+
+
+def test_alpha_must_be_a_probability() -> None:
+    with pytest.raises(ValueError):
+        significance([1.0], [2.0], alpha=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# coefficient of variation
+
+
+def test_coefficient_of_variation() -> None:
+    assert coefficient_of_variation([]) is None
+    assert coefficient_of_variation([3.0]) is None
+    assert coefficient_of_variation([-1.0, 1.0]) is None
+    assert coefficient_of_variation([9.0, 11.0]) == pytest.approx(math.sqrt(2) / 10)
