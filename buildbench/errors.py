@@ -23,6 +23,15 @@ class EngineUnavailable(BuildbenchError):
 
     exit_code = 3
 
+    def __init__(self, message: str, tip: str | None = None) -> None:
+        super().__init__(message, tip or START_ENGINE_TIP)
+
+
+START_ENGINE_TIP = (
+    "start the engine (`dockerd`, or Docker Desktop), or point DOCKER_HOST, --engine or "
+    "--context at one"
+)
+
 
 class ImageNotFound(BuildbenchError):
     """An image the run needs (usually the base image) is not in the engine."""
@@ -30,12 +39,21 @@ class ImageNotFound(BuildbenchError):
     exit_code = 4
 
 
+class PreflightFailed(BuildbenchError):
+    """A check before any build failed: the index is unreachable, the disk too full, ..."""
+
+    exit_code = 5
+
+
+LOG_TAIL_LINES = 40  # how much of a failed build's log its cell keeps
+
+
 class BuildFailed(Exception):
     """A single image build failed; recorded on its cell, the run goes on."""
 
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message)
-        self.log_tail = log_tail
+        self.log_tail = log_tail[-LOG_TAIL_LINES:]
 
 
 class Terminated(BaseException):

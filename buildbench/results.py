@@ -1,6 +1,7 @@
 """The results file: written atomically after every cell, read back with schema checks.
 
-JSON is the contract; the CSV is a tidy view of it (one row per cell).
+JSON is the contract; the CSV is a tidy view of it (one row per cell). Older schemas are
+migrated one version at a time, newer ones refused (as asv does with its results).
 """
 
 from __future__ import annotations
@@ -8,21 +9,28 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from buildbench.errors import UsageError
-from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, summarize
+from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, from_json, to_json
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+@dataclass(frozen=True)
+class RunResults:
+    """One results file: the run and its cells."""
+
+    info: RunInfo
+    records: list[CellRecord]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step: readers see the old file or the new, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for everyone to read
     try:
@@ -36,57 +44,27 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def results_document(run: RunInfo, records: list[CellRecord]) -> dict[str, Any]:
+def results_document(run: RunInfo, records: Sequence[CellRecord]) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": asdict(run),
-        "results": [r.to_json() for r in records],
+        "run": to_json(run),
+        "results": [to_json(r) for r in records],
     }
 
 
-def table(run: RunInfo, records: list[CellRecord]) -> pd.DataFrame:
-    """One row per cell, scalar columns only (samples joined with ';')."""
-    rows = []
-    for r in records:
-        stats = summarize(r.build_seconds)
-        smoke = r.smoke or {}
-        rows.append(
-            {
-                "run_id": run.run_id,
-                "host": run.host,
-                "name": r.name,
-                "framework": r.framework,
-                "variant": r.variant,
-                "builder": r.builder,
-                "status": r.status,
-                "build_seconds_median": stats["median"],
-                "build_seconds_min": stats["min"],
-                "build_seconds_max": stats["max"],
-                "build_seconds_stddev": stats["stddev"],
-                "build_seconds_samples": ";".join(f"{s:.3f}" for s in r.build_seconds),
-                "image_size_bytes": r.image_size_bytes,
-                "bytes_over_base": r.bytes_over_base,
-                "compressed_size_bytes": r.compressed_size_bytes,
-                "layers": r.layers,
-                "framework_version": r.framework_version,
-                "python_version": r.python_version,
-                "image_id": r.image_id,
-                "config_hash": r.config_hash,
-                "smoke_status": smoke.get("status"),
-                "cuda_build": smoke.get("cuda_build"),
-                "gpu_used": smoke.get("gpu_used"),
-                "warnings": " | ".join(r.warnings),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def write_results(run_dir: Path, run: RunInfo, records: list[CellRecord]) -> Path:
+def write_results(run_dir: Path, run: RunInfo, records: Sequence[CellRecord]) -> Path:
     """Rewrite results.json and results.csv in `run_dir`; each file is replaced atomically."""
+    from buildbench.render.tables import cells_frame  # the CSV is a view: rendering's job
+
     path = run_dir / RESULTS_JSON
-    _atomic_write(path, json.dumps(results_document(run, records), indent=2) + "\n")
-    _atomic_write(run_dir / RESULTS_CSV, table(run, records).to_csv(index=False))
+    atomic_write(path, json.dumps(results_document(run, records), indent=2) + "\n")
+    frame = cells_frame([RunResults(run, list(records))])
+    atomic_write(run_dir / RESULTS_CSV, frame.to_csv(index=False))
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations: each step turns a document of schema N into one of schema N + 1.
 
 
 def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -99,8 +77,115 @@ def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 1, "results": results}
 
 
-# Each step turns a document of schema N into one of schema N + 1.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1}
+_V1_RUN_ENGINE = {
+    "engine_version": "server_version",
+    "engine_api_version": "api_version",
+    "storage_driver": "storage_driver",
+}
+_V1_IMAGE = (
+    "size_bytes",
+    "layers",
+    "base_image_id",
+    "bytes_over_base",
+    "compressed_size_bytes",
+    "python_version",
+    "framework_version",
+)
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 nests a cell's figures by stage (build, image, smoke), records the engine as an
+    object, keeps every cold start and latency sample with quantile intervals."""
+    run = dict(data["run"])
+    os_, _, arch = str(run.pop("engine_os", "")).partition("/")
+    engine = {new: run.pop(old, "") for old, new in _V1_RUN_ENGINE.items()}
+    run["engine"] = {
+        **engine,
+        "endpoint": "unknown (schema 1)",
+        "name": run.get("host", ""),
+        "os": os_,
+        "arch": arch,
+        "cpus": run.get("cpu_count"),
+        "cpu_model": run.get("cpu"),
+        "memory_bytes": run.get("memory_bytes"),
+        "nvidia_runtime": None,
+        "local": True,
+    }
+    run["latency_method"] = (
+        "10 timed runs after 2 warm-ups (schema 1), quantiles of those samples; "
+        "cold start: one container"
+    )
+    return {
+        **data,
+        "schema_version": 2,
+        "run": run,
+        "results": list(map(_v1_cell, data["results"])),
+    }
+
+
+def _v1_cell(old: dict[str, Any]) -> dict[str, Any]:
+    cell = {
+        k: old.get(k)
+        for k in (
+            "name",
+            "variant",
+            "framework",
+            "dockerfile",
+            "build_args",
+            "config_hash",
+            "builder",
+            "status",
+            "error",
+            "image_tag",
+            "image_id",
+        )
+    }
+    cell["log_tail"] = old.get("log_tail") or []
+    cell["warnings"] = old.get("warnings") or []
+    cell["build"] = {
+        "seconds": old.get("build_seconds") or [],
+        "first_output_seconds": old.get("first_output_seconds") or [],
+        "context_bytes": old.get("context_bytes"),
+        "steps": old.get("steps") or [],
+        "mode": "network",
+    }
+    if old.get("image_size_bytes") is not None:
+        image = {k: old.get(k) for k in _V1_IMAGE[1:]}
+        compressed = old.get("compressed_size_bytes")
+        source = None if compressed is None else "estimate"
+        image.update(size_bytes=old["image_size_bytes"], compressed_size_source=source)
+        cell["image"] = image
+    if old.get("smoke"):
+        cell["smoke"] = _v1_smoke(old["smoke"])
+    return cell
+
+
+def _v1_smoke(old: dict[str, Any]) -> dict[str, Any]:
+    from buildbench.analyze.stats import latency_quantiles
+
+    smoke = dict(old)
+    smoke["kind"] = "command" if old.get("command") else "model"
+    cold = old.get("cold_start_seconds")
+    smoke["cold_start_seconds"] = [] if cold is None else [cold]
+    if isinstance(old.get("parity"), dict) and "ok" in old["parity"]:  # one check, no batches
+        smoke["parity"] = {"1": old["parity"]}
+    latency = {}
+    for batch, found in (old.get("latency") or {}).items():
+        samples = found.get("samples") or []
+        latency[batch] = {
+            "samples": samples,
+            "quantiles": latency_quantiles(samples).to_json(),
+            "warmup": 2,
+            "seconds": sum(samples),
+        }
+    smoke["latency"] = latency
+    network = old.get("network")
+    if network and "interfaces" not in network:  # older probes only tried to connect
+        smoke["network"] = {"interfaces": [], **network}
+    return smoke
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate(data: dict[str, Any], source: str = "results") -> dict[str, Any]:
@@ -117,7 +202,33 @@ def migrate(data: dict[str, Any], source: str = "results") -> dict[str, Any]:
     return data
 
 
-def load_results(path: Path) -> tuple[RunInfo, list[CellRecord]]:
+def results_files(paths: Sequence[Path]) -> list[Path]:
+    """Results files named directly, or found in run directories and results directories."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir() and not (path / RESULTS_JSON).is_file():
+            nested = sorted(path.glob(f"**/{RESULTS_JSON}"))
+            if not nested:
+                raise UsageError(
+                    f"no {RESULTS_JSON} in {path}", tip="give results files or run directories"
+                )
+            found += nested
+        else:
+            found.append(path)
+    return found
+
+
+def newest_run(results_dir: Path) -> RunResults | None:
+    """The newest readable run in a results folder (run ids sort by their start time)."""
+    for path in sorted(results_dir.glob(f"**/{RESULTS_JSON}"), reverse=True):
+        try:
+            return load_results(path)
+        except UsageError:
+            continue
+    return None
+
+
+def load_results(path: Path) -> RunResults:
     """Read a results file (or a run directory holding one), refusing what it cannot trust."""
     if path.is_dir():
         path = path / RESULTS_JSON
@@ -142,8 +253,8 @@ def load_results(path: Path) -> tuple[RunInfo, list[CellRecord]]:
         )
     try:
         data = migrate(data, str(path))
-        run = RunInfo(**{k: v for k, v in data["run"].items() if k in RunInfo.__dataclass_fields__})
-        records = [CellRecord.from_json(r) for r in data["results"]]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"{path} is malformed: {exc}", tip="give a results.json") from None
-    return run, records
+        run = from_json(RunInfo, data["run"])
+        records = [from_json(CellRecord, r) for r in data["results"]]
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise UsageError(f"{path} is malformed: {exc!r}", tip="give a results.json") from None
+    return RunResults(run, records)

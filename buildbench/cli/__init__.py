@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -16,7 +17,7 @@ EXIT_INTERRUPTED = 130
 class _Group(click.Group):
     """Turns expected errors into one `ERROR:` line (plus a `TIP:`) and a documented exit code."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BuildbenchError as exc:
@@ -50,7 +51,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from buildbench.cli import base, clean, compare, report, run
+    from buildbench.cli import base, clean, compare, history, report, run
     from buildbench.cli import list as list_
 
     cli.add_command(run.run)
@@ -59,6 +60,7 @@ def _register() -> None:
     cli.add_command(base.base)
     cli.add_command(report.report)
     cli.add_command(compare.compare_command)
+    cli.add_command(history.history_command)
 
 
 _register()

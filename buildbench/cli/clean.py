@@ -1,12 +1,15 @@
-"""`buildbench clean`: remove every container and image buildbench created, by label."""
+"""`buildbench clean`: remove what buildbench left in the engine, run by run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from buildbench import fmt
-from buildbench.cleanup import CleanResult, Leftover, clean
-from buildbench.cli.options import connect, option
+from buildbench.cli.options import engine_options, one_engine, option, results_dir_option
+from buildbench.errors import UsageError
+from buildbench.render import fmt
+from buildbench.run.cleanup import CleanResult, Journal, Leftover, clean, runs_in
 
 
 def _describe(item: Leftover) -> str:
@@ -14,9 +17,9 @@ def _describe(item: Leftover) -> str:
 
 
 def _count(items: list[Leftover]) -> str:
-    containers = sum(1 for item in items if item.kind == "container")
-    images = len(items) - containers
-    return f"{containers} container{'s' * (containers != 1)}, {images} image{'s' * (images != 1)}"
+    kinds = ("container", "volume", "image", "cache")
+    counts = [(kind, sum(1 for item in items if item.kind == kind)) for kind in kinds]
+    return ", ".join(f"{n} {kind}{'s' * (n != 1)}" for kind, n in counts if n) or "nothing"
 
 
 def report(result: CleanResult, dry_run: bool) -> None:
@@ -32,22 +35,46 @@ def report(result: CleanResult, dry_run: bool) -> None:
 
 
 @click.command(name="clean")
-@option("--run-id", help="Only what this run created [default: every run's].")
+@results_dir_option
+@engine_options
+@option("--run-id", help="Only what this run created.")
+@option(
+    "--all",
+    "all_runs",
+    is_flag=True,
+    help="Every run's leftovers in the engine, "
+    "other people's too [default: only the runs whose results are in --results-dir].",
+)
 @option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @option(
     "--build-cache",
     is_flag=True,
-    help="Also prune the engine's BuildKit build cache: BuildKit records every build in it,"
-    " --no-cache too. Engine-wide: it is not labelled per run.",
+    help="Also prune the engine's whole BuildKit build cache (engine-wide; a run's own records "
+    "are removed without it).",
 )
-def clean_command(run_id: str | None, dry_run: bool, build_cache: bool) -> None:
-    """Remove the images and containers buildbench created (label buildbench.run-id).
+def clean_command(
+    results_dir: Path,
+    engines: tuple[str, ...],
+    contexts: tuple[str, ...],
+    run_id: str | None,
+    all_runs: bool,
+    dry_run: bool,
+    build_cache: bool,
+) -> None:
+    """Remove the containers, volumes, images and BuildKit cache records buildbench runs left.
 
-    Keeps what a run still in progress uses. Base images and other images are never touched.
+    By default only runs whose results are in --results-dir; a run still going keeps
+    everything. Base images and other images are never touched.
 
     Example: buildbench clean --dry-run
     """
-    engine = connect()
-    report(clean(engine, run_id=run_id, dry_run=dry_run), dry_run)
+    if all_runs and run_id is not None:
+        raise UsageError("--all and --run-id ask for different things", tip="give one of them")
+    engine = one_engine(engines, contexts)
+    runs = runs_in(results_dir)
+    if run_id is not None:
+        runs = {run_id: runs.get(run_id) or Journal(results_dir / run_id)}
+    report(clean(engine, runs=None if all_runs else runs, dry_run=dry_run), dry_run)
     if build_cache and not dry_run:
-        click.echo(f"pruned the build cache: {fmt.size(engine.prune_build_cache())} reclaimed")
+        freed = engine.prune_cache_records([r.id for r in engine.build_cache()])
+        click.echo(f"pruned the build cache: {fmt.size(freed)} reclaimed")

@@ -1,4 +1,4 @@
-"""`buildbench compare`: did anything get worse between two runs? An exit code CI gates on."""
+"""`buildbench compare`: did anything get worse? An exit code CI gates on."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ from pathlib import Path
 
 import click
 
+from buildbench.analyze.compare import EXIT_REGRESSION, FORMATS, Thresholds, compare, regressions
 from buildbench.cli.options import option
-from buildbench.compare import (
-    EXIT_REGRESSION,
-    FORMATS,
-    Thresholds,
-    compare,
-    regressions,
-    render,
-)
-from buildbench.results import load_results
+from buildbench.errors import UsageError
+from buildbench.render.comparison import render_comparison
+from buildbench.results import RunResults, load_results, results_files
+
+
+def _baseline(paths: list[Path], current: RunResults, newest: int) -> list[RunResults]:
+    """The newest `newest` runs of the current run's machine among `paths`, oldest first."""
+    runs = [load_results(path) for path in paths]
+    runs = [run for run in runs if run.info.run_id != current.info.run_id]
+    same = [run for run in runs if run.info.machine == current.info.machine] or runs
+    same.sort(key=lambda run: run.info.started_at)
+    if not same:
+        raise UsageError("the baseline holds no other run", tip="give an earlier run's results")
+    return same[-newest:]
 
 
 @click.command(name="compare")
@@ -27,7 +33,8 @@ from buildbench.results import load_results
     type=click.FloatRange(min=1.0),
     default=1.25,
     show_default=True,
-    help="Worse when build time, p50 latency or cold start grows by more than this factor.",
+    help="Worse when build time, p50 latency or cold start grows by more than this factor "
+    "and the samples say it is significant.",
 )
 @option(
     "--max-growth",
@@ -35,6 +42,21 @@ from buildbench.results import load_results
     default=1.05,
     show_default=True,
     help="Worse when the image or compressed size grows by more than this factor.",
+)
+@option(
+    "--alpha",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level of the test on the samples.",
+)
+@option(
+    "--baseline-runs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="With a folder of runs as BASELINE: pool the samples of this many of the current "
+    "machine's newest runs.",
 )
 @option(
     "--format",
@@ -46,18 +68,28 @@ from buildbench.results import load_results
     help="markdown gives a table fit for a CI job summary.",
 )
 def compare_command(
-    baseline: Path, current: Path, max_slowdown: float, max_growth: float, format_: str
+    baseline: Path,
+    current: Path,
+    max_slowdown: float,
+    max_growth: float,
+    alpha: float,
+    baseline_runs: int,
+    format_: str,
 ) -> None:
-    """Compare CURRENT with BASELINE (results.json files or run directories), cell by cell.
+    """Compare CURRENT with BASELINE, cell by cell. BASELINE: a results.json, a run folder, or
+    a folder of earlier runs (the machine's history: samples pooled); CURRENT: a run (the
+    newest, given a folder of runs).
 
     Prints current/baseline per cell and metric. Exit status: 0 when nothing regressed,
-    1 when a metric got worse or a cell newly fails, 2 when a file cannot be read.
+    1 when a metric got significantly worse or a cell newly fails, 2 when a file cannot be read.
 
     Example: buildbench compare results/<old-run-id> results/<new-run-id>
     """
-    before, after = load_results(baseline), load_results(current)
-    thresholds = Thresholds(slowdown=max_slowdown, growth=max_growth)
-    rows = compare(before[1], after[1], thresholds)
-    click.echo(render(rows, (before[0], after[0]), thresholds, format_), nl=False)
+    after = max(map(load_results, results_files([current])), key=lambda r: r.info.started_at)
+    before = _baseline(results_files([baseline]), after, baseline_runs)
+    thresholds = Thresholds(slowdown=max_slowdown, growth=max_growth, alpha=alpha)
+    rows = compare(before, after, thresholds)
+    text = render_comparison(rows, [run.info for run in before], after.info, thresholds, format_)
+    click.echo(text, nl=False)
     if regressions(rows):
         sys.exit(EXIT_REGRESSION)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import shlex
 from pathlib import Path
+from typing import Any
 
 import click
 from tabulate import tabulate
 
-from buildbench.cli.options import config_option, cuda_option, only_option, option
-from buildbench.config import CONFIG_NAME, load_matrix
-from buildbench.matrix import DEFAULT_BASE_IMAGE, Cell, MatrixOptions, variants_for
-from buildbench.pipeline import recorded_build_args
+from buildbench.cli.options import matrix_options, resolve_matrix
+from buildbench.labels import masked_build_args
+from buildbench.run.config import CONFIG_NAME
+from buildbench.run.matrix import Cell
 
 
 def shown(path: Path) -> str:
@@ -36,7 +37,7 @@ def matrix_table(cells: list[Cell]) -> str:
             cell.key,
             shown(cell.dockerfile),
             hashlib.sha256(cell.dockerfile_text().encode()).hexdigest()[:12],
-            shlex.join(f"{k}={v}" for k, v in recorded_build_args(cell.build_args).items()),
+            shlex.join(f"{k}={v}" for k, v in masked_build_args(cell.build_args).items()),
             smoke_text(cell),
         ]
         for cell in cells
@@ -45,24 +46,22 @@ def matrix_table(cells: list[Cell]) -> str:
 
 
 @click.command(name="list")
-@config_option
-@only_option
-@cuda_option
-@option(
-    "--base-image",
-    default=DEFAULT_BASE_IMAGE,
-    show_default=True,
-    help="BASE_IMAGE build-arg of the built-in images.",
-)
-def list_matrix(config: Path | None, only: tuple[str, ...], cuda: str, base_image: str) -> None:
-    """Show the matrix: each cell's Dockerfile and its sha256, build-args and smoke test.
+@matrix_options
+def list_matrix(**matrix: Any) -> None:
+    """Show the matrix `run` would build with the same options: each cell's Dockerfile and its
+    sha256, build-args and smoke test, and what pip in the builder stage gets.
 
     Builds nothing and needs no Docker engine.
 
     Example: buildbench list --config examples/course/buildbench.toml --cuda cpu
     """
-    options = MatrixOptions(variants=variants_for(cuda), base_image=base_image)
-    source, cells = load_matrix(options, config=config, only=only)
+    resolved = resolve_matrix(**matrix)
+    source = resolved.source
     origin = shown(source) if source else f"built-in (no {CONFIG_NAME} here)"
-    click.echo(f"matrix: {origin}, {len(cells)} cell{'s' * (len(cells) != 1)}\n")
-    click.echo(matrix_table(cells))
+    count = len(resolved.cells)
+    click.echo(f"matrix: {origin}, {count} cell{'s' * (count != 1)}\n")
+    click.echo(matrix_table(resolved.cells))
+    if any(cell.build_inputs for cell in resolved.cells):
+        click.echo("\npip in the builder stage:")
+        for line in resolved.pip.describe() or ["pip's defaults (PyPI)"]:
+            click.echo(f"  {line}")

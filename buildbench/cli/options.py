@@ -1,55 +1,227 @@
-"""Shared option helpers: every option is also settable as BUILDBENCH_<OPTION>."""
+"""Options the commands share, spelled once: every option is also settable as BUILDBENCH_<NAME>.
+
+`run` and `list` take the same matrix options (a `list` shows the exact cells and build-args the
+same `run` would build); `run`, `clean` and `base` take the same engine options.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from buildbench.config import CONFIG_NAME
-from buildbench.docker_engine import DockerEngine
-from buildbench.engine import Engine
+from buildbench.engine.dockersdk import DockerEngine
+from buildbench.engine.endpoint import Endpoint, resolve
+from buildbench.errors import UsageError
+from buildbench.run.config import CONFIG_NAME, load_matrix
+from buildbench.run.matrix import (
+    DEFAULT_BASE_IMAGE,
+    DEFAULT_TORCH_CPU_INDEX,
+    FRAMEWORKS,
+    Cell,
+    MatrixOptions,
+    variants_for,
+)
+from buildbench.run.pipconfig import PipInputs, pip_inputs
+
+F = TypeVar("F", bound=Callable[..., Any])
+AUTO = "auto"
 
 
-def option(*names: str, **kwargs: Any) -> Callable:
+class EnvOption(click.Option):
+    """An option whose error names its environment variable only when the value came from it:
+    `Invalid value for '--cuda' (from BUILDBENCH_CUDA)`, else just `--cuda`."""
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        hint = " / ".join(f"'{name}'" for name in self.opts)
+        source = ctx.get_parameter_source(self.name) if ctx and self.name else None
+        if source == click.core.ParameterSource.ENVIRONMENT and self.envvar:
+            hint += f" (from {self.envvar})"
+        return hint
+
+
+def option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     long = next(n for n in names if n.startswith("--")).split("/")[0]
     kwargs.setdefault("envvar", "BUILDBENCH_" + long[2:].upper().replace("-", "_"))
     kwargs.setdefault("show_envvar", True)
+    kwargs.setdefault("cls", EnvOption)
     return click.option(*names, **kwargs)
 
 
-# The matrix options `run` and `list` share, spelled the same way.
-config_option = option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=f"Matrix config file [default: ./{CONFIG_NAME}, or [tool.buildbench] in "
-    "./pyproject.toml; without either, the built-in images].",
+def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+# ---------------------------------------------------------------------------------------------
+# The matrix: what to build, with which build-args
+
+
+matrix_options = compose(
+    option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"Matrix config file [default: ./{CONFIG_NAME}, or [tool.buildbench] in "
+        "./pyproject.toml; without either, the built-in images].",
+    ),
+    option(
+        "--only",
+        multiple=True,
+        metavar="NAME/VARIANT",
+        help="Only this cell (repeatable; NAME alone: all its variants).",
+    ),
+    option(
+        "--cuda",
+        type=click.Choice(["cpu", "cuda", "both"]),
+        default="both",
+        show_default=True,
+        help="Which variants to build.",
+    ),
+    option(
+        "--framework",
+        "frameworks",
+        type=click.Choice(FRAMEWORKS),
+        multiple=True,
+        help="Framework to build (repeatable; default: all).",
+    ),
+    option(
+        "--base-image",
+        default=DEFAULT_BASE_IMAGE,
+        show_default=True,
+        help="BASE_IMAGE build-arg of the built-in images; pulled before timing if not local.",
+    ),
+    option(
+        "--torch-cpu-index-url",
+        default=AUTO,
+        show_default=True,
+        help="Index of CPU-only torch wheels for the CPU image; empty for none. auto: none "
+        f"when find-links holds a CPU torch wheel, else {DEFAULT_TORCH_CPU_INDEX}.",
+    ),
+    option(
+        "--torch-version",
+        default=AUTO,
+        show_default=True,
+        help="torch version for both images; auto: the CPU wheel's in find-links, else the newest.",
+    ),
+    option(
+        "--ca-bundle",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="CA bundle for pip in the builder stage only [default: pip's `cert`, PIP_CERT, "
+        "REQUESTS_CA_BUNDLE or SSL_CERT_FILE].",
+    ),
+    option("--pip-index-url", help="pip index URL in the builder stage [default: pip's own]."),
+    option(
+        "--pip-extra-index-url",
+        help="pip extra index URLs in the builder stage [default: pip's own].",
+    ),
+    option(
+        "--pip-find-links",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="A directory of wheels, sent to the builder stage only [default: pip's own].",
+    ),
 )
-only_option = option(
-    "--only",
-    multiple=True,
-    metavar="NAME/VARIANT",
-    help="Only this cell (repeatable; NAME alone: all its variants).",
+
+
+@dataclass(frozen=True)
+class Matrix:
+    source: Path | None  # the config file; None: the built-in images
+    cells: list[Cell]
+    pip: PipInputs
+    base_image: str
+
+
+def resolve_matrix(
+    *,
+    config: Path | None,
+    only: tuple[str, ...],
+    cuda: str,
+    frameworks: tuple[str, ...],
+    base_image: str,
+    torch_cpu_index_url: str,
+    torch_version: str,
+    ca_bundle: Path | None,
+    pip_index_url: str | None,
+    pip_extra_index_url: str | None,
+    pip_find_links: Path | None,
+) -> Matrix:
+    """The cells `run` builds (and `list` shows) for these options, with the builder stage's
+    pip settings: the host's pip configuration unless an option overrides it."""
+    pip = pip_inputs(
+        ca_bundle=ca_bundle,
+        index_url=pip_index_url,
+        extra_index_url=pip_extra_index_url,
+        find_links=pip_find_links,
+    )
+    pip.validate()
+    local_torch = pip.local_cpu_torch()
+    if torch_cpu_index_url == AUTO:
+        torch_cpu_index_url = "" if local_torch else DEFAULT_TORCH_CPU_INDEX
+    if torch_version == AUTO:
+        torch_version = local_torch or ""
+    options = MatrixOptions(
+        frameworks=tuple(dict.fromkeys(frameworks)) or FRAMEWORKS,
+        variants=variants_for(cuda),
+        base_image=base_image,
+        torch_version=torch_version,
+        torch_cpu_index_url=torch_cpu_index_url,
+    )
+    source, cells = load_matrix(options, config=config, only=only)
+    return Matrix(source, cells, pip, base_image)
+
+
+# ---------------------------------------------------------------------------------------------
+# Engines and results
+
+
+engine_options = compose(
+    option(
+        "--engine",
+        "engines",
+        multiple=True,
+        metavar="URL",
+        help="Docker engine address (repeatable): unix:///path, tcp://host:2376 (TLS from "
+        "DOCKER_TLS_VERIFY/DOCKER_CERT_PATH), ssh://user@host [default: DOCKER_HOST, else the "
+        "current docker context].",
+    ),
+    option(
+        "--context",
+        "contexts",
+        multiple=True,
+        metavar="NAME",
+        help="A `docker context` to use (repeatable).",
+    ),
 )
-cuda_option = option(
-    "--cuda",
-    type=click.Choice(["cpu", "cuda", "both"]),
-    default="both",
+
+results_dir_option = option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="results",
     show_default=True,
-    help="Which variants to build.",
+    help="Where each run's <run-id>/ folder goes.",
 )
 
 
-def default_ca_bundle() -> Path | None:
-    """The CA bundle pip would use here: PIP_CERT, REQUESTS_CA_BUNDLE or SSL_CERT_FILE."""
-    for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        if value := os.environ.get(name):
-            return Path(value)
-    return None
+def endpoints(engines: tuple[str, ...], contexts: tuple[str, ...]) -> list[Endpoint]:
+    return resolve(engines, contexts)
 
 
-def connect() -> Engine:
-    return DockerEngine()
+def connect(endpoint: Endpoint | None = None) -> DockerEngine:
+    return DockerEngine(endpoint)
+
+
+def one_engine(engines: tuple[str, ...], contexts: tuple[str, ...]) -> DockerEngine:
+    """The single engine a command works on (`clean`, `base`)."""
+    found = endpoints(engines, contexts)
+    if len(found) > 1:
+        raise UsageError(
+            "this command works on one engine at a time",
+            tip="give one --engine or --context (run it once per engine)",
+        )
+    return connect(found[0])

@@ -1,4 +1,4 @@
-"""`buildbench report`: one report from one or more results files (machines, CI jobs)."""
+"""`buildbench report`: one report from one or more results files (machines, engines, CI jobs)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from buildbench.cli.options import option
-from buildbench.report import FORMATS, load_runs, render, write_report
+from buildbench.render.report import FORMATS, load_runs, render, write_report
 
 
 @click.command()
@@ -29,8 +29,8 @@ from buildbench.report import FORMATS, load_runs, render, write_report
     help="Markdown for people; csv and json give one row per cell.",
 )
 def report(results: tuple[Path, ...], output: Path | None, format_: str) -> None:
-    """Write a report of RESULTS (results.json files or run directories); several merge into one
-    report with a machine column.
+    """Write a report of RESULTS (results.json files, run folders or results folders); several
+    runs merge into one report with a machine column.
 
     Example: buildbench report results/<run-id> gpu-box/results.json -o report.md
     """

@@ -2,80 +2,46 @@
 
 from __future__ import annotations
 
-import re
+import contextlib
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import click
+from rich.console import Console
 from tabulate import tabulate
 
-from buildbench import fmt
-from buildbench import record as status
 from buildbench.cli.options import (
-    config_option,
-    connect,
-    cuda_option,
-    default_ca_bundle,
-    only_option,
+    endpoints,
+    engine_options,
+    matrix_options,
     option,
+    resolve_matrix,
+    results_dir_option,
 )
-from buildbench.config import load_matrix
-from buildbench.context import PipInputs
+from buildbench.cli.progress import TerminalProgress
+from buildbench.engine.builders import BUILDERS
+from buildbench.engine.registry import LOCAL, LocalRegistry, check_registry, parse_address
 from buildbench.errors import Terminated
-from buildbench.matrix import (
-    DEFAULT_BASE_IMAGE,
-    DEFAULT_TORCH_CPU_INDEX,
-    FRAMEWORKS,
-    Cell,
-    MatrixOptions,
-    variants_for,
-)
-from buildbench.pipeline import RunConfig, Runner
-from buildbench.record import CellRecord, summarize
-from buildbench.report import CELL_HEADERS, SMOKE_HEADERS, cell_columns, write_run_report
-from buildbench.smoke.runner import SmokeOptions
-
-# A new instruction: classic "Step 3/9 : RUN ...", BuildKit "#7 [builder 3/5] RUN ...".
-_STEP_START = re.compile(r"^(Step \d+/\d+ :|#\d+ \[[^\]]*\d+/\d+\])")
+from buildbench.measure.smoke.runner import SmokeOptions
+from buildbench.record import CellRecord
+from buildbench.render.markdown import CELL_HEADERS, cell_columns
+from buildbench.run.engines import previous_build_seconds, run_on_engines
+from buildbench.run.pipeline import RunPlan
+from buildbench.status import Status
 
 
-class TerminalProgress:
-    """The live view: one line per build step (or the whole log with -v), nothing with -q."""
-
-    def __init__(self, verbose: bool, quiet: bool) -> None:
-        self.verbose, self.quiet = verbose, quiet
-
-    def cell_started(self, cell: Cell, index: int, total: int) -> None:
-        if not self.quiet:
-            click.secho(f"[{index}/{total}] {cell.key}: building", bold=True, err=True)
-
-    def build_log(self, cell: Cell, line: str) -> None:
-        if self.verbose:
-            click.echo(f"  {line}", err=True)
-        elif not self.quiet and _STEP_START.match(line):
-            click.echo(f"  {cell.key} | {line[:110]}", err=True)
-
-    def cell_finished(self, record: CellRecord) -> None:
-        if self.quiet:
-            return
-        stats = summarize(record.build_seconds)
-        colour = "green" if record.status == status.OK else "red"
-        click.secho(
-            f"  {record.key}: {record.status}, {fmt.seconds(stats['median'])}, "
-            f"{fmt.size(record.image_size_bytes)}",
-            fg=colour,
-            err=True,
-        )
-        for line in record.log_tail[-10:] if record.status == status.BUILD_FAILED else []:
-            click.echo(f"    | {line}", err=True)
-
-
-def summary_table(records: list[CellRecord]) -> str:
-    with_smoke = any(r.smoke for r in records)
-    rows = [cell_columns(r, with_smoke) for r in records]
-    headers = [*CELL_HEADERS, *(SMOKE_HEADERS if with_smoke else [])]
-    return tabulate(rows, headers=headers, tablefmt="simple")
+def summary_table(records: list[CellRecord], machines: list[str] | None = None) -> str:
+    with_machine = machines is not None and len(set(machines)) > 1
+    rows = [
+        [*([machines[i]] if with_machine and machines else []), *cell_columns(r)]
+        for i, r in enumerate(records)
+    ]
+    headers = [*(["machine"] if with_machine else []), *CELL_HEADERS]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
 def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -91,22 +57,15 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 
 
 @click.command()
-@config_option
-@only_option
-@cuda_option
+@matrix_options
+@engine_options
+@results_dir_option
 @option(
     "--builder",
-    type=click.Choice(["classic", "buildkit"]),
+    type=click.Choice(BUILDERS),
     default="classic",
     show_default=True,
     help="classic: the Docker SDK for Python; buildkit: the Docker CLI with BuildKit.",
-)
-@option(
-    "--framework",
-    "frameworks",
-    type=click.Choice(FRAMEWORKS),
-    multiple=True,
-    help="Framework to build (repeatable; default: all).",
 )
 @option(
     "--repeat",
@@ -116,50 +75,24 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     help="No-cache builds per cell (samples).",
 )
 @option(
-    "--base-image",
-    default=DEFAULT_BASE_IMAGE,
-    show_default=True,
-    help="BASE_IMAGE build-arg; pulled before timing if not local.",
-)
-@option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="results",
-    show_default=True,
-    help="Where <run-id>/results.json goes.",
+    "--prefetch",
+    is_flag=True,
+    help="Download the built-in images' wheels before timing (recorded apart): the timed "
+    "builds then measure image assembly, not the index's bandwidth.",
 )
 @option(
     "--keep-images/--no-keep-images",
     default=True,
     show_default=True,
-    help="Keep the built images after measuring.",
+    help="Keep the built images after measuring (--no-keep-images also removes BuildKit's "
+    "cache records of the run).",
 )
 @option(
-    "--compressed-size/--no-compressed-size",
+    "--read-images/--no-read-images",
     default=True,
     show_default=True,
-    help="Measure the gzip'd layer size a registry stores (reads each image once).",
+    help="Read each image once (docker save): compressed size, what is inside, what is wasted.",
 )
-@option(
-    "--ca-bundle",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="CA bundle for pip in the builder stage only [default: PIP_CERT, "
-    "REQUESTS_CA_BUNDLE or SSL_CERT_FILE].",
-)
-@option("--pip-index-url", default="", help="pip index URL in the builder stage.")
-@option("--pip-extra-index-url", default="", help="pip extra index URL in the builder stage.")
-@option(
-    "--pip-find-links",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A directory of wheels, sent to the builder stage only.",
-)
-@option(
-    "--torch-cpu-index-url",
-    default=DEFAULT_TORCH_CPU_INDEX,
-    show_default=True,
-    help="Index of CPU-only torch wheels for the CPU image; empty for none.",
-)
-@option("--torch-version", default="", help="torch version for both images [default: latest].")
 @option(
     "--smoke/--no-smoke",
     default=True,
@@ -172,6 +105,27 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     show_default=True,
     callback=_batch_sizes,
     help="Comma-separated batch sizes for the smoke test's latencies.",
+)
+@option(
+    "--latency-runs",
+    type=click.IntRange(1, 100_000),
+    default=30,
+    show_default=True,
+    help="Timed inference runs per batch size, at least (after warm-up) ...",
+)
+@option(
+    "--latency-seconds",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="... and for at least this many seconds.",
+)
+@option(
+    "--cold-starts",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    help="Fresh containers whose start-up is timed (cold start median and spread).",
 )
 @option(
     "--gpus",
@@ -188,102 +142,120 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     help="Seconds before a smoke container is killed.",
 )
 @option(
-    "--smoke-runs",
-    type=click.IntRange(1, 10000),
-    default=10,
-    show_default=True,
-    help="Timed inference runs per batch size (after 2 warm-up runs).",
-)
-@option(
     "--smoke-memory",
     type=click.IntRange(min=256),
     default=6144,
     show_default=True,
     help="Memory limit of a smoke container, in MiB.",
 )
+@option(
+    "--registry",
+    metavar="HOST[:PORT]|local",
+    help="Push every image to this registry, record what it stores and the push and pull "
+    "times; `local`: Debian's reference registry, started on 127.0.0.1 for the run.",
+)
+@option(
+    "--cold-pull",
+    is_flag=True,
+    help="With --registry: also pull each image with nothing local, the base image set aside "
+    "meanwhile (needs an engine where nothing else uses the base).",
+)
+@option(
+    "--machine",
+    metavar="NAME",
+    help="This machine's name in reports and history [default: the engine's host name] "
+    "(CI runners' host names change from run to run).",
+)
+@option("--no-preflight", is_flag=True, help="Skip the disk and index checks before building.")
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
 @option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
 def run(
-    config: Path | None,
-    only: tuple[str, ...],
-    cuda: str,
-    builder: str,
-    frameworks: tuple[str, ...],
-    repeat: int,
-    base_image: str,
+    engines: tuple[str, ...],
+    contexts: tuple[str, ...],
     results_dir: Path,
+    builder: str,
+    repeat: int,
+    prefetch: bool,
     keep_images: bool,
-    compressed_size: bool,
-    ca_bundle: Path | None,
-    pip_index_url: str,
-    pip_extra_index_url: str,
-    pip_find_links: Path | None,
-    torch_cpu_index_url: str,
-    torch_version: str,
+    read_images: bool,
     smoke: bool,
     batch_sizes: tuple[int, ...],
+    latency_runs: int,
+    latency_seconds: float,
+    cold_starts: int,
     gpus: str,
     smoke_timeout: float,
-    smoke_runs: int,
     smoke_memory: int,
+    registry: str | None,
+    cold_pull: bool,
+    machine: str | None,
+    no_preflight: bool,
     verbose: bool,
     quiet: bool,
+    **matrix: Any,
 ) -> None:
-    """Build every cell with no cache, time it, size it, and write results.
+    """Build every cell with no cache, time it, size it, smoke-test it, and write results.
+
+    With several --engine/--context, each engine runs the matrix at the same time, writes its
+    own results file, and one report merges them.
 
     Example: buildbench run --cuda both --repeat 3
     """
-    _, cells = load_matrix(
-        MatrixOptions(
-            frameworks=tuple(dict.fromkeys(frameworks)) or FRAMEWORKS,
-            variants=variants_for(cuda),
-            base_image=base_image,
-            torch_version=torch_version,
-            torch_cpu_index_url=torch_cpu_index_url,
-        ),
-        config=config,
-        only=only,
-    )
-    run_config = RunConfig(
-        cells=cells,
-        builder=builder,  # type: ignore[arg-type]
-        base_image=base_image,
-        results_dir=results_dir,
-        pip=PipInputs(
-            ca_bundle=ca_bundle or default_ca_bundle(),
-            index_url=pip_index_url,
-            extra_index_url=pip_extra_index_url,
-            find_links=pip_find_links,
-        ),
+    if cold_pull and not registry:
+        raise click.UsageError("--cold-pull needs --registry")
+    resolved = resolve_matrix(**matrix)
+    plan = RunPlan(
+        cells=resolved.cells,
+        base_image=resolved.base_image,
+        results_dir=results_dir.resolve(),
+        pip=resolved.pip,
+        builder="buildkit" if builder == "buildkit" else "classic",
         repeat=repeat,
         keep_images=keep_images,
-        compressed_size=compressed_size,
+        read_images=read_images,
+        prefetch=prefetch,
+        preflight=not no_preflight,
+        cold_pull=cold_pull,
+        machine=machine,
         smoke=SmokeOptions(
             batch_sizes=batch_sizes,
-            gpus=gpus,  # type: ignore[arg-type]
+            gpus="all" if gpus == "all" else "none" if gpus == "none" else "auto",
             timeout_seconds=smoke_timeout,
-            runs=smoke_runs,
+            min_runs=latency_runs,
+            min_seconds=latency_seconds,
+            cold_starts=cold_starts,
             memory_bytes=smoke_memory * 1024**2,
         )
         if smoke
         else None,
     )
     signal.signal(signal.SIGTERM, _terminate)
-    runner = Runner(connect(), run_config, TerminalProgress(verbose, quiet))
-    _, run_dir = runner.start()
-    if not quiet:
-        click.echo(f"run {runner.run.run_id}: results in {run_dir}", err=True)
-    try:
-        runner.run_all()
-    finally:  # interrupted or not, what was measured is reported
-        click.echo(summary_table(runner.records))
-        click.echo(f"\nresults: {run_dir / 'results.json'}")
-        click.echo(f"report:  {write_run_report(run_dir, runner.run, runner.records)}")
-    failed = [r.key for r in runner.records if r.status != status.OK]
+    console = Console(stderr=True, highlight=False)
+    screen = TerminalProgress(
+        console, verbose=verbose, quiet=quiet, previous=previous_build_seconds(plan.results_dir)
+    )
+    with contextlib.ExitStack() as stack:
+        if registry == LOCAL:
+            registry = stack.enter_context(LocalRegistry()).address
+        elif registry is not None:
+            registry = parse_address(registry)
+            check_registry(registry)
+        plan = replace(plan, registry=registry)
+        outcome = run_on_engines(endpoints(engines, contexts), plan, screen)
+    records = [r for run in outcome.runs for r in run.records]
+    machines = [run.info.machine for run in outcome.runs for _ in run.records]
+    click.echo(summary_table(records, machines))
+    for path in outcome.results:
+        click.echo(f"\nresults: {path}")
+    if outcome.report:
+        click.echo(f"report:  {outcome.report}")
+    if outcome.error is not None:
+        raise outcome.error
+    failed = [r.key for r in records if r.status != Status.OK]
     if failed:
         click.secho(f"failed cells: {', '.join(failed)}", fg="red", err=True)
         sys.exit(1)
 
 
-def _terminate(signum: int, frame: object) -> None:
+def _terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated()

@@ -1,24 +1,35 @@
 """The seam between buildbench and a container engine.
 
-Everything else in buildbench talks to an `Engine`; `buildbench.docker_engine` implements it
-with the Docker SDK for Python, and the unit tests implement it with a fake.
+Everything else in buildbench talks to an `Engine`; `buildbench.engine.dockersdk` implements it
+with the Docker SDK for Python, and the unit tests implement it with a fake. Nothing here names
+a path on the client's machine: an engine may be remote (ssh://, tcp://, docker-in-docker), so
+files reach it only as archives through the API (build contexts, volumes filled with
+`fill_volume`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
+
+LineSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class EngineInfo:
+    """What the engine says of itself (`docker version` and `docker info`)."""
+
     server_version: str
     api_version: str
     os: str
+    arch: str
     kernel: str
     storage_driver: str
+    name: str = ""  # the engine machine's host name
+    cpus: int | None = None
+    memory_bytes: int | None = None
     runtimes: tuple[str, ...] = ()
 
     @property
@@ -44,8 +55,10 @@ class BuildEvent:
 
 
 @dataclass(frozen=True)
-class Mount:
-    source: str
+class VolumeMount:
+    """An engine-side volume (never a host path) mounted into a container."""
+
+    volume: str
     target: str
     read_only: bool = True
 
@@ -62,12 +75,15 @@ class ContainerSpec:
     memory_bytes: int = 4 * 1024**3
     pids_limit: int = 256
     timeout_seconds: float = 300.0
-    mounts: tuple[Mount, ...] = ()
+    volumes: tuple[VolumeMount, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     gpus: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     # The image's ENTRYPOINT is replaced: the command runs as given, whatever the image wraps.
     entrypoint: tuple[str, ...] = ()
+    # Files copied in through the API before the start: (directory, tar archive). The
+    # directory must be writable: the image's own (read_only=False) or a volume's.
+    inputs: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,8 +93,12 @@ class ContainerOutcome:
     stderr: str
     timed_out: bool = False
     oom_killed: bool = False
-    seconds: float = 0.0
-    started_at: float = 0.0  # epoch seconds just before the start request: cold start's origin
+    seconds: float = 0.0  # from the start request until the container stopped
+    # Cold start's first part without mixing clocks (the engine may be another machine): how
+    # long the start request took (client clock), and when the engine says the container's
+    # process started (engine clock, epoch seconds), to compare with the program's own clock.
+    start_request_seconds: float = 0.0
+    engine_started_epoch: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,16 +113,38 @@ class ContainerInfo:
         return self.state in {"running", "paused", "restarting"}
 
 
+@dataclass(frozen=True)
+class CacheRecord:
+    """One record of BuildKit's build cache (`docker system df -v`)."""
+
+    id: str
+    parent: str | None
+    size_bytes: int
+    in_use: bool
+    description: str = ""
+
+
 class Engine(Protocol):
+    @property
+    def endpoint(self) -> str:
+        """Where the engine answers, credentials masked (unix:///..., tcp://..., ssh://...)."""
+        ...
+
     def info(self) -> EngineInfo: ...
 
     def image(self, ref: str) -> ImageInfo | None:
         """The image called `ref`, or None when the engine has no such image."""
 
-    def pull(self, ref: str) -> None: ...
+    def pull(self, ref: str, on_progress: LineSink | None = None) -> float:
+        """Pull `ref`; its seconds. Raises when the engine reports an error."""
 
-    def import_image(self, tarball: Path, ref: str, changes: list[str]) -> str:
-        """Import a root filesystem tarball as image `ref`; returns the image id."""
+    def push(self, ref: str, on_progress: LineSink | None = None) -> float:
+        """Push `ref` (tagged for its registry); its seconds. Raises on an error."""
+
+    def tag(self, image: str, ref: str) -> None: ...
+
+    def import_image(self, tarball: BinaryIO, ref: str, changes: list[str]) -> str:
+        """Import a root filesystem tarball (uploaded through the API) as `ref`; its id."""
 
     def build(
         self,
@@ -113,10 +155,18 @@ class Engine(Protocol):
         buildargs: Mapping[str, str],
         labels: Mapping[str, str],
     ) -> Iterator[BuildEvent]:
-        """Build without cache and without pulling; raise `BuildFailed` when the build fails."""
+        """Build without cache and without pulling (classic builder); raise `BuildFailed` when
+        the build fails. Closing the iterator early cancels the build."""
+
+    def image_children(self, ref: str) -> list[str]:
+        """Ids of the images whose parent is `ref` (the classic builder's step chain)."""
+
+    def wait_container_gone(self, ref: str, timeout: float) -> bool:
+        """Wait until container `ref` no longer exists; False when it still does at timeout."""
 
     def remove_image(self, ref: str) -> bool:
-        """Remove an image and its untagged parents; False when it was gone or still in use."""
+        """Remove an image (an untag, for a tag of an image with other tags) and its untagged
+        parents; False when it was gone or is still in use."""
 
     def images_labelled(self, label: str) -> list[str]:
         """Ids of all images (dangling included) that carry `label` (`key` or `key=value`)."""
@@ -127,11 +177,31 @@ class Engine(Protocol):
     def remove_container(self, ref: str) -> bool:
         """Remove a container (even a running one) and its anonymous volumes; False if gone."""
 
-    def prune_build_cache(self) -> int:
-        """Prune the whole BuildKit build cache; returns the bytes reclaimed."""
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
+
+    def fill_volume(self, volume: str, archive: bytes, image: str) -> None:
+        """Unpack a tar archive into `volume`, through a never-started helper container of
+        `image` (the engine needs one to copy into); the helper is removed."""
+
+    def volumes_labelled(self, label: str) -> list[str]: ...
+
+    def remove_volume(self, name: str) -> bool: ...
+
+    def build_cache(self) -> list[CacheRecord]:
+        """Every record of the BuildKit build cache."""
+
+    def prune_cache_records(self, ids: list[str]) -> int:
+        """Remove exactly these build cache records (children before parents); bytes freed."""
 
     def image_archive(self, ref: str) -> Iterator[bytes]:
         """The image as `docker save` writes it, in chunks."""
 
-    def run(self, image: str, spec: ContainerSpec) -> ContainerOutcome:
-        """Run a container to completion (or timeout) and always remove it."""
+    def run(
+        self, image: str, spec: ContainerSpec, on_stderr: LineSink | None = None
+    ) -> ContainerOutcome:
+        """Run a container to completion (or timeout) and always remove it; `on_stderr` gets
+        its standard error line by line while it runs."""
+
+    def hold(self, image: str, labels: Mapping[str, str]) -> AbstractContextManager[None]:
+        """A container that lives exactly as long as this context (or this process): it marks
+        its labels as in use, for `buildbench clean` on any machine sharing the engine."""

@@ -14,12 +14,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from buildbench.engine import Engine
+from buildbench.engine.api import Engine
 from buildbench.errors import UsageError
 
 log = logging.getLogger("buildbench")
 
 DEFAULT_TAG = "buildbench/python:3.11-bookworm"
+DEFAULT_SUITE = "bookworm"  # Debian 12: Python 3.11, as python:3.11-slim
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates")
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -32,7 +34,9 @@ def _check_host() -> str:
             "debootstrap is not installed", tip="apt-get install debootstrap (Debian/Ubuntu)"
         )
     if os.geteuid() != 0:
-        raise UsageError("buildbench base needs root (debootstrap does)", tip="run it with sudo")
+        raise UsageError(
+            "buildbench base needs root (debootstrap does)", tip="run it as root, e.g. with sudo"
+        )
     return debootstrap
 
 
@@ -61,8 +65,8 @@ def make_base_image(
     engine: Engine,
     *,
     tag: str = DEFAULT_TAG,
-    suite: str = "bookworm",
-    mirror: str = "http://deb.debian.org/debian",
+    suite: str = DEFAULT_SUITE,
+    mirror: str = DEFAULT_MIRROR,
     ca_bundle: Path | None = None,
     force: bool = False,
 ) -> str:
@@ -106,4 +110,5 @@ def make_base_image(
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         tarball = Path(tmp) / "rootfs.tar"
         _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."])
-        return engine.import_image(tarball, tag, image_changes(ca_bundle is not None))
+        with tarball.open("rb") as upload:  # through the API: the engine may be remote
+            return engine.import_image(upload, tag, image_changes(ca_bundle is not None))

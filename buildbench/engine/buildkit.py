@@ -10,12 +10,15 @@ per-instruction times are BuildKit's own, parsed from `--progress=plain`:
     #7 12.30 Collecting onnxruntime
     #7 DONE 12.3s
 
-BuildKit leaves no builder-stage images behind (intermediate stages live in its build cache,
-not in the image store), so a BuildSample from here has no `stage_images` to clean up.
+BuildKit leaves no builder-stage images behind: intermediate stages live in its build cache,
+not in the image store. That cache grows by every build, `--no-cache` ones included, and is not
+labelled per build: the records a build created are told by listing the cache before and after
+it (records another client creates on the same engine meanwhile would count too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -31,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from buildbench.build import BuildSample, LogSink
-from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
+from buildbench.engine.api import Engine, LineSink
+from buildbench.engine.builders import BuilderName, BuildRequest, BuildSample, CreatedSink
+from buildbench.engine.endpoint import Endpoint
+from buildbench.errors import LOG_TAIL_LINES, BuildFailed, EngineUnavailable, UsageError
 
-_LOG_TAIL = 40
 _PROBE_SECONDS = 20
+_CANCEL_GRACE = 30.0  # seconds BuildKit may take to wind a cancelled build down
 _EXTRA_DIRS = ("/usr/bin",)  # Debian's 20.10 CLI, often shadowed on PATH by a newer one
 _VERTEX = re.compile(r"^#(\d+) (.*)$")
 _STEP = re.compile(r"^\[(?:(\S+) )?(\d+)/(\d+)\] (.*)$")
@@ -109,21 +114,13 @@ def find_buildkit_cli() -> BuildkitCli:
     )
 
 
-def build_command(
-    cli: BuildkitCli,
-    *,
-    dockerfile: str,
-    tag: str,
-    buildargs: Mapping[str, str],
-    labels: Mapping[str, str],
-    iidfile: Path,
-) -> list[str]:
+def build_command(cli: BuildkitCli, request: BuildRequest, iidfile: Path) -> list[str]:
     """The CLI's arguments: no cache, no pull, plain progress, the context as a tar on stdin."""
     command = [*cli.command, "--progress=plain", "--no-cache", "--pull=false"]
-    command += ["--iidfile", str(iidfile), "-t", tag, "-f", dockerfile]
-    for name, value in labels.items():
+    command += ["--iidfile", str(iidfile), "-t", request.tag, "-f", request.dockerfile]
+    for name, value in request.labels.items():
         command += ["--label", f"{name}={value}"]
-    for name, value in buildargs.items():
+    for name, value in request.buildargs.items():
         command += ["--build-arg", f"{name}={value}"]
     return [*command, "-"]
 
@@ -190,7 +187,7 @@ def stage_names(dockerfile_text: str) -> list[str]:
 
 def declared_args(dockerfile_text: str) -> set[str]:
     """Names of every `ARG` (in any stage, or before the first FROM)."""
-    names = set()
+    names: set[str] = set()
     for line in dockerfile_text.splitlines():
         if match := _ARG.match(line):
             names.update(token.split("=", 1)[0] for token in match.group(1).split())
@@ -228,14 +225,11 @@ def _rewind(file: BinaryIO) -> None:
     file.seek(0)
 
 
-def _failure(cli: BuildkitCli, tail: Sequence[str]) -> Exception:
+def _failure(cli: BuildkitCli, env: Mapping[str, str], tail: Sequence[str]) -> Exception:
     """EngineUnavailable when no engine answers the CLI, else BuildFailed with the log tail."""
     last = next((line for line in reversed(tail) if line.strip()), "")
-    if not _works([cli.docker, "version", "--format", "{{.Server.Version}}"]):
-        return EngineUnavailable(
-            f"no Docker engine answers the docker CLI ({last or 'no output'})",
-            tip="start the engine (`dockerd`, or Docker Desktop) or point DOCKER_HOST at one",
-        )
+    if not _works([cli.docker, "version", "--format", "{{.Server.Version}}"], env):
+        return EngineUnavailable(f"no Docker engine answers the docker CLI ({last or 'no output'})")
     message = last.removeprefix("ERROR: ") or "the docker CLI failed without output"
     return BuildFailed(message, list(tail))
 
@@ -262,9 +256,9 @@ def _stop(process: subprocess.Popen) -> None:
         process.stdout.close()
 
 
-def _run(cli: BuildkitCli, command: list[str], stdin: BinaryIO, on_log: LogSink) -> _Outcome:
+def _run(command: list[str], env: Mapping[str, str], stdin: BinaryIO, on_log: LineSink) -> _Outcome:
     """Start the CLI, pass each output line on, and stop it if anything interrupts us."""
-    parser, tail = ProgressParser(), deque[str](maxlen=_LOG_TAIL)
+    parser, tail = ProgressParser(), deque[str](maxlen=LOG_TAIL_LINES)
     first_output: float | None = None
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -272,7 +266,7 @@ def _run(cli: BuildkitCli, command: list[str], stdin: BinaryIO, on_log: LogSink)
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # --progress=plain writes to stderr
-        env={**os.environ, **cli.env},
+        env={**os.environ, **env},
     )
     assert process.stdout is not None
     try:
@@ -292,45 +286,77 @@ def _run(cli: BuildkitCli, command: list[str], stdin: BinaryIO, on_log: LogSink)
     return _Outcome(returncode, seconds, first_output, parser, list(tail))
 
 
-def build_once_buildkit(
-    context: BinaryIO,
-    *,
-    dockerfile: str,
-    tag: str,
-    buildargs: Mapping[str, str],
-    labels: Mapping[str, str],
-    on_log: LogSink,
-) -> BuildSample:
-    """One no-cache BuildKit build, timed from starting the CLI to the final image id.
+class BuildkitBuilder:
+    """BuildKit through the docker CLI, at the run's engine (the endpoint's CLI environment)."""
 
-    `context` is a tar holding `dockerfile`. Raises BuildFailed (with the log tail) when the
-    build fails, EngineUnavailable when no engine answers, UsageError when no CLI can do BuildKit.
-    """
-    cli = find_buildkit_cli()
-    text = _dockerfile_in(context, dockerfile)
-    try:
-        with tempfile.TemporaryDirectory(prefix="buildbench-") as tmp:
-            iidfile = Path(tmp) / "iid"
-            command = build_command(
-                cli,
-                dockerfile=dockerfile,
-                tag=tag,
-                buildargs=buildargs,
-                labels=labels,
-                iidfile=iidfile,
-            )
-            outcome = _run(cli, command, context, on_log)
-            image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
-    finally:
-        _rewind(context)
-    if outcome.returncode != 0:
-        raise _failure(cli, outcome.tail)
-    if not image_id:
-        raise BuildFailed("the docker CLI finished the build without an image id", outcome.tail)
-    return BuildSample(
-        image_id=image_id,
-        seconds=outcome.seconds,
-        first_output_seconds=outcome.first_output,
-        steps=outcome.parser.steps(stage_names(text)),
-        warnings=unconsumed_warnings(text, buildargs),
-    )
+    name: BuilderName = "buildkit"
+
+    def __init__(self, engine: Engine, endpoint: Endpoint) -> None:
+        self.engine = engine
+        self.cli = find_buildkit_cli()  # a UsageError at the start of the run, not in a cell
+        self.env = {**self.cli.env, **endpoint.cli_env}
+
+    def build(
+        self,
+        context: BinaryIO,
+        request: BuildRequest,
+        on_log: LineSink,
+        on_created: CreatedSink,
+    ) -> BuildSample:
+        """One no-cache BuildKit build, timed from starting the CLI to the final image id.
+
+        `context` is a tar holding the Dockerfile. Raises BuildFailed (with the log tail) when
+        the build fails, EngineUnavailable when no engine answers.
+        """
+        text = _dockerfile_in(context, request.dockerfile)
+        before = {record.id for record in self.engine.build_cache()}
+        built = False
+        try:
+            with tempfile.TemporaryDirectory(prefix="buildbench-") as tmp:
+                iidfile = Path(tmp) / "iid"  # written by the CLI, on this machine
+                command = build_command(self.cli, request, iidfile)
+                outcome = _run(command, self.env, context, on_log)
+                image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
+            built = outcome.returncode == 0 and bool(image_id)
+        finally:
+            _rewind(context)
+            if built:
+                created = self._created_records(before, on_created)
+            else:  # a failed or interrupted build's records go with it
+                with contextlib.suppress(Exception):  # the engine may be what went away
+                    self._prune_cancelled(before, on_created)
+        if outcome.returncode != 0:
+            raise _failure(self.cli, self.env, outcome.tail)
+        if not image_id:
+            raise BuildFailed("the docker CLI finished the build without an image id", outcome.tail)
+        return BuildSample(
+            image_id=image_id,
+            seconds=outcome.seconds,
+            first_output_seconds=outcome.first_output,
+            steps=outcome.parser.steps(stage_names(text)),
+            warnings=unconsumed_warnings(text, request.buildargs),
+            cache_records=created,
+        )
+
+    def _prune_cancelled(self, before: set[str], on_created: CreatedSink) -> None:
+        """BuildKit winds a cancelled build down after the CLI has gone, and may still create
+        or use records meanwhile: prune what is new until nothing new is left (or a bound)."""
+        deadline, journalled = time.monotonic() + _CANCEL_GRACE, set(before)
+        while True:
+            created = [r.id for r in self.engine.build_cache() if r.id not in before]
+            for record in set(created) - journalled:
+                on_created("cache", record)
+                journalled.add(record)
+            if not created or time.monotonic() > deadline:
+                return
+            self.engine.prune_cache_records(created)
+            time.sleep(1)
+
+    def _created_records(self, before: set[str], on_created: CreatedSink) -> list[str]:
+        try:
+            created = [r.id for r in self.engine.build_cache() if r.id not in before]
+        except Exception:  # the engine went away: the build's own error says so
+            return []
+        for record in created:
+            on_created("cache", record)
+        return created

@@ -1,46 +1,48 @@
-"""Build one cell with the classic builder, timing the whole build and each instruction."""
+"""The classic builder, through the Docker SDK: one no-cache build, timing the whole build and
+each instruction from the `Step N/M` stream as it arrives.
+
+The classic builder commits an image per step. After a successful multi-stage build, the
+results of the stages before the last stay as untagged images; after a failed or interrupted
+one, so do the images of its finished steps. Both are removed here; every id is also reported
+to `on_created` as it streams, so a run killed mid-build can still be cleaned up later.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import BinaryIO
 
-from buildbench.engine import Engine
+from buildbench.engine.api import Engine, LineSink
+from buildbench.engine.builders import BuilderName, BuildRequest, BuildSample, CreatedSink
 from buildbench.errors import BuildFailed
+
+log = logging.getLogger("buildbench")
 
 _STEP = re.compile(r"^Step (\d+)/\d+ : (.*)$")
 _LAYER_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+_RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 _UNCONSUMED = re.compile(r"\[Warning\] One or more build-args \[(.*)\] were not consumed")
-
-LogSink = Callable[[str], None]
-
-
-@dataclass
-class BuildSample:
-    image_id: str
-    seconds: float
-    first_output_seconds: float | None
-    steps: list[tuple[int, str, float]] = field(default_factory=list)
-    # Results of the stages before the last: untagged images the classic builder leaves behind.
-    stage_images: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+# How long the engine may take to remove a cancelled step's container after the disconnect.
+_STEP_CONTAINER_GRACE = 60.0
 
 
 class _StepClock:
     """Turns the build stream into per-instruction durations, from host receive times."""
 
-    def __init__(self, started: float) -> None:
+    def __init__(self, started: float, on_created: CreatedSink) -> None:
         self.started = started
+        self.on_created = on_created
         self.first_output: float | None = None
         self.steps: list[tuple[int, str, float]] = []
         self._open: tuple[int, str, float] | None = None
-        self.stage_images: list[str] = []
+        self.stage_images: list[str] = []  # the result of every stage but the last
         self._last_layer: str | None = None
         self._in_from = False
         self.layers: list[str] = []  # every image the build committed, in order
+        self.step_container: str | None = None  # the container of the step now running
         self.warnings: list[str] = []
 
     def line(self, text: str, now: float) -> None:
@@ -55,10 +57,13 @@ class _StepClock:
                     self.stage_images.append(self._last_layer)
                 self._last_layer = None
             self._open = (int(step.group(1)), instruction, now)
+        elif running := _RUNNING_IN.match(text):
+            self.step_container = running.group(1)
         elif (layer := _LAYER_ID.match(text)) and not self._in_from:
             # The id printed after FROM is the base image itself: never ours to remove.
             self._last_layer = layer.group(1)
             self.layers.append(self._last_layer)
+            self.on_created("image", self._last_layer)
         elif unconsumed := _UNCONSUMED.search(text):
             self.warnings.append(
                 f"build-args never consumed by the Dockerfile: {unconsumed.group(1)}"
@@ -71,57 +76,86 @@ class _StepClock:
             self._open = None
 
 
-def build_once(
-    engine: Engine,
-    context: BinaryIO,
-    *,
-    dockerfile: str,
-    tag: str,
-    buildargs: Mapping[str, str],
-    labels: Mapping[str, str],
-    on_log: LogSink,
-) -> BuildSample:
-    """One no-cache build, timed from the request to the final image id. Raises BuildFailed."""
-    context.seek(0)
-    started = time.perf_counter()
-    clock = _StepClock(started)
-    image_id, finished = None, 0.0
-    try:
-        # Read the stream to its end even after the image id: the engine tags the image after it.
-        for event in engine.build(
-            context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, labels=labels
-        ):
-            now = time.perf_counter()
-            if event.kind == "image":
-                image_id, finished = event.text, now
-                clock.close(now)
-                continue
-            clock.line(event.text, now)
-            on_log(event.text)
-    except BaseException:
-        # A failed or interrupted classic build leaves the images of its finished steps behind.
-        _remove_untagged(engine, reversed(clock.layers))
-        raise
-    if image_id is None:  # a stream that ends without an image id is a failed build
-        raise BuildFailed("the engine finished the build without an image id", [])
-    return BuildSample(
-        image_id=image_id,
-        seconds=finished - started,
-        first_output_seconds=clock.first_output,
-        steps=clock.steps,
-        stage_images=clock.stage_images,
-        warnings=clock.warnings,
-    )
+class ClassicBuilder:
+    name: BuilderName = "classic"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def build(
+        self,
+        context: BinaryIO,
+        request: BuildRequest,
+        on_log: LineSink,
+        on_created: CreatedSink,
+    ) -> BuildSample:
+        context.seek(0)
+        started = time.perf_counter()
+        clock = _StepClock(started, on_created)
+        image_id, finished = None, 0.0
+        try:
+            # Read the stream to its end even after the image id: the engine tags it after.
+            events = self.engine.build(
+                context,
+                dockerfile=request.dockerfile,
+                tag=request.tag,
+                buildargs=request.buildargs,
+                labels=request.labels,
+            )
+            for event in events:
+                now = time.perf_counter()
+                if event.kind == "image":
+                    image_id, finished = event.text, now
+                    clock.close(now)
+                    continue
+                clock.line(event.text, now)
+                on_log(event.text)
+        except BaseException:
+            self._remove_leftovers(clock)
+            raise
+        if image_id is None:  # a stream that ends without an image id is a failed build
+            self._remove_leftovers(clock)
+            raise BuildFailed("the engine finished the build without an image id", [])
+        remove_untagged(self.engine, clock.stage_images, keep=image_id)
+        return BuildSample(
+            image_id=image_id,
+            seconds=finished - started,
+            first_output_seconds=clock.first_output,
+            steps=clock.steps,
+            warnings=clock.warnings,
+        )
+
+    def _remove_leftovers(self, clock: _StepClock) -> None:
+        """The images of a failed or interrupted build's finished steps. A cancelled step's
+        container holds its parent image until the engine has removed it (and a step may have
+        been starting one as the build stopped): wait for that, or the removal fails quietly
+        and the images stay."""
+        deadline = time.monotonic() + _STEP_CONTAINER_GRACE
+        if clock.step_container:
+            self.engine.wait_container_gone(clock.step_container, _STEP_CONTAINER_GRACE)
+        while True:
+            # A step the engine finished after the cancel committed an image we never saw:
+            # it is a child of the last one we did.
+            chain = [*clock.layers, *self._descendants(clock.layers[-1:])]
+            remove_untagged(self.engine, reversed(chain))
+            left = [layer for layer in chain if self.engine.image(layer) is not None]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        if left:
+            log.warning("the engine kept %d image(s) of the cancelled build", len(left))
+
+    def _descendants(self, images: list[str]) -> list[str]:
+        found: list[str] = []
+        while images:
+            images = [child for image in images for child in self.engine.image_children(image)]
+            found += images
+        return found
 
 
-def _remove_untagged(engine: Engine, refs: Iterable[str], keep: str | None = None) -> None:
+def remove_untagged(engine: Engine, refs: Iterable[str], keep: str | None = None) -> None:
     """Remove images (and their untagged parents) that no tag names; never `keep`."""
     for ref in refs:
         info = engine.image(ref)
         if info is not None and not info.tags and info.id != keep:
             engine.remove_image(info.id)
-
-
-def remove_stage_images(engine: Engine, sample: BuildSample) -> None:
-    """Remove the untagged builder-stage images (and their untagged parents) of one build."""
-    _remove_untagged(engine, sample.stage_images, keep=sample.image_id)

@@ -1,77 +1,118 @@
-"""`Engine` implemented with the Docker SDK for Python (classic builder)."""
+"""`Engine` implemented with the Docker SDK for Python (classic builder), at any endpoint."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import io
 import logging
+import math
 import os
 import re
+import socket
+import tarfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import docker
 import docker.errors
 import docker.types
+import docker.utils
 import requests.exceptions
 import urllib3.exceptions
 
-from buildbench.engine import (
+from buildbench.engine import registry
+from buildbench.engine.api import (
     BuildEvent,
+    CacheRecord,
     ContainerInfo,
     ContainerOutcome,
     ContainerSpec,
     EngineInfo,
     ImageInfo,
+    LineSink,
 )
+from buildbench.engine.endpoint import Endpoint, default_endpoint
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
 
 log = logging.getLogger("buildbench")
-_CONNECTION_ERRORS = (docker.errors.DockerException, requests.exceptions.ConnectionError)
-_LOG_TAIL = 40
+_CONNECTION_ERRORS = (
+    docker.errors.DockerException,
+    requests.exceptions.ConnectionError,
+    urllib3.exceptions.HTTPError,
+    OSError,
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # pip colours its errors
 
 
-def _address() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def _unreachable(exc: Exception) -> EngineUnavailable:
-    where = _address()
-    log.debug("engine unreachable: %r", exc)
-    return EngineUnavailable(
-        f"no Docker engine answers at {where}",
-        tip="start the engine (`dockerd`, or Docker Desktop) or point DOCKER_HOST at one",
-    )
+def plain(text: str) -> str:
+    """Text without terminal colour codes."""
+    return _ANSI.sub("", text)
 
 
 class DockerEngine:
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
-        address = _address()
-        if client is None and address.startswith("unix://") and not os.path.exists(address[7:]):
+    def __init__(self, endpoint: Endpoint | None = None) -> None:
+        self._endpoint = endpoint or default_endpoint()
+        url = self._endpoint.url
+        if url.startswith("unix://") and not os.path.exists(url[len("unix://") :]):
             # No socket, no engine; docker-py would also leak the socket it failed to connect.
-            raise _unreachable(FileNotFoundError(address))
+            raise self._unreachable(FileNotFoundError(url))
         try:
-            self.client = client or docker.from_env(timeout=600)
+            self.client = self._endpoint.client()
             self.client.ping()
         except _CONNECTION_ERRORS as exc:
-            raise _unreachable(exc) from None
+            raise self._unreachable(exc) from None
+        self.api = self.client.api
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint.masked
+
+    @property
+    def address(self) -> Endpoint:
+        return self._endpoint
+
+    def _unreachable(self, exc: BaseException) -> EngineUnavailable:
+        log.debug("engine unreachable: %r", exc)
+        return EngineUnavailable(f"no Docker engine answers at {self._endpoint.masked}")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.api.ping())
+        except Exception:  # any failure to ping means the same: no engine
+            return False
+
+    def _reconnect(self) -> None:
+        """Drop every open connection, which makes the engine cancel a running build (it
+        removes the build's container too), then connect afresh. Asks the engine nothing:
+        it may be the engine that went away."""
+        version = self.api.api_version
+        self.client.close()
+        self.client = self._endpoint.client(version=version)
         self.api = self.client.api
 
     def info(self) -> EngineInfo:
         try:
             version, info = self.api.version(), self.api.info()
         except _CONNECTION_ERRORS as exc:
-            raise _unreachable(exc) from None
+            raise self._unreachable(exc) from None
         return EngineInfo(
             server_version=version.get("Version", ""),
             api_version=version.get("ApiVersion", ""),
-            os=f"{version.get('Os', '')}/{version.get('Arch', '')}",
+            os=version.get("Os", ""),
+            arch=version.get("Arch", ""),
             kernel=version.get("KernelVersion", ""),
             storage_driver=info.get("Driver", ""),
+            name=info.get("Name", ""),
+            cpus=info.get("NCPU"),
+            memory_bytes=info.get("MemTotal"),
             runtimes=tuple(sorted(info.get("Runtimes") or {})),
         )
+
+    # -----------------------------------------------------------------------------------------
+    # Images
 
     def image(self, ref: str) -> ImageInfo | None:
         try:
@@ -85,8 +126,8 @@ class DockerEngine:
                     tip="image names are lower case: [registry/]name[:tag]",
                 ) from None
             raise
-        except requests.exceptions.ConnectionError as exc:
-            raise _unreachable(exc) from None
+        except _CONNECTION_ERRORS as exc:
+            raise self._unreachable(exc) from None
         return ImageInfo(
             id=data["Id"],
             size_bytes=int(data["Size"]),
@@ -95,18 +136,46 @@ class DockerEngine:
             labels=(data.get("Config") or {}).get("Labels") or {},
         )
 
-    def pull(self, ref: str) -> None:
-        self.client.images.pull(ref)
+    def pull(self, ref: str, on_progress: LineSink | None = None) -> float:
+        return registry.pull(self.api, ref, on_progress)
 
-    def import_image(self, tarball: Path, ref: str, changes: list[str]) -> str:
-        repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
-        self.api.import_image(
-            src=str(tarball), repository=repository, tag=tag or None, changes=changes
-        )
+    def push(self, ref: str, on_progress: LineSink | None = None) -> float:
+        return registry.push(self.api, ref, on_progress)
+
+    def tag(self, image: str, ref: str) -> None:
+        registry.tag(self.api, image, ref)
+
+    def import_image(self, tarball: BinaryIO, ref: str, changes: list[str]) -> str:
+        repository, tag = docker.utils.parse_repository_tag(ref)
+        self.api.import_image(src=tarball, repository=repository, tag=tag, changes=changes)
         info = self.image(ref)
         if info is None:
             raise EngineUnavailable(f"the engine did not keep the imported image {ref}")
         return info.id
+
+    def remove_image(self, ref: str) -> bool:
+        try:
+            self.api.remove_image(ref, force=False, noprune=False)
+        except (docker.errors.APIError, *_CONNECTION_ERRORS):
+            return False  # gone already, still in use, or no engine to ask
+        return True
+
+    def image_children(self, ref: str) -> list[str]:
+        info = self.image(ref)
+        if info is None:
+            return []
+        return [
+            image["Id"] for image in self.api.images(all=True) if image.get("ParentId") == info.id
+        ]
+
+    def images_labelled(self, label: str) -> list[str]:
+        return list(self.api.images(all=True, filters={"label": label}, quiet=True))
+
+    def image_archive(self, ref: str) -> Iterator[bytes]:
+        yield from self.api.get_image(ref, chunk_size=1024 * 1024)
+
+    # -----------------------------------------------------------------------------------------
+    # Builds (classic builder) and BuildKit's cache
 
     def build(
         self,
@@ -134,51 +203,70 @@ class DockerEngine:
             )
             for chunk in stream:
                 if "error" in chunk:
-                    raise BuildFailed(chunk["error"].strip(), tail[-_LOG_TAIL:])
+                    raise BuildFailed(plain(chunk["error"]).strip(), tail)
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     yield BuildEvent("image", chunk["aux"]["ID"])
                     continue
-                text = _ANSI.sub("", chunk.get("stream") or chunk.get("status") or "")
+                text = plain(chunk.get("stream") or chunk.get("status") or "")
                 for line in text.splitlines():
                     if line.strip():
-                        tail = [*tail[-_LOG_TAIL:], line]
+                        tail.append(line)
                         yield BuildEvent("log", line)
         except BuildFailed:
             raise
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
-            raise BuildFailed(str(exc), tail[-_LOG_TAIL:]) from None
+            raise BuildFailed(str(exc), tail) from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             if not self._answers():
-                raise _unreachable(exc) from None
-            raise BuildFailed(f"the build stream broke: {exc}", tail[-_LOG_TAIL:]) from None
+                raise self._unreachable(exc) from None
+            raise BuildFailed(f"the build stream broke: {exc}", tail) from None
         except BaseException:  # Ctrl-C, SIGTERM, or the consumer gave up on the build
             self._reconnect()
             raise
 
-    def _reconnect(self) -> None:
-        """Drop every open connection, which makes the engine cancel a running build
-        (it removes the build's container too), then connect afresh. Asks the engine nothing:
-        it may be the engine that went away."""
-        version = self.api.api_version
-        self.client.close()
-        self.client = docker.from_env(timeout=600, version=version)
-        self.api = self.client.api
+    def wait_container_gone(self, ref: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.api.inspect_container(ref)
+            except docker.errors.NotFound:
+                return True
+            except (docker.errors.APIError, *_CONNECTION_ERRORS):
+                return False
+            time.sleep(0.5)
+        return False
 
-    def _answers(self) -> bool:
-        try:
-            return bool(self.api.ping())
-        except Exception:  # any failure to ping means the same: no engine
-            return False
+    def build_cache(self) -> list[CacheRecord]:
+        return [
+            CacheRecord(
+                id=record["ID"],
+                parent=record.get("Parent") or None,
+                size_bytes=int(record.get("Size") or 0),
+                in_use=bool(record.get("InUse")),
+                description=record.get("Description") or "",
+            )
+            for record in self.api.df().get("BuildCache") or []
+        ]
 
-    def remove_image(self, ref: str) -> bool:
-        try:
-            self.api.remove_image(ref, force=False, noprune=False)
-        except (docker.errors.APIError, requests.exceptions.ConnectionError):
-            return False  # gone already, still in use, or no engine to ask
-        return True
+    def prune_cache_records(self, ids: list[str]) -> int:
+        """One prune per record (the API takes one `id` filter at a time), children first: a
+        record whose children remain is kept by BuildKit, so passes repeat until none go."""
+        left, freed = list(ids), 0
+        while left:
+            for record in left:
+                # The stubs know only `until` and `dangling`; the Engine API takes `id` too.
+                by_id: Any = {"id": record}
+                answer = self.api.prune_builds(filters=by_id, all=True)
+                freed += int(answer.get("SpaceReclaimed") or 0)
+            existing = {r.id for r in self.build_cache()}
+            still = [record for record in left if record in existing]
+            if len(still) == len(left):  # no progress: in use, or owned by another build
+                break
+            left = still
+        return freed
 
-    def images_labelled(self, label: str) -> list[str]:
-        return self.api.images(all=True, filters={"label": label}, quiet=True)
+    # -----------------------------------------------------------------------------------------
+    # Containers and volumes
 
     def containers_labelled(self, label: str) -> list[ContainerInfo]:
         return [
@@ -189,63 +277,183 @@ class DockerEngine:
     def remove_container(self, ref: str) -> bool:
         try:
             self.api.remove_container(ref, v=True, force=True)
-        except docker.errors.APIError:  # NotFound included
+        except (docker.errors.APIError, *_CONNECTION_ERRORS):  # NotFound included
             return False
         return True
 
-    def prune_build_cache(self) -> int:
-        return int(self.api.prune_builds().get("SpaceReclaimed") or 0)
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        self.api.create_volume(name, labels=dict(labels))
 
-    def image_archive(self, ref: str) -> Iterator[bytes]:
-        yield from self.api.get_image(ref, chunk_size=1024 * 1024)
+    def fill_volume(self, volume: str, archive: bytes, image: str) -> None:
+        mount = docker.types.Mount("/fill", volume, type="volume")
+        helper = self.api.create_container(
+            image,
+            ["true"],
+            network_disabled=True,
+            labels={"buildbench.helper": "fill-volume"},
+            host_config=self.api.create_host_config(mounts=[mount], network_mode="none"),
+        )
+        try:
+            self.api.put_archive(helper["Id"], "/fill", archive)
+        finally:
+            self.remove_container(helper["Id"])
 
-    def run(self, image: str, spec: ContainerSpec) -> ContainerOutcome:
-        kwargs: dict = {}
-        if spec.gpus:
-            kwargs["device_requests"] = [
-                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
-            ]
-        container = self.client.containers.create(
+    def volumes_labelled(self, label: str) -> list[str]:
+        found = self.api.volumes(filters={"label": label}).get("Volumes") or []
+        return [volume["Name"] for volume in found]
+
+    def remove_volume(self, name: str) -> bool:
+        try:
+            self.api.remove_volume(name, force=True)
+        except (docker.errors.APIError, *_CONNECTION_ERRORS):
+            return False
+        return True
+
+    def run(
+        self, image: str, spec: ContainerSpec, on_stderr: LineSink | None = None
+    ) -> ContainerOutcome:
+        container = self.api.create_container(
             image,
             spec.command,
             user=spec.user,
-            network_mode="bridge" if spec.network else "none",
-            read_only=spec.read_only,
-            tmpfs=dict(spec.tmpfs),
-            mem_limit=spec.memory_bytes,
-            memswap_limit=spec.memory_bytes,
-            pids_limit=spec.pids_limit,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            mounts=[
-                docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
-                for m in spec.mounts
-            ],
             environment=dict(spec.environment),
             labels=dict(spec.labels),
             entrypoint=list(spec.entrypoint),
-            **kwargs,
-        )
+            network_disabled=not spec.network,
+            use_config_proxy=False,  # the client's ~/.docker proxies are not the container's
+            host_config=self.api.create_host_config(**lockdown(spec)),
+        )["Id"]
         timed_out = False
-        started, started_at = time.perf_counter(), time.time()
         try:
+            for directory, archive in spec.inputs:
+                self.api.put_archive(container, directory, archive)
+            started = time.perf_counter()
             try:
-                container.start()
+                self.api.start(container)
             except docker.errors.APIError as exc:  # e.g. the command does not exist in the image
                 return ContainerOutcome(None, "", exc.explanation or str(exc), seconds=0.0)
+            start_request = time.perf_counter() - started
+            follower = self._follow_stderr(container, on_stderr) if on_stderr else None
             try:
-                exit_code = container.wait(timeout=spec.timeout_seconds)["StatusCode"]
+                timeout = math.ceil(spec.timeout_seconds)
+                exit_code = self.api.wait(container, timeout=timeout)["StatusCode"]
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
                 if not self._answers():  # not a timeout: the engine went away
-                    raise _unreachable(exc) from None
+                    raise self._unreachable(exc) from None
                 timed_out, exit_code = True, None
-                container.kill()
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.kill(container)
             seconds = time.perf_counter() - started
-            container.reload()
-            oom = bool(container.attrs["State"].get("OOMKilled"))
-            out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            if follower:
+                follower.join(timeout=10)
+            state = self.api.inspect_container(container)["State"]
+            out = self.api.logs(container, stdout=True, stderr=False).decode(errors="replace")
+            err = self.api.logs(container, stdout=False, stderr=True).decode(errors="replace")
         finally:
-            with contextlib.suppress(docker.errors.APIError, requests.exceptions.ConnectionError):
-                container.remove(force=True)
-        return ContainerOutcome(exit_code, out, err, timed_out, oom, seconds, started_at)
+            self.remove_container(container)
+        return ContainerOutcome(
+            exit_code,
+            out,
+            err,
+            timed_out,
+            bool(state.get("OOMKilled")),
+            seconds,
+            start_request,
+            _epoch(state.get("StartedAt")),
+        )
+
+    def _follow_stderr(self, container: str, on_line: LineSink) -> threading.Thread:
+        """Pass the container's stderr on, line by line, while it runs (a smoke test's
+        progress); the stream ends when the container stops."""
+
+        def follow() -> None:
+            with contextlib.suppress(Exception):  # progress only: the outcome reads the logs
+                buffer = b""
+                stream = self.api.logs(container, stdout=False, stderr=True, stream=True)
+                for chunk in stream:
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        on_line(line.decode(errors="replace"))
+
+        thread = threading.Thread(target=follow, daemon=True, name="buildbench-stderr")
+        thread.start()
+        return thread
+
+    @contextlib.contextmanager
+    def hold(self, image: str, labels: Mapping[str, str]) -> Iterator[None]:
+        """A `cat` container whose stdin is attached here: when this process ends (even by
+        SIGKILL) the socket closes, `cat` reads EOF, the container exits and removes itself."""
+        config = self.api.create_container_config(
+            image,
+            ["cat"],
+            stdin_open=True,
+            labels=dict(labels),
+            user="65534:65534",
+            network_disabled=True,
+            host_config=self.api.create_host_config(
+                auto_remove=True,
+                **lockdown(ContainerSpec(command=["cat"], memory_bytes=32 * 1024**2, pids_limit=4)),
+            ),
+        )
+        config["StdinOnce"] = True  # the first attached client's EOF closes the stdin
+        container = self.api.create_container_from_config(config)["Id"]
+        sock: Any = self.api.attach_socket(container, params={"stdin": 1, "stream": 1})
+        try:
+            self.api.start(container)
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                _close_socket(sock)
+            self.remove_container(container)
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    """The engine's RFC 3339 time (nanoseconds, `Z`) as epoch seconds."""
+    if not timestamp or timestamp.startswith("0001-"):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return None
+
+
+def lockdown(spec: ContainerSpec) -> dict[str, Any]:
+    """The host config of a throwaway container: what `ContainerSpec` says, as the engine
+    takes it. Everything is dropped that the spec does not ask for."""
+    config: dict[str, Any] = {
+        "network_mode": "bridge" if spec.network else "none",
+        "read_only": spec.read_only,
+        "tmpfs": dict(spec.tmpfs),
+        "mem_limit": spec.memory_bytes,
+        "memswap_limit": spec.memory_bytes,
+        "pids_limit": spec.pids_limit,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "mounts": [
+            docker.types.Mount(v.target, v.volume, type="volume", read_only=v.read_only)
+            for v in spec.volumes
+        ],
+    }
+    if spec.gpus:
+        config["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    return config
+
+
+def _close_socket(sock: Any) -> None:
+    """docker-py hands back a socket, or a response wrapping one (on some transports)."""
+    raw = getattr(sock, "_sock", sock)
+    if isinstance(raw, socket.socket):
+        raw.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def tar_of(files: Mapping[str, bytes], mode: int = 0o644) -> bytes:
+    """An in-memory tar of `files` (name -> content), world-readable: what `fill_volume` takes."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()

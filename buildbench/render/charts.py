@@ -32,6 +32,23 @@ class Bar:
     hatch: str = ""  # bars with the same key share a hatch (a machine)
 
 
+@dataclass(frozen=True)
+class Stack:
+    """One stacked bar: its label and its (segment, value) parts, bottom first."""
+
+    label: str
+    segments: list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series of a trend chart: a value per run, and the runs where a shift starts."""
+
+    label: str
+    values: list[float]
+    marks: list[int]
+
+
 def _figure() -> Any:
     try:
         from matplotlib.figure import Figure
@@ -70,6 +87,61 @@ def grouped_bars(path: Path, bars: list[Bar], *, title: str, ylabel: str) -> Pat
     axes.spines[["top", "right"]].set_visible(False)
     if series:
         axes.legend(frameon=False)
+    figure.savefig(path, format="png", metadata={"Software": None})
+    return path
+
+
+def stacked_bars(path: Path, stacks: list[Stack], *, title: str, ylabel: str) -> Path:
+    """One horizontal stacked bar per label; each segment name keeps one colour throughout."""
+    figure = _figure()
+    axes = figure.subplots()
+    names = _keys(name for stack in stacks for name, _ in stack.segments)
+    ys = list(range(len(stacks)))
+    left = [0.0] * len(stacks)
+    for index, name in enumerate(names):
+        widths = [dict(stack.segments).get(name, 0.0) for stack in stacks]
+        axes.barh(
+            ys, widths, left=left, label=name, color=COLOURS[index % len(COLOURS)], height=0.6
+        )
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for y, total in zip(ys, left, strict=True):
+        axes.annotate(
+            f"{total:.2f} s", (total, y), xytext=(3, 0), textcoords="offset points", va="center"
+        )
+    axes.set_yticks(ys, [stack.label for stack in stacks])
+    axes.invert_yaxis()
+    axes.set_title(title)
+    axes.set_xlabel(ylabel)
+    axes.margins(x=0.15)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(frameon=False, fontsize=8)
+    figure.savefig(path, format="png", metadata={"Software": None})
+    return path
+
+
+def trend(path: Path, lines: list[Line], *, title: str, ylabel: str) -> Path:
+    """A line per series over the runs (oldest left); a ring where a shift starts."""
+    figure = _figure()
+    axes = figure.subplots()
+    for index, line in enumerate(lines):
+        colour = COLOURS[index % len(COLOURS)]
+        runs = list(range(1, len(line.values) + 1))
+        axes.plot(runs, line.values, marker=".", color=colour, label=line.label)
+        marked = [(runs[i], line.values[i]) for i in line.marks if i < len(line.values)]
+        if marked:
+            axes.scatter(
+                [x for x, _ in marked],
+                [y for _, y in marked],
+                s=120,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=1.5,
+            )
+    axes.set_title(title)
+    axes.set_xlabel("run (oldest first)")
+    axes.set_ylabel(ylabel)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(frameon=False, fontsize=8)
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
 

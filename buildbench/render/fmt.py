@@ -1,9 +1,9 @@
-"""Number formatting shared by the terminal summary and the reports."""
+"""Number formatting shared by the terminal, the reports and the messages."""
 
 from __future__ import annotations
 
 
-def size(n: int | None) -> str:
+def size(n: float | None) -> str:
     if n is None:
         return "-"
     value = float(n)
@@ -14,28 +14,39 @@ def size(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def number(x: float) -> str:
+    """Enough digits to tell 0.55 from 0.6, and no more than a reader can use."""
+    magnitude = abs(x)
+    if magnitude >= 100:
+        return f"{x:.0f}"
+    if magnitude >= 1 or magnitude == 0:
+        return f"{x:.1f}"
+    if magnitude >= 0.1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
 def seconds(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f} s"
-
-
-def spread(median: float | None, lo: float | None, hi: float | None, n: int) -> str:
-    if median is None:
-        return "-"
-    return f"{median:.1f} s" if n < 2 else f"{median:.1f} s [{lo:.1f}-{hi:.1f}]"
+    return "-" if x is None else f"{number(x)} s"
 
 
 def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.1f} ms"
+    return "-" if x is None else f"{number(x * 1000)} ms"
+
+
+def interval(value: float | None, low: float | None, high: float | None, show: str = "s") -> str:
+    """`12.3 s [11.9-13.0]`: a figure with its interval (or range), when it has one."""
+    if value is None:
+        return "-"
+    scale, unit = (1000.0, " ms") if show == "ms" else (1.0, " s")
+    text = f"{number(value * scale)}{unit}"
+    if low is None or high is None or low == high:
+        return text
+    return f"{text} [{number(low * scale)}-{number(high * scale)}]"
 
 
 def flag(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
-
-
-def parity(summary: dict | None) -> str:
-    if not summary:
-        return "-"
-    return f"{'ok' if summary['ok'] else 'FAIL'} ({summary['max_abs_diff']:.1e})"
 
 
 def times(x: float | None) -> str:
@@ -45,6 +56,10 @@ def times(x: float | None) -> str:
 
 def ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
+
+
+def percent(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
 
 
 def one_line(text: str, width: int) -> str:

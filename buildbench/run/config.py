@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from buildbench.errors import UsageError
-from buildbench.matrix import CUDA_VALUES, FRAMEWORKS, VARIANTS, Cell, MatrixOptions, builtin_matrix
+from buildbench.run.matrix import (
+    CUDA_VALUES,
+    FRAMEWORKS,
+    VARIANTS,
+    Cell,
+    MatrixOptions,
+    builtin_matrix,
+)
 
 CONFIG_NAME = "buildbench.toml"
 PYPROJECT_NAME = "pyproject.toml"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from buildbench.errors import UsageError
+from buildbench.record import cell_key
 
 Variant = Literal["cpu", "cuda"]
 FRAMEWORKS = ("pytorch", "onnx")
@@ -21,8 +22,8 @@ DEFAULT_TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 def dockerfiles_dir() -> Path:
     """The built-in Dockerfiles: inside the installed wheel, or at the top of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "dockerfiles", here.parent / "dockerfiles"):
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "dockerfiles", package.parent / "dockerfiles"):
         if (candidate / "pytorch.dockerfile").is_file():
             return candidate
     raise UsageError(
@@ -45,10 +46,19 @@ class Cell:
     # A user's own smoke test (from a config file): run in the image, expect this in its output.
     smoke_command: tuple[str, ...] | None = None
     smoke_expect: str | None = None
+    # What the builder stage pip installs, for --prefetch (built-in images only), and the index
+    # it comes from (None: pip's configured index; "": none, find-links only).
+    requirements: tuple[str, ...] = ()
+    requirements_index: str | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.name}/{self.variant}"
+        return cell_key(self.name, self.variant)
+
+    @property
+    def base_image(self) -> str | None:
+        """The BASE_IMAGE build-arg, which buildbench makes local before timing."""
+        return self.build_args.get("BASE_IMAGE") or None
 
     def config_hash(self) -> str:
         """Changes with the Dockerfile or the build-args: results are then not comparable."""
@@ -76,7 +86,7 @@ class MatrixOptions:
 
 
 def variants_for(cuda: str) -> tuple[Variant, ...]:
-    return VARIANTS if cuda == "both" else (cuda,)  # type: ignore[return-value]
+    return tuple(v for v in VARIANTS if cuda in (v, "both"))
 
 
 def builtin_matrix(options: MatrixOptions) -> list[Cell]:
@@ -86,9 +96,12 @@ def builtin_matrix(options: MatrixOptions) -> list[Cell]:
     for framework in options.frameworks:
         for variant in options.variants:
             args = {"CUDA": CUDA_VALUES[variant], "BASE_IMAGE": options.base_image}
+            index: str | None = None
             if framework == "pytorch":
                 args["TORCH_VERSION"] = options.torch_version
                 args["TORCH_CPU_INDEX_URL"] = options.torch_cpu_index_url
+                if variant == "cpu":
+                    index = options.torch_cpu_index_url
             cells.append(
                 Cell(
                     name=framework,
@@ -98,6 +111,15 @@ def builtin_matrix(options: MatrixOptions) -> list[Cell]:
                     build_args=args,
                     framework=framework,
                     build_inputs=True,
+                    requirements=_requirements(framework, variant, options),
+                    requirements_index=index,
                 )
             )
     return cells
+
+
+def _requirements(framework: str, variant: Variant, options: MatrixOptions) -> tuple[str, ...]:
+    """What the built-in Dockerfiles install per variant (keep in step with dockerfiles/)."""
+    if framework == "pytorch":
+        return (f"torch=={options.torch_version}" if options.torch_version else "torch",)
+    return ("onnxruntime-gpu[cuda,cudnn]",) if variant == "cuda" else ("onnxruntime",)

@@ -1,135 +1,204 @@
-"""A run end to end: matrix -> build -> measure -> (smoke) -> record, results after every cell."""
+"""A run end to end: matrix -> build -> measure -> smoke -> (registry) -> record.
+
+`prepare` checks everything a run needs before the first build and returns a `PreparedRun`;
+its `run_all` runs every cell. Each stage of a cell returns a value (`Builds`, `Measurement`,
+`SmokeResult`, `Shipping`, or a `Failure`) and `apply` files it on the cell's record: the one
+place a record changes. The results file is rewritten after every stage that changed it, so
+whatever happens later, nothing measured is lost.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import platform
-import re
 import secrets
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Protocol
 
 from buildbench import __version__
-from buildbench import record as status
-from buildbench.build import BuildSample, build_once, remove_stage_images
-from buildbench.buildkit import build_once_buildkit, find_buildkit_cli
-from buildbench.context import PipInputs, build_context
-from buildbench.engine import Engine, ImageInfo
-from buildbench.errors import (
-    BuildFailed,
-    EngineUnavailable,
-    ImageNotFound,
-    Terminated,
-    UsageError,
+from buildbench.engine.api import Engine, ImageInfo
+from buildbench.engine.builders import Builder, BuilderName, BuildRequest, BuildSample
+from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
+from buildbench.labels import LABEL_LOCK, masked_build_args, run_labels, smoke_volume
+from buildbench.measure.image import measure_image
+from buildbench.measure.shipping import cold_pulls, push_base, ship
+from buildbench.measure.smoke.artifacts import check_model_stack, prepare_artifacts
+from buildbench.measure.smoke.runner import (
+    SmokeOptions,
+    smoke_test,
+    smoke_warnings,
+    uses_model,
+    wants_gpus,
 )
-from buildbench.hostinfo import cpu_model, git_commit, memory_bytes
-from buildbench.matrix import Cell
-from buildbench.measure import measure_image
-from buildbench.record import CellRecord, RunInfo, Step
-from buildbench.results import write_results
-from buildbench.smoke.artifacts import check_model_stack, prepare_artifacts
-from buildbench.smoke.runner import SmokeOptions, smoke_cell, uses_model
+from buildbench.record import (
+    BuildRecord,
+    CellRecord,
+    Download,
+    EngineFacts,
+    Measurement,
+    RunInfo,
+    Shipping,
+    SmokeResult,
+    Step,
+)
+from buildbench.results import newest_run, write_results
+from buildbench.run import preflight
+from buildbench.run.cleanup import Journal
+from buildbench.run.context import build_context
+from buildbench.run.hostinfo import cpu_model, git_commit, memory_bytes
+from buildbench.run.matrix import Cell
+from buildbench.run.pipconfig import PipInputs
+from buildbench.run.prefetch import prefetch_wheels
+from buildbench.status import ExitReason, Status
 
 log = logging.getLogger("buildbench")
 
-LABEL_RUN = "buildbench.run-id"
-LABEL_CELL = "buildbench.cell"
-_SECRET_ARG_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY")
-_URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
+
+@dataclass(frozen=True)
+class RunHeader:
+    """What a run says when it starts: where its results go and what it was given."""
+
+    run_id: str
+    run_dir: Path
+    engine: EngineFacts
+    builder: str
+    base_image: str
+    pip: tuple[str, ...]
 
 
 class Progress(Protocol):
+    """What a run tells whoever watches it (the terminal's live view, or nobody)."""
+
+    def run_started(self, header: RunHeader) -> None: ...
     def cell_started(self, cell: Cell, index: int, total: int) -> None: ...
+    def phase(
+        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
+    ) -> None: ...
     def build_log(self, cell: Cell, line: str) -> None: ...
     def cell_finished(self, record: CellRecord) -> None: ...
 
 
-@dataclass
-class RunConfig:
+class Silent:
+    """Progress that shows nothing."""
+
+    def run_started(self, header: RunHeader) -> None: ...
+    def cell_started(self, cell: Cell, index: int, total: int) -> None: ...
+    def phase(
+        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
+    ) -> None: ...
+    def build_log(self, cell: Cell, line: str) -> None: ...
+    def cell_finished(self, record: CellRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What the user asked for: the cells and how to build, measure and test them."""
+
     cells: list[Cell]
     base_image: str
     results_dir: Path
     pip: PipInputs = field(default_factory=PipInputs)
+    builder: BuilderName = "classic"
     repeat: int = 1
     keep_images: bool = True
-    compressed_size: bool = True
+    read_images: bool = True  # one pass over `docker save`: compressed size, contents, waste
     smoke: SmokeOptions | None = None
-    builder: Literal["classic", "buildkit"] = "classic"
+    prefetch: bool = False
+    preflight: bool = True
+    machine: str | None = None  # a stable name for reports and history (CI runners' vary)
+    registry: str | None = None  # HOST[:PORT]: push, size in, and pull back every image
+    cold_pull: bool = False  # and pull each with nothing local, the base set aside meanwhile
+
+    @property
+    def needs_model(self) -> bool:
+        return self.smoke is not None and any(map(uses_model, self.cells))
+
+    def options(self) -> dict[str, object]:
+        return {
+            "repeat": self.repeat,
+            "keep_images": self.keep_images,
+            "read_images": self.read_images,
+            "prefetch": self.prefetch,
+            "registry": self.registry,
+            "cold_pull": self.cold_pull,
+            "smoke": asdict(self.smoke) if self.smoke else None,
+            "cells": [cell.key for cell in self.cells],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The values a cell's stages return
+
+
+@dataclass(frozen=True)
+class Builds:
+    """Every build sample of a cell that finished, and the image the last one made."""
+
+    record: BuildRecord
+    image_id: str | None
+    warnings: tuple[str, ...] = ()
+    cache_records: tuple[str, ...] = ()  # BuildKit's records of the kept image
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: Status
+    message: str
+    log_tail: tuple[str, ...] = ()
+
+
+Value = Builds | Measurement | SmokeResult | Shipping | Failure
+
+
+def apply(record: CellRecord, value: Value) -> None:
+    """File a stage's value on the cell's record: the one place a record changes."""
+    match value:
+        case Builds():
+            record.build = value.record
+            record.image_id = value.image_id
+            record.warn(*value.warnings)
+        case Measurement():
+            record.image, record.contents = value.image, value.contents
+            record.warn(*value.warnings)
+        case SmokeResult():
+            record.smoke = value
+            if value.status != Status.OK:
+                record.fail(value.status, value.message)
+            record.warn(*smoke_warnings(value))
+        case Shipping():
+            record.registry = value
+            if record.image is not None:  # the registry's own figure replaces the estimate
+                record.image = replace(
+                    record.image,
+                    compressed_size_bytes=value.stored_bytes,
+                    compressed_size_source="registry",
+                )
+        case Failure():
+            record.fail(value.status, value.message, list(value.log_tail))
 
 
 def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
 
 
-def recorded_build_args(args: dict[str, str]) -> dict[str, str]:
-    """Build-args as written to results: credentials in URLs and secret-looking values masked."""
-    return {
-        name: "***"
-        if any(word in name.upper() for word in _SECRET_ARG_WORDS)
-        else _URL_CREDENTIALS.sub(r"\1***@", value)
-        for name, value in args.items()
-    }
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def prepare_results_dir(results_dir: Path, run_id: str) -> Path:
-    run_dir = results_dir / run_id
-    try:
-        run_dir.mkdir(parents=True, exist_ok=False)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write results to {results_dir}: {exc.strerror}",
-            tip="pick a writable directory with --results-dir",
-        ) from None
-    return run_dir
-
-
-def ensure_base_image(engine: Engine, ref: str) -> ImageInfo:
-    """The base image, pulled first if it is missing (before any timing starts)."""
-    info = engine.image(ref)
-    if info is None:
-        log.info("base image %s is not local: pulling it (not part of any build time)", ref)
-        try:
-            engine.pull(ref)
-        except Exception as exc:  # any pull failure means the same to the user
-            raise ImageNotFound(
-                f"base image {ref} is not in the engine and pulling it failed ({exc})",
-                tip="pull it yourself, pass --base-image, or make one with `buildbench base`",
-            ) from None
-        info = engine.image(ref)
-        if info is None:
-            raise ImageNotFound(f"base image {ref} is still missing after a pull")
-    return info
-
-
-def run_info(engine: Engine, config: RunConfig, run_id: str, base_id: str | None) -> RunInfo:
-    engine_info = engine.info()
-    return RunInfo(
-        run_id=run_id,
-        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        host=platform.node(),
-        cpu=cpu_model(),
-        cpu_count=os.cpu_count() or 0,
-        memory_bytes=memory_bytes(),
-        engine_version=engine_info.server_version,
-        engine_api_version=engine_info.api_version,
-        engine_os=engine_info.os,
-        storage_driver=engine_info.storage_driver,
-        builder=config.builder,
-        buildbench_version=__version__,
-        git_commit=git_commit(Path(__file__).resolve().parent.parent),
-        base_image=config.base_image,
-        base_image_id=base_id,
-        options={
-            "repeat": config.repeat,
-            "keep_images": config.keep_images,
-            "smoke": asdict(config.smoke) if config.smoke else None,
-        },
+def new_record(cell: Cell, builder: str) -> CellRecord:
+    return CellRecord(
+        name=cell.name,
+        variant=cell.variant,
+        framework=cell.framework,
+        dockerfile=str(cell.dockerfile),
+        build_args=masked_build_args(cell.build_args),
+        config_hash=cell.config_hash(),
+        builder=builder,
     )
 
 
@@ -141,170 +210,330 @@ def _steps(samples: list[BuildSample]) -> list[Step]:
     return steps
 
 
-def new_record(cell: Cell, builder: str) -> CellRecord:
-    return CellRecord(
-        name=cell.name,
-        variant=cell.variant,
-        framework=cell.framework,
-        status=status.OK,
-        dockerfile=str(cell.dockerfile),
-        build_args=recorded_build_args(cell.build_args),
-        config_hash=cell.config_hash(),
-        builder=builder,
-    )
+# ---------------------------------------------------------------------------------------------
+# A prepared run
 
 
-class Runner:
-    """Runs every cell, recording each one; a failed cell never stops the others."""
+@dataclass
+class PreparedRun:
+    """A run that passed its checks: results folder, engine facts, base images, the smoke
+    test's volume and the lock. Made by `prepare`, which also releases it."""
 
-    def __init__(self, engine: Engine, config: RunConfig, progress: Progress) -> None:
-        self.engine = engine
-        self.config = config
-        self.progress = progress
-        self.records: list[CellRecord] = []
-
-    def start(self) -> tuple[RunInfo, Path]:
-        """Check what a run needs before building anything, then create its results folder."""
-        for cell in self.config.cells:
-            cell.dockerfile_text()
-        self.config.pip.validate()
-        if self.config.builder == "buildkit":
-            find_buildkit_cli()  # a UsageError now, not in the first cell
-        needs_model = bool(self.config.smoke) and any(map(uses_model, self.config.cells))
-        if needs_model:
-            check_model_stack()
-        # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
-        self.bases = {
-            ref: ensure_base_image(self.engine, ref)
-            for ref in dict.fromkeys(c.build_args.get("BASE_IMAGE", "") for c in self.config.cells)
-            if ref
-        }
-        base = self.bases.get(self.config.base_image)
-        base_id = base.id if base else None
-        run_id = new_run_id()
-        run_dir = prepare_results_dir(self.config.results_dir, run_id)
-        self.run = run_info(self.engine, self.config, run_id, base_id)
-        self.run_dir = run_dir
-        self.save()
-        self.artifacts = run_dir / "smoke-artifacts"
-        if needs_model and self.config.smoke:
-            log.info("preparing the smoke-test model (ResNet-18, ONNX export, references)")
-            prepare_artifacts(self.artifacts, self.config.smoke.batch_sizes)
-        return self.run, run_dir
+    plan: RunPlan
+    engine: Engine
+    builder: Builder
+    info: RunInfo
+    run_dir: Path
+    bases: dict[str, ImageInfo]
+    journal: Journal
+    gpus: bool
+    volume: str | None = None
+    prefetched: dict[str, tuple[list[Path], Download]] = field(default_factory=dict)
+    records: list[CellRecord] = field(default_factory=list)
+    lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def save(self) -> None:
-        write_results(self.run_dir, self.run, self.records)
+        write_results(self.run_dir, self.info, self.records)
 
-    def run_all(self) -> list[CellRecord]:
-        total = len(self.config.cells)
+    def header(self) -> RunHeader:
+        return RunHeader(
+            run_id=self.info.run_id,
+            run_dir=self.run_dir,
+            engine=self.info.engine,
+            builder=self.info.builder,
+            base_image=self.info.base_image,
+            pip=tuple(self.plan.pip.describe()),
+        )
+
+    def labels(self, cell: Cell | None = None) -> dict[str, str]:
+        return run_labels(self.info.run_id, cell.key if cell else None)
+
+    def run_all(self, progress: Progress) -> list[CellRecord]:
+        """Every cell in turn; a failed cell never stops the others. Ctrl-C, SIGTERM and a lost
+        engine stop the run after recording the cell they hit."""
+        total = len(self.plan.cells)
+        progress.run_started(self.header())
         try:
-            for index, cell in enumerate(self.config.cells, 1):
-                self.progress.cell_started(cell, index, total)
-                record = new_record(cell, self.config.builder)
+            for index, cell in enumerate(self.plan.cells, 1):
+                progress.cell_started(cell, index, total)
+                record = new_record(cell, self.builder.name)
                 self.records.append(record)
                 try:
-                    self.run_cell(cell, record)
+                    self.run_cell(cell, record, progress)
                 except EngineUnavailable as exc:
-                    record.status, record.error = status.ENGINE_LOST, exc.message
-                    self.run.exit_reason = status.ENGINE_LOST
+                    apply(record, Failure(Status.ENGINE_LOST, exc.message))
+                    self.info.exit_reason = ExitReason.ENGINE_LOST
                     raise
                 except (KeyboardInterrupt, Terminated):
-                    record.status, record.error = status.INTERRUPTED, "interrupted"
-                    self.run.exit_reason = status.INTERRUPTED
+                    record.status, record.error = Status.INTERRUPTED, "interrupted"
+                    self.info.exit_reason = ExitReason.INTERRUPTED
                     raise
                 except Exception as exc:  # recorded on its cell; the other cells still run
-                    log.exception("%s: unexpected error", cell.key)
-                    record.status, record.error = status.ERROR, f"{type(exc).__name__}: {exc}"
+                    log.debug("%s: unexpected error", cell.key, exc_info=True)
+                    apply(record, Failure(Status.ERROR, f"{type(exc).__name__}: {exc}"))
                 finally:
                     self.save()
-                    self.progress.cell_finished(record)
-            self.run.exit_reason = "completed"
+                    progress.cell_finished(record)
+            if self.plan.registry and self.plan.cold_pull:
+                self.cold_pulls(progress)
+            self.info.exit_reason = ExitReason.COMPLETED
         finally:
-            self.run.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self.info.finished_at = _now()
             self.save()
         return self.records
 
-    def build(self, cell: Cell, context: BinaryIO, dockerfile: str, tag: str) -> BuildSample:
-        """One timed no-cache build with the configured builder."""
-        arguments = {
-            "dockerfile": dockerfile,
-            "tag": tag,
-            "buildargs": cell.build_args,
-            "labels": self.labels(cell),
-            "on_log": lambda line: self.progress.build_log(cell, line),
-        }
-        if self.config.builder == "buildkit":
-            return build_once_buildkit(context, **arguments)
-        return build_once(self.engine, context, **arguments)
-
-    def labels(self, cell: Cell) -> dict[str, str]:
-        return {LABEL_RUN: self.run.run_id, LABEL_CELL: cell.key}
-
-    def run_cell(self, cell: Cell, record: CellRecord) -> None:
-        tag = f"buildbench/{cell.name}:{cell.variant}-{self.run.run_id}".lower()
-        record.image_tag = tag
-        context, dockerfile = build_context(cell, self.config.pip)
-        record.context_bytes = context.seek(0, os.SEEK_END)
-        samples: list[BuildSample] = []
-        try:
-            for _ in range(self.config.repeat):
-                if samples:  # the previous sample's image: identical content, not kept
-                    self.engine.remove_image(samples[-1].image_id)
-                sample = self.build(cell, context, dockerfile, tag)
-                samples.append(sample)
-                remove_stage_images(self.engine, sample)
-                record.build_seconds.append(round(sample.seconds, 3))
-                if sample.first_output_seconds is not None:
-                    record.first_output_seconds.append(round(sample.first_output_seconds, 3))
-        except BuildFailed as exc:
-            record.status, record.error, record.log_tail = (
-                status.BUILD_FAILED,
-                str(exc),
-                exc.log_tail,
+    def cold_pulls(self, progress: Progress) -> None:
+        """Each shipped image pulled with nothing local; the run's lock goes first, as it is a
+        container of the base image, which must be set aside meanwhile."""
+        self.lock.close()
+        by_base: dict[str, list[CellRecord]] = {}
+        for record in self.records:
+            base = record.build_args.get("BASE_IMAGE") or self.plan.base_image
+            by_base.setdefault(base, []).append(record)
+        for base, records in by_base.items():
+            found = cold_pulls(
+                self.engine,
+                records,
+                registry=self.plan.registry or "",
+                run_id=self.info.run_id,
+                base_ref=base,
+                keep_images=self.plan.keep_images,
+                on_progress=lambda text: log.info("%s", text),
             )
+            for record, shipping in found:
+                apply(record, shipping)
+            self.save()
+
+    def run_cell(self, cell: Cell, record: CellRecord, progress: Progress) -> None:
+        record.image_tag = f"buildbench/{cell.name}:{cell.variant}-{self.info.run_id}".lower()
+        builds = self.build(cell, record, progress)
+        if builds.image_id is None:
             return
-        finally:
-            context.close()
-        final = samples[-1]
-        record.image_id = final.image_id
-        record.steps = _steps(samples)
-        record.warnings.extend(dict.fromkeys(final.warnings))
         try:
-            self.measure(cell, record)
-            if record.status == status.OK and self.config.smoke:
-                smoke_cell(
+            progress.phase(cell, "measuring the image")
+            base = self.bases.get(cell.base_image or "")
+            try:
+                measured = measure_image(
+                    self.engine,
+                    builds.image_id,
+                    base=base,
+                    framework=cell.framework,
+                    read_image=self.plan.read_images,
+                    on_read=lambda done, all_: progress.phase(
+                        cell, "reading the image (compressed size, contents)", done, all_
+                    ),
+                )
+            except EngineUnavailable:
+                raise
+            except Exception as exc:  # recorded on the cell; the other cells still run
+                apply(record, Failure(Status.MEASURE_FAILED, f"{type(exc).__name__}: {exc}"))
+                return
+            apply(record, measured)
+            self.save()
+            if self.plan.smoke is not None:
+                result = smoke_test(
                     self.engine,
                     cell,
-                    record,
-                    options=self.config.smoke,
-                    artifacts=self.artifacts,
+                    builds.image_id,
+                    options=self.plan.smoke,
+                    volume=self.volume,
                     labels=self.labels(cell),
+                    gpus=self.gpus,
+                    on_progress=lambda text: progress.phase(cell, f"smoke test: {text}"),
                 )
+                if result is not None:
+                    apply(record, result)
+            if self.plan.registry and record.image_tag:
+                try:
+                    shipped = ship(
+                        self.engine,
+                        builds.image_id,
+                        record.image_tag,
+                        registry=self.plan.registry,
+                        repository=f"buildbench/{cell.name}",
+                        tag=f"{cell.variant}-{self.info.run_id}".lower(),
+                        on_progress=lambda text: progress.phase(cell, text),
+                    )
+                except EngineUnavailable:
+                    raise
+                except Exception as exc:  # recorded on the cell; the other cells still run
+                    message = f"registry: {type(exc).__name__}: {exc}"
+                    apply(record, Failure(Status.MEASURE_FAILED, message))
+                else:
+                    apply(record, shipped)
         finally:
-            if not self.config.keep_images:
-                self.engine.remove_image(final.image_id)
+            if not self.plan.keep_images:
+                # BuildKit's cache records go too (exactly those the cell's builds created),
+                # so that a nightly job on a shared engine stays flat.
+                self.engine.remove_image(builds.image_id)
+                self.engine.prune_cache_records(list(builds.cache_records))
 
-    def measure(self, cell: Cell, record: CellRecord) -> None:
-        assert record.image_id
-        base = self.bases.get(cell.build_args.get("BASE_IMAGE", ""))
+    def build(self, cell: Cell, record: CellRecord, progress: Progress) -> Builds:
+        """`repeat` no-cache builds; every finished sample is kept, whatever stops the next."""
+        wheels, download = self.prefetched.get(cell.key, ([], None))
+        context, dockerfile = build_context(cell, self.plan.pip, wheels)
+        request = BuildRequest(
+            dockerfile, record.image_tag or "", cell.build_args, self.labels(cell)
+        )
+        builds = BuildRecord(
+            context_bytes=context.seek(0, os.SEEK_END),
+            mode="prefetch" if self.plan.prefetch and cell.requirements else "network",
+            download=download,
+        )
+        samples: list[BuildSample] = []
+        image_id: str | None = None
+
+        def on_log(line: str) -> None:
+            progress.build_log(cell, line)
+
         try:
-            measured, warnings = measure_image(
-                self.engine,
-                record.image_id,
-                base_size_bytes=base.size_bytes if base else None,
-                framework=cell.framework,
-                compressed=self.config.compressed_size,
-            )
-        except EngineUnavailable:
-            raise
-        except Exception as exc:  # recorded on the cell; the other cells still run
-            record.status, record.error = status.MEASURE_FAILED, f"{type(exc).__name__}: {exc}"
-            return
-        record.image_size_bytes = measured.size_bytes
-        record.layers = measured.layers
-        record.base_image_id = base.id if base else None
-        record.bytes_over_base = measured.bytes_over_base
-        record.compressed_size_bytes = measured.compressed_size_bytes
-        record.python_version = measured.python_version
-        record.framework_version = measured.framework_version
-        record.warnings.extend(warnings)
+            for n in range(1, self.plan.repeat + 1):
+                if samples:  # the previous sample's image: identical content, not kept
+                    self.engine.remove_image(samples[-1].image_id)
+                    self.engine.prune_cache_records(samples[-1].cache_records)
+                progress.phase(cell, f"building (sample {n} of {self.plan.repeat})")
+                sample = self.builder.build(context, request, on_log, self.journal.add)
+                samples.append(sample)
+                image_id = sample.image_id
+                builds.seconds.append(round(sample.seconds, 3))
+                if sample.first_output_seconds is not None:
+                    builds.first_output_seconds.append(round(sample.first_output_seconds, 3))
+        except BuildFailed as exc:
+            apply(record, Failure(Status.BUILD_FAILED, str(exc), tuple(exc.log_tail)))
+            image_id = None
+            if samples:  # an earlier sample's image: not the cell's, the build failed
+                self.engine.remove_image(samples[-1].image_id)
+                self.engine.prune_cache_records(samples[-1].cache_records)
+        finally:
+            context.close()
+            if samples:
+                builds.steps = _steps(samples)
+            warnings = tuple(dict.fromkeys(w for s in samples for w in s.warnings))
+            cache = tuple(samples[-1].cache_records) if samples and image_id else ()
+            result = Builds(builds, image_id, warnings, cache)
+            apply(record, result)
+            self.save()
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing a run
+
+
+def engine_facts(engine: Engine, probe: preflight.EngineProbe | None, local: bool) -> EngineFacts:
+    info = engine.info()
+    return EngineFacts(
+        endpoint=engine.endpoint,
+        name=info.name,
+        server_version=info.server_version,
+        api_version=info.api_version,
+        os=info.os,
+        arch=info.arch,
+        kernel=info.kernel,
+        storage_driver=info.storage_driver,
+        cpus=info.cpus,
+        cpu_model=probe.cpu_model if probe else None,
+        memory_bytes=info.memory_bytes,
+        nvidia_runtime=info.has_nvidia_runtime,
+        local=local,
+    )
+
+
+def _previous_sizes(results_dir: Path) -> dict[str, int]:
+    """Image sizes the newest earlier run in this results folder measured, by cell."""
+    run = newest_run(results_dir)
+    records = run.records if run else []
+    return {r.key: r.image.size_bytes for r in records if r.image is not None}
+
+
+@contextlib.contextmanager
+def prepare(
+    engine: Engine,
+    plan: RunPlan,
+    builder: Builder,
+    *,
+    local: bool = True,
+    artifacts: Callable[[tuple[int, ...]], bytes] = prepare_artifacts,
+    name: str | None = None,
+) -> Iterator[PreparedRun]:
+    """Check what the run needs before building anything, create its results folder (named
+    `name`, else the run id), hold its lock and fill the smoke test's volume; release them all
+    when the run is done."""
+    for cell in plan.cells:
+        cell.dockerfile_text()
+    plan.pip.validate()
+    if plan.needs_model:
+        check_model_stack()
+    preflight.check_results_dir(plan.results_dir)
+    # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
+    bases = {
+        ref: preflight.ensure_base_image(engine, ref)
+        for ref in dict.fromkeys(cell.base_image for cell in plan.cells)
+        if ref
+    }
+    main_base = plan.base_image if plan.base_image in bases else next(iter(bases), None)
+    probe = preflight.probe_engine(engine, main_base) if main_base else None
+    if plan.preflight and probe is not None:
+        previous = _previous_sizes(plan.results_dir)
+        needed = preflight.needed_bytes(plan.cells, plan.keep_images, previous)
+        preflight.check_disk(probe, needed, plan.keep_images)
+        if not plan.prefetch:
+            urls = preflight.index_urls(plan.cells, plan.pip)
+            preflight.check_index(engine, main_base or plan.base_image, urls, plan.pip)
+    run_id = new_run_id()
+    run_dir = plan.results_dir.resolve() / (name or run_id)
+    run_dir.mkdir(parents=True)
+    info = RunInfo(
+        run_id=run_id,
+        started_at=_now(),
+        host=platform.node(),
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count() or 0,
+        memory_bytes=memory_bytes(),
+        engine=engine_facts(engine, probe, local),
+        builder=builder.name,
+        buildbench_version=__version__,
+        git_commit=git_commit(Path(__file__).resolve().parents[2]),
+        base_image=plan.base_image,
+        base_image_id=bases[plan.base_image].id if plan.base_image in bases else None,
+        options=plan.options(),
+        pip=plan.pip.to_json(),
+        label=plan.machine,
+    )
+    run = PreparedRun(
+        plan=plan,
+        engine=engine,
+        builder=builder,
+        info=info,
+        run_dir=run_dir,
+        bases=bases,
+        journal=Journal(run_dir),
+        gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
+    )
+    run.save()
+    with run.lock:
+        if main_base:
+            run.lock.enter_context(engine.hold(main_base, {**run.labels(), LABEL_LOCK: "1"}))
+        try:
+            try:
+                if plan.registry:
+                    log.info("pushing the base images to %s first", plan.registry)
+                    run.info.options["base_push_seconds"] = {
+                        ref: round(push_base(engine, plan.registry, run_id, ref, info), 3)
+                        for ref, info in bases.items()
+                    }
+                if plan.needs_model and plan.smoke and main_base:
+                    log.info("preparing the smoke-test model (ResNet-18, ONNX export, references)")
+                    run.volume = smoke_volume(run_id)
+                    engine.create_volume(run.volume, run.labels())
+                    engine.fill_volume(run.volume, artifacts(plan.smoke.batch_sizes), main_base)
+                if plan.prefetch:
+                    run.prefetched = prefetch_wheels(plan.cells, plan.pip, probe)
+            except (KeyboardInterrupt, Terminated):  # before the first cell: still on record
+                run.info.exit_reason, run.info.finished_at = ExitReason.INTERRUPTED, _now()
+                run.save()
+                raise
+            yield run
+        finally:
+            if run.volume:
+                engine.remove_volume(run.volume)

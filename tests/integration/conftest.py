@@ -1,28 +1,77 @@
-"""Fixtures that build real images on the real engine, and remove them afterwards.
+"""Fixtures that build real images on real engines, and remove what they made afterwards.
 
-This machine has no registry, a TLS proxy and no PyTorch CPU index: the base image comes from
-`buildbench base`, and a local CPU torch wheel (pip's find-links) replaces the CPU index.
-Override with BUILDBENCH_TEST_BASE_IMAGE / BUILDBENCH_TEST_FIND_LINKS.
+Commands run the way users run them: the installed `buildbench` console script, in a fresh
+temporary working directory, with default options. This machine has no registry: its
+`python:3.11-slim` is made from Debian packages (`scripts/setup`, or here when missing), and
+pip's own configuration here (a CPU torch wheel in find-links, the proxy's CA bundle) reaches
+the builder stages by default.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 
-from buildbench.base import DEFAULT_TAG, make_base_image
-from buildbench.cleanup import clean
-from buildbench.docker_engine import DockerEngine
+from buildbench.engine.dockersdk import DockerEngine
+from buildbench.engine.endpoint import from_url
+from buildbench.run.cleanup import clean, runs_in
 
-BASE_IMAGE = os.environ.get("BUILDBENCH_TEST_BASE_IMAGE", DEFAULT_TAG)
+ROOT = Path(__file__).resolve().parents[2]
+BASE_IMAGE = os.environ.get("BUILDBENCH_TEST_BASE_IMAGE", "python:3.11-slim")
+BUILDBENCH = str(Path(sys.executable).with_name("buildbench"))  # the installed console script
+
+
+@dataclass
+class Ran:
+    """A finished `buildbench` command: its process and where it ran."""
+
+    process: subprocess.CompletedProcess[str]
+    cwd: Path
+
+    @property
+    def results(self) -> list[Path]:
+        return sorted(self.cwd.glob("results/**/results.json"))
+
+    def data(self, index: int = 0) -> dict:
+        return json.loads(self.results[index].read_text())
+
+    def cells(self, index: int = 0) -> dict[str, dict]:
+        return {f"{r['name']}/{r['variant']}": r for r in self.data(index)["results"]}
+
+
+def buildbench(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 3600
+) -> Ran:
+    """Run the installed console script as a user types it, in `cwd`."""
+    process = subprocess.run(
+        [BUILDBENCH, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    return Ran(process, cwd)
+
+
+def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [BUILDBENCH, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -37,70 +86,103 @@ def client(engine: DockerEngine) -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="session")
-def base_image(engine: DockerEngine) -> str:
+def base_image(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The default base image; made with `buildbench base` (as scripts/setup does) if missing."""
     if engine.image(BASE_IMAGE) is None:
-        make_base_image(engine, tag=BASE_IMAGE)
+        bundle = os.environ.get("PIP_CERT")
+        ca = ["--ca-bundle", bundle] if bundle else []
+        made = buildbench("base", "--tag", BASE_IMAGE, *ca, cwd=tmp_path_factory.mktemp("base"))
+        assert made.process.returncode == 0, made.process.stderr
     return BASE_IMAGE
 
 
-def _find_links() -> Path | None:
-    for candidate in (
-        os.environ.get("BUILDBENCH_TEST_FIND_LINKS"),
-        os.environ.get("PIP_FIND_LINKS"),
-        "/opt/wheels",
-    ):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
-def run_options(base: str) -> list[str]:
-    """`buildbench run` options for this machine: a local CPU torch wheel replaces the index."""
-    options = ["--base-image", base]
-    links = _find_links()
-    cpu_wheel = next(iter(sorted(links.glob("torch-*+cpu-*.whl"))), None) if links else None
-    if links and cpu_wheel:
-        version = re.match(r"torch-([^+-]+)\+cpu", cpu_wheel.name).group(1)  # type: ignore[union-attr]
-        options += [
-            "--pip-find-links",
-            str(links),
-            "--torch-cpu-index-url",
-            "",
-            "--torch-version",
-            version,
-        ]
-    return options
-
-
-def remove_run(client: docker.DockerClient, run_id: str) -> None:
-    """Remove what one run made, with `buildbench clean`'s own code: nothing may be left."""
-    result = clean(DockerEngine(client), run_id=run_id)
+def remove_runs(engine: DockerEngine, results_dir: Path) -> None:
+    """Remove what the runs of `results_dir` made, with `buildbench clean`'s own code, and check
+    that nothing was left behind."""
+    result = clean(engine, runs=runs_in(results_dir))
     assert result.kept == [], result.kept
 
 
-@pytest.fixture(scope="session")
-def matrix_run(base_image: str, client: docker.DockerClient, tmp_path_factory) -> Iterator[dict]:
-    """The whole `--cuda both` matrix, once, through the real command line."""
-    results_dir = tmp_path_factory.mktemp("results")
-    command = [
-        sys.executable,
-        "-m",
-        "buildbench",
-        "run",
-        "--cuda",
-        "both",
-        "--results-dir",
-        str(results_dir),
-        *run_options(base_image),
-    ]
-    process = subprocess.run(command, capture_output=True, text=True, check=False)
-    files = list(results_dir.glob("*/results.json"))
-    assert files, f"no results written:\n{process.stdout}\n{process.stderr[-3000:]}"
-    data = json.loads(files[0].read_text())
-    yield {
-        "process": process,
-        "data": data,
-        "run_dir": files[0].parent,
-        "cells": {f"{r['name']}/{r['variant']}": r for r in data["results"]},
+def objects(client: docker.DockerClient) -> dict[str, set[str]]:
+    """Everything an engine holds that a run could leave: images (untagged ones too),
+    containers, volumes and build cache records."""
+    usage = client.api.df()
+    return {
+        "images": set(client.api.images(all=True, quiet=True)),
+        "containers": {c["Id"] for c in client.api.containers(all=True)},
+        "volumes": {v["Name"] for v in usage.get("Volumes") or []},
+        "cache": {r["ID"] for r in usage.get("BuildCache") or []},
     }
-    remove_run(client, data["run"]["run_id"])
+
+
+def left_behind(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {kind: after[kind] - before[kind] for kind in after if after[kind] - before[kind]}
+
+
+@pytest.fixture(scope="session")
+def matrix_run(
+    base_image: str, engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Ran]:
+    """The README's main command, as a new user types it: `scripts/benchmark` (set up, then
+    `buildbench run --cuda both`) from a fresh directory, every option at its default."""
+    cwd = tmp_path_factory.mktemp("user")
+    process = subprocess.run(
+        [str(ROOT / "scripts/benchmark")], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    ran = Ran(process, cwd)
+    assert ran.results, f"no results written:\n{ran.process.stdout}\n{ran.process.stderr[-3000:]}"
+    yield ran
+    remove_runs(engine, cwd / "results")
+
+
+# ---------------------------------------------------------------------------------------------
+# A second engine that sees neither this machine's files nor its network
+
+
+@pytest.fixture(scope="session")
+def second_engine(base_image: str) -> Iterator[str]:
+    """Its address: BUILDBENCH_TEST_ENGINE2 (scripts/test starts it), else one started here.
+    It gets the base image through `docker save | docker load`: it has no registry either."""
+    address = os.environ.get("BUILDBENCH_TEST_ENGINE2")
+    started = address is None
+    if started:
+        address = subprocess.run(
+            [str(ROOT / "scripts/second-engine"), "start", "buildbench-test-engine"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    assert address
+    other = DockerEngine(from_url(address))
+    if other.image(base_image) is None:
+        copy_image(base_image, address)
+    yield address
+    other.client.close()
+    if started:
+        subprocess.run(
+            [str(ROOT / "scripts/second-engine"), "stop", "buildbench-test-engine"], check=False
+        )
+
+
+def copy_image(image: str, address: str) -> None:
+    """`docker save | docker load` into the engine at `address`: it has no registry either."""
+    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+        subprocess.run(
+            ["docker", "load"],
+            stdin=save.stdout,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DOCKER_HOST": address},
+        )
+    assert save.returncode == 0
+
+
+def wait_for_lines(process: subprocess.Popen[str], needles: Sequence[str]) -> None:
+    """Read the process's stderr until each of `needles` has been in a line."""
+    assert process.stderr is not None
+    waiting = list(needles)
+    for line in process.stderr:
+        waiting = [needle for needle in waiting if needle not in line]
+        if not waiting:
+            return
+    raise AssertionError(f"the run ended before {waiting} (exit {process.wait()})")

@@ -1,47 +1,25 @@
-"""The course exercise's own Dockerfiles, unmodified, run through buildbench here.
-
-They start FROM python:3.11-slim and pip install from PyPI system-wide: with no registry and a
-TLS proxy, that base is made with `buildbench base --tag python:3.11-slim --ca-bundle`.
-"""
+"""The course exercise's own Dockerfiles (stand-ins with the same shape), unmodified, through
+buildbench: their `FROM python:3.11-slim` is this machine's base, which trusts the proxy's CA
+system-wide, as corporate base images do."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-import docker
 import pytest
 
-from buildbench.base import make_base_image
-from buildbench.cli.options import default_ca_bundle
-from buildbench.docker_engine import DockerEngine
-from tests.integration.conftest import remove_run
+from buildbench.engine.dockersdk import DockerEngine
+from tests.integration.conftest import ROOT, Ran, buildbench, remove_runs
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-SLIM = "python:3.11-slim"
 
 
 @pytest.fixture(scope="module")
-def slim_base(engine: DockerEngine, client: docker.DockerClient) -> Iterator[str]:
-    created = engine.image(SLIM) is None
-    if created:
-        make_base_image(engine, tag=SLIM, ca_bundle=default_ca_bundle())
-    yield SLIM
-    if created:
-        client.images.remove(SLIM)
-
-
-@pytest.fixture(scope="module")
-def course_run(slim_base: str, client: docker.DockerClient, tmp_path_factory) -> Iterator[dict]:
-    results = tmp_path_factory.mktemp("course")
-    command = [
-        sys.executable,
-        "-m",
-        "buildbench",
+def course_run(
+    base_image: str, engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Ran]:
+    cwd = tmp_path_factory.mktemp("course")
+    ran = buildbench(
         "run",
         "--config",
         str(ROOT / "examples/course/buildbench.toml"),
@@ -49,48 +27,64 @@ def course_run(slim_base: str, client: docker.DockerClient, tmp_path_factory) ->
         "course-onnx",
         "--only",
         "course-pytorch/cpu",
-        "--smoke-runs",
-        "2",
+        "--latency-runs",
+        "3",
+        "--latency-seconds",
+        "0",
+        "--cold-starts",
+        "1",
         "--batch-sizes",
         "1",
-        "--no-compressed-size",
-        "--results-dir",
-        str(results),
-    ]
-    process = subprocess.run(command, capture_output=True, text=True, check=False)
-    data = json.loads(next(results.glob("*/results.json")).read_text())
-    yield {"process": process, "cells": {f"{r['name']}/{r['variant']}": r for r in data["results"]}}
-    remove_run(client, data["run"]["run_id"])
+        cwd=cwd,
+    )
+    yield ran
+    remove_runs(engine, cwd / "results")
 
 
-def test_the_run_completes_and_exits_one_for_the_failed_cells(course_run):
-    assert course_run["process"].returncode == 1
-    assert sorted(course_run["cells"]) == [
+def test_the_run_completes_and_exits_one_for_the_failed_cells(course_run: Ran):
+    assert course_run.process.returncode == 1
+    assert sorted(course_run.cells()) == [
         "course-onnx/cpu",
         "course-onnx/cuda",
         "course-pytorch/cpu",
     ]
-    assert "failed cells:" in course_run["process"].stderr
+    assert "failed cells:" in course_run.process.stderr
 
 
-def test_the_onnx_dockerfile_is_flagged_for_its_ignored_build_arg(course_run):
+def test_the_onnx_dockerfile_is_flagged_for_its_ignored_build_arg(course_run: Ran):
     for key in ("course-onnx/cpu", "course-onnx/cuda"):
-        assert (
-            "build-args never consumed by the Dockerfile: CUDA"
-            in course_run["cells"][key]["warnings"]
-        )
+        warnings = course_run.cells()[key]["warnings"]
+        assert "build-args never consumed by the Dockerfile: CUDA" in warnings
 
 
-def test_its_cuda_image_is_a_cpu_image(course_run):
-    cpu, cuda = course_run["cells"]["course-onnx/cpu"], course_run["cells"]["course-onnx/cuda"]
+def test_its_cuda_image_is_a_cpu_image(course_run: Ran):
+    cells = course_run.cells()
+    cpu, cuda = cells["course-onnx/cpu"], cells["course-onnx/cuda"]
     assert cpu["status"] == "ok" and cpu["smoke"]["parity_summary"]["ok"] is True
     assert cuda["status"] == "invalid_variant"
     assert cuda["smoke"]["cuda_build"] is False
-    assert cuda["framework_version"] == cpu["framework_version"]
+    assert cuda["image"]["framework_version"] == cpu["image"]["framework_version"]
 
 
-def test_the_pytorch_dockerfile_fails_on_its_unreachable_wheel_index(course_run):
-    cell = course_run["cells"]["course-pytorch/cpu"]
+def test_the_terminal_says_why_a_cell_failed(course_run: Ran):
+    assert "invalid_variant: labelled CUDA, but its onnx is not a working CUDA build" in (
+        course_run.process.stderr
+    )
+
+
+def test_its_toolchain_layer_shows_as_waste(course_run: Ran):
+    """The course's ONNX image installs build-essential that nothing uses at run time."""
+    cell = course_run.cells()["course-onnx/cpu"]
+    toolchain = [f for f in cell["contents"]["findings"] if f["kind"] == "toolchain"]
+    assert toolchain and toolchain[0]["bytes"] > 150_000_000
+    assert "build-essential" in toolchain[0]["instruction"]
+    assert {"gcc-12", "g++-12", "cpp-12"} <= set(toolchain[0]["packages"])
+
+
+def test_the_pytorch_dockerfile_fails_on_its_unreachable_wheel_index(course_run: Ran):
+    cell = course_run.cells()["course-pytorch/cpu"]
     assert cell["status"] == "build_failed"
     tail = "\n".join(cell["log_tail"])
     assert "download.pytorch.org" in tail or "No matching distribution found for torch" in tail
+    # The terminal names the reason, not just the status.
+    assert "build_failed: The command '/bin/sh -c pip install" in course_run.process.stderr

@@ -1,64 +1,82 @@
-"""Ctrl-C and SIGTERM mid-build: the build stops, the cell is recorded, nothing is left running."""
+"""Ctrl-C and SIGTERM mid-build, in each kind of step: the cell is recorded as interrupted, the
+results and report are kept, and the engine holds nothing more than before: no image (untagged
+step images included), container, volume or build cache record."""
 
 from __future__ import annotations
 
-import json
-import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.integration.conftest import remove_run, run_options
+from tests.integration.conftest import left_behind, objects, start, wait_for_lines
 
 pytestmark = pytest.mark.integration
 
+COPYING = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE} AS builder
+RUN echo first > /first
+COPY big/ /big/
+RUN echo never
+FROM ${BASE_IMAGE}
+COPY --from=builder /first /first
+"""
 
-def _containers(client: docker.DockerClient) -> set[str]:
-    return {c.id for c in client.containers.list(all=True)}
+
+def _copying_config(folder: Path, base_image: str) -> Path:
+    (folder / "big").mkdir()
+    with (folder / "big" / "blob").open("wb") as blob:  # a COPY that takes a while
+        for _ in range(600):
+            blob.write(bytes(1024 * 1024))
+    (folder / "copying.dockerfile").write_text(COPYING)
+    config = folder / "buildbench.toml"
+    config.write_text(
+        '[[image]]\nname = "copying"\ndockerfile = "copying.dockerfile"\n'
+        f'variants = {{ cpu = "" }}\nbuild_args = {{ BASE_IMAGE = "{base_image}" }}\n'
+    )
+    return config
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_a_build_is_recorded_and_cleaned_up(
-    sig, code, base_image: str, client: docker.DockerClient, tmp_path: Path
+CASES = {
+    # the step to interrupt: (extra options, the line that says it is running)
+    "copy": ([], [": COPY big/ /big/"]),
+    "run-downloading": (["--framework", "onnx", "--cuda", "cpu", "-v"], ["Downloading"]),
+    "run-installing": (["--framework", "onnx", "--cuda", "cpu", "-v"], ["Installing collected"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "sig", "code", "builder"),
+    [
+        ("copy", signal.SIGINT, 130, "classic"),
+        ("run-downloading", signal.SIGINT, 130, "classic"),
+        ("run-installing", signal.SIGINT, 130, "classic"),
+        ("run-downloading", signal.SIGTERM, 143, "classic"),
+        ("run-installing", signal.SIGINT, 130, "buildkit"),
+    ],
+)
+def test_an_interrupted_build_leaves_nothing_behind(
+    case, sig, code, builder, base_image: str, client: docker.DockerClient, tmp_path: Path
 ):
-    before = _containers(client)
-    command = [
-        sys.executable,
-        "-m",
-        "buildbench",
-        "run",
-        "--framework",
-        "onnx",
-        "--cuda",
-        "cpu",
-        "--no-smoke",
-        "--results-dir",
-        str(tmp_path),
-        *run_options(base_image),
-    ]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    for line in process.stderr:  # wait until pip runs inside the build
-        if "Step 8/" in line:
-            break
-    time.sleep(3)
+    options, needles = CASES[case]
+    if case == "copy":
+        _copying_config(tmp_path, base_image)  # ./buildbench.toml: found by default
+    before = objects(client)
+    process = start("run", "--builder", builder, *options, cwd=tmp_path)
+    wait_for_lines(process, needles)
+    time.sleep(1)
     process.send_signal(sig)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == code, stderr[-2000:]
-    run_dir = next(tmp_path.iterdir())
-    data = json.loads((run_dir / "results.json").read_text())
-    assert [r["status"] for r in data["results"]] == ["interrupted"]
-    assert data["run"]["finished_at"]
-    assert (run_dir / "report.md").is_file()
-    assert re.search(r"^onnx\s+cpu\s+interrupted", stdout, re.MULTILINE)  # summary printed
-    for _ in range(30):  # the engine removes the build's container once it sees the disconnect
-        if _containers(client) <= before:
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == code, stderr[-3000:]
+    assert "interrupted" in stdout  # the summary of what was measured
+    results = next(tmp_path.glob("results/*/results.json"))
+    assert '"status": "interrupted"' in results.read_text()
+    assert (results.parent / "report.md").is_file()
+    for _ in range(60):  # the engine removes a cancelled build's container on its own time
+        if not left_behind(before, objects(client)):
             break
         time.sleep(1)
-    assert _containers(client) <= before, "the interrupted build left a container behind"
-    remove_run(client, data["run"]["run_id"])
+    assert left_behind(before, objects(client)) == {}

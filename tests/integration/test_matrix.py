@@ -1,4 +1,5 @@
-"""The whole matrix, built for real: results against the engine and the images' contents."""
+"""The README's main command, run as a new user types it (`buildbench run --cuda both` in a fresh
+directory, default options), checked against the engine and the images' contents."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import docker
 import pytest
+
+from tests.integration.conftest import Ran
 
 pytestmark = pytest.mark.integration
 CELLS = ["pytorch/cpu", "pytorch/cuda", "onnx/cpu", "onnx/cuda"]
@@ -22,44 +25,75 @@ def sh(client: docker.DockerClient, image: str, script: str) -> str:
     return out.decode()
 
 
-def test_every_cell_builds_and_the_run_exits_zero(matrix_run):
-    process = matrix_run["process"]
+def test_every_cell_builds_and_the_run_exits_zero(matrix_run: Ran):
+    process = matrix_run.process
     assert process.returncode == 0, process.stderr[-3000:]
-    assert sorted(matrix_run["cells"]) == sorted(CELLS)
-    assert all(cell["status"] == "ok" for cell in matrix_run["cells"].values())
+    assert sorted(matrix_run.cells()) == sorted(CELLS)
+    assert all(cell["status"] == "ok" for cell in matrix_run.cells().values())
     for key in CELLS:  # the summary table
         framework, variant = key.split("/")
         assert re.search(rf"^{framework}\s+{variant}\s+ok\s", process.stdout, re.MULTILINE)
-    assert (matrix_run["run_dir"] / "results.csv").is_file()
+
+
+def test_the_default_results_dir_is_relative_to_where_the_user_ran_it(matrix_run: Ran):
+    run_dir = matrix_run.results[0].parent
+    assert run_dir.parent == matrix_run.cwd / "results"
+    for name in ("results.csv", "report.md", "report-build-time.png"):
+        assert (run_dir / name).is_file()
+    assert f"results: {matrix_run.results[0]}" in matrix_run.process.stdout
+
+
+def test_the_header_says_what_pip_was_given(matrix_run: Ran):
+    stderr = matrix_run.process.stderr
+    assert "engine: unix:///var/run/docker.sock" in stderr
+    if os.environ.get("PIP_FIND_LINKS"):
+        assert f"find-links: {os.environ['PIP_FIND_LINKS']}" in stderr
 
 
 @pytest.mark.parametrize("key", CELLS)
-def test_recorded_id_and_size_are_what_the_engine_says(matrix_run, client, key):
-    cell = matrix_run["cells"][key]
+def test_recorded_id_and_size_are_what_the_engine_says(matrix_run: Ran, client, key):
+    cell = matrix_run.cells()[key]
+    image = cell["image"]
     attrs = client.api.inspect_image(cell["image_tag"])
     assert cell["image_id"] == attrs["Id"]
-    assert cell["image_size_bytes"] == attrs["Size"]
-    assert cell["layers"] == len(attrs["RootFS"]["Layers"])
-    base = client.api.inspect_image(matrix_run["data"]["run"]["base_image"])
-    assert cell["bytes_over_base"] == attrs["Size"] - base["Size"]
-    assert 0 < cell["compressed_size_bytes"] < cell["image_size_bytes"]
-    assert cell["build_seconds"][0] > 0 and len(cell["steps"]) >= 10
+    assert image["size_bytes"] == attrs["Size"]
+    assert image["layers"] == len(attrs["RootFS"]["Layers"])
+    base = client.api.inspect_image(matrix_run.data()["run"]["base_image"])
+    assert image["bytes_over_base"] == attrs["Size"] - base["Size"]
+    assert 0 < image["compressed_size_bytes"] < image["size_bytes"]
+    build = cell["build"]
+    assert build["seconds"][0] > 0 and len(build["steps"]) >= 10
+    assert sum(step["seconds"][0] for step in build["steps"]) <= build["seconds"][0]
+    assert image["python_version"].startswith("3.11")
+
+
+@pytest.mark.parametrize("key", CELLS)
+def test_the_size_attribution_adds_up_to_the_bytes_over_base(matrix_run: Ran, key):
+    cell = matrix_run.cells()[key]
+    split = cell["contents"]["attribution"]
+    owned = sum(d["bytes"] for d in split["distributions"]) + sum(
+        p["bytes"] for p in split["packages"]
+    )
+    other = split["deleted_or_overwritten_bytes"] + split["unowned_bytes"]
+    assert owned + other == cell["image"]["bytes_over_base"]
+    names = {d["name"].lower() for d in split["distributions"]}
     assert (
-        sum(cell["steps"][i]["seconds"][0] for i in range(len(cell["steps"])))
-        <= (cell["build_seconds"][0])
-    )
-    assert cell["python_version"].startswith("3.11")
+        "torch"
+        if key.startswith("pytorch")
+        else "onnxruntime-gpu"
+        if key == "onnx/cuda"
+        else "onnxruntime"
+    ) in names
+    nvidia = sum(d["bytes"] for d in split["distributions"] if d["name"].startswith("nvidia"))
+    assert (nvidia > 1e9) if key.endswith("/cuda") else nvidia == 0
 
 
-def test_the_cpu_torch_image_has_no_nvidia_packages(matrix_run, client):
-    listing = sh(
-        client,
-        matrix_run["cells"]["pytorch/cpu"]["image_tag"],
-        "ls /opt/venv/lib/python3*/site-packages",
-    )
+def test_the_cpu_torch_image_has_no_nvidia_packages(matrix_run: Ran, client):
+    cell = matrix_run.cells()["pytorch/cpu"]
+    listing = sh(client, cell["image_tag"], "ls /opt/venv/lib/python3*/site-packages")
     assert "torch" in listing
     assert "nvidia" not in listing
-    assert matrix_run["cells"]["pytorch/cpu"]["framework_version"].endswith("+cpu")
+    assert cell["image"]["framework_version"].endswith("+cpu")
 
 
 @pytest.mark.parametrize(
@@ -72,66 +106,93 @@ def test_the_cpu_torch_image_has_no_nvidia_packages(matrix_run, client):
         ("onnx/cuda", "libonnxruntime_providers_cuda.so"),
     ],
 )
-def test_cuda_images_carry_cuda_libraries(matrix_run, client, key, library):
+def test_cuda_images_carry_cuda_libraries(matrix_run: Ran, client, key, library):
     found = sh(
-        client,
-        matrix_run["cells"][key]["image_tag"],
-        f"find /opt/venv -name '{library}*' | head -1",
+        client, matrix_run.cells()[key]["image_tag"], f"find /opt/venv -name '{library}*' | head -1"
     )
     assert library in found
 
 
 @pytest.mark.parametrize("key", CELLS)
-def test_no_build_time_input_reaches_a_final_image(matrix_run, client, key):
+def test_no_build_time_input_reaches_a_final_image(matrix_run: Ran, client, key):
+    """Not /build-inputs, no pip cache, no wheel and no copy of pip's CA bundle that the base
+    image does not hold itself."""
     bundle = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
     digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
     size = bundle.stat().st_size
-    script = (
-        "test ! -e /build-inputs && echo no-build-inputs; "
-        f"find / -xdev -type f -size {size}c -exec sha256sum {{}} + 2>/dev/null; "
-        "find / -xdev -type d -name 'pip' -path '*cache*' 2>/dev/null"
-    )
-    out = sh(client, matrix_run["cells"][key]["image_tag"], script)
+    copies = f"find / -xdev -type f -size {size}c -exec sha256sum {{}} + 2>/dev/null | sort"
+    image, base = matrix_run.cells()[key]["image_tag"], matrix_run.data()["run"]["base_image"]
+    out = sh(client, image, "test ! -e /build-inputs && echo no-build-inputs")
     assert out.splitlines()[0] == "no-build-inputs"
-    assert digest not in out, "the CA bundle given to pip is in the final image"
-    assert "cache" not in out
-    # Wheel files: none beyond those the base image ships (Debian's python3-venv has some).
+    mine = {line for line in sh(client, image, copies).splitlines() if digest in line}
+    theirs = {line for line in sh(client, base, copies).splitlines() if digest in line}
+    assert mine <= theirs, "the CA bundle given to pip is in the final image"
+    caches = "find / -xdev -type d -name 'pip' -path '*cache*' 2>/dev/null"
+    assert "cache" not in sh(client, image, caches)
     wheels = "find / -xdev -name '*.whl' 2>/dev/null | sort"
-    base = matrix_run["data"]["run"]["base_image"]
-    assert sh(client, matrix_run["cells"][key]["image_tag"], wheels) == sh(client, base, wheels)
+    assert sh(client, image, wheels) == sh(client, base, wheels)
 
 
 @pytest.mark.parametrize("key", CELLS)
-def test_images_run_as_a_non_root_user(matrix_run, client, key):
-    user = client.api.inspect_image(matrix_run["cells"][key]["image_tag"])["Config"]["User"]
+def test_images_run_as_a_non_root_user(matrix_run: Ran, client, key):
+    user = client.api.inspect_image(matrix_run.cells()[key]["image_tag"])["Config"]["User"]
     assert user and not user.startswith(("0", "root"))
 
 
 @pytest.mark.parametrize("key", CELLS)
-def test_smoke_parity_latency_and_cuda_verdicts(matrix_run, key):
-    smoke = matrix_run["cells"][key]["smoke"]
+def test_smoke_parity_latency_and_cuda_verdicts(matrix_run: Ran, key):
+    smoke = matrix_run.cells()[key]["smoke"]
     assert smoke["status"] == "ok", smoke.get("message")
     assert smoke["parity_summary"]["ok"] is True
     assert smoke["parity_summary"]["max_abs_diff"] <= 1e-4
     assert set(smoke["latency"]) == {"1", "8", "32"}
-    assert 0 < smoke["latency"]["1"]["p50"] <= smoke["latency"]["1"]["p95"]
-    assert len(smoke["latency"]["32"]["samples"]) == 10
-    assert 0 < smoke["cold_start_seconds"] < 300
+    for batch in smoke["latency"].values():  # p95 from at least 30 samples, by default
+        quantiles = batch["quantiles"]
+        assert len(batch["samples"]) >= 30 and quantiles["n"] == len(batch["samples"])
+        assert 0 < quantiles["p50"] <= quantiles["p95"] <= quantiles["p99"]
+        assert quantiles["p50_ci_low"] <= quantiles["p50"] <= quantiles["p50_ci_high"]
+    assert len(smoke["cold_start_seconds"]) == 3  # three fresh containers
+    assert all(0 < s < 300 for s in smoke["cold_start_seconds"])
+    for startup in smoke["startup"]:
+        parts = [
+            startup[k]
+            for k in ("container_start", "framework_import", "model_load", "first_inference")
+        ]
+        assert all(p > 0 for p in parts)
     assert smoke["peak_memory_bytes"] > 0
     assert smoke["cuda_build"] is key.endswith("/cuda")
     assert smoke["gpu_used"] is False  # no GPU on these machines
 
 
 @pytest.mark.parametrize("key", CELLS)
-def test_the_smoke_container_had_no_network(matrix_run, key):
-    network = matrix_run["cells"][key]["smoke"]["network"]
+def test_the_smoke_container_had_no_network(matrix_run: Ran, key):
+    network = matrix_run.cells()[key]["smoke"]["network"]
     assert network["interfaces"] == ["lo"]
     assert network["connection_failed"] is True and network["error"]
 
 
-def test_cuda_images_warn_that_no_gpu_was_used(matrix_run):
+def test_cuda_images_warn_that_no_gpu_was_used(matrix_run: Ran):
     for key in ("pytorch/cuda", "onnx/cuda"):
-        assert (
-            "no GPU: this CUDA image ran its inference on the CPU"
-            in (matrix_run["cells"][key]["warnings"])
-        )
+        warnings = matrix_run.cells()[key]["warnings"]
+        assert "no GPU: this CUDA image ran its inference on the CPU" in warnings
+
+
+def test_the_report_answers_the_course_and_what_is_inside(matrix_run: Ran):
+    report = (matrix_run.results[0].parent / "report.md").read_text()
+    for section in (
+        "## ONNX Runtime vs PyTorch",
+        "## Smoke tests",
+        "## Time to first inference",
+        "## What is in each image",
+        "## What could go",
+        "## Method",
+    ):
+        assert section in report
+    assert "nvidia-" in report  # the CUDA images' biggest distributions
+
+
+def test_nothing_is_left_running_and_the_smoke_volume_is_gone(matrix_run: Ran, client):
+    run_id = matrix_run.data()["run"]["run_id"]
+    label = f"buildbench.run-id={run_id}"
+    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.volumes.list(filters={"label": label}) == []

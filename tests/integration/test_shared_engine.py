@@ -1,16 +1,16 @@
-"""Safe on a shared CI engine: concurrent runs keep apart, and nightly runs leave no disk behind."""
+"""Safe on a shared CI engine: concurrent runs keep apart, and nightly runs leave no disk behind,
+with either builder."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.integration.conftest import remove_run
+from buildbench.engine.dockersdk import DockerEngine
+from tests.integration.conftest import buildbench, left_behind, objects, remove_runs, start
 
 pytestmark = pytest.mark.integration
 
@@ -25,42 +25,24 @@ COPY --from=builder /out /out
 
 
 @pytest.fixture
-def tiny_config(tmp_path: Path, base_image: str) -> Path:
+def tiny(tmp_path: Path, base_image: str) -> Path:
+    """A folder whose ./buildbench.toml is a tiny two-stage image, CPU and CUDA variants."""
     (tmp_path / "tiny.dockerfile").write_text(TINY)
-    config = tmp_path / "buildbench.toml"
-    config.write_text(
+    (tmp_path / "buildbench.toml").write_text(
         '[[image]]\nname = "tiny"\ndockerfile = "tiny.dockerfile"\n'
         f'build_args = {{ BASE_IMAGE = "{base_image}" }}\n'
         'smoke = { command = ["cat", "/out/variant"], expect = "cuda=" }\n'
     )
-    return config
-
-
-def _run(config: Path, results: Path, *extra: str) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "buildbench",
-        "run",
-        "--config",
-        str(config),
-        "-q",
-        "--no-compressed-size",
-        "--results-dir",
-        str(results),
-        *extra,
-    ]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return tmp_path
 
 
 def test_two_runs_at_once_keep_their_tags_images_and_results_apart(
-    tiny_config: Path, tmp_path: Path, client: docker.DockerClient
+    tiny: Path, client: docker.DockerClient, engine: DockerEngine
 ):
-    processes = [_run(tiny_config, tmp_path / "results") for _ in range(2)]
+    processes = [start("run", "-q", "--no-read-images", cwd=tiny) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
-    files = sorted((tmp_path / "results").glob("*/results.json"))
-    runs = [json.loads(f.read_text()) for f in files]
+    runs = [json.loads(f.read_text()) for f in sorted(tiny.glob("results/*/results.json"))]
     assert len({r["run"]["run_id"] for r in runs}) == 2
     tags = {cell["image_tag"] for r in runs for cell in r["results"]}
     assert len(tags) == 4  # two runs x cpu/cuda
@@ -69,21 +51,22 @@ def test_two_runs_at_once_keep_their_tags_images_and_results_apart(
         for cell in r["results"]:
             assert client.api.inspect_image(cell["image_tag"])["Id"] == cell["image_id"]
             assert cell["smoke"]["status"] == "ok"
-        remove_run(client, r["run"]["run_id"])
+    remove_runs(engine, tiny / "results")
 
 
-def _disk(client: docker.DockerClient) -> tuple[int, int]:
-    usage = client.df()
-    return usage["LayersSize"], len(client.images.list(all=True))
-
-
-def test_twenty_runs_without_keeping_images_leave_the_disk_as_it_was(
-    tiny_config: Path, tmp_path: Path, client: docker.DockerClient
+@pytest.mark.parametrize("builder", ["classic", "buildkit"])
+def test_twenty_runs_without_keeping_images_leave_the_engine_as_it_was(
+    builder: str, tiny: Path, client: docker.DockerClient
 ):
-    before = _disk(client)
+    """Images, containers, volumes and BuildKit's cache records: exactly what was there."""
+    before, disk = objects(client), client.df()["LayersSize"]
     for n in range(20):
-        process = _run(tiny_config, tmp_path / "results", "--no-keep-images", "--cuda", "cpu")
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, (n, out, err)
-    assert _disk(client) == before
-    assert len(list((tmp_path / "results").glob("*/results.json"))) == 20
+        ran = buildbench(
+            "run", "-q", "--no-keep-images", "--cuda", "cpu", "--builder", builder, cwd=tiny
+        )
+        assert ran.process.returncode == 0, (n, ran.process.stdout, ran.process.stderr)
+    assert left_behind(before, objects(client)) == {}
+    assert client.df()["LayersSize"] == disk
+    cache = client.df().get("BuildCache") or []
+    assert sum(record["Size"] for record in cache if record["ID"] not in before["cache"]) == 0
+    assert len(list(tiny.glob("results/*/results.json"))) == 20

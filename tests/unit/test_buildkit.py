@@ -13,22 +13,27 @@ from typing import BinaryIO
 
 import pytest
 
-from buildbench import buildkit
-from buildbench.buildkit import (
+from buildbench.engine import buildkit
+from buildbench.engine.api import CacheRecord
+from buildbench.engine.builders import BuildRequest, BuildSample, choose_builder
+from buildbench.engine.buildkit import (
+    BuildkitBuilder,
     BuildkitCli,
     ProgressParser,
     build_command,
-    build_once_buildkit,
     declared_args,
     find_buildkit_cli,
     stage_names,
     unconsumed_warnings,
 )
+from buildbench.engine.endpoint import Endpoint, from_url
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
+from tests.fakes import FakeEngine
 
 DATA = Path(__file__).parent / "data"
 MULTISTAGE = (DATA / "buildkit_multistage.dockerfile").read_text()
 IMAGE_ID = "sha256:3fc3cb0d207ea98d6d1706050bdccc5bab949d0e66b0c4f5a9755a239c936ff2"
+ENDPOINT = from_url("tcp://engine.example:2375")
 
 # A `docker` that behaves as the env says: which probes pass, what a build prints and returns.
 FAKE_DOCKER = """#!{python}
@@ -43,6 +48,8 @@ if args[:2] == ["build", "--help"]:
     sys.exit(0 if env.get("DOCKER_BUILDKIT") == "1" and env.get("FAKE_LEGACY") else 1)
 with open(env["FAKE_ARGV"], "w") as out:
     out.write("\\n".join(args))
+with open(env["FAKE_ENV"], "w") as out:
+    out.write(env.get("DOCKER_HOST", "-") + " " + env.get("DOCKER_BUILDKIT", "-"))
 with open(env["FAKE_STDIN"], "wb") as out:
     out.write(sys.stdin.buffer.read())
 with open(env["FAKE_LOG"]) as log:
@@ -76,6 +83,7 @@ def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, value in {
         "FAKE_LEGACY": "1",
         "FAKE_ARGV": tmp_path / "argv",
+        "FAKE_ENV": tmp_path / "env",
         "FAKE_STDIN": tmp_path / "stdin.tar",
         "FAKE_LOG": DATA / "buildkit_multistage.log",
         "FAKE_IID": IMAGE_ID,
@@ -97,18 +105,23 @@ def _context(dockerfile: str = "Dockerfile", text: str = MULTISTAGE) -> BinaryIO
     return out
 
 
-def _build(context: BinaryIO | None = None, **buildargs: str):
+def _builder(engine: FakeEngine | None = None) -> BuildkitBuilder:
+    return BuildkitBuilder(engine or FakeEngine(), ENDPOINT)
+
+
+def _build(
+    context: BinaryIO | None = None, engine: FakeEngine | None = None, **buildargs: str
+) -> BuildSample:
     if context is None:
         with _context() as fresh:
-            return _build(fresh, **buildargs)
-    return build_once_buildkit(
-        context,
+            return _build(fresh, engine, **buildargs)
+    request = BuildRequest(
         dockerfile="Dockerfile",
         tag="buildbench/test:cpu-run",
         buildargs=buildargs or {"CUDA": "true"},
         labels={"buildbench.run-id": "run"},
-        on_log=lambda line: None,
     )
+    return _builder(engine).build(context, request, lambda line: None, lambda kind, ref: None)
 
 
 def test_parser_orders_interleaved_stages_and_takes_buildkits_durations() -> None:
@@ -167,14 +180,13 @@ def test_unconsumed_build_args_warned_as_the_classic_builder_does() -> None:
 
 def test_build_command_asks_for_no_cache_no_pull_and_the_context_on_stdin() -> None:
     cli = BuildkitCli(("/usr/bin/docker", "build"), {"DOCKER_BUILDKIT": "1"})
-    assert build_command(
-        cli,
+    request = BuildRequest(
         dockerfile=".buildbench.dockerfile",
         tag="buildbench/onnx:cpu-r1",
         buildargs={"CUDA": "", "BASE_IMAGE": "python:3.11-slim"},
         labels={"buildbench.run-id": "r1"},
-        iidfile=Path("/tmp/iid"),
-    ) == [
+    )
+    assert build_command(cli, request, Path("/tmp/iid")) == [
         *("/usr/bin/docker", "build", "--progress=plain", "--no-cache", "--pull=false"),
         *("--iidfile", "/tmp/iid", "-t", "buildbench/onnx:cpu-r1", "-f", ".buildbench.dockerfile"),
         *("--label", "buildbench.run-id=r1"),
@@ -215,26 +227,77 @@ def test_buildx_is_preferred(fake_cli: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_build_returns_the_iidfile_id_steps_and_warnings(fake_cli: Path) -> None:
     lines: list[str] = []
+    engine = FakeEngine()
     with _context() as context:
         sent = context.read()
-        sample = build_once_buildkit(
-            context,
+        request = BuildRequest(
             dockerfile="Dockerfile",
             tag="buildbench/test:cuda-run",
             buildargs={"CUDA": "true", "UNUSED": "1"},
             labels={"buildbench.run-id": "run"},
-            on_log=lines.append,
         )
+        sample = _builder(engine).build(context, request, lines.append, lambda k, r: None)
     assert sample.image_id == IMAGE_ID
     kinds = [instruction.split()[0] for _, instruction, _ in sample.steps]
     assert kinds == ["FROM", "RUN", "RUN", "RUN", "COPY", "COPY", "RUN"]
     assert sample.warnings == ["build-args never consumed by the Dockerfile: UNUSED"]
-    assert sample.stage_images == []
+    assert sample.cache_records == []  # the engine's build cache did not change
+    assert engine.removed == []  # BuildKit leaves no stage images to remove
     assert sample.seconds > 0 and sample.first_output_seconds is not None
     assert lines[0] == "#1 [internal] load remote build context" and "" not in lines
     assert (fake_cli / "stdin.tar").read_bytes() == sent
     argv = (fake_cli / "argv").read_text().splitlines()
     assert argv[:4] == ["build", "--progress=plain", "--no-cache", "--pull=false"]
+    # The CLI builds at the run's engine, not whatever its own environment points at.
+    assert (fake_cli / "env").read_text() == "tcp://engine.example:2375 1"
+
+
+def test_the_cache_records_a_build_created_are_reported_and_returned(fake_cli: Path) -> None:
+    old = CacheRecord("old", None, 10, False)
+    new = [CacheRecord("new1", "old", 20, False), CacheRecord("new2", "new1", 30, False)]
+    answers = iter([[old], [old, *new]])  # before the build, then after it
+    engine = FakeEngine()
+    engine.build_cache = lambda: next(answers)  # type: ignore[method-assign]
+    created: list[tuple[str, str]] = []
+    request = BuildRequest("Dockerfile", "t", {"CUDA": "true"}, {})
+    with _context() as context:
+        sample = _builder(engine).build(
+            context, request, lambda line: None, lambda kind, ref: created.append((kind, ref))
+        )
+    assert sample.cache_records == ["new1", "new2"]
+    assert created == [("cache", "new1"), ("cache", "new2")]
+
+
+def test_a_failed_build_still_reports_its_cache_records(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_LOG", str(DATA / "buildkit_failing.log"))
+    monkeypatch.setenv("FAKE_RC", "1")
+    answers = iter([[], [CacheRecord("half", None, 5, False)]])
+    engine = FakeEngine()
+    engine.build_cache = lambda: next(answers)  # type: ignore[method-assign]
+    created: list[tuple[str, str]] = []
+    request = BuildRequest("Dockerfile", "t", {"CUDA": "true"}, {})
+    with _context() as context, pytest.raises(BuildFailed):
+        _builder(engine).build(
+            context, request, lambda line: None, lambda kind, ref: created.append((kind, ref))
+        )
+    assert created == [("cache", "half")]  # journalled, so that `clean` finds it
+
+
+def test_choose_builder_gives_buildkit_at_the_endpoint(fake_cli: Path) -> None:
+    builder = choose_builder("buildkit", FakeEngine(), ENDPOINT)
+    assert isinstance(builder, BuildkitBuilder) and builder.name == "buildkit"
+    assert builder.env["DOCKER_HOST"] == "tcp://engine.example:2375"
+    assert builder.env["DOCKER_BUILDKIT"] == "1"  # the legacy CLI's switch
+
+
+def test_choosing_buildkit_without_a_cli_fails_before_any_build(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(buildkit, "docker_clis", lambda: [])
+    with pytest.raises(UsageError, match="no Docker CLI here can build with BuildKit"):
+        choose_builder("buildkit", FakeEngine(), Endpoint("unix:///var/run/docker.sock"))
 
 
 def test_a_real_file_context_is_sent_whole_even_after_buffered_reads(
@@ -253,8 +316,9 @@ def test_a_real_file_context_is_sent_whole_even_after_buffered_reads(
 def test_build_context_tars_start_with_a_plain_header_the_cli_recognises(
     fake_cli: Path, tmp_path: Path
 ) -> None:
-    from buildbench.context import PipInputs, build_context
-    from buildbench.matrix import Cell
+    from buildbench.run.context import build_context
+    from buildbench.run.matrix import Cell
+    from buildbench.run.pipconfig import PipInputs
 
     (tmp_path / "Dockerfile").write_text(MULTISTAGE)
     cell = Cell("tiny", "cpu", tmp_path / "Dockerfile", tmp_path)
@@ -263,14 +327,8 @@ def test_build_context_tars_start_with_a_plain_header_the_cli_recognises(
         head = context.read(512)
         assert head[156:157] == b"5"  # a directory entry, not a PAX header (20.10 needs this)
         context.seek(0)
-        sample = build_once_buildkit(
-            context,
-            dockerfile=dockerfile,
-            tag="t",
-            buildargs={},
-            labels={},
-            on_log=lambda line: None,
-        )
+        request = BuildRequest(dockerfile=dockerfile, tag="t", buildargs={}, labels={})
+        sample = _builder().build(context, request, lambda line: None, lambda k, r: None)
     assert sample.warnings == []
 
 

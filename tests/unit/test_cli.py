@@ -1,16 +1,18 @@
 """The command line: one clear line and a documented exit code for every user mistake."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from buildbench.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def invoke(*args: str, env: dict[str, str] | None = None):
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(
         cli, list(args), env=env, prog_name="buildbench", catch_exceptions=False
     )
@@ -33,6 +35,24 @@ def invoke(*args: str, env: dict[str, str] | None = None):
             {"BUILDBENCH_CUDA": "tpu", "DOCKER_HOST": "unix:///nonexistent.sock"},
             2,
             "Usage: buildbench run [OPTIONS]",
+        ),
+        (
+            ["run", "--engine", "engine.example:2375"],
+            {},
+            2,
+            "ERROR: --engine 'engine.example:2375' is not an engine address",
+        ),
+        (
+            ["clean", "--engine", "unix:///nonexistent.sock"],
+            {},
+            3,
+            "ERROR: no Docker engine answers at unix:///nonexistent.sock",
+        ),
+        (
+            ["clean", "--engine", "unix:///a.sock", "--engine", "unix:///b.sock"],
+            {},
+            2,
+            "ERROR: this command works on one engine at a time",
         ),
     ],
 )

@@ -1,4 +1,5 @@
-"""`buildbench compare`: marks, thresholds, exit codes, and output against stored references."""
+"""`buildbench compare`: marks, thresholds, significance, exit codes, and output against stored
+references. The fixtures are schema 1 results: every comparison goes through the migration."""
 
 from __future__ import annotations
 
@@ -10,22 +11,23 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from buildbench.cli import cli
-from buildbench.compare import (
+from buildbench.analyze.compare import (
     BETTER,
     EXIT_REGRESSION,
     FAILING,
     FIXED,
     MISSING,
+    NOISE,
     NOT_COMPARABLE,
     SAME,
     WORSE,
     Row,
     Thresholds,
     compare,
+    environment_warnings,
 )
-from buildbench.record import CellRecord
-from buildbench.results import load_results
+from buildbench.cli import cli
+from buildbench.results import RunResults, load_results
 from tests.unit.references import DATA, reference
 
 VM = DATA / "vm.json"
@@ -38,16 +40,29 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def records(path: Path) -> list[CellRecord]:
-    return load_results(path)[1]
+def run(path: Path) -> RunResults:
+    return load_results(path)
 
 
-def edited(tmp_path: Path, source: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
-    """A copy of `source` with `edit` applied to each of its cells."""
+def rows_of(baseline: Path | RunResults, current: Path | RunResults) -> list[Row]:
+    """compare() of one baseline run against the current one."""
+    before = baseline if isinstance(baseline, RunResults) else run(baseline)
+    after = current if isinstance(current, RunResults) else run(current)
+    return compare([before], after, Thresholds())
+
+
+def edited(
+    tmp_path: Path,
+    source: Path,
+    edit: Callable[[dict[str, Any]], None] = lambda cell: None,
+    name: str = "edited",
+) -> Path:
+    """A copy of `source`, another run (its own run id), with `edit` applied to each cell."""
     data = json.loads(source.read_text())
+    data["run"]["run_id"] += f"-{name}"
     for cell in data["results"]:
         edit(cell)
-    path = tmp_path / f"edited-{source.name}"
+    path = tmp_path / f"{name}-{source.name}"
     path.write_text(json.dumps(data))
     return path
 
@@ -59,10 +74,16 @@ def marks(rows: list[Row]) -> dict[tuple[str, str], str]:
 # --- the command and its exit codes ------------------------------------------------------------
 
 
-def test_a_run_against_itself_passes() -> None:
-    code, out, err = invoke(str(VM), str(VM))
+def test_a_run_against_an_identical_run_passes(tmp_path: Path) -> None:
+    code, out, err = invoke(str(VM), str(edited(tmp_path, VM, name="same")))
     assert (code, err) == (0, "")
     assert out == reference("compare-same.txt", out)
+
+
+def test_a_run_is_not_its_own_baseline() -> None:
+    code, out, err = invoke(str(VM), str(VM))
+    assert (code, out) == (2, "")
+    assert err == ("ERROR: the baseline holds no other run\nTIP: give an earlier run's results\n")
 
 
 def test_a_regressed_run_fails() -> None:
@@ -85,8 +106,9 @@ def test_a_changed_dockerfile_is_not_comparable_not_a_regression(tmp_path: Path)
     code, out, _ = invoke(str(VM), str(edited(tmp_path, VM, change)))
     assert code == 0
     assert "no regressions" in out
-    rows = compare(records(VM), records(edited(tmp_path, VM, change)), Thresholds())
+    rows = rows_of(VM, edited(tmp_path, VM, change))
     assert {row.mark for row in rows} == {NOT_COMPARABLE}
+    assert {row.evidence for row in rows} == {""}  # no test of samples that are not comparable
 
 
 def test_another_builder_is_not_comparable_not_a_regression(tmp_path: Path) -> None:
@@ -98,18 +120,35 @@ def test_another_builder_is_not_comparable_not_a_regression(tmp_path: Path) -> N
     code, out, _ = invoke(str(VM), str(current))
     assert code == 0
     assert "no regressions" in out
-    assert "not comparable (Dockerfile, build-args or builder changed)" in out
-    rows = compare(records(VM), records(current), Thresholds())
+    assert "x not comparable (Dockerfile, build-args, builder or wheel mode changed)" in out
+    assert "warning: builder differs: classic (baseline) vs buildkit (current)" not in out
+    rows = rows_of(VM, current)
     assert {row.mark for row in rows} == {NOT_COMPARABLE}
     assert {row.cell for row in rows} == {"pytorch/cpu", "onnx/cpu", "pytorch/cuda", "onnx/cuda"}
 
 
 def test_the_buildkit_fixture_against_the_classic_one() -> None:
-    rows = compare(records(VM), records(DATA / "vm-buildkit.json"), Thresholds())
+    rows = rows_of(VM, DATA / "vm-buildkit.json")
     found = marks(rows)
     assert found["pytorch/cpu", "build time"] == NOT_COMPARABLE
     assert found["onnx/cpu", "image size"] == NOT_COMPARABLE
     assert found["onnx/cuda", "status"] == FAILING  # a failed build fails with any builder
+    code, out, _ = invoke(str(VM), str(DATA / "vm-buildkit.json"))
+    assert code == EXIT_REGRESSION
+    assert "warning: builder differs: classic (baseline) vs buildkit (current)" in out
+
+
+def test_prefetch_makes_only_the_build_time_not_comparable(tmp_path: Path) -> None:
+    def prefetched(cell: dict[str, Any]) -> None:
+        cell["build_seconds"] = [s / 3 for s in cell["build_seconds"]]
+        cell["image_size_bytes"] *= 2
+
+    current = run(edited(tmp_path, VM, prefetched))
+    for record in current.records:
+        record.build.mode = "prefetch"  # schema 1 had no wheel mode: set it as a run would
+    found = marks(rows_of(VM, current))
+    assert {found[cell, "build time"] for cell, _ in found} == {NOT_COMPARABLE}
+    assert {found[cell, "image size"] for cell, _ in found} == {WORSE}  # still comparable
 
 
 def test_thresholds_are_options(tmp_path: Path) -> None:
@@ -136,11 +175,33 @@ def test_unreadable_baseline_is_a_usage_error(tmp_path: Path) -> None:
     )
 
 
+def test_a_folder_of_earlier_runs_pools_the_machines_newest(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    history.mkdir()
+    for day in ("1", "2", "3"):
+        path = edited(history, VM, name=f"day{day}")
+        data = json.loads(path.read_text())
+        data["run"]["started_at"] = f"2026-11-2{day}T00:00:00+00:00"
+        (history / day).mkdir()
+        (history / day / "results.json").write_text(json.dumps(data))
+        path.unlink()
+    (history / "gpu").mkdir()
+    (history / "gpu" / "results.json").write_text(GPU.read_text())  # another machine
+    code, out, _ = invoke(str(history), str(REGRESSED), "--baseline-runs", "2")
+    assert code == EXIT_REGRESSION
+    assert out.splitlines()[0] == (
+        f"baseline: {run(VM).info.run_id}-day3 on vm (2026-11-23T00:00:00+00:00) "
+        "and 1 earlier run(s), samples pooled"
+    )
+    row = next(line for line in out.splitlines() if "pytorch/cpu     build time" in line)
+    assert row.endswith("p=0.012 (6 vs 3)")  # 2 runs x 3 samples, pooled
+
+
 # --- marks ---------------------------------------------------------------------------------
 
 
 def test_marks_of_the_regressed_fixture() -> None:
-    found = marks(compare(records(VM), records(REGRESSED), Thresholds()))
+    found = marks(rows_of(VM, REGRESSED))
     assert found["pytorch/cpu", "build time"] == WORSE
     assert found["pytorch/cpu", "image size"] == SAME
     assert found["onnx/cpu", "image size"] == BETTER
@@ -150,22 +211,49 @@ def test_marks_of_the_regressed_fixture() -> None:
     assert found["tensorflow/cpu", "cell"] == MISSING
 
 
+def test_times_carry_their_significance_and_sizes_are_exact() -> None:
+    rows = {(row.cell, row.metric): row for row in rows_of(VM, REGRESSED)}
+    assert rows["pytorch/cpu", "build time"].evidence == "p=0.050 (3 vs 3)"
+    assert rows["pytorch/cpu", "image size"].evidence == "exact"
+    assert rows["onnx/cpu", "cold start"].evidence == "interval-overlap (1 vs 1)"
+    assert rows["pytorch/cpu", "build time"].ratio == pytest.approx(128.4 / 91.588)
+
+
+def test_a_slowdown_the_samples_do_not_support_is_noise_not_a_regression(
+    tmp_path: Path,
+) -> None:
+    def noisy(cell: dict[str, Any]) -> None:
+        if cell["name"] == "pytorch" and cell["variant"] == "cpu":
+            cell["build_seconds"] = [80.0, 130.0, 200.0]  # median x1.42, ranges overlap
+
+    current = edited(tmp_path, VM, noisy)
+    rows = rows_of(VM, current)
+    assert marks(rows)["pytorch/cpu", "build time"] == NOISE
+    assert not [row for row in rows if row.regressed]
+    code, out, _ = invoke(str(VM), str(current))
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        "no regressions (1 change(s) beyond the threshold, not significant)"
+    )
+    assert any(line.startswith("~ ") and "pytorch/cpu" in line for line in out.splitlines())
+
+
 def test_a_cell_that_builds_again_is_fixed() -> None:
-    rows = compare(records(GPU), records(VM), Thresholds())
+    rows = rows_of(GPU, VM)
     assert marks(rows)["onnx/cpu", "status"] == FIXED
     assert marks(rows)["onnx/cuda", "status"] == FIXED
     assert not [row for row in rows if row.metric == "status" and row.regressed]
 
 
 def test_a_cell_failing_in_both_runs_is_not_newly_failing() -> None:
-    rows = compare(records(GPU), records(GPU), Thresholds())
+    rows = rows_of(GPU, GPU)
     assert marks(rows)["onnx/cpu", "status"] == SAME
     assert not [row for row in rows if row.regressed]
 
 
 def test_a_cell_gone_from_the_current_run_is_missing_not_a_regression() -> None:
-    baseline = records(VM)
-    rows = compare(baseline, baseline[:2], Thresholds())
+    baseline = run(VM)
+    rows = rows_of(baseline, RunResults(baseline.info, baseline.records[:2]))
     assert marks(rows)["pytorch/cuda", "cell"] == MISSING
     assert not [row for row in rows if row.regressed]
 
@@ -174,10 +262,10 @@ def test_a_metric_measured_on_one_side_only_is_missing(tmp_path: Path) -> None:
     def no_smoke(cell: dict[str, Any]) -> None:
         cell["smoke"] = None
 
-    rows = compare(records(VM), records(edited(tmp_path, VM, no_smoke)), Thresholds())
+    rows = rows_of(VM, edited(tmp_path, VM, no_smoke))
     assert marks(rows)["onnx/cpu", "cold start"] == MISSING
     assert not [row for row in rows if row.regressed]
-    rows = compare(records(edited(tmp_path, VM, no_smoke)), records(REGRESSED), Thresholds())
+    rows = rows_of(edited(tmp_path, VM, no_smoke), REGRESSED)
     assert ("onnx/cpu", "cold start") in marks(rows)  # measured now, not before: still shown
 
 
@@ -185,8 +273,8 @@ def test_not_measured_on_either_side_gives_no_row(tmp_path: Path) -> None:
     def no_smoke(cell: dict[str, Any]) -> None:
         cell["smoke"] = None
 
-    plain = records(edited(tmp_path, VM, no_smoke))
-    assert {row.metric for row in compare(plain, plain, Thresholds())} == {
+    plain = run(edited(tmp_path, VM, no_smoke))
+    assert {row.metric for row in rows_of(plain, plain)} == {
         "build time",
         "image size",
         "compressed size",
@@ -201,11 +289,50 @@ def test_the_threshold_itself_is_not_worse(tmp_path: Path, factor: float, mark: 
     def scale(cell: dict[str, Any]) -> None:
         cell["build_seconds"] = [s * factor for s in cell["build_seconds"]]
 
-    rows = compare(records(VM), records(edited(tmp_path, VM, scale)), Thresholds())
+    rows = rows_of(VM, edited(tmp_path, VM, scale))
     assert marks(rows)["pytorch/cpu", "build time"] == mark
 
 
 def test_an_old_schema_baseline_is_not_comparable() -> None:
-    rows = compare(records(DATA / "vm-schema0.json"), records(VM), Thresholds())
+    rows = rows_of(DATA / "vm-schema0.json", VM)
     assert marks(rows)["pytorch/cpu", "build time"] == NOT_COMPARABLE
     assert not [row for row in rows if row.regressed]
+
+
+def test_what_differs_between_the_environments_is_a_warning() -> None:
+    assert environment_warnings(run(VM).info, run(VM).info) == []
+    assert environment_warnings(run(VM).info, run(GPU).info) == [
+        "CPU differs: AMD EPYC (baseline) vs Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz (current)"
+    ]
+
+
+def _with_build_seconds(tmp_path: Path, name: str, samples: list[float]) -> Path:
+    def edit(cell: dict[str, Any]) -> None:
+        if cell["name"] == "onnx" and cell["variant"] == "cpu":
+            cell["build_seconds"] = samples
+
+    return edited(tmp_path, VM, edit, name)
+
+
+def test_a_tight_one_and_a_half_times_shift_is_worse_and_fails(tmp_path: Path) -> None:
+    before = _with_build_seconds(tmp_path, "a", [20.0, 20.2, 19.9, 20.1, 19.8])
+    after = _with_build_seconds(tmp_path, "b", [30.0, 30.3, 29.8, 30.1, 29.9])
+    rows = {(row.cell, row.metric): row for row in rows_of(before, after)}
+    assert rows["onnx/cpu", "build time"].mark == WORSE
+    assert rows["onnx/cpu", "build time"].evidence == "p=0.004 (5 vs 5)"
+    code, out, _ = invoke(str(before), str(after))
+    assert code == EXIT_REGRESSION
+    assert out.splitlines()[-1].startswith("REGRESSION: 1 metric(s) worse")
+
+
+def test_overlapping_noisy_samples_at_one_point_three_times_are_not_significant(
+    tmp_path: Path,
+) -> None:
+    before = _with_build_seconds(tmp_path, "a", [18.0, 20.0, 31.0, 19.0, 26.0])
+    after = _with_build_seconds(tmp_path, "b", [26.0, 17.0, 33.0, 27.0, 24.0])
+    rows = {(row.cell, row.metric): row for row in rows_of(before, after)}
+    row = rows["onnx/cpu", "build time"]
+    assert row.ratio == pytest.approx(1.3)  # medians 20 -> 26, the samples overlapping
+    assert row.mark == NOISE
+    code, out, _ = invoke(str(before), str(after))
+    assert code == 0, out

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from buildbench.buildkit import unconsumed_warnings
 from buildbench.cli import cli
-from buildbench.config import BuiltinImage, UserImage, load_config, load_matrix, select_cells
+from buildbench.engine.buildkit import unconsumed_warnings
 from buildbench.errors import UsageError
-from buildbench.matrix import Cell, MatrixOptions, builtin_matrix
+from buildbench.run.config import BuiltinImage, UserImage, load_config, load_matrix, select_cells
+from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "course"
 ONE_IMAGE = '[[image]]\nname = "mine"\ndockerfile = "app/Dockerfile"\n'

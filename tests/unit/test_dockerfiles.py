@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from buildbench.matrix import dockerfiles_dir
+from buildbench.run.matrix import dockerfiles_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "dockerfiles").glob("*.dockerfile"))
@@ -64,7 +64,7 @@ def test_the_wheel_ships_the_dockerfiles(tmp_path: Path):
         [
             sys.executable,
             "-c",
-            "from buildbench.matrix import dockerfiles_dir; print(dockerfiles_dir())",
+            "from buildbench.run.matrix import dockerfiles_dir; print(dockerfiles_dir())",
         ],
         capture_output=True,
         text=True,

@@ -1,57 +1,139 @@
+"""Measuring a built image: sizes as the engine and a registry see them (one pass over
+`docker save`), what is in it, and the versions it carries."""
+
+from __future__ import annotations
+
 import gzip
-import io
 import json
-import tarfile
 
-from buildbench.measure import compressed_size
+import pytest
 
+from buildbench.engine.api import ContainerOutcome, ContainerSpec, ImageInfo
+from buildbench.measure.image import measure_image, probe_versions
+from tests.fakes import FakeEngine, docker_save, fake_layer, layer_tar
 
-def _archive(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _chunks(data: bytes, size: int = 777):
-    return (data[i : i + size] for i in range(0, len(data), size))
-
-
+IMAGE = "sha256:" + "1" * 64
+BASE = "sha256:" + "b" * 64
 LAYER = b"".join(i.to_bytes(4, "little") for i in range(300_000))  # 1.2 MB, compressible
+BIG = layer_tar({"usr/lib/big.so": LAYER})
+SMALL = layer_tar({"etc/hostname": LAYER[:1000]})
 
 
-def test_legacy_layout_counts_each_layer_gzipped():
-    manifest = json.dumps([{"Layers": ["a/layer.tar", "b/layer.tar"]}]).encode()
-    data = _archive(
-        {
-            "a/layer.tar": LAYER,
-            "b/layer.tar": LAYER[:1000],
-            "cfg.json": b"{}" * 4000,
-            "manifest.json": manifest,
-        }
+def _engine(archive: bytes | None = None, layers: int = 3) -> tuple[FakeEngine, ImageInfo]:
+    """An engine with a 1-layer base (50 B) and a built image of `layers` layers on it (300 B)."""
+    engine = FakeEngine()
+    base = engine.add_image(BASE, size=50, tags=("base:1",))
+    engine.add_image(IMAGE, size=300, tags=("buildbench/onnx:cpu-r",), layers=layers)
+    if archive is not None:
+        engine.archives[IMAGE] = archive
+    return engine, base
+
+
+def _gzipped(*layers: bytes) -> int:
+    return sum(len(gzip.compress(data, 6)) for data in layers)
+
+
+def test_sizes_layers_versions_and_contents_in_one_measurement() -> None:
+    engine, base = _engine()
+    read: list[tuple[int, int]] = []
+    measured = measure_image(
+        engine, IMAGE, base=base, framework="onnx", on_read=lambda d, t: read.append((d, t))
     )
-    expected = len(gzip.compress(LAYER, 6)) + len(gzip.compress(LAYER[:1000], 6))
-    assert abs(compressed_size(_chunks(data)) - expected) <= 64
+    image = measured.image
+    assert (image.size_bytes, image.layers, image.bytes_over_base) == (300, 3, 250)
+    assert image.base_image_id == BASE
+    expected = _gzipped(*(fake_layer(f"layer{i}") for i in range(3)))
+    assert abs((image.compressed_size_bytes or 0) - expected) <= 3 * 64
+    assert image.compressed_size_source == "estimate"
+    assert (image.python_version, image.framework_version) == ("3.11.2", "9.9")
+    assert measured.warnings == ()
+    # The base's layer is the base's: only the two layers above it are attributed.
+    assert measured.contents is not None
+    assert [layer.index for layer in measured.contents.attribution.layers] == [1, 2]
+    assert measured.contents.attribution.bytes_over_base == 250
+    assert read and read[-1][1] == 300  # progress: bytes read, of the image's size
 
 
-def test_oci_layout_and_a_layer_listed_twice_counts_once():
-    manifest = json.dumps([{"Layers": ["blobs/sha256/aa", "blobs/sha256/aa"]}]).encode()
-    data = _archive({"manifest.json": manifest, "blobs/sha256/aa": LAYER})
-    assert abs(compressed_size(_chunks(data)) - len(gzip.compress(LAYER, 6))) <= 32
+def test_the_version_probe_runs_locked_down_and_asks_for_the_framework() -> None:
+    engine, base = _engine()
+    measure_image(engine, IMAGE, base=base, framework="pytorch")
+    ((image, spec),) = engine.runs
+    assert image == IMAGE
+    assert spec.command[:2] == ["python", "-c"] and spec.command[-1] == "torch"
+    assert spec.network is False and spec.read_only is True
+    assert spec == ContainerSpec(command=spec.command, timeout_seconds=120)  # all defaults
 
 
-def test_a_repeated_layer_saved_as_a_link_counts_once():
-    buffer = io.BytesIO()
-    manifest = json.dumps([{"Layers": ["a/layer.tar", "b/layer.tar"]}]).encode()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in (("a/layer.tar", LAYER), ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo("b/layer.tar")
-        link.type, link.linkname = tarfile.SYMTYPE, "../a/layer.tar"
-        tar.addfile(link)
-    assert abs(compressed_size(_chunks(buffer.getvalue())) - len(gzip.compress(LAYER, 6))) <= 32
+def test_an_image_of_no_known_framework_reports_only_python() -> None:
+    engine = FakeEngine(
+        run_result=lambda image, spec: ContainerOutcome(0, '{"python": "3.12.1"}\n', "")
+    )
+    engine.add_image(IMAGE)
+    assert probe_versions(engine, IMAGE, None) == {"python": "3.12.1"}
+    assert engine.runs[0][1].command[-1] != "torch"
+    assert len(engine.runs[0][1].command) == 3  # python -c PROGRAM, no module to import
+
+
+def test_a_failed_probe_and_a_framework_that_does_not_import_are_warnings() -> None:
+    engine, base = _engine()
+    engine.run_result = lambda image, spec: ContainerOutcome(127, "", "exec: python: not found")
+    measured = measure_image(engine, IMAGE, base=base, framework="onnx")
+    assert measured.warnings == ("version probe failed: exec: python: not found",)
+    assert measured.image.python_version is None
+    broken = {"python": "3.11.2", "framework_error": "ImportError: libcudnn.so.9"}
+    engine.run_result = lambda image, spec: ContainerOutcome(0, json.dumps(broken) + "\n", "")
+    measured = measure_image(engine, IMAGE, base=base, framework="onnx")
+    assert measured.warnings == ("framework does not import: ImportError: libcudnn.so.9",)
+    assert measured.image.framework_version is None
+
+
+def test_without_reading_the_image_there_is_no_compressed_size_and_no_contents() -> None:
+    engine, base = _engine()
+    engine.image_archive = None  # type: ignore[assignment,method-assign]  # never called
+    measured = measure_image(engine, IMAGE, base=base, framework="onnx", read_image=False)
+    assert measured.image.compressed_size_bytes is None
+    assert measured.image.compressed_size_source is None
+    assert measured.contents is None
+    assert measured.image.bytes_over_base == 250
+
+
+def test_without_a_base_the_image_is_sized_but_not_attributed() -> None:
+    engine, _ = _engine()
+    measured = measure_image(engine, IMAGE, base=None, framework="onnx")
+    assert measured.image.bytes_over_base is None and measured.image.base_image_id is None
+    assert measured.image.compressed_size_bytes is not None
+    assert measured.contents is None
+
+
+def test_a_base_that_is_not_the_images_first_layers_shares_none() -> None:
+    engine, _ = _engine()
+    other = ImageInfo("sha256:" + "c" * 64, 40, ("elsewhere",))
+    measured = measure_image(engine, IMAGE, base=other, framework="onnx")
+    assert measured.contents is not None
+    assert [layer.index for layer in measured.contents.attribution.layers] == [0, 1, 2]
+
+
+def test_an_image_gone_before_it_is_measured_is_an_error() -> None:
+    with pytest.raises(LookupError, match="vanished"):
+        measure_image(FakeEngine(), IMAGE, base=None, framework=None)
+
+
+# The compressed size: each layer as a registry stores it (gzip'd), a layer stored once.
+
+
+def test_legacy_layout_counts_each_layer_gzipped() -> None:
+    engine, _ = _engine(docker_save([BIG, SMALL]), layers=2)
+    measured = measure_image(engine, IMAGE, base=None, framework=None)
+    assert abs((measured.image.compressed_size_bytes or 0) - _gzipped(BIG, SMALL)) <= 64
+
+
+def test_oci_layout_and_a_layer_listed_twice_counts_once() -> None:
+    engine, _ = _engine(docker_save([BIG, BIG], layout="oci"), layers=2)
+    measured = measure_image(engine, IMAGE, base=None, framework=None)
+    assert abs((measured.image.compressed_size_bytes or 0) - _gzipped(BIG)) <= 32
+
+
+def test_a_repeated_layer_saved_as_a_link_counts_once() -> None:
+    engine, _ = _engine(docker_save([BIG, BIG], link_repeats=True), layers=2)
+    measured = measure_image(engine, IMAGE, base=None, framework=None)
+    assert abs((measured.image.compressed_size_bytes or 0) - _gzipped(BIG)) <= 32

@@ -1,16 +1,55 @@
+"""A run end to end against the fake engine: preflight, builds, measuring, the smoke test's
+volume, the lock, and results on disk after every cell, whatever stops the run."""
+
+from __future__ import annotations
+
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from buildbench import record as status
-from buildbench.errors import BuildFailed, ImageNotFound, UsageError
-from buildbench.matrix import MatrixOptions, builtin_matrix
-from buildbench.pipeline import RunConfig, Runner, recorded_build_args
+from buildbench.engine.api import ContainerOutcome, ContainerSpec
+from buildbench.engine.classic import ClassicBuilder
+from buildbench.errors import (
+    BuildFailed,
+    EngineUnavailable,
+    ImageNotFound,
+    PreflightFailed,
+    UsageError,
+)
+from buildbench.labels import LABEL_CELL, LABEL_LOCK, LABEL_RUN, masked_build_args, smoke_volume
+from buildbench.measure.smoke import program
+from buildbench.measure.smoke.runner import SmokeOptions
+from buildbench.record import (
+    SCHEMA_VERSION,
+    CellRecord,
+    ImageFacts,
+    Measurement,
+    Shipping,
+    SmokeResult,
+)
 from buildbench.results import load_results
-from tests.fakes import FakeEngine, classic_stream
+from buildbench.run import pipeline
+from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
+from buildbench.run.pipeline import (
+    Builds,
+    Failure,
+    PreparedRun,
+    RunHeader,
+    RunPlan,
+    apply,
+    new_record,
+    prepare,
+)
+from buildbench.status import ExitReason, Status
+from tests.fakes import PROBE_ANSWER, FakeEngine, classic_stream, default_outcome
 
 BASE = "base:1"
+ARTIFACTS = b"the smoke test's files, as a tar"
 
 
 def image(n: int) -> str:
@@ -18,104 +57,361 @@ def image(n: int) -> str:
 
 
 class Recorder:
-    """Progress that checks, at the end of each cell, what is already on disk."""
+    """Progress that checks, at the end of each cell, what is already on disk, and what the
+    engine holds while the run goes."""
 
     def __init__(self) -> None:
+        self.run: PreparedRun | None = None
+        self.header: RunHeader | None = None
         self.saved_counts: list[int] = []
-        self.runner: Runner | None = None
+        self.phases: list[str] = []
+        self.logs: list[str] = []
+        self.locks: list[list[dict[str, str]]] = []
 
-    def cell_started(self, cell, index, total) -> None: ...
-    def build_log(self, cell, line) -> None: ...
+    def run_started(self, header: RunHeader) -> None:
+        self.header = header
 
-    def cell_finished(self, record) -> None:
-        assert self.runner is not None
-        _, records = load_results(self.runner.run_dir)
-        self.saved_counts.append(len(records))
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        assert self.run is not None
+        engine = self.run.engine
+        assert isinstance(engine, FakeEngine)
+        self.locks.append([dict(c.labels) for c in engine.held_now()])
+
+    def phase(
+        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
+    ) -> None:
+        self.phases.append(text)
+
+    def build_log(self, cell: Cell, line: str) -> None:
+        self.logs.append(line)
+
+    def cell_finished(self, record: CellRecord) -> None:
+        assert self.run is not None
+        self.saved_counts.append(len(load_results(self.run.run_dir).records))
 
 
-def _runner(tmp_path: Path, scripts, **config) -> tuple[Runner, FakeEngine, Recorder]:
-    engine = FakeEngine(scripts=scripts)
+def _engine(scripts: list[Any] | None = None) -> FakeEngine:
+    engine = FakeEngine(scripts=scripts or [])
     engine.add_image(BASE, size=50, tags=(BASE,))
+    return engine
+
+
+def _plan(results_dir: Path, **options: Any) -> RunPlan:
     cells = builtin_matrix(MatrixOptions(frameworks=("onnx",), base_image=BASE))
-    progress = Recorder()
-    runner = Runner(
-        engine, RunConfig(cells=cells, base_image=BASE, results_dir=tmp_path, **config), progress
-    )
-    progress.runner = runner
-    return runner, engine, progress
+    return RunPlan(cells=cells, base_image=BASE, results_dir=results_dir, **options)
 
 
-def test_a_failed_build_is_recorded_and_the_next_cell_still_runs(tmp_path: Path):
+@contextmanager
+def _prepared(engine: FakeEngine, plan: RunPlan) -> Iterator[PreparedRun]:
+    with prepare(engine, plan, ClassicBuilder(engine), artifacts=lambda sizes: ARTIFACTS) as run:
+        yield run
+
+
+def _run(
+    engine: FakeEngine, plan: RunPlan, progress: Recorder | None = None
+) -> tuple[PreparedRun, list[CellRecord]]:
+    progress = progress or Recorder()
+    with _prepared(engine, plan) as run:
+        progress.run = run
+        return run, run.run_all(progress)
+
+
+def test_a_failed_build_is_recorded_and_the_next_cell_still_runs(tmp_path: Path) -> None:
     failure = BuildFailed(
         "The command '/bin/sh -c pip install' returned a non-zero code: 1",
         ["ERROR: No matching distribution found for onnxruntime-gpu"],
     )
-    runner, _, progress = _runner(tmp_path, [failure, classic_stream(image(2))])
-    runner.start()
-    cpu, cuda = runner.run_all()
-    assert cpu.status == status.BUILD_FAILED
+    engine = _engine([failure, classic_stream(image(2))])
+    progress = Recorder()
+    _, (cpu, cuda) = _run(engine, _plan(tmp_path), progress)
+    assert cpu.status == Status.BUILD_FAILED
+    assert cpu.error == failure.args[0]
     assert cpu.log_tail == ["ERROR: No matching distribution found for onnxruntime-gpu"]
-    assert cuda.status == status.OK
-    assert cuda.image_size_bytes == 300 and cuda.bytes_over_base == 250
-    assert cuda.framework_version == "9.9" and cuda.python_version == "3.11.2"
+    assert cpu.image is None and cpu.image_id is None
+    assert cuda.status == Status.OK
+    assert cuda.image is not None
+    assert cuda.image.size_bytes == 300 and cuda.image.bytes_over_base == 250
+    assert cuda.image.framework_version == "9.9" and cuda.image.python_version == "3.11.2"
+    assert cuda.image.compressed_size_source == "estimate" and cuda.contents is not None
     assert progress.saved_counts == [1, 2]  # results on disk after every cell
+    assert "Successfully installed thing" in progress.logs
+    assert "building (sample 1 of 1)" in progress.phases
 
 
-def test_repeat_keeps_every_sample_and_only_the_last_image(tmp_path: Path):
-    scripts = [classic_stream(image(n)) for n in range(1, 7)]
-    runner, engine, _ = _runner(tmp_path, scripts, repeat=3, keep_images=False)
-    runner.start()
-    cpu, _ = runner.run_all()
-    assert len(cpu.build_seconds) == 3
-    assert [len(step.seconds) for step in cpu.steps] == [3] * 5
+def test_repeat_keeps_every_sample_and_only_the_last_image(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(n)) for n in range(1, 7)])
+    _, (cpu, _) = _run(engine, _plan(tmp_path, repeat=3, keep_images=False))
+    assert len(cpu.build.seconds) == 3 and len(cpu.build.first_output_seconds) == 3
+    assert [len(step.seconds) for step in cpu.build.steps] == [3] * 5
     assert cpu.image_id == image(3)
-    assert image(1) in engine.removed and image(2) in engine.removed
+    assert engine.removed[:2] == [image(1), image(2)]  # each sample's image goes before the next
     assert image(3) in engine.removed  # --no-keep-images, after measuring
+    assert image(3) not in engine.images and image(6) not in engine.images
+    assert cpu.build.stats.n == 3
 
 
-def test_results_file_holds_the_run_and_the_build_args(tmp_path: Path):
-    runner, engine, _ = _runner(tmp_path, [classic_stream(image(1)), classic_stream(image(2))])
-    run, run_dir = runner.start()
-    runner.run_all()
-    data = json.loads((run_dir / "results.json").read_text())
-    assert data["schema_version"] == 1
-    assert data["run"]["run_id"] == run.run_id and data["run"]["base_image"] == BASE
+def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    run, _ = _run(engine, _plan(tmp_path))
+    data = json.loads((run.run_dir / "results.json").read_text())
+    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["run"]["run_id"] == run.info.run_id and data["run"]["base_image"] == BASE
+    assert data["run"]["base_image_id"] == BASE  # the fake's id for it
+    assert data["run"]["exit_reason"] == "completed" and data["run"]["finished_at"]
+    engine_facts = data["run"]["engine"]
+    assert engine_facts["endpoint"] == engine.endpoint and engine_facts["name"] == "fake-engine"
+    assert engine_facts["cpu_model"] == PROBE_ANSWER["cpu_model"]  # read inside a container
+    assert (engine_facts["cpus"], engine_facts["server_version"]) == (4, "20.10.24")
     assert data["results"][1]["build_args"] == {"CUDA": "true", "BASE_IMAGE": BASE}
-    assert data["results"][0]["build_stats"]["stddev"] is None
-    assert engine.builds[0]["labels"]["buildbench.run-id"] == run.run_id
-    assert (run_dir / "results.csv").read_text().startswith("run_id,host,name")
+    assert data["results"][0]["build"]["stats"]["stddev"] is None
+    assert data["results"][0]["build"]["mode"] == "network"
+    assert data["results"][0]["image"]["size_bytes"] == 300
+    labels = engine.builds[0]["labels"]
+    assert labels == {LABEL_RUN: run.info.run_id, LABEL_CELL: "onnx/cpu"}
+    assert engine.builds[0]["tag"] == f"buildbench/onnx:cpu-{run.info.run_id}".lower()
+    assert (run.run_dir / "results.csv").read_text().startswith("run_id,machine,engine,name,")
+    assert load_results(run.run_dir).info == run.info  # what was written reads back
 
 
-def test_an_interrupt_records_the_cell_and_keeps_the_file_valid(tmp_path: Path):
-    runner, _, _ = _runner(tmp_path, [classic_stream(image(1)), KeyboardInterrupt()])
-    runner.start()
+def test_preflight_probes_the_engine_then_its_reach_of_the_index(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    _run(engine, _plan(tmp_path))
+    probe, index = (spec for _, spec in engine.runs[:2])
+    assert probe.command[:2] == ["python3", "-c"] and probe.network is False
+    assert index.network is True  # the build network: the default bridge, as builds use
+    assert index.command[-1] == "https://pypi.org/simple/"
+
+
+def test_a_full_disk_stops_the_run_before_anything_is_built(tmp_path: Path) -> None:
+    def full(image: str, spec: ContainerSpec) -> ContainerOutcome:
+        found = default_outcome(image, spec)
+        if "cpu_model" in found.stdout:
+            answer = {**PROBE_ANSWER, "free_bytes": 1_000_000}
+            return replace(found, stdout=json.dumps(answer) + "\n")
+        return found
+
+    engine = _engine()
+    engine.run_result = full
+    with (
+        pytest.raises(PreflightFailed, match=r"the engine has 1\.00 MB free"),
+        _prepared(engine, _plan(tmp_path)),
+    ):
+        pass
+    assert engine.builds == [] and list(tmp_path.iterdir()) == []
+    with _prepared(engine, _plan(tmp_path, preflight=False)):  # --no-preflight: it goes on
+        pass
+
+
+def test_an_unreachable_index_stops_the_run(tmp_path: Path) -> None:
+    def blocked(image: str, spec: ContainerSpec) -> ContainerOutcome:
+        if spec.network:
+            return ContainerOutcome(1, "https://pypi.org/simple/: URLError: timed out\n", "")
+        return default_outcome(image, spec)
+
+    engine = _engine()
+    engine.run_result = blocked
+    with (
+        pytest.raises(PreflightFailed, match=r"cannot reach the pip index: https://pypi\.org"),
+        _prepared(engine, _plan(tmp_path)),
+    ):
+        pass
+    assert engine.builds == []
+
+
+def test_an_interrupt_records_the_cell_and_keeps_the_file_valid(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(1)), KeyboardInterrupt()])
+    progress = Recorder()
     with pytest.raises(KeyboardInterrupt):
-        runner.run_all()
-    _, records = load_results(runner.run_dir)
-    assert [r.status for r in records] == [status.OK, status.INTERRUPTED]
+        _run(engine, _plan(tmp_path), progress)
+    assert progress.run is not None
+    found = load_results(progress.run.run_dir)
+    assert [r.status for r in found.records] == [Status.OK, Status.INTERRUPTED]
+    assert found.info.exit_reason == ExitReason.INTERRUPTED and found.info.finished_at
+    assert engine.held_now() == []  # the lock went with the run
 
 
-def test_a_missing_base_image_stops_before_anything_is_built(tmp_path: Path):
-    runner, engine, _ = _runner(tmp_path, [])
+def test_a_lost_engine_stops_the_run_and_says_so(tmp_path: Path) -> None:
+    engine = _engine([EngineUnavailable("no Docker engine answers"), classic_stream(image(2))])
+    progress = Recorder()
+    with pytest.raises(EngineUnavailable):
+        _run(engine, _plan(tmp_path), progress)
+    assert progress.run is not None
+    found = load_results(progress.run.run_dir)
+    assert [(r.status, r.error) for r in found.records] == [
+        (Status.ENGINE_LOST, "no Docker engine answers")
+    ]
+    assert found.info.exit_reason == ExitReason.ENGINE_LOST
+
+
+def test_a_measuring_failure_is_the_cells_and_the_next_cell_still_runs(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    engine.archives[image(1)] = b"not a docker save archive"
+    _, (cpu, cuda) = _run(engine, _plan(tmp_path))
+    assert cpu.status == Status.MEASURE_FAILED and cpu.image is None
+    assert cpu.error is not None and cpu.error.startswith("ReadError: ")
+    assert cuda.status == Status.OK
+
+
+def test_an_unexpected_error_is_the_cells_and_the_next_cell_still_runs(tmp_path: Path) -> None:
+    engine = _engine([RuntimeError("surprise"), classic_stream(image(2))])
+    _, (cpu, cuda) = _run(engine, _plan(tmp_path))
+    assert (cpu.status, cpu.error) == (Status.ERROR, "RuntimeError: surprise")
+    assert cuda.status == Status.OK
+
+
+def test_a_missing_base_image_stops_before_anything_is_built(tmp_path: Path) -> None:
+    engine = _engine()
     engine.images.clear()
-    with pytest.raises(ImageNotFound, match="base image base:1"):
-        runner.start()
+    with (
+        pytest.raises(ImageNotFound, match="base image base:1"),
+        _prepared(engine, _plan(tmp_path)),
+    ):
+        pass
+    assert engine.calls == [("pull", BASE)]  # it tried a pull first
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_unwritable_results_dir_is_a_user_error(tmp_path: Path):
+def test_a_missing_base_image_is_pulled_before_any_timing(tmp_path: Path) -> None:
+    engine = FakeEngine(scripts=[classic_stream(image(1)), classic_stream(image(2))])
+    engine.pullable.add(BASE)
+    run, records = _run(engine, _plan(tmp_path))
+    assert engine.calls[0] == ("pull", BASE)
+    assert [r.status for r in records] == [Status.OK, Status.OK]
+    assert run.info.base_image_id == engine.images[BASE].id
+
+
+def test_an_unwritable_results_dir_is_a_user_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    runner, _, _ = _runner(blocker, [])
-    with pytest.raises(UsageError, match="cannot write results"):
-        runner.start()
+    with (
+        pytest.raises(UsageError, match="cannot write results"),
+        _prepared(_engine(), _plan(blocker)),
+    ):
+        pass
 
 
-def test_credentials_never_reach_the_results():
-    assert recorded_build_args(
+def test_the_run_holds_its_lock_while_it_runs(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    progress = Recorder()
+    run, _ = _run(engine, _plan(tmp_path), progress)
+    lock = {LABEL_RUN: run.info.run_id, LABEL_LOCK: "1"}
+    assert progress.locks == [[lock], [lock]]
+    assert engine.holds == [(BASE, lock)]  # a container of the base image
+    assert engine.held_now() == []
+
+
+def _with_smoke(image: str, spec: ContainerSpec) -> ContainerOutcome:
+    """The fake's usual answers; the smoke program reports a healthy CPU image."""
+    if "/buildbench/program.py" not in spec.command:
+        return default_outcome(image, spec)
+    found = {
+        "python_version": "3.11.2",
+        "framework_version": "1.32.0",
+        "cuda_build": False,  # a CPU onnxruntime, whatever the cell claims
+        "gpu_used": False,
+        "parity": {"1": {"max_abs_diff": 1e-7, "max_rel_diff": 1e-6, "ok": True}},
+        "latency": {"1": {"samples": [0.01, 0.012, 0.011], "seconds": 2.0, "warmup": 3}},
+        "network": {"interfaces": ["lo"], "connection_failed": True, "error": "gaierror"},
+    }
+    return ContainerOutcome(0, program.RESULT_PREFIX + json.dumps(found) + "\n", "", seconds=2)
+
+
+def test_the_smoke_test_gets_its_files_in_a_volume_that_goes_with_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "check_model_stack", lambda: None)  # no torch needed here
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    engine.run_result = _with_smoke
+    volumes_during: list[dict[str, dict[str, str]]] = []
+
+    class Watching(Recorder):
+        def cell_started(self, cell: Cell, index: int, total: int) -> None:
+            volumes_during.append(dict(engine.volumes))
+
+    progress = Watching()
+    run, (cpu, cuda) = _run(engine, _plan(tmp_path, smoke=SmokeOptions(cold_starts=1)), progress)
+    volume = smoke_volume(run.info.run_id)
+    assert volumes_during == [{volume: {LABEL_RUN: run.info.run_id}}] * 2
+    assert engine.filled == {volume: ARTIFACTS}
+    assert ("fill_volume", volume, BASE) in engine.calls  # through a container of the base
+    smoke_specs = [spec for _, spec in engine.runs if "/buildbench/program.py" in spec.command]
+    assert len(smoke_specs) == 2
+    assert all(spec.volumes[0].volume == volume for spec in smoke_specs)
+    assert all(spec.volumes[0].read_only for spec in smoke_specs)
+    assert [spec.labels[LABEL_CELL] for spec in smoke_specs] == ["onnx/cpu", "onnx/cuda"]
+    assert engine.volumes == {}  # removed when the run ends
+    assert cpu.status == Status.OK and cpu.smoke is not None and cpu.smoke.kind == "model"
+    assert cuda.status == Status.INVALID_VARIANT  # its onnxruntime is no CUDA build
+    assert "measuring the image" in progress.phases
+
+
+def test_without_a_smoke_test_there_is_no_volume(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    _run(engine, _plan(tmp_path))
+    assert [call for call in engine.calls if "volume" in call[0]] == []
+
+
+def test_credentials_never_reach_the_results() -> None:
+    assert masked_build_args(
         {
             "PIP_INDEX_URL": "https://user:s3cret@mirror.example/simple",
             "HF_TOKEN": "abc",
             "CUDA": "true",
         }
     ) == {"PIP_INDEX_URL": "https://***@mirror.example/simple", "HF_TOKEN": "***", "CUDA": "true"}
+    cell = Cell("mine", "cpu", Path(__file__), Path("."), build_args={"API_KEY": "k", "CUDA": ""})
+    assert new_record(cell, "classic").build_args == {"API_KEY": "***", "CUDA": ""}
+
+
+# ---------------------------------------------------------------------------------------------
+# apply: the one place a record changes
+
+
+def _record() -> CellRecord:
+    return CellRecord("onnx", "cpu", "onnx", "d", {}, "h")
+
+
+def test_the_first_failure_is_the_one_that_counts() -> None:
+    record = _record()
+    apply(record, Failure(Status.MEASURE_FAILED, "first", ("a",)))
+    apply(record, Failure(Status.SMOKE_FAILED, "second"))
+    assert (record.status, record.error, record.log_tail) == (
+        Status.MEASURE_FAILED,
+        "first",
+        ["a"],
+    )
+
+
+def test_warnings_are_kept_once_each() -> None:
+    record = _record()
+    builds = Builds(record.build, "img", ("unused CUDA",))
+    apply(record, builds)
+    apply(record, builds)
+    apply(record, Measurement(ImageFacts(100, 2), None, ("unused CUDA", "probe failed")))
+    assert record.warnings == ["unused CUDA", "probe failed"]
+    assert record.image_id == "img" and record.image == ImageFacts(100, 2)
+
+
+def test_a_failed_smoke_test_fails_the_cell() -> None:
+    record = _record()
+    apply(record, SmokeResult(Status.SMOKE_TIMEOUT, "no result within 300 s", "model"))
+    assert (record.status, record.error) == (Status.SMOKE_TIMEOUT, "no result within 300 s")
+    assert record.smoke is not None
+
+
+def test_the_registrys_size_replaces_the_estimate() -> None:
+    record = _record()
+    apply(
+        record,
+        Measurement(
+            ImageFacts(1000, 3, compressed_size_bytes=400, compressed_size_source="estimate")
+        ),
+    )
+    shipping = Shipping("localhost:5000", "localhost:5000/buildbench/onnx:cpu-r", 3.0, 390, 7)
+    apply(record, shipping)
+    assert record.registry == shipping
+    assert record.image is not None
+    assert (record.image.compressed_size_bytes, record.image.compressed_size_source) == (
+        390,
+        "registry",
+    )

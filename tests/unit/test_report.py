@@ -1,4 +1,7 @@
-"""`buildbench report`: output checked against stored references, merging, and error paths."""
+"""`buildbench report`: output checked against stored references, merging, and error paths.
+
+The fixtures in tests/unit/data are results of schema 1 (and 0): every report here also tests
+their migration to the current schema."""
 
 from __future__ import annotations
 
@@ -10,23 +13,26 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from buildbench import charts
+from buildbench.analyze.course import builder_comparison, course_comparison, labelled
 from buildbench.cli import cli
-from buildbench.record import SCHEMA_VERSION
-from buildbench.report import (
+from buildbench.cli import run as run_cli
+from buildbench.engine.endpoint import Endpoint
+from buildbench.errors import BuildFailed
+from buildbench.record import SCHEMA_VERSION, CellRecord, Parity
+from buildbench.render import charts
+from buildbench.render.report import (
     CHARTS_MISSING,
     REPORT_MD,
-    RunResults,
-    builder_comparison,
-    course_comparison,
     draw_charts,
-    labelled,
     load_runs,
     render,
     write_report,
-    write_run_report,
 )
-from buildbench.results import load_results, migrate
+from buildbench.results import RunResults, load_results, migrate
+from buildbench.run import engines
+from buildbench.run.matrix import MatrixOptions, builtin_matrix
+from buildbench.run.pipeline import Progress, RunPlan, Silent
+from buildbench.status import Status
 from tests.fakes import FakeEngine, classic_stream
 from tests.unit.references import DATA, reference
 
@@ -89,10 +95,10 @@ def test_course_ratios_leave_out_failed_and_invalid_cells() -> None:
 def with_course_images(run: RunResults) -> RunResults:
     """The run as the course config gives it: each built-in cell followed by a course image of
     its framework (`course-pytorch` next to `pytorch`), built three times slower."""
-    records = []
+    records: list[CellRecord] = []
     for r in run.records:
-        course = replace(r, name=f"course-{r.name}", build_seconds=[s * 3 for s in r.build_seconds])
-        records += [r, course]
+        slower = replace(r.build, seconds=[s * 3 for s in r.build.seconds])
+        records += [r, replace(r, name=f"course-{r.name}", build=slower)]
     return RunResults(run.info, records)
 
 
@@ -165,12 +171,16 @@ def test_both_builders_merge_into_one_report_with_their_comparison(tmp_path: Pat
     assert "| pytorch/cpu  | 91.6 s          | 71.2 s           | 1.29x " in section
     assert "onnx/cuda" not in section  # BuildKit's build of it failed
     assert "| machine " not in section  # one machine
-    assert "| vm (buildkit) | onnx        | cuda      | build_failed " in text
+    assert "| vm (buildkit) | onnx    | cuda      | build_failed " in text
 
 
 def test_builder_comparison_pairs_cells_per_host() -> None:
     runs = load_runs([VM, VM_BUILDKIT])
-    other = [RunResults(replace(run.info, host="vm2"), run.records) for run in runs]
+    # Another machine: the engine's host names it (the client's host does not).
+    other = [
+        RunResults(replace(run.info, engine=replace(run.info.engine, name="vm2")), run.records)
+        for run in runs
+    ]
     rows = builder_comparison([*runs, *other, *load_runs([GPU])])
     assert [(row["machine"], row["cell"]) for row in rows] == [
         (host, cell)
@@ -204,26 +214,71 @@ def test_without_matplotlib_the_report_says_charts_were_skipped(
     assert not list(tmp_path.glob("*.png"))
 
 
-def test_run_writes_its_report_next_to_its_results(tmp_path: Path) -> None:
-    run, records = load_results(VM)
-    path = write_run_report(tmp_path, run, records)
-    assert path == tmp_path / REPORT_MD
-    assert path.read_text() == reference("report-vm.md", path.read_text())
+class Screen:
+    """No drawing: each engine's run reports to nobody."""
+
+    def view(self, label: str = "") -> Progress:
+        return Silent()
+
+    def __enter__(self) -> Screen:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    """The engine every `DockerEngine(endpoint)` of a run gets."""
+    engine = FakeEngine(scripts=[classic_stream("sha256:" + "2" * 64)])
+    engine.add_image("base:1", size=50, tags=("base:1",))
+    monkeypatch.setattr(engines, "DockerEngine", lambda endpoint: engine)
+    return engine
+
+
+def test_run_writes_its_report_next_to_its_results(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    cells = builtin_matrix(
+        MatrixOptions(frameworks=("onnx",), variants=("cpu",), base_image="base:1")
+    )
+    plan = RunPlan(cells=cells, base_image="base:1", results_dir=tmp_path)
+    outcome = engines.run_on_engines([Endpoint("unix:///var/run/fake.sock")], plan, Screen())
+    assert outcome.error is None
+    (run,) = outcome.runs
+    run_dir = tmp_path / run.info.run_id
+    assert outcome.results == [run_dir / "results.json"]
+    assert outcome.report == run_dir / REPORT_MD
+    # The report is of this run's results file, as `buildbench report` would write it.
+    runs = load_runs([run_dir])
+    expected = render(runs, "markdown", draw_charts(runs, outcome.report))
+    assert outcome.report.read_text() == expected
+    assert [r.status for r in run.records] == [Status.OK]
 
 
 def test_buildbench_run_leaves_a_report_next_to_its_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeEngine
 ) -> None:
-    engine = FakeEngine(scripts=[classic_stream("sha256:" + "2" * 64)])
-    engine.add_image("base:1", size=50, tags=("base:1",))
-    monkeypatch.setattr("buildbench.cli.run.connect", lambda: engine)
+    endpoint = Endpoint("unix:///var/run/fake.sock")
+    monkeypatch.setattr(run_cli, "endpoints", lambda engines, contexts: [endpoint])
     args = ["--cuda", "cpu", "--framework", "onnx", "--base-image", "base:1", "--no-smoke", "-q"]
     result = CliRunner().invoke(cli, ["run", *args, "--results-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     (run_dir,) = tmp_path.iterdir()
     assert f"report:  {run_dir / REPORT_MD}" in result.stdout
-    assert "| onnx        | cpu       | ok " in (run_dir / REPORT_MD).read_text()
+    assert f"results: {run_dir / 'results.json'}" in result.stdout
+    assert "| onnx    | cpu       | ok " in (run_dir / REPORT_MD).read_text()
     assert (run_dir / "report-build-time.png").read_bytes().startswith(PNG_MAGIC)
+    assert fake_engine.builds[0]["tag"].startswith("buildbench/onnx:cpu-")
+
+
+def test_buildbench_run_exits_1_when_a_cell_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeEngine
+) -> None:
+    fake_engine.scripts = [BuildFailed("pip failed", ["ERROR: no onnxruntime"])]
+    endpoint = Endpoint("unix:///var/run/fake.sock")
+    monkeypatch.setattr(run_cli, "endpoints", lambda engines, contexts: [endpoint])
+    args = ["--cuda", "cpu", "--framework", "onnx", "--base-image", "base:1", "--no-smoke", "-q"]
+    result = CliRunner().invoke(cli, ["run", *args, "--results-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "failed cells: onnx/cpu" in result.stderr
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -290,8 +345,14 @@ def document(**changes: object) -> str:
             document(schema_version=-1),
             "ERROR: {path} uses results schema -1, older than any this buildbench reads",
         ),
-        (document(results=None), "ERROR: {path} is malformed: 'NoneType' object is not iterable"),
-        (document(run=[]), "ERROR: {path} is malformed: 'list' object has no attribute 'items'"),
+        (
+            document(results=None),
+            """ERROR: {path} is malformed: TypeError("'NoneType' object is not iterable")""",
+        ),
+        (
+            document(run=[]),
+            'ERROR: {path} is malformed: TypeError("RunInfo.__init__() missing ',
+        ),
     ],
     ids=["not-json", "not-an-object", "no-version", "newer", "too-old", "no-cells", "no-run"],
 )
@@ -318,8 +379,18 @@ def test_missing_file_and_run_directory_without_results(tmp_path: Path) -> None:
     assert invoke("report", str(missing)) == (2, "", f"ERROR: no results file at {missing}\n{tip}")
     empty = tmp_path / "run"
     empty.mkdir()
-    expected = f"ERROR: no results file at {empty / 'results.json'}\n{tip}"
+    # A folder may hold runs below it (a results folder): one without any is the error.
+    expected = f"ERROR: no results.json in {empty}\nTIP: give results files or run directories\n"
     assert invoke("report", str(empty)) == (2, "", expected)
+
+
+def test_a_results_folder_reports_every_run_below_it(tmp_path: Path) -> None:
+    for name, source in (("a", VM), ("b", GPU)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(source.read_text())
+    code, out, _ = invoke("report", str(tmp_path), "--format", "csv")
+    assert code == 0
+    assert out == render(load_runs([VM, GPU]), "csv", "not drawn")
 
 
 def test_unwritable_output(tmp_path: Path) -> None:
@@ -334,9 +405,40 @@ def test_unwritable_output(tmp_path: Path) -> None:
 
 
 def test_schema_0_is_migrated_on_load() -> None:
-    _, records = load_results(SCHEMA0)
-    assert [r.build_seconds for r in records] == [[91.588], [25.706]]
+    records = load_results(SCHEMA0).records
+    assert [r.build.seconds for r in records] == [[91.588], [25.706]]
     assert [r.config_hash for r in records] == ["", ""]
+
+
+def test_schema_1_is_migrated_on_load() -> None:
+    run = load_results(VM)
+    engine = run.info.engine
+    assert (engine.server_version, engine.api_version) == ("20.10.24+dfsg1", "1.41")
+    assert (engine.os, engine.arch, engine.storage_driver) == ("linux", "amd64", "overlay2")
+    assert (engine.name, engine.endpoint, engine.cpu_model) == (
+        "vm",
+        "unknown (schema 1)",
+        "AMD EPYC",
+    )
+    assert run.info.machine == "vm"
+    cell = run.records[0]
+    assert cell.build.seconds == [91.588, 88.904, 95.112] and cell.build.mode == "network"
+    assert [step.index for step in cell.build.steps][:2] == [1, 2]
+    assert cell.image is not None
+    assert (cell.image.size_bytes, cell.image.compressed_size_source) == (938096654, "estimate")
+    smoke = cell.smoke
+    assert smoke is not None and smoke.status == Status.OK and smoke.kind == "model"
+    assert smoke.cold_start_seconds == [2.84]  # one cold start then: a list of one now
+    assert smoke.parity == {"1": Parity(3.2e-06, 1.1e-05, True)}
+    latency = smoke.latency["1"]
+    assert latency.samples == [0.0214, 0.0214, 0.0214]
+    assert latency.quantiles.n == 3 and latency.p50 == pytest.approx(0.0214)  # from the samples
+
+
+def test_a_failed_cell_of_schema_1_has_no_image() -> None:
+    failed = next(r for r in load_results(GPU).records if r.key == "onnx/cpu")
+    assert failed.status == Status.BUILD_FAILED and failed.image is None
+    assert failed.build.seconds == []
 
 
 def test_migrate_steps_up_to_the_current_schema() -> None:
@@ -345,6 +447,8 @@ def test_migrate_steps_up_to_the_current_schema() -> None:
     assert new["schema_version"] == SCHEMA_VERSION
     assert old["schema_version"] == 0  # the input is left alone
     assert migrate(new) is new
+    assert new["run"]["engine"]["server_version"] == old["run"]["engine_version"]
+    assert "engine_version" not in new["run"]
 
 
 def test_schema_0_reports() -> None:

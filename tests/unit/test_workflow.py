@@ -89,22 +89,43 @@ def test_every_action_is_pinned_to_a_full_commit() -> None:
     assert [line for line in uses if not PINNED.match(line)] == []
 
 
+def jobs(text: str) -> dict[str, str]:
+    """Each job's block of the workflow, by job id."""
+    body = text.split("\njobs:\n", 1)[1]
+    parts = re.split(r"^  ([\w-]+):$", body, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
 def test_least_permissions_and_no_persisted_credentials() -> None:
     text = WORKFLOW.read_text()
     assert re.search(r"^permissions: \{\}$", text, re.MULTILINE)
     assert text.count("actions/checkout@") == text.count("persist-credentials: false")
-    assert re.findall(r"^\s+(contents|actions): (\w+)", text, re.MULTILINE) == [
-        ("contents", "read"),
-        ("contents", "read"),
-    ]
-    assert ": write" not in text
+    found = {
+        job: re.findall(r"^\s+(contents|actions): (\w+)", block, re.MULTILINE)
+        for job, block in jobs(text).items()
+    }
+    # Only the job that publishes the results branch may write, and only contents.
+    assert found == {
+        "bench": [("contents", "read")],
+        "publish": [("contents", "write")],
+        "report": [("contents", "read")],
+    }
+    assert text.count(": write") == 1
 
 
 def test_it_runs_the_benchmark_compares_and_keeps_the_gpu_job_off_by_default() -> None:
     text = WORKFLOW.read_text()
-    assert "buildbench run --cuda both" in text
-    assert "buildbench compare baseline/results.json" in text
+    assert "buildbench run --cuda both --prefetch" in text
+    assert 'buildbench compare "history/$MACHINE" "$current"' in text
+    assert 'buildbench history "history/$MACHINE" "$current" --fail-on-regression' in text
     assert "GITHUB_STEP_SUMMARY" in text
     assert "schedule:" in text and "workflow_dispatch:" in text
     assert 'inputs.gpu && \'["cpu", "gpu"]\' || \'["cpu"]\'' in text
     assert '"self-hosted", "gpu"' in text
+
+
+def test_every_run_is_published_to_the_history_whatever_the_verdict() -> None:
+    publish = jobs(WORKFLOW.read_text())["publish"]
+    assert "needs: bench" in publish
+    assert "!cancelled()" in publish and "success()" not in publish
+    assert 'git push "$remote" "HEAD:$RESULTS_BRANCH"' in publish

@@ -1,6 +1,7 @@
 """Host side of the smoke test: the model, its ONNX export and reference outputs, once per run.
 
-Needs torch, onnx and onnxscript on the host (the `model` extra): a CPU torch is enough.
+Needs torch, onnx and onnxscript on the host (the `model` extra): a CPU torch is enough. The
+files reach the engine as an archive, unpacked into a volume there: never as a host path.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import io
 import json
 import logging
 import shutil
+import tarfile
+import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 from buildbench.errors import UsageError
 
@@ -27,7 +31,7 @@ def check_model_stack() -> None:
     _import_model_stack()
 
 
-def _import_model_stack():  # -> (torch, onnx)
+def _import_model_stack() -> tuple[Any, Any]:  # (torch, onnx)
     try:
         import onnx
         import onnxscript  # noqa: F401 - torch.onnx.export(dynamo=True) needs it
@@ -41,7 +45,7 @@ def _import_model_stack():  # -> (torch, onnx)
     return torch, onnx
 
 
-def _export_onnx(torch, model, example, path: Path) -> None:
+def _export_onnx(torch: Any, model: Any, example: Any, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=1024)
     quiet = logging.getLogger("torch")
     level = quiet.level
@@ -67,12 +71,28 @@ def _export_onnx(torch, model, example, path: Path) -> None:
         quiet.setLevel(level)
 
 
-def prepare_artifacts(directory: Path, batch_sizes: tuple[int, ...]) -> Path:
-    """Write the smoke mount: program, model (weights + ONNX), inputs and reference outputs."""
-    torch, onnx = _import_model_stack()
-    from buildbench.smoke.resnet import ResNet18
+def prepare_artifacts(batch_sizes: tuple[int, ...]) -> bytes:
+    """The smoke test's files as a tar, for a volume of the engine's (it may be remote):
+    program, model (weights + ONNX), inputs and reference outputs, all world-readable."""
+    with tempfile.TemporaryDirectory(prefix="buildbench-smoke-") as tmp:
+        directory = Path(tmp)
+        _write_artifacts(directory, batch_sizes)
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            for path in sorted(directory.iterdir()):
+                info = tar.gettarinfo(str(path), arcname=path.name)
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                info.mode = 0o644  # containers run as an unprivileged user: readable by all
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+        return out.getvalue()
 
-    directory.mkdir(parents=True, exist_ok=True)
+
+def _write_artifacts(directory: Path, batch_sizes: tuple[int, ...]) -> None:
+    torch, onnx = _import_model_stack()
+    from buildbench.measure.smoke.resnet import ResNet18
+
     torch.manual_seed(SEED)
     model = ResNet18().eval()
     torch.save(model.state_dict(), directory / "weights.pt")
@@ -98,7 +118,3 @@ def prepare_artifacts(directory: Path, batch_sizes: tuple[int, ...]) -> Path:
         "onnx_opset": onnx.load(str(directory / "model.onnx")).opset_import[0].version,
     }
     (directory / "meta.json").write_text(json.dumps(meta, indent=2))
-    # Containers run as an unprivileged user: everything must be world-readable.
-    for path in [directory, *directory.iterdir()]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return directory

@@ -2,31 +2,35 @@
 a read-only root filesystem and no network. Standard library plus the image's framework only
 (the PyTorch image has no numpy).
 
-Prints its findings as one line: `BUILDBENCH_SMOKE_RESULT <json>`.
+Two modes: `full` checks parity and times inference per batch size; `startup` (a fresh
+container each) times only what a cold start costs: framework import, model load, first
+inference. Reports progress on stderr (`BUILDBENCH_PROGRESS <text>`) and its findings as one
+stdout line: `BUILDBENCH_SMOKE_RESULT <json>`. Raw samples only: the host does the statistics.
 """
 
 from __future__ import annotations
 
-import argparse
-import ctypes
-import glob
-import json
-import math
-import os
-import socket
-import subprocess
-import sys
 import time
-from array import array
+
+STARTED_EPOCH = time.time()  # first thing: the host measures container start up to here
+
+import argparse  # noqa: E402 - after the start time, on purpose
+import ctypes  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from array import array  # noqa: E402
+from typing import Any  # noqa: E402
 
 RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
+PROGRESS_PREFIX = "BUILDBENCH_PROGRESS "
 
 
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+def progress(text: str) -> None:
+    print(PROGRESS_PREFIX + text, file=sys.stderr, flush=True)
 
 
 def read_floats(path: str) -> array:
@@ -77,9 +81,13 @@ def peak_memory_bytes() -> int:
 
 
 class TorchModel:
-    def __init__(self, artifacts: str, want_gpu: bool) -> None:
+    @staticmethod
+    def framework() -> Any:
         import torch
 
+        return torch
+
+    def __init__(self, torch: Any, artifacts: str, want_gpu: bool) -> None:
         sys.path.insert(0, artifacts)
         from resnet import ResNet18
 
@@ -137,7 +145,7 @@ def unresolved_libraries(library: str, search: list[str]) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if "not found" in line]
 
 
-def load_cuda_provider(ort) -> tuple[bool, str | None]:
+def load_cuda_provider(ort: Any) -> tuple[bool, str | None]:
     """Whether ONNX Runtime's CUDA provider can run here or on a GPU host, and why not.
 
     `get_available_providers()` lists CUDA for any onnxruntime-gpu wheel, even one whose CUDA
@@ -165,13 +173,19 @@ def load_cuda_provider(ort) -> tuple[bool, str | None]:
 
 
 class OnnxModel:
-    def __init__(self, artifacts: str, want_gpu: bool) -> None:
-        import numpy
-        import onnxruntime as ort
+    @staticmethod
+    def framework() -> Any:
+        import onnxruntime
+
+        return onnxruntime
+
+    def __init__(self, ort: Any, artifacts: str, want_gpu: bool) -> None:
+        import numpy  # onnxruntime's own dependency: imported with it already
 
         self.numpy = numpy
         available = ort.get_available_providers()
-        cuda_build, cuda_note = False, "CUDAExecutionProvider is not available"
+        cuda_build = False
+        cuda_note: str | None = "CUDAExecutionProvider is not available"
         if "CUDAExecutionProvider" in available:
             cuda_build, cuda_note = load_cuda_provider(ort)
         providers = ["CPUExecutionProvider"]
@@ -204,35 +218,59 @@ class OnnxModel:
         return y.astype("float32").ravel().tolist()
 
 
+def timed_runs(model: Any, x: Any, args: argparse.Namespace) -> tuple[list[float], float]:
+    """Warm-up, then timed runs until at least --min-runs runs *and* --min-seconds seconds."""
+    for _ in range(args.warmup):
+        model.run(x)
+    samples: list[float] = []
+    began = time.perf_counter()
+    while len(samples) < args.min_runs or time.perf_counter() - began < args.min_seconds:
+        t = time.perf_counter()
+        model.run(x)
+        samples.append(time.perf_counter() - t)
+        if len(samples) >= args.max_runs:
+            break
+    return samples, time.perf_counter() - began
+
+
 def measure(args: argparse.Namespace) -> dict:
     with open(os.path.join(args.artifacts, "meta.json")) as handle:
         meta = json.load(handle)
-    started = time.perf_counter()
-    model_class = TorchModel if args.framework == "pytorch" else OnnxModel
-    model = model_class(args.artifacts, args.gpu)
+    model_class: Any = TorchModel if args.framework == "pytorch" else OnnxModel
+    progress("importing the framework")
+    began = time.perf_counter()
+    framework = model_class.framework()
+    imported = time.perf_counter()
+    progress("loading the model")
+    model = model_class(framework, args.artifacts, args.gpu)
     loaded = time.perf_counter()
-    result: dict = {**model.info, "load_seconds": loaded - started, "parity": {}, "latency": {}}
-    for n, batch in enumerate(meta["batch_sizes"]):
+    result: dict = {
+        **model.info,
+        "started_epoch": STARTED_EPOCH,
+        "import_seconds": imported - began,
+        "load_seconds": loaded - imported,
+        "parity": {},
+        "latency": {},
+    }
+    batches = meta["batch_sizes"] if args.mode == "full" else meta["batch_sizes"][:1]
+    for n, batch in enumerate(batches):
         x = model.load(
             os.path.join(args.artifacts, f"input-{batch}.f32"), [batch, *meta["input_shape"]]
         )
         y = model.run(x)
         if n == 0:
-            result["first_output_epoch"] = time.time()
             result["first_inference_seconds"] = time.perf_counter() - loaded
+            result["first_output_epoch"] = time.time()
+        if args.mode != "full":
+            break
         want = read_floats(os.path.join(args.artifacts, f"reference-{batch}.f32"))
         result["parity"][str(batch)] = parity(model.values(y), want, meta["rtol"], meta["atol"])
-        for _ in range(args.warmup):
-            model.run(x)
-        samples = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            model.run(x)
-            samples.append(time.perf_counter() - t)
+        progress(f"timing batch size {batch}")
+        samples, seconds = timed_runs(model, x, args)
         result["latency"][str(batch)] = {
-            "p50": percentile(samples, 50),
-            "p95": percentile(samples, 95),
             "samples": [round(s, 6) for s in samples],
+            "seconds": round(seconds, 3),
+            "warmup": args.warmup,
         }
     result["peak_memory_bytes"] = peak_memory_bytes()
     return result
@@ -241,12 +279,15 @@ def measure(args: argparse.Namespace) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--framework", choices=["pytorch", "onnx"], required=True)
+    parser.add_argument("--mode", choices=["full", "startup"], default="full")
     parser.add_argument("--artifacts", default="/buildbench")
     parser.add_argument("--gpu", action="store_true", help="run on a GPU when one is visible")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--min-runs", type=int, default=30)
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--max-runs", type=int, default=100_000)
     args = parser.parse_args()
-    result: dict = {"python_version": sys.version.split()[0]}
+    result: dict = {"python_version": sys.version.split()[0], "mode": args.mode}
     try:
         result.update(measure(args))
         code = 0
@@ -256,7 +297,8 @@ def main() -> int:
     except Exception as exc:  # report anything else the same way: the host records it
         result["error"] = f"{type(exc).__name__}: {exc}"
         code = 4
-    result["network"] = network_probe()  # after the model: not part of the cold start
+    if args.mode == "full":
+        result["network"] = network_probe()  # after the model: not part of any timing
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return code
 

@@ -1,20 +1,29 @@
-"""Run the smoke program in a built image and turn what it reports into the cell's `smoke`."""
+"""Run the smoke program in a built image and turn what it reports into a `SmokeResult`.
+
+The program and model reach the container in a volume of the engine's, filled once per run
+through the API (`Engine.fill_volume`) and mounted read-only: no host path, so any engine works.
+The first container checks parity and times inference; `cold_starts - 1` more, each fresh, time
+only the start-up, so that cold start has a median and a spread.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from buildbench import record as status
-from buildbench.engine import ContainerOutcome, ContainerSpec, Engine, Mount
-from buildbench.matrix import Cell
-from buildbench.record import CellRecord
-from buildbench.smoke.program import RESULT_PREFIX
+from buildbench.analyze.stats import latency_quantiles
+from buildbench.engine.api import ContainerOutcome, ContainerSpec, Engine, EngineInfo, VolumeMount
+from buildbench.measure.smoke.program import PROGRESS_PREFIX, RESULT_PREFIX
+from buildbench.record import Latency, NetworkProbe, Parity, SmokeResult, Startup
+from buildbench.run.matrix import Cell
+from buildbench.status import Status
 
 MOUNT = "/buildbench"
 Gpus = Literal["auto", "all", "none"]
+NO_GPU_WARNING = "no GPU: this CUDA image ran its inference on the CPU"
+_TAIL_LINES = 15
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,10 @@ class SmokeOptions:
     gpus: Gpus = "auto"
     timeout_seconds: float = 300.0
     memory_bytes: int = 6 * 1024**3
-    warmup: int = 2
-    runs: int = 10
+    warmup: int = 3
+    min_runs: int = 30  # timed runs per batch size, at least ...
+    min_seconds: float = 2.0  # ... and for at least this long
+    cold_starts: int = 3  # fresh containers, each timed from its start request
 
 
 def uses_model(cell: Cell) -> bool:
@@ -32,136 +43,53 @@ def uses_model(cell: Cell) -> bool:
     return cell.framework in ("pytorch", "onnx") and not cell.smoke_command
 
 
-def wants_gpus(engine: Engine, gpus: Gpus) -> bool:
+def wants_gpus(info: EngineInfo, gpus: Gpus) -> bool:
     """auto: request GPUs only where the engine has an NVIDIA runtime."""
-    return gpus == "all" or (gpus == "auto" and engine.info().has_nvidia_runtime)
+    return gpus == "all" or (gpus == "auto" and info.has_nvidia_runtime)
 
 
-def container_spec(
-    cell: Cell, options: SmokeOptions, artifacts: Path, gpus: bool, labels: dict[str, str]
+def model_spec(
+    cell: Cell,
+    options: SmokeOptions,
+    volume: str,
+    gpus: bool,
+    labels: dict[str, str],
+    mode: Literal["full", "startup"] = "full",
 ) -> ContainerSpec:
     command = [
         "python",
         f"{MOUNT}/program.py",
         f"--framework={cell.framework}",
+        f"--mode={mode}",
         f"--artifacts={MOUNT}",
         f"--warmup={options.warmup}",
-        f"--runs={options.runs}",
+        f"--min-runs={options.min_runs}",
+        f"--min-seconds={options.min_seconds}",
         *(["--gpu"] if gpus else []),
     ]
     return ContainerSpec(
         command=command,
         memory_bytes=options.memory_bytes,
         timeout_seconds=options.timeout_seconds,
-        mounts=(Mount(str(artifacts), MOUNT),),
+        volumes=(VolumeMount(volume, MOUNT),),
         environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
         gpus=gpus,
         labels=labels,
     )
 
 
-def _tail(outcome: ContainerOutcome, lines: int = 15) -> list[str]:
-    text = (outcome.stderr + "\n" + outcome.stdout).strip().splitlines()
-    return [line for line in text if not line.startswith(RESULT_PREFIX)][-lines:]
-
-
-def _report(outcome: ContainerOutcome) -> dict[str, Any] | None:
-    for line in reversed(outcome.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    return None
-
-
-def judge(cell: Cell, outcome: ContainerOutcome, gpus: bool) -> dict[str, Any]:
-    """The smoke record of one container run: its findings and a status with a reason."""
-    smoke: dict[str, Any] = {"gpus_requested": gpus, "seconds": round(outcome.seconds, 3)}
-    if outcome.timed_out:
-        return {
-            **smoke,
-            "status": status.SMOKE_TIMEOUT,
-            "output_tail": _tail(outcome),
-            "message": f"no result within {outcome.seconds:.0f} s: the container was killed",
-        }
-    if outcome.oom_killed:
-        return {
-            **smoke,
-            "status": status.SMOKE_FAILED,
-            "output_tail": _tail(outcome),
-            "message": "the container was killed for memory (raise --smoke-memory)",
-        }
-    report = _report(outcome)
-    if report is None:
-        return {
-            **smoke,
-            "status": status.SMOKE_FAILED,
-            "output_tail": _tail(outcome),
-            "message": f"the smoke program did not run (exit code {outcome.exit_code})",
-        }
-    smoke.update(report)
-    if "first_output_epoch" in report:
-        smoke["cold_start_seconds"] = round(
-            report.pop("first_output_epoch") - outcome.started_at, 3
-        )
-        smoke.pop("first_output_epoch", None)
-    if "error" in report:
-        return {
-            **smoke,
-            "status": status.SMOKE_FAILED,
-            "message": report["error"],
-            "output_tail": _tail(outcome),
-        }
-    return {**smoke, **_verdict(cell, smoke)}
-
-
-def _verdict(cell: Cell, smoke: dict[str, Any]) -> dict[str, Any]:
-    parities = smoke.get("parity", {}).values()
-    worst_abs = max((p["max_abs_diff"] for p in parities), default=0.0)
-    worst_rel = max((p["max_rel_diff"] for p in parities), default=0.0)
-    summary = {
-        "max_abs_diff": worst_abs,
-        "max_rel_diff": worst_rel,
-        "ok": all(p["ok"] for p in parities),
-    }
-    if cell.variant == "cuda" and not smoke["cuda_build"]:
-        return {
-            "parity_summary": summary,
-            "status": status.INVALID_VARIANT,
-            "message": f"labelled CUDA, but its {cell.framework} is not a working CUDA build",
-        }
-    if cell.variant == "cpu" and smoke["cuda_build"]:
-        return {
-            "parity_summary": summary,
-            "status": status.INVALID_VARIANT,
-            "message": f"labelled CPU, but its {cell.framework} is a CUDA build",
-        }
-    if not summary["ok"]:
-        return {
-            "parity_summary": summary,
-            "status": status.SMOKE_FAILED,
-            "message": f"outputs differ from the reference: max abs diff {worst_abs:.3g}",
-        }
-    network = smoke.get("network", {})
-    if network.get("interfaces") != ["lo"] or not network.get("connection_failed", False):
-        return {
-            "parity_summary": summary,
-            "status": status.SMOKE_FAILED,
-            "message": "the smoke container reached the network: isolation is broken",
-        }
-    return {"parity_summary": summary, "status": status.OK, "message": "ok"}
-
-
-def smoke_cell(
+def smoke_test(
     engine: Engine,
     cell: Cell,
-    record: CellRecord,
+    image: str,
     *,
     options: SmokeOptions,
-    artifacts: Path,
+    volume: str | None,
     labels: dict[str, str],
-) -> None:
-    """Smoke-test the cell's image; the cell's status becomes the smoke status when not ok."""
-    if record.image_id is None:
-        return
+    gpus: bool,
+    on_progress: Callable[[str], None] = lambda text: None,
+) -> SmokeResult | None:
+    """The cell's smoke test: its own command, or the model; None when it has neither."""
     if cell.smoke_command:
         spec = ContainerSpec(
             command=list(cell.smoke_command),
@@ -169,53 +97,183 @@ def smoke_cell(
             memory_bytes=options.memory_bytes,
             labels=labels,
         )
-        record.smoke = judge_command(cell, engine.run(record.image_id, spec))
-    elif uses_model(cell):
-        _smoke_model(engine, cell, record, options, artifacts, labels)
-    if record.smoke and record.smoke["status"] != status.OK:
-        record.status = record.smoke["status"]
-        record.error = record.smoke["message"]
+        on_progress("running the smoke command")
+        return judge_command(cell, engine.run(image, spec))
+    if not uses_model(cell) or volume is None:
+        return None
+
+    def relay(line: str) -> None:
+        if line.startswith(PROGRESS_PREFIX):
+            on_progress(line.removeprefix(PROGRESS_PREFIX))
+
+    spec = model_spec(cell, options, volume, gpus, labels)
+    full = judge(cell, engine.run(image, spec, relay), gpus)
+    if full.status != Status.OK or options.cold_starts < 2:
+        return full
+    startups = [full]
+    for n in range(2, options.cold_starts + 1):
+        on_progress(f"cold start {n} of {options.cold_starts}")
+        spec = model_spec(cell, options, volume, gpus, labels, mode="startup")
+        found = judge(cell, engine.run(image, spec), gpus, check_verdict=False)
+        if found.status != Status.OK:  # a start-up that fails now fails the smoke test
+            return found
+        startups.append(found)
+    return _with_startups(full, startups)
 
 
-def judge_command(cell: Cell, outcome: ContainerOutcome) -> dict[str, Any]:
+def _with_startups(full: SmokeResult, runs: list[SmokeResult]) -> SmokeResult:
+    return replace(
+        full,
+        cold_start_seconds=[s for run in runs for s in run.cold_start_seconds],
+        startup=[s for run in runs for s in run.startup],
+        seconds=round(sum(run.seconds for run in runs), 3),
+    )
+
+
+def smoke_warnings(result: SmokeResult | None) -> list[str]:
+    if result is not None and result.cuda_build and not result.gpu_used:
+        return [NO_GPU_WARNING]
+    return []
+
+
+def _tail(outcome: ContainerOutcome) -> list[str]:
+    text = (outcome.stderr + "\n" + outcome.stdout).strip().splitlines()
+    skip = (RESULT_PREFIX, PROGRESS_PREFIX)
+    return [line for line in text if not line.startswith(skip)][-_TAIL_LINES:]
+
+
+def _report(outcome: ContainerOutcome) -> dict[str, Any] | None:
+    for line in reversed(outcome.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            found = json.loads(line[len(RESULT_PREFIX) :])
+            return found if isinstance(found, dict) else None
+    return None
+
+
+def _killed(outcome: ContainerOutcome) -> tuple[Status, str] | None:
+    """Why the container did not get to report, when the engine stopped it."""
+    if outcome.timed_out:
+        seconds = f"{outcome.seconds:.0f} s"
+        return Status.SMOKE_TIMEOUT, f"no result within {seconds}: the container was killed"
+    if outcome.oom_killed:
+        return Status.SMOKE_FAILED, "the container was killed for memory (raise --smoke-memory)"
+    return None
+
+
+def judge(
+    cell: Cell, outcome: ContainerOutcome, gpus: bool, check_verdict: bool = True
+) -> SmokeResult:
+    """The smoke result of one model container: its findings, and a status with a reason."""
+    base: dict[str, Any] = {
+        "kind": "model",
+        "seconds": round(outcome.seconds, 3),
+        "gpus_requested": gpus,
+    }
+    if killed := _killed(outcome):
+        return SmokeResult(*killed, output_tail=_tail(outcome), **base)
+    report = _report(outcome)
+    if report is None:
+        message = f"the smoke program did not run (exit code {outcome.exit_code})"
+        return SmokeResult(Status.SMOKE_FAILED, message, output_tail=_tail(outcome), **base)
+    found = _findings(report, outcome)
+    if "error" in report:
+        return SmokeResult(
+            Status.SMOKE_FAILED, report["error"], output_tail=_tail(outcome), **base, **found
+        )
+    result = SmokeResult(Status.OK, "ok", **base, **found)
+    if not check_verdict:
+        return result
+    status, message = verdict(cell, result)
+    return replace(result, status=status, message=message)
+
+
+def _findings(report: dict[str, Any], outcome: ContainerOutcome) -> dict[str, Any]:
+    """The program's report as SmokeResult fields: latency statistics from the raw samples,
+    cold start from the start request, each part in one clock."""
+    found: dict[str, Any] = {
+        key: report.get(key)
+        for key in (
+            "python_version",
+            "framework_version",
+            "cuda_build",
+            "gpu_used",
+            "device",
+            "cuda_version",
+            "cudnn_version",
+            "cuda_note",
+            "providers",
+            "available_providers",
+            "peak_memory_bytes",
+        )
+    }
+    found["parity"] = {b: Parity(**p) for b, p in (report.get("parity") or {}).items()}
+    found["latency"] = {
+        b: Latency(
+            samples=run["samples"],
+            quantiles=latency_quantiles(run["samples"]),
+            warmup=run["warmup"],
+            seconds=run["seconds"],
+        )
+        for b, run in (report.get("latency") or {}).items()
+    }
+    if network := report.get("network"):
+        found["network"] = NetworkProbe(**network)
+    startup = _startup(report, outcome)
+    if startup is not None:
+        found["startup"] = [startup]
+        found["cold_start_seconds"] = [round(startup.total, 3)]
+    return found
+
+
+def _startup(report: dict[str, Any], outcome: ContainerOutcome) -> Startup | None:
+    """Start request -> program start (client clock, then the engine's), then the program's
+    own import, load and first-inference times."""
+    needed = ("started_epoch", "import_seconds", "load_seconds", "first_inference_seconds")
+    if outcome.engine_started_epoch is None or any(report.get(k) is None for k in needed):
+        return None
+    interpreter = max(0.0, report["started_epoch"] - outcome.engine_started_epoch)
+    return Startup(
+        container_start=round(outcome.start_request_seconds + interpreter, 4),
+        framework_import=round(report["import_seconds"], 4),
+        model_load=round(report["load_seconds"], 4),
+        first_inference=round(report["first_inference_seconds"], 4),
+    )
+
+
+def verdict(cell: Cell, smoke: SmokeResult) -> tuple[Status, str]:
+    """Whether the image is the variant it claims, computes what the reference does, and was
+    really cut off from the network."""
+    if cell.variant == "cuda" and not smoke.cuda_build:
+        return Status.INVALID_VARIANT, (
+            f"labelled CUDA, but its {cell.framework} is not a working CUDA build"
+        )
+    if cell.variant == "cpu" and smoke.cuda_build:
+        return Status.INVALID_VARIANT, f"labelled CPU, but its {cell.framework} is a CUDA build"
+    summary = smoke.parity_summary
+    if summary is None or not summary.ok:
+        worst = f"max abs diff {summary.max_abs_diff:.3g}" if summary else "no parity reported"
+        return Status.SMOKE_FAILED, f"outputs differ from the reference: {worst}"
+    if smoke.network is None or not smoke.network.isolated:
+        return Status.SMOKE_FAILED, "the smoke container reached the network: isolation is broken"
+    return Status.OK, "ok"
+
+
+def judge_command(cell: Cell, outcome: ContainerOutcome) -> SmokeResult:
     """A config's own smoke command: it must exit 0 and print what the config expects."""
-    smoke: dict[str, Any] = {
+    base: dict[str, Any] = {
+        "kind": "command",
         "command": list(cell.smoke_command or ()),
         "seconds": round(outcome.seconds, 3),
         "output_tail": _tail(outcome),
     }
-    output = outcome.stdout + outcome.stderr
-    if outcome.timed_out:
-        return {
-            **smoke,
-            "status": status.SMOKE_TIMEOUT,
-            "message": f"no result within {outcome.seconds:.0f} s: the container was killed",
-        }
+    if killed := _killed(outcome):
+        return SmokeResult(*killed, **base)
     if outcome.exit_code != 0:
-        return {
-            **smoke,
-            "status": status.SMOKE_FAILED,
-            "message": f"the smoke command exited with {outcome.exit_code}",
-        }
-    if cell.smoke_expect is not None and cell.smoke_expect not in output:
-        return {
-            **smoke,
-            "status": status.SMOKE_FAILED,
-            "message": f"the smoke command's output lacks {cell.smoke_expect!r}",
-        }
-    return {**smoke, "status": status.OK, "message": "ok"}
-
-
-def _smoke_model(
-    engine: Engine,
-    cell: Cell,
-    record: CellRecord,
-    options: SmokeOptions,
-    artifacts: Path,
-    labels: dict[str, str],
-) -> None:
-    gpus = wants_gpus(engine, options.gpus)
-    outcome = engine.run(record.image_id, container_spec(cell, options, artifacts, gpus, labels))
-    record.smoke = judge(cell, outcome, gpus)
-    if record.smoke.get("cuda_build") and not record.smoke.get("gpu_used"):
-        record.warnings.append("no GPU: this CUDA image ran its inference on the CPU")
+        return SmokeResult(
+            Status.SMOKE_FAILED, f"the smoke command exited with {outcome.exit_code}", **base
+        )
+    if cell.smoke_expect is not None and cell.smoke_expect not in outcome.stdout + outcome.stderr:
+        return SmokeResult(
+            Status.SMOKE_FAILED, f"the smoke command's output lacks {cell.smoke_expect!r}", **base
+        )
+    return SmokeResult(Status.OK, "ok", **base)

@@ -1,0 +1,83 @@
+"""The figures of a cell that reports, `compare` and `history` share, each with its raw samples.
+
+Times are samples (build times, latencies, cold starts): judged statistically. Sizes are exact
+for identical inputs: judged as byte budgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from buildbench.analyze.stats import summarize
+from buildbench.record import CellRecord, Latency
+from buildbench.render import fmt
+
+MetricKind = Literal["time", "size"]
+
+
+def build_seconds(record: CellRecord) -> list[float]:
+    return list(record.build.seconds)
+
+
+def latency(record: CellRecord, batch: str = "1") -> Latency | None:
+    return record.smoke.latency.get(batch) if record.smoke else None
+
+
+def latency_samples(record: CellRecord, batch: str = "1") -> list[float]:
+    found = latency(record, batch)
+    return list(found.samples) if found else []
+
+
+def cold_start_samples(record: CellRecord) -> list[float]:
+    return list(record.smoke.cold_start_seconds) if record.smoke else []
+
+
+def image_size(record: CellRecord) -> list[float]:
+    return [] if record.image is None else [float(record.image.size_bytes)]
+
+
+def compressed_size(record: CellRecord) -> list[float]:
+    found = record.image.compressed_size_bytes if record.image else None
+    return [] if found is None else [float(found)]
+
+
+def median(samples: list[float]) -> float | None:
+    return summarize(samples).median
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # as people read it
+    key: str  # as CSV/JSON columns name it
+    kind: MetricKind
+    samples: Callable[[CellRecord], list[float]]
+    show: Callable[[float | None], str]
+
+    def value(self, record: CellRecord) -> float | None:
+        """The point figure: the median of the samples (a size has one)."""
+        return median(self.samples(record))
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("build time", "build_seconds", "time", build_seconds, fmt.seconds),
+    Metric("image size", "image_size_bytes", "size", image_size, fmt.size),
+    Metric("compressed size", "compressed_size_bytes", "size", compressed_size, fmt.size),
+    Metric("p50 latency b=1", "latency_b1_seconds", "time", latency_samples, fmt.ms),
+    Metric("cold start", "cold_start_seconds", "time", cold_start_samples, fmt.seconds),
+)
+METRIC_BY_KEY = {metric.key: metric for metric in METRICS}
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def image_label(record: CellRecord) -> str:
+    """The cell's image as tables show it: its name, and its framework if another."""
+    if record.framework in (None, record.name):
+        return record.name
+    return f"{record.name} ({record.framework})"

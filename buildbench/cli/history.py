@@ -1,0 +1,67 @@
+"""`buildbench history`: trends over many runs, and the runs where something shifted."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from buildbench.analyze.history import history, regressions
+from buildbench.cli.options import option
+from buildbench.errors import UsageError
+from buildbench.render.history import FORMATS, draw, render
+from buildbench.render.report import load_runs
+
+EXIT_REGRESSION = 1
+
+
+@click.command(name="history")
+@click.argument("results", nargs=-1, type=click.Path(path_type=Path))
+@option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BUILDBENCH_HISTORY_OUTPUT",
+    help="Write the history here, with its trend charts next to it [default: stdout].",
+)
+@option(
+    "--format",
+    "format_",
+    type=click.Choice(FORMATS),
+    default="markdown",
+    show_default=True,
+    envvar="BUILDBENCH_HISTORY_FORMAT",
+    help="Markdown for a job summary; csv and json give a row per run of each series.",
+)
+@option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when the newest run of a machine starts a worse segment of any series.",
+)
+def history_command(
+    results: tuple[Path, ...], output: Path | None, format_: str, fail_on_regression: bool
+) -> None:
+    """Trends of RESULTS (results files, run folders or results folders, any number), grouped
+    by machine and ordered by start time, with change points per cell and metric.
+
+    Example: buildbench history results/ --fail-on-regression
+    """
+    runs = load_runs(results or (Path("results"),))
+    series = history(runs)
+    if not series:
+        raise UsageError("no cell was measured in these runs", tip="give runs with ok cells")
+    if output is None:
+        click.echo(render(runs, series, format_, "not drawn: give -o FILE"), nl=False)
+    else:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            drawn = draw(series, output) if format_ == "markdown" else "not drawn"
+            output.write_text(render(runs, series, format_, drawn))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write {output}: {exc.strerror}", tip="pick a writable -o FILE"
+            ) from None
+        click.echo(f"history: {output}", err=True)
+    if fail_on_regression and regressions(series):
+        sys.exit(EXIT_REGRESSION)

@@ -1,0 +1,1 @@
+"""Measuring a built image: sizes, contents, and the smoke test."""

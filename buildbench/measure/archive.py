@@ -1,0 +1,557 @@
+"""One pass over `docker save`: each layer's registry size, its files and its package metadata.
+
+The archive is read once, as the engine streams it. Each layer blob is teed: every byte goes to
+the gzip sizer (independent 8 MiB blocks on a thread pool, as pigz does) while `tarfile` walks
+the same bytes to index the layer's entries and keep the few small files the contents analysis
+reads (pip's RECORD and METADATA, dpkg's status and file lists). The tar walk is pure Python on
+the reading thread; zlib releases the GIL, so it overlaps the compression instead of adding to it.
+
+Engine 20.10 writes the legacy layout (`<id>/layer.tar`, `<config>.json`, `manifest.json`); newer
+engines write the OCI layout (`blobs/sha256/<digest>`, `index.json`, and `manifest.json` too).
+Members come in any order (the manifest is often last), so every member is classified by its
+first bytes as it streams past and the manifest is resolved at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import re
+import tarfile
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import IO, Any, Literal, Protocol
+
+ProgressCallback = Callable[[int], None]
+
+_BLOCK = 8 * 1024 * 1024  # deflated independently: the figure matches `compressed_size`'s
+_GZIP_FRAMING = 18  # gzip header and trailer around each layer's deflate data
+_WORKERS = os.cpu_count() or 1
+_IN_FLIGHT = 2 * _WORKERS  # blocks held in memory at once
+_PIECE = 1024 * 1024  # the tee takes the archive in pieces that tile the 8 MiB blocks exactly
+_OUTER_BUFSIZE = 1024 * 1024  # few, large members: big reads keep the per-call cost negligible
+# Many small entries: each header read copies what is left of this buffer, so keep it modest.
+_LAYER_BUFSIZE = 64 * 1024
+_PROGRESS_STEP = 8 * 1024 * 1024
+_SMALL_LIMIT = 64 * 1024 * 1024  # configs and manifests are KBs; anything bigger is data
+_METADATA_LIMIT = 32 * 1024 * 1024  # a dpkg status or RECORD file is at most a few MB
+_METADATA_HEAD = 64 * 1024  # METADATA's Name and Version headers come first
+_ZERO_BLOCK = bytes(512)
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+_NOP_PREFIX = "/bin/sh -c #(nop) "
+# Classic builder RUN: "/bin/sh -c cmd", with "|2 A=1 B=2 " in front when build args are set.
+_SHELL_PREFIX = re.compile(r"^(?:\|\d+ (?:\S+=\S* )*)?/bin/sh -c ")
+_BUILDKIT_SHELL = "RUN /bin/sh -c "
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    WHITEOUT = "whiteout"  # `.wh.<name>`: the path was deleted
+    OPAQUE = "opaque"  # `.wh..wh..opq`: the directory hides what lower layers put in it
+    OTHER = "other"  # devices, fifos
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One entry of a layer, its path relative to `/` (no leading slash).
+
+    `size` is what the entry adds to the engine's layer size: a regular file's length, a
+    symlink's target length; 0 for a hard link (its data is counted at the file it links to).
+    `link` is a symlink's target as written, or a hard link's target path.
+    """
+
+    path: str
+    kind: EntryKind
+    size: int = 0
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    index: int
+    diff_id: str
+    instruction: str | None  # None when the image's history does not cover the layer
+    size_bytes: int
+    compressed_bytes: int
+    base: bool
+    files: list[FileEntry]
+    # Small files kept while streaming (`*.dist-info/RECORD`, `METADATA` reduced to its Name
+    # and Version, `var/lib/dpkg/status`, `status.d/*`, `info/*.list`), by path.
+    metadata: dict[str, bytes]
+
+
+@dataclass(frozen=True)
+class ArchiveAnalysis:
+    """Everything one pass over `docker save` learns about an image."""
+
+    # The layers gzip'd at level 6; a blob the manifest lists twice counts once, as a
+    # registry stores it once.
+    compressed_size_bytes: int
+    layers: list[LayerInfo]
+    config: dict[str, Any]  # the image config JSON: `config.Env`, `rootfs`, `history`...
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def base_layers(self) -> int:
+        return sum(layer.base for layer in self.layers)
+
+    @property
+    def env(self) -> dict[str, str]:
+        pairs = (self.config.get("config") or {}).get("Env") or []
+        return dict(_env_pair(p) for p in pairs)
+
+
+def analyse_archive(
+    chunks: Iterable[bytes],
+    *,
+    base_layers: int,
+    on_progress: ProgressCallback | None = None,
+) -> ArchiveAnalysis:
+    """Sizes, file index and metadata of every layer, from one read of a `docker save` stream.
+
+    `base_layers`: how many of the image's first layers are its base image's.
+    `on_progress(bytes_read)`: called after every 8 MiB read and once more with the total.
+    """
+    if base_layers < 0:
+        raise ValueError("base_layers cannot be negative")
+    stream = _ChunkStream(chunks, on_progress)
+    archive = _Archive()
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        compressor = _Compressor(pool)
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=_OUTER_BUFSIZE) as tar:
+            for member in tar:
+                archive.take(tar, member, compressor)
+        compressor.drain()
+    stream.drain()  # the tar's zero padding: read so the progress ends at the stream's length
+    return archive.resolve(base_layers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading: the engine's chunks as a file, the tee and the compressor
+
+
+class _ChunkStream(io.RawIOBase):
+    """The `docker save` chunks as a file for `tarfile`, counting bytes for `on_progress`."""
+
+    def __init__(self, chunks: Iterable[bytes], on_progress: ProgressCallback | None) -> None:
+        super().__init__()
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._chunk = b""
+        self._offset = 0
+        self._read = 0
+        self._reported = 0
+        self._on_progress = on_progress
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1, /) -> bytes:
+        parts: list[bytes] = []
+        wanted = size
+        while wanted != 0 and self._fill():
+            end = len(self._chunk) if wanted < 0 else min(len(self._chunk), self._offset + wanted)
+            # Slicing at an offset, not chopping the chunk's front off: no quadratic copying.
+            parts.append(self._chunk[self._offset : end])
+            wanted -= 0 if wanted < 0 else end - self._offset
+            self._offset = end
+        return b"".join(parts)
+
+    def drain(self) -> None:
+        while self._fill():
+            self._offset = len(self._chunk)
+        if self._on_progress is not None and self._reported != self._read:
+            self._on_progress(self._read)
+
+    def _fill(self) -> bool:
+        while self._offset >= len(self._chunk):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return False
+            self._chunk, self._offset = chunk, 0
+            self._read += len(chunk)
+            if self._on_progress is not None and self._read - self._reported >= _PROGRESS_STEP:
+                self._reported = self._read
+                self._on_progress(self._read)
+        return True
+
+
+class _Sink(Protocol):
+    def feed(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Blob:
+    """What the pass learnt about one archive member that may be a layer."""
+
+    compressed_bytes: int = 0
+    size_bytes: int = 0
+    files: list[FileEntry] = field(default_factory=list)
+    metadata: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _deflate_size(block: bytes) -> int:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return len(compressor.compress(block)) + len(compressor.flush())
+
+
+class _Compressor:
+    """Deflated sizes of blocks on the pool, settled in order so memory stays bounded."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self._pending: deque[tuple[_Blob, Future[int]]] = deque()
+
+    def submit(self, blob: _Blob, block: bytes) -> None:
+        self._pending.append((blob, self._pool.submit(_deflate_size, block)))
+        while len(self._pending) > _IN_FLIGHT:
+            self._settle_oldest()
+
+    def drain(self) -> None:
+        while self._pending:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        blob, future = self._pending.popleft()
+        blob.compressed_bytes += future.result()
+
+
+class _Blocks:
+    """Cuts a member's bytes into the 8 MiB blocks that are deflated independently."""
+
+    def __init__(self, compressor: _Compressor, blob: _Blob) -> None:
+        self._compressor = compressor
+        self._blob = blob
+        self._parts: list[bytes] = []
+        self._buffered = 0
+        blob.compressed_bytes += _GZIP_FRAMING
+
+    def feed(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._buffered += len(data)
+        if self._buffered < _BLOCK:
+            return
+        joined = b"".join(self._parts)
+        whole = len(joined) - len(joined) % _BLOCK
+        for start in range(0, whole, _BLOCK):
+            # Pieces tile blocks exactly, so this slice is usually `joined` itself: no copy.
+            self._compressor.submit(self._blob, joined[start : start + _BLOCK])
+        rest = joined[whole:]
+        self._parts, self._buffered = ([rest] if rest else []), len(rest)
+
+    def close(self) -> None:
+        if self._buffered:
+            self._compressor.submit(self._blob, b"".join(self._parts))
+        self._parts, self._buffered = [], 0
+
+
+class _Stored:
+    """An already compressed blob (OCI layouts may keep layers gzip'd): its size is its size."""
+
+    def __init__(self, blob: _Blob) -> None:
+        self._blob = blob
+
+    def feed(self, data: bytes) -> None:
+        self._blob.compressed_bytes += len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class _Tee(io.RawIOBase):
+    """A layer blob as `tarfile` reads it; every byte is also fed to `sink`, in 1 MiB pieces."""
+
+    def __init__(self, source: IO[bytes], head: bytes, sink: _Sink) -> None:
+        super().__init__()
+        self._source = source
+        self._head: bytes | None = head
+        self._sink = sink
+        self._piece = b""
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._offset >= len(self._piece) and not self._next_piece():
+            return b""
+        end = len(self._piece) if size < 0 else self._offset + size
+        data = self._piece[self._offset : end]  # a short read at a piece's end: tarfile loops
+        self._offset += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Feed the rest of the blob (what follows the tar's end marker) to the sink."""
+        self._offset = len(self._piece)
+        while self._next_piece():
+            self._offset = len(self._piece)
+        self._sink.close()
+
+    def _next_piece(self) -> bool:
+        if self._head is not None:
+            # The sniffed head and the rest of its piece: later pieces stay block-aligned.
+            piece = self._head + self._source.read(_PIECE - len(self._head))
+            self._head = None
+        else:
+            piece = self._source.read(_PIECE)
+        self._piece, self._offset = piece, 0
+        if piece:
+            self._sink.feed(piece)
+        return bool(piece)
+
+
+# ---------------------------------------------------------------------------------------------
+# The archive's members
+
+
+class _Format(Enum):
+    TAR = "tar"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+
+def _sniff(head: bytes) -> _Format | None:
+    """What a member holds, from its first 512 bytes; None for JSON and other small files."""
+    if head.startswith(b"\x1f\x8b"):
+        return _Format.GZIP
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return _Format.ZSTD
+    if len(head) == 512 and (head[257:262] == b"ustar" or head == _ZERO_BLOCK):
+        return _Format.TAR  # an empty layer is just the tar's zero end blocks
+    return None
+
+
+class _Archive:
+    """The members seen so far, resolved against the manifest once the stream ends."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, _Blob] = {}
+        self.small: dict[str, bytes] = {}
+        self.links: dict[str, str] = {}  # 20.10 saves a repeated layer as a link to its first
+        self.warnings: list[str] = []
+
+    def take(self, tar: tarfile.TarFile, member: tarfile.TarInfo, compressor: _Compressor) -> None:
+        if member.issym() or member.islnk():
+            self.links[member.name] = _member_link(member)
+            return
+        handle = tar.extractfile(member) if member.isfile() else None
+        if handle is None:
+            return
+        head = handle.read(512)
+        kind = _sniff(head)
+        if kind is None and member.size <= _SMALL_LIMIT:
+            self.small[member.name] = head + handle.read()
+            return
+        blob = _Blob()
+        self.blobs[member.name] = blob
+        _read_blob(handle, head, kind, blob, compressor)
+        if blob.error:
+            self.warnings.append(f"{member.name}: {blob.error}")
+
+    def resolve(self, base_layers: int) -> ArchiveAnalysis:
+        config_name, layer_names = self._manifest()
+        config = self._json(config_name)
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        if len(diff_ids) != len(layer_names):
+            self.warnings.append(
+                f"the config lists {len(diff_ids)} layers, the manifest {len(layer_names)}"
+            )
+        if base_layers > len(layer_names):
+            raise ValueError(f"base_layers={base_layers}, but the image has {len(layer_names)}")
+        instructions = _layer_instructions(config.get("history") or [])
+        layers, counted = [], set()
+        compressed_total = 0
+        for index, name in enumerate(layer_names):
+            path = self._follow(name)
+            blob = self.blobs.get(path)
+            if blob is None:
+                raise ValueError(f"the image archive has no layer {name}")
+            if path not in counted:
+                counted.add(path)
+                compressed_total += blob.compressed_bytes
+            layers.append(
+                LayerInfo(
+                    index=index,
+                    diff_id=diff_ids[index] if index < len(diff_ids) else "",
+                    instruction=instructions[index] if index < len(instructions) else None,
+                    size_bytes=blob.size_bytes,
+                    compressed_bytes=blob.compressed_bytes,
+                    base=index < base_layers,
+                    files=blob.files,
+                    metadata=blob.metadata,
+                )
+            )
+        return ArchiveAnalysis(compressed_total, layers, config, self.warnings)
+
+    def _manifest(self) -> tuple[str, list[str]]:
+        """The config's and the layers' member names, from manifest.json or else index.json."""
+        if "manifest.json" in self.small:
+            manifest = json.loads(self.small["manifest.json"])
+            if not manifest:
+                raise ValueError("the image archive's manifest.json is empty")
+            if len(manifest) > 1:
+                self.warnings.append("the archive holds several images: the first is analysed")
+            return manifest[0]["Config"], list(manifest[0]["Layers"])
+        if "index.json" not in self.small:
+            raise ValueError("the image archive has no manifest.json")
+        document = self._json("index.json")
+        while "manifests" in document:  # an index, maybe of indexes: take the first image
+            document = self._json(_blob_path(document["manifests"][0]["digest"]))
+        layers = [_blob_path(layer["digest"]) for layer in document["layers"]]
+        return _blob_path(document["config"]["digest"]), layers
+
+    def _json(self, name: str) -> dict[str, Any]:
+        data = self.small.get(self._follow(name))
+        if data is None:
+            raise ValueError(f"the image archive has no {name}")
+        value: dict[str, Any] = json.loads(data)
+        return value
+
+    def _follow(self, name: str) -> str:
+        for _ in range(40):  # as the kernel's symlink limit: a cycle is an error, not a hang
+            if name not in self.links:
+                return name
+            name = self.links[name]
+        raise ValueError(f"the image archive's links loop at {name}")
+
+
+def _member_link(member: tarfile.TarInfo) -> str:
+    if member.islnk():
+        return member.linkname
+    return posixpath.normpath(posixpath.join(posixpath.dirname(member.name), member.linkname))
+
+
+def _blob_path(digest: str) -> str:
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"blobs/{algorithm}/{hexdigest}"
+
+
+def _read_blob(
+    handle: IO[bytes], head: bytes, kind: _Format | None, blob: _Blob, compressor: _Compressor
+) -> None:
+    """Size one big member and, when it is a layer tar we can read, index its entries."""
+    stored = kind in (_Format.GZIP, _Format.ZSTD)
+    tee = _Tee(handle, head, _Stored(blob) if stored else _Blocks(compressor, blob))
+    if kind == _Format.ZSTD:
+        blob.error = "zstd layer: sized as stored, not indexed"
+    elif kind is not None:
+        try:
+            mode: Literal["r|gz", "r|"] = "r|gz" if kind == _Format.GZIP else "r|"
+            with tarfile.open(fileobj=tee, mode=mode, bufsize=_LAYER_BUFSIZE) as layer:
+                for entry in layer:
+                    _index_entry(layer, entry, blob)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            blob.error = f"layer not indexed: {exc}"
+    tee.drain()
+
+
+# ---------------------------------------------------------------------------------------------
+# A layer's entries
+
+
+def _index_entry(layer: tarfile.TarFile, entry: tarfile.TarInfo, blob: _Blob) -> None:
+    path = _normalise(entry.name)
+    if not path:
+        return
+    directory, name = posixpath.split(path)
+    if name.startswith(_WHITEOUT):
+        if name == _OPAQUE:
+            blob.files.append(FileEntry(directory, EntryKind.OPAQUE))
+        elif not name.startswith(_WHITEOUT + _WHITEOUT):  # other `.wh..wh.` names: aufs's own
+            blob.files.append(FileEntry(posixpath.join(directory, name[4:]), EntryKind.WHITEOUT))
+        return
+    if entry.isreg():
+        blob.files.append(FileEntry(path, EntryKind.FILE, entry.size))
+        blob.size_bytes += entry.size
+        _keep_metadata(layer, entry, path, blob)
+    elif entry.isdir():
+        blob.files.append(FileEntry(path, EntryKind.DIR))
+    elif entry.issym():
+        # The engine counts a symlink as lstat does: the length of its target, in bytes.
+        size = len(entry.linkname.encode("utf-8", "surrogateescape"))
+        blob.files.append(FileEntry(path, EntryKind.SYMLINK, size, entry.linkname))
+        blob.size_bytes += size
+    elif entry.islnk():
+        blob.files.append(FileEntry(path, EntryKind.HARDLINK, 0, _normalise(entry.linkname)))
+    else:
+        blob.files.append(FileEntry(path, EntryKind.OTHER))
+
+
+def _normalise(name: str) -> str:
+    path = posixpath.normpath("/" + name).lstrip("/")
+    return "" if path == "." else path
+
+
+def _wanted(path: str) -> bool | None:
+    """Whether to keep this file's contents: True whole, False its head only, None not at all."""
+    if path.endswith(".dist-info/RECORD"):
+        return True
+    if path.endswith(".dist-info/METADATA"):
+        return False
+    if path == "var/lib/dpkg/status" or path.startswith("var/lib/dpkg/status.d/"):
+        return True
+    if path.startswith("var/lib/dpkg/info/") and path.endswith(".list"):
+        return True
+    return None
+
+
+def _keep_metadata(layer: tarfile.TarFile, entry: tarfile.TarInfo, path: str, blob: _Blob) -> None:
+    whole = _wanted(path)
+    if whole is None or entry.size > _METADATA_LIMIT:
+        return
+    handle = layer.extractfile(entry)
+    if handle is None:
+        return
+    # Reading the current entry in stream mode uses the same bytes the walk reads anyway.
+    if whole:
+        blob.metadata[path] = handle.read()
+    else:
+        blob.metadata[path] = _name_and_version(handle.read(_METADATA_HEAD))
+
+
+def _name_and_version(head: bytes) -> bytes:
+    kept = []
+    for line in head.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line; the description follows
+        if line.startswith((b"Name:", b"Version:")):
+            kept.append(line)
+    return b"".join(line + b"\n" for line in kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# The config
+
+
+def _layer_instructions(history: list[dict[str, Any]]) -> list[str | None]:
+    """The instruction of each layer: history entries marked `empty_layer` made none."""
+    return [_instruction(entry) for entry in history if not entry.get("empty_layer")]
+
+
+def _instruction(entry: dict[str, Any]) -> str | None:
+    text = str(entry.get("created_by") or "").strip()
+    if text.startswith(_NOP_PREFIX):
+        return text[len(_NOP_PREFIX) :].strip()
+    if match := _SHELL_PREFIX.match(text):
+        return "RUN " + text[match.end() :]
+    text = text.removesuffix("# buildkit").rstrip()
+    if text.startswith(_BUILDKIT_SHELL):
+        return "RUN " + text[len(_BUILDKIT_SHELL) :]
+    return text or entry.get("comment") or None
+
+
+def _env_pair(pair: str) -> tuple[str, str]:
+    name, _, value = pair.partition("=")
+    return name, value

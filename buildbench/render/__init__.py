@@ -1,0 +1,1 @@
+"""Rendering results: number formatting, Markdown/CSV/JSON reports and charts."""

@@ -1,0 +1,139 @@
+"""`buildbench history`'s output: a trend table and the shifts (Markdown, fit for a CI job
+summary), the same as CSV or JSON rows, and one PNG trend chart per metric."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from buildbench.analyze.changepoints import Shift
+from buildbench.analyze.history import Series, by_machine, regressions
+from buildbench.render import charts
+from buildbench.render.markdown import markdown_table
+from buildbench.results import RunResults
+
+FORMATS = ("markdown", "csv", "json")
+
+
+def _shift_text(series: Series, shift: Shift) -> str:
+    point = series.run_of(shift)
+    change = f"{(shift.ratio - 1):+.0%}" if shift.ratio != float("inf") else "from 0"
+    values = f"{series.metric.show(shift.before)} -> {series.metric.show(shift.after)}"
+    return f"`{point.run_id}`: {change} ({values})"
+
+
+def trend_table(series: Sequence[Series], machines: int) -> str:
+    rows = []
+    for s in series:
+        values = s.values
+        rows.append(
+            [
+                *([s.machine] if machines > 1 else []),
+                s.cell,
+                s.metric.name,
+                len(values),
+                s.metric.show(values[0]),
+                s.metric.show(values[-1]),
+                f"{s.metric.show(min(values))} - {s.metric.show(max(values))}",
+                "; ".join(_shift_text(s, shift) for shift in s.shifts) or "-",
+                "**worse, starting at the newest run**" if s.regression else "",
+            ]
+        )
+    headers = [*(["machine"] if machines > 1 else []), "cell", "metric", "runs", "first"]
+    headers += ["newest", "range", "shifts (run: change)", "verdict"]
+    return markdown_table(rows, headers)
+
+
+def render_markdown(
+    runs: Sequence[RunResults], series: Sequence[Series], chart_links: list[tuple[str, str]] | str
+) -> str:
+    machines = by_machine(runs)
+    span = ", ".join(
+        f"{machine}: {len(found)} runs, {found[0].info.started_at} to {found[-1].info.started_at}"
+        for machine, found in machines.items()
+    )
+    worse = regressions(series)
+    verdict = (
+        f"REGRESSION: the newest run starts a worse segment in {len(worse)} series"
+        if worse
+        else "no regression at the newest run"
+    )
+    if isinstance(chart_links, str):
+        charts_text = f"Charts {chart_links}."
+    else:
+        charts_text = "\n".join(f"![{title}]({path})" for title, path in chart_links)
+    return (
+        f"# buildbench history: {verdict}\n\n{span}.\n\n"
+        + trend_table(series, len(machines))
+        + "\n\nShifts: change points of each series (E-divisive means, permutation test at "
+        "5%, at least 2 runs a segment); the run named is the first of the new level.\n\n"
+        + f"## Trends\n\n{charts_text}\n"
+    )
+
+
+def rows(series: Sequence[Series]) -> list[dict[str, object]]:
+    """One row per run of each series, with the shift that starts there (if any)."""
+    found = []
+    for s in series:
+        starts = {shift.index: shift for shift in s.shifts}
+        for index, point in enumerate(s.points):
+            shift = starts.get(index)
+            found.append(
+                {
+                    "machine": s.machine,
+                    "cell": s.cell,
+                    "metric": s.metric.key,
+                    "run_id": point.run_id,
+                    "started_at": point.started_at,
+                    "value": point.value,
+                    "config_hash": point.config_hash,
+                    "shift_ratio": shift.ratio if shift else None,
+                    "regression": bool(s.regression and s.regression.index == index),
+                }
+            )
+    return found
+
+
+def render(
+    runs: Sequence[RunResults],
+    series: Sequence[Series],
+    format_: str,
+    chart_links: list[tuple[str, str]] | str,
+) -> str:
+    if format_ == "csv":
+        return pd.DataFrame(rows(series)).to_csv(index=False)
+    if format_ == "json":
+        return json.dumps({"series": rows(series)}, indent=2) + "\n"
+    return render_markdown(runs, series, chart_links)
+
+
+def draw(series: Sequence[Series], report: Path) -> list[tuple[str, str]] | str:
+    """One PNG per metric next to the report: a line per cell, shifts marked."""
+    by_metric: dict[str, list[Series]] = {}
+    for s in series:
+        by_metric.setdefault(s.metric.key, []).append(s)
+    drawn = []
+    try:
+        for key, group in by_metric.items():
+            lines = [
+                charts.Line(
+                    label=f"{s.cell} @ {s.machine}",
+                    values=s.values,
+                    marks=[shift.index for shift in s.shifts],
+                )
+                for s in group
+            ]
+            title = f"{group[0].metric.name} per run"
+            path = report.with_name(f"{report.stem}-{key}.png")
+            charts.trend(path, lines, title=title, ylabel=_unit(group[0]))
+            drawn.append((title, path.name))
+    except charts.ChartsUnavailable:
+        return "skipped: matplotlib is not installed (pip install 'buildbench[report]')"
+    return drawn
+
+
+def _unit(series: Series) -> str:
+    return "bytes" if series.metric.kind == "size" else "seconds"

@@ -1,0 +1,97 @@
+"""Tidy views of results: one row per cell, scalar columns only (samples joined with ';').
+
+The results CSV, `report --format csv` and the cells of `report --format json` are this frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from buildbench.analyze.course import labelled
+from buildbench.analyze.metrics import latency
+from buildbench.record import CellRecord, RunInfo
+
+if TYPE_CHECKING:
+    from buildbench.results import RunResults
+
+
+def _samples(values: Sequence[float]) -> str:
+    return ";".join(f"{v:.6g}" for v in values)
+
+
+def cell_row(run: RunInfo, machine: str, r: CellRecord) -> dict[str, Any]:
+    build = r.build.stats
+    image = r.image
+    smoke = r.smoke
+    parity = smoke.parity_summary if smoke else None
+    b1 = latency(r, "1")
+    cold = smoke.cold_start if smoke else None
+    contents = r.contents
+    shipping = r.registry
+    return {
+        "run_id": run.run_id,
+        "machine": machine,
+        "engine": run.engine.endpoint,
+        "name": r.name,
+        "framework": r.framework,
+        "variant": r.variant,
+        "builder": r.builder,
+        "status": r.status.value,
+        "error": r.error,
+        "build_mode": r.build.mode,
+        "build_seconds_median": build.median,
+        "build_seconds_ci_low": build.ci_low,
+        "build_seconds_ci_high": build.ci_high,
+        "build_seconds_min": build.min,
+        "build_seconds_max": build.max,
+        "build_seconds_n": build.n,
+        "build_seconds_samples": _samples(r.build.seconds),
+        "download_bytes": r.build.download.bytes if r.build.download else None,
+        "download_seconds": r.build.download.seconds if r.build.download else None,
+        "context_bytes": r.build.context_bytes,
+        "image_size_bytes": image.size_bytes if image else None,
+        "bytes_over_base": image.bytes_over_base if image else None,
+        "compressed_size_bytes": image.compressed_size_bytes if image else None,
+        "compressed_size_source": image.compressed_size_source if image else None,
+        "layers": image.layers if image else None,
+        "framework_version": image.framework_version if image else None,
+        "python_version": image.python_version if image else None,
+        "wasted_bytes": contents.wasted_bytes if contents else None,
+        "efficiency": contents.efficiency if contents else None,
+        "cuda_libraries_bytes": contents.cuda_libraries_bytes if contents else None,
+        "image_id": r.image_id,
+        "config_hash": r.config_hash,
+        "smoke_status": smoke.status.value if smoke else None,
+        "parity_ok": parity.ok if parity else None,
+        "parity_max_abs_diff": parity.max_abs_diff if parity else None,
+        "p50_b1_seconds": b1.p50 if b1 else None,
+        "p95_b1_seconds": b1.p95 if b1 else None,
+        "p99_b1_seconds": b1.quantiles.p99 if b1 else None,
+        "latency_b1_n": b1.quantiles.n if b1 else None,
+        "cold_start_seconds_median": cold.median if cold else None,
+        "cold_start_seconds_samples": _samples(smoke.cold_start_seconds) if smoke else None,
+        "peak_memory_bytes": smoke.peak_memory_bytes if smoke else None,
+        "cuda_build": smoke.cuda_build if smoke else None,
+        "gpu_used": smoke.gpu_used if smoke else None,
+        "push_seconds": shipping.push_seconds if shipping else None,
+        "pull_seconds": shipping.pull_seconds if shipping else None,
+        "cold_pull_seconds": shipping.cold_pull_seconds if shipping else None,
+        "registry_bytes": shipping.stored_bytes if shipping else None,
+        "warnings": " | ".join(r.warnings),
+    }
+
+
+def cells_frame(runs: Sequence[RunResults]) -> pd.DataFrame:
+    """One row per cell of every run."""
+    rows = [
+        cell_row(run.info, machine, record)
+        for machine, run in labelled(runs)
+        for record in run.records
+    ]
+    if not rows:
+        return pd.DataFrame()
+    # Nullable dtypes: byte counts stay integers where a failed cell has none.
+    return pd.DataFrame(rows).convert_dtypes()

@@ -1,0 +1,80 @@
+"""Numbers a nightly job can trust, on real runs: an A/A pair compares clean, and an injected
+1.5x slowdown is flagged worse and significant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from buildbench.engine.dockersdk import DockerEngine
+from tests.integration.conftest import Ran, buildbench, remove_runs
+
+pytestmark = pytest.mark.integration
+
+SLEEPY = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+COPY delay /delay
+RUN sleep "$(cat /delay)"
+"""
+
+
+@pytest.fixture(scope="module")
+def aa_runs(
+    base_image: str, engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Ran]]:
+    """Two identical runs of the ONNX Runtime CPU cell, three samples each."""
+    cwd = tmp_path_factory.mktemp("aa")
+    options = ["--framework", "onnx", "--cuda", "cpu", "--repeat", "3", "--batch-sizes", "1"]
+    runs = [buildbench("run", *options, "--no-read-images", cwd=cwd) for _ in range(2)]
+    yield runs
+    remove_runs(engine, cwd / "results")
+
+
+def test_an_a_a_pair_compares_clean(aa_runs: list[Ran]):
+    assert [run.process.returncode for run in aa_runs] == [0, 0], aa_runs[1].process.stderr
+    first, second = (run.results[-1] for run in aa_runs)
+    cwd = aa_runs[0].cwd
+    compared = buildbench("compare", str(first.parent), str(second.parent), cwd=cwd)
+    assert compared.process.returncode == 0, compared.process.stdout
+    marks = [
+        line.split()[0] for line in compared.process.stdout.splitlines()[5:] if line[:1] == "+"
+    ]
+    assert marks == []
+    assert "no regressions" in compared.process.stdout
+    cell = aa_runs[1].cells(-1)["onnx/cpu"]
+    assert len(cell["build"]["seconds"]) == 3 and cell["build"]["stats"]["n"] == 3
+
+
+def test_history_of_the_pair_shows_no_regression(aa_runs: list[Ran]):
+    ran = buildbench("history", "--fail-on-regression", cwd=aa_runs[0].cwd)  # default: results/
+    assert ran.process.returncode == 0, ran.process.stdout + ran.process.stderr
+    assert "no regression at the newest run" in ran.process.stdout
+
+
+def test_an_injected_slowdown_is_worse_and_significant(
+    base_image: str, engine: DockerEngine, tmp_path: Path
+):
+    (tmp_path / "sleepy.dockerfile").write_text(SLEEPY)
+    (tmp_path / "buildbench.toml").write_text(
+        '[[image]]\nname = "sleepy"\ndockerfile = "sleepy.dockerfile"\n'
+        f'variants = {{ cpu = "" }}\nbuild_args = {{ BASE_IMAGE = "{base_image}" }}\n'
+    )
+    options = ["--repeat", "5", "--no-smoke", "--no-read-images", "--no-keep-images"]
+    try:
+        # Only the context changes (the Dockerfile and build-args do not): still comparable.
+        (tmp_path / "delay").write_text("4\n")
+        before = buildbench("run", *options, cwd=tmp_path)
+        (tmp_path / "delay").write_text("6\n")
+        after = buildbench("run", *options, cwd=tmp_path)
+        assert before.process.returncode == after.process.returncode == 0
+        old, new = sorted(tmp_path.glob("results/*/results.json"))
+        compared = buildbench("compare", str(old), str(new), cwd=tmp_path)
+        assert compared.process.returncode == 1, compared.process.stdout
+        row = next(line for line in compared.process.stdout.splitlines() if "build time" in line)
+        assert row.startswith("+") and "p=0.004 (5 vs 5)" in row
+        assert "REGRESSION: 1 metric(s) worse" in compared.process.stdout
+    finally:
+        remove_runs(engine, tmp_path / "results")
