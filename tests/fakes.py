@@ -305,9 +305,15 @@ class FakeEngine:
                 self.add_image(event.text, size=300, tags=(tag,), layers=3, labels=labels)
             yield event
 
-    def wait_container_gone(self, ref: str, timeout: float) -> bool:
-        self.calls.append(("wait_container_gone", ref))
-        return True
+    def containers_using(self, image: str) -> list[str]:
+        self.calls.append(("containers_using", image))
+        return []
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+    def dangling_images(self) -> list[str]:
+        return [ref for ref, info in self.images.items() if ref == info.id and not info.tags]
 
     def image_children(self, ref: str) -> list[str]:
         """The fake keeps no parent chain: a step chain has no children it did not report."""

@@ -8,31 +8,20 @@ from pathlib import Path
 import click
 
 from buildbench.analyze.history import history, regressions
-from buildbench.cli.options import option
+from buildbench.cli.options import document_options, option
 from buildbench.errors import UsageError
 from buildbench.render.history import FORMATS, draw, render
-from buildbench.render.report import load_runs
+from buildbench.render.report import load_runs, write_output
 
 EXIT_REGRESSION = 1
 
 
 @click.command(name="history")
 @click.argument("results", nargs=-1, type=click.Path(path_type=Path))
-@option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BUILDBENCH_HISTORY_OUTPUT",
-    help="Write the history here, with its trend charts next to it [default: stdout].",
-)
-@option(
-    "--format",
-    "format_",
-    type=click.Choice(FORMATS),
-    default="markdown",
-    show_default=True,
-    envvar="BUILDBENCH_HISTORY_FORMAT",
-    help="Markdown for a job summary; csv and json give a row per run of each series.",
+@document_options(
+    "history",
+    FORMATS,
+    "Markdown for a job summary; csv and json give a row per run of each series.",
 )
 @option(
     "--fail-on-regression",
@@ -54,14 +43,10 @@ def history_command(
     if output is None:
         click.echo(render(runs, series, format_, "not drawn: give -o FILE"), nl=False)
     else:
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            drawn = draw(series, output) if format_ == "markdown" else "not drawn"
-            output.write_text(render(runs, series, format_, drawn))
-        except OSError as exc:
-            raise UsageError(
-                f"cannot write {output}: {exc.strerror}", tip="pick a writable -o FILE"
-            ) from None
+        draw_trends = (lambda path: draw(series, path)) if format_ == "markdown" else None
+        write_output(
+            output, lambda links: render(runs, series, format_, links), draw_trends, "the history"
+        )
         click.echo(f"history: {output}", err=True)
     if fail_on_regression and regressions(series):
         sys.exit(EXIT_REGRESSION)

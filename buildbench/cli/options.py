@@ -199,6 +199,30 @@ engine_options = compose(
     ),
 )
 
+
+def document_options(command: str, formats: tuple[str, ...], format_help: str) -> Callable[[F], F]:
+    """-o/--output and --format, as `report` and `history` take them."""
+    envvar = f"BUILDBENCH_{command.upper()}_"
+    return compose(
+        option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar=envvar + "OUTPUT",
+            help="Write it here, with its charts next to it [default: stdout, no charts].",
+        ),
+        option(
+            "--format",
+            "format_",
+            type=click.Choice(formats),
+            default=formats[0],
+            show_default=True,
+            envvar=envvar + "FORMAT",
+            help=format_help,
+        ),
+    )
+
+
 results_dir_option = option(
     "--results-dir",
     type=click.Path(file_okay=False, path_type=Path),

@@ -6,28 +6,13 @@ from pathlib import Path
 
 import click
 
-from buildbench.cli.options import option
+from buildbench.cli.options import document_options
 from buildbench.render.report import FORMATS, load_runs, render, write_report
 
 
 @click.command()
 @click.argument("results", nargs=-1, type=click.Path(path_type=Path))
-@option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="BUILDBENCH_REPORT_OUTPUT",
-    help="Write the report here, with its charts next to it [default: stdout, no charts].",
-)
-@option(
-    "--format",
-    "format_",
-    type=click.Choice(FORMATS),
-    default="markdown",
-    show_default=True,
-    envvar="BUILDBENCH_REPORT_FORMAT",
-    help="Markdown for people; csv and json give one row per cell.",
-)
+@document_options("report", FORMATS, "Markdown for people; csv and json give a row per cell.")
 def report(results: tuple[Path, ...], output: Path | None, format_: str) -> None:
     """Write a report of RESULTS (results.json files, run folders or results folders); several
     runs merge into one report with a machine column.

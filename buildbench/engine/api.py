@@ -132,6 +132,9 @@ class Engine(Protocol):
 
     def info(self) -> EngineInfo: ...
 
+    def close(self) -> None:
+        """Let go of the connections to the engine."""
+
     def image(self, ref: str) -> ImageInfo | None:
         """The image called `ref`, or None when the engine has no such image."""
 
@@ -161,12 +164,15 @@ class Engine(Protocol):
     def image_children(self, ref: str) -> list[str]:
         """Ids of the images whose parent is `ref` (the classic builder's step chain)."""
 
-    def wait_container_gone(self, ref: str, timeout: float) -> bool:
-        """Wait until container `ref` no longer exists; False when it still does at timeout."""
+    def containers_using(self, image: str) -> list[str]:
+        """Ids of the containers (any state) made from `image` or an image built on it."""
 
     def remove_image(self, ref: str) -> bool:
         """Remove an image (an untag, for a tag of an image with other tags) and its untagged
         parents; False when it was gone or is still in use."""
+
+    def dangling_images(self) -> list[str]:
+        """Ids of the untagged images no other image builds on."""
 
     def images_labelled(self, label: str) -> list[str]:
         """Ids of all images (dangling included) that carry `label` (`key` or `key=value`)."""

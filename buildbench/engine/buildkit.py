@@ -36,6 +36,7 @@ from typing import BinaryIO
 
 from buildbench.engine.api import Engine, LineSink
 from buildbench.engine.builders import BuilderName, BuildRequest, BuildSample, CreatedSink
+from buildbench.engine.dockerfile import stage_names, unconsumed_warnings
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import LOG_TAIL_LINES, BuildFailed, EngineUnavailable, UsageError
 
@@ -45,14 +46,6 @@ _EXTRA_DIRS = ("/usr/bin",)  # Debian's 20.10 CLI, often shadowed on PATH by a n
 _VERTEX = re.compile(r"^#(\d+) (.*)$")
 _STEP = re.compile(r"^\[(?:(\S+) )?(\d+)/(\d+)\] (.*)$")
 _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
-_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*\S+(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
-_ARG = re.compile(r"^\s*ARG\s+(.+)$", re.IGNORECASE)
-# Build-args every Dockerfile accepts without declaring them (the classic builder's list).
-_PREDEFINED_ARGS = {
-    name
-    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
-    for name in (base, base.lower())
-}
 
 
 @dataclass(frozen=True)
@@ -176,30 +169,6 @@ class ProgressParser:
 
         finished.sort(key=key)
         return [(i, v.instruction, v.seconds or 0.0) for i, v in enumerate(finished, 1)]
-
-
-def stage_names(dockerfile_text: str) -> list[str]:
-    """Stage names as BuildKit prints them: `AS name`, else `stage-N`; one stage has none."""
-    froms = filter(None, map(_FROM.match, dockerfile_text.splitlines()))
-    names = [(m.group(1) or f"stage-{i}").lower() for i, m in enumerate(froms)]
-    return names if len(names) > 1 else [""]
-
-
-def declared_args(dockerfile_text: str) -> set[str]:
-    """Names of every `ARG` (in any stage, or before the first FROM)."""
-    names: set[str] = set()
-    for line in dockerfile_text.splitlines():
-        if match := _ARG.match(line):
-            names.update(token.split("=", 1)[0] for token in match.group(1).split())
-    return names
-
-
-def unconsumed_warnings(dockerfile_text: str, buildargs: Mapping[str, str]) -> list[str]:
-    """The classic builder's "build-args were not consumed" warning, which BuildKit lacks."""
-    unused = sorted(set(buildargs) - declared_args(dockerfile_text) - _PREDEFINED_ARGS)
-    if not unused:
-        return []
-    return [f"build-args never consumed by the Dockerfile: {' '.join(unused)}"]
 
 
 def _dockerfile_in(context: BinaryIO, dockerfile: str) -> str:

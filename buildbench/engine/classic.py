@@ -23,10 +23,9 @@ log = logging.getLogger("buildbench")
 
 _STEP = re.compile(r"^Step (\d+)/\d+ : (.*)$")
 _LAYER_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
-_RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 _UNCONSUMED = re.compile(r"\[Warning\] One or more build-args \[(.*)\] were not consumed")
-# How long the engine may take to remove a cancelled step's container after the disconnect.
-_STEP_CONTAINER_GRACE = 60.0
+# How long the engine may take to let go of a cancelled build's images after the disconnect.
+_STEP_CONTAINER_GRACE = 120.0
 
 
 class _StepClock:
@@ -42,7 +41,7 @@ class _StepClock:
         self._last_layer: str | None = None
         self._in_from = False
         self.layers: list[str] = []  # every image the build committed, in order
-        self.step_container: str | None = None  # the container of the step now running
+        self.parent: str | None = None  # the image the step now running builds on
         self.warnings: list[str] = []
 
     def line(self, text: str, now: float) -> None:
@@ -57,10 +56,10 @@ class _StepClock:
                     self.stage_images.append(self._last_layer)
                 self._last_layer = None
             self._open = (int(step.group(1)), instruction, now)
-        elif running := _RUNNING_IN.match(text):
-            self.step_container = running.group(1)
-        elif (layer := _LAYER_ID.match(text)) and not self._in_from:
-            # The id printed after FROM is the base image itself: never ours to remove.
+        elif layer := _LAYER_ID.match(text):
+            self.parent = layer.group(1)
+            if self._in_from:  # the id printed after FROM is the base: never ours to remove
+                return
             self._last_layer = layer.group(1)
             self.layers.append(self._last_layer)
             self.on_created("image", self._last_layer)
@@ -68,6 +67,13 @@ class _StepClock:
             self.warnings.append(
                 f"build-args never consumed by the Dockerfile: {unconsumed.group(1)}"
             )
+
+    @property
+    def copying(self) -> bool:
+        """Whether the step that was running copies files in (COPY, ADD): the engine may go on
+        with it after a cancel and commit its image later, without a parent."""
+        opened = self._open
+        return opened is not None and opened[1].upper().startswith(("COPY ", "ADD "))
 
     def close(self, now: float) -> None:
         if self._open:
@@ -90,6 +96,7 @@ class ClassicBuilder:
         on_created: CreatedSink,
     ) -> BuildSample:
         context.seek(0)
+        dangling = set(self.engine.dangling_images())  # before timing: see _remove_late_copy
         started = time.perf_counter()
         clock = _StepClock(started, on_created)
         image_id, finished = None, 0.0
@@ -111,10 +118,10 @@ class ClassicBuilder:
                 clock.line(event.text, now)
                 on_log(event.text)
         except BaseException:
-            self._remove_leftovers(clock)
+            self._remove_leftovers(clock, dangling)
             raise
         if image_id is None:  # a stream that ends without an image id is a failed build
-            self._remove_leftovers(clock)
+            self._remove_leftovers(clock, dangling)
             raise BuildFailed("the engine finished the build without an image id", [])
         remove_untagged(self.engine, clock.stage_images, keep=image_id)
         return BuildSample(
@@ -125,25 +132,40 @@ class ClassicBuilder:
             warnings=clock.warnings,
         )
 
-    def _remove_leftovers(self, clock: _StepClock) -> None:
+    def _remove_leftovers(self, clock: _StepClock, dangling_before: set[str]) -> None:
         """The images of a failed or interrupted build's finished steps. A cancelled step's
-        container holds its parent image until the engine has removed it (and a step may have
-        been starting one as the build stopped): wait for that, or the removal fails quietly
-        and the images stay."""
+        container holds its parent image until the engine has removed it, and the engine may
+        have been creating one as the build stopped, whose id we never saw: wait until no
+        container runs on the build's images, or the removal fails quietly and they stay."""
         deadline = time.monotonic() + _STEP_CONTAINER_GRACE
-        if clock.step_container:
-            self.engine.wait_container_gone(clock.step_container, _STEP_CONTAINER_GRACE)
-        while True:
-            # A step the engine finished after the cancel committed an image we never saw:
-            # it is a child of the last one we did.
-            chain = [*clock.layers, *self._descendants(clock.layers[-1:])]
-            remove_untagged(self.engine, reversed(chain))
-            left = [layer for layer in chain if self.engine.image(layer) is not None]
-            if not left or time.monotonic() > deadline:
-                break
+        parent = self.engine.image(clock.parent) if clock.copying and clock.parent else None
+        left: list[str] = []
+        while clock.layers:
+            busy = self.engine.containers_using(clock.layers[0])  # of its descendants too
+            if not busy or time.monotonic() > deadline:
+                # A step the engine finished after the cancel committed an image we never
+                # saw: it is a child of the last one we did.
+                chain = [*clock.layers, *self._descendants(clock.layers[-1:])]
+                remove_untagged(self.engine, reversed(chain))
+                left = [layer for layer in chain if self.engine.image(layer) is not None]
+                if not left or time.monotonic() > deadline:
+                    break
             time.sleep(1)
+        if parent is not None:
+            self._remove_late_copy(parent.layers, deadline, dangling_before)
         if left:
             log.warning("the engine kept %d image(s) of the cancelled build", len(left))
+
+    def _remove_late_copy(self, below: tuple[str, ...], deadline: float, before: set[str]) -> None:
+        """A cancelled COPY or ADD goes on in the engine and commits its image when it is done,
+        with no parent recorded: a new untagged image one layer above `below`. Wait for it."""
+        while time.monotonic() < deadline:
+            for image in set(self.engine.dangling_images()) - before:
+                info = self.engine.image(image)
+                if info and len(info.layers) == len(below) + 1 and info.layers[:-1] == below:
+                    self.engine.remove_image(info.id)
+                    return
+            time.sleep(1)
 
     def _descendants(self, images: list[str]) -> list[str]:
         found: list[str] = []

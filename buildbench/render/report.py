@@ -4,7 +4,7 @@ Several results files (machines, engines, CI jobs) merge into one report."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from buildbench.analyze.course import Entry, build_median, course_comparison, entries
@@ -161,6 +161,24 @@ def _startup_stack(entry: Entry, merged: bool) -> charts.Stack:
     return charts.Stack(label, segments)
 
 
+def write_output(
+    path: Path,
+    text: Callable[[list[tuple[str, str]] | str], str],
+    draw: Callable[[Path], list[tuple[str, str]] | str] | None,
+    what: str = "the report",
+) -> Path:
+    """Write `text(charts)` to `path`, the charts `draw` makes next to it first (or the reason
+    there are none); a folder that cannot be written is the user's to fix."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text(draw(path) if draw else "not drawn"))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {what} to {path}: {exc.strerror}", tip="pick a writable -o FILE"
+        ) from None
+    return path
+
+
 def write_report(
     path: Path,
     runs: Sequence[RunResults],
@@ -168,12 +186,7 @@ def write_report(
     draw: bool = True,
 ) -> Path:
     """Write the report (and, for Markdown, its charts next to it); returns its path."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        drawn = draw_charts(runs, path) if draw and format_ == "markdown" else "not drawn"
-        path.write_text(render(runs, format_, drawn))
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write the report to {path}: {exc.strerror}", tip="pick a writable -o FILE"
-        ) from None
-    return path
+    charts_for = (
+        (lambda report: draw_charts(runs, report)) if draw and format_ == "markdown" else None
+    )
+    return write_output(path, lambda links: render(runs, format_, links), charts_for)

@@ -75,30 +75,33 @@ def run_one(
     *,
     name: str | None = None,
     artifacts: Callable[[tuple[int, ...]], bytes] = prepare_artifacts,
-) -> tuple[RunResults | None, BaseException | None]:
+) -> tuple[RunResults, BaseException | None]:
     """One engine's whole run; what it measured, and what stopped it early (not raised: the
     caller reports first). Errors before the first build (bad options, no engine) raise."""
     engine = DockerEngine(endpoint)
-    builder = choose_builder(plan.builder, engine, endpoint)
-    with prepare(
-        engine, plan, builder, local=endpoint.local, artifacts=artifacts, name=name
-    ) as run:
-        try:
-            run.run_all(progress)
-        except (KeyboardInterrupt, Terminated, EngineUnavailable) as exc:
-            return RunResults(run.info, run.records), exc
-        return RunResults(run.info, run.records), None
+    stopped: BaseException | None = None
+    try:
+        builder = choose_builder(plan.builder, engine, endpoint)
+        with prepare(
+            engine, plan, builder, local=endpoint.local, artifacts=artifacts, name=name
+        ) as run:
+            try:
+                run.run_all(progress)
+            except (KeyboardInterrupt, Terminated, EngineUnavailable) as exc:
+                stopped = exc
+        return RunResults(run.info, run.records), stopped
+    finally:
+        engine.close()
 
 
 def _run_here(endpoint: Endpoint, plan: RunPlan, screen: Screen) -> Outcome:
     outcome = Outcome()
     with screen:
         result, outcome.error = run_one(endpoint, plan, screen.view())
-    if result is not None:
-        run_dir = plan.results_dir / result.info.run_id
-        outcome.runs = [result]
-        outcome.results = [run_dir / RESULTS_JSON]
-        outcome.report = write_report(run_dir / REPORT_MD, [result])
+    run_dir = plan.results_dir / result.info.run_id
+    outcome.runs = [result]
+    outcome.results = [run_dir / RESULTS_JSON]
+    outcome.report = write_report(run_dir / REPORT_MD, [result])
     return outcome
 
 
@@ -170,9 +173,14 @@ def _child(job: _Job, queue: Any) -> int:
     return 130 if error is not None else 0
 
 
-def labels_for(engines: list[DockerEngine]) -> list[str]:
-    """Each engine's host name, made unique (two engines on one machine: host-1, host-2)."""
-    names = [engine.info().name or "engine" for engine in engines]
+def labels_for(endpoints: list[Endpoint]) -> list[str]:
+    """Each engine's host name, made unique (two engines on one machine: host-1, host-2). Every
+    engine must answer now, before any run starts."""
+    names = []
+    for endpoint in endpoints:
+        engine = DockerEngine(endpoint)
+        names.append(engine.info().name or "engine")
+        engine.close()
     return [
         f"{name}-{names[: i + 1].count(name)}" if names.count(name) > 1 else name
         for i, name in enumerate(names)
@@ -192,7 +200,7 @@ def _shared_artifacts(plan: RunPlan) -> Iterator[Path | None]:
 
 
 def _run_in_parallel(endpoints: list[Endpoint], plan: RunPlan, screen: Screen) -> Outcome:
-    labels = labels_for([DockerEngine(endpoint) for endpoint in endpoints])  # all answer first
+    labels = labels_for(endpoints)
     group = plan.results_dir / new_run_id()
     child_plan = replace(plan, results_dir=group)
     context = multiprocessing.get_context("spawn")

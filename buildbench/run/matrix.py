@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from buildbench.engine.dockerfile import final_base
 from buildbench.errors import UsageError
 from buildbench.record import cell_key
 
@@ -57,8 +58,9 @@ class Cell:
 
     @property
     def base_image(self) -> str | None:
-        """The BASE_IMAGE build-arg, which buildbench makes local before timing."""
-        return self.build_args.get("BASE_IMAGE") or None
+        """The image the final stage builds on (its FROM, build-args substituted), which
+        buildbench makes local before timing and measures the image against."""
+        return final_base(self.dockerfile_text(), self.build_args)
 
     def config_hash(self) -> str:
         """Changes with the Dockerfile or the build-args: results are then not comparable."""

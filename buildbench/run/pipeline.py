@@ -72,27 +72,29 @@ class RunHeader:
 
 
 class Progress(Protocol):
-    """What a run tells whoever watches it (the terminal's live view, or nobody)."""
+    """What a run tells whoever watches it (the terminal's live view, or nobody). Each method
+    does nothing unless a watcher says otherwise."""
 
-    def run_started(self, header: RunHeader) -> None: ...
-    def cell_started(self, cell: Cell, index: int, total: int) -> None: ...
+    def run_started(self, header: RunHeader) -> None:
+        return None
+
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        return None
+
     def phase(
         self, cell: Cell, text: str, done: int | None = None, total: int | None = None
-    ) -> None: ...
-    def build_log(self, cell: Cell, line: str) -> None: ...
-    def cell_finished(self, record: CellRecord) -> None: ...
+    ) -> None:
+        return None
+
+    def build_log(self, cell: Cell, line: str) -> None:
+        return None
+
+    def cell_finished(self, record: CellRecord) -> None:
+        return None
 
 
-class Silent:
+class Silent(Progress):
     """Progress that shows nothing."""
-
-    def run_started(self, header: RunHeader) -> None: ...
-    def cell_started(self, cell: Cell, index: int, total: int) -> None: ...
-    def phase(
-        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
-    ) -> None: ...
-    def build_log(self, cell: Cell, line: str) -> None: ...
-    def cell_finished(self, record: CellRecord) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,8 @@ class PreparedRun:
     bases: dict[str, ImageInfo]
     journal: Journal
     gpus: bool
-    volume: str | None = None
+    volume: str | None = None  # the smoke test's files in the engine, once filled
+    artifacts: bytes | None = None  # those files, until then
     prefetched: dict[str, tuple[list[Path], Download]] = field(default_factory=dict)
     records: list[CellRecord] = field(default_factory=list)
     lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -282,14 +285,24 @@ class PreparedRun:
             self.save()
         return self.records
 
+    def smoke_volume(self, image: str) -> str | None:
+        """The volume holding the smoke test's files, filled the first time a cell needs it
+        (through a helper container of that cell's image: any image will do)."""
+        if self.volume is None and self.artifacts is not None:
+            volume = smoke_volume(self.info.run_id)
+            self.engine.create_volume(volume, self.labels())
+            self.volume = volume
+            self.engine.fill_volume(volume, self.artifacts, image)
+        return self.volume
+
     def cold_pulls(self, progress: Progress) -> None:
         """Each shipped image pulled with nothing local; the run's lock goes first, as it is a
         container of the base image, which must be set aside meanwhile."""
         self.lock.close()
         by_base: dict[str, list[CellRecord]] = {}
-        for record in self.records:
-            base = record.build_args.get("BASE_IMAGE") or self.plan.base_image
-            by_base.setdefault(base, []).append(record)
+        for cell, record in zip(self.plan.cells, self.records, strict=False):
+            if cell.base_image:
+                by_base.setdefault(cell.base_image, []).append(record)
         for base, records in by_base.items():
             found = cold_pulls(
                 self.engine,
@@ -336,7 +349,7 @@ class PreparedRun:
                     cell,
                     builds.image_id,
                     options=self.plan.smoke,
-                    volume=self.volume,
+                    volume=self.smoke_volume(builds.image_id),
                     labels=self.labels(cell),
                     gpus=self.gpus,
                     on_progress=lambda text: progress.phase(cell, f"smoke test: {text}"),
@@ -391,6 +404,7 @@ class PreparedRun:
                 if samples:  # the previous sample's image: identical content, not kept
                     self.engine.remove_image(samples[-1].image_id)
                     self.engine.prune_cache_records(samples[-1].cache_records)
+                    image_id = None
                 progress.phase(cell, f"building (sample {n} of {self.plan.repeat})")
                 sample = self.builder.build(context, request, on_log, self.journal.add)
                 samples.append(sample)
@@ -400,10 +414,6 @@ class PreparedRun:
                     builds.first_output_seconds.append(round(sample.first_output_seconds, 3))
         except BuildFailed as exc:
             apply(record, Failure(Status.BUILD_FAILED, str(exc), tuple(exc.log_tail)))
-            image_id = None
-            if samples:  # an earlier sample's image: not the cell's, the build failed
-                self.engine.remove_image(samples[-1].image_id)
-                self.engine.prune_cache_records(samples[-1].cache_records)
         finally:
             context.close()
             if samples:
@@ -511,9 +521,13 @@ def prepare(
         gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
     )
     run.save()
+    # The lock is a container of a base image: the run's own, or the default base if local.
+    lock_image = main_base or (plan.base_image if engine.image(plan.base_image) else None)
     with run.lock:
-        if main_base:
-            run.lock.enter_context(engine.hold(main_base, {**run.labels(), LABEL_LOCK: "1"}))
+        if lock_image:
+            run.lock.enter_context(engine.hold(lock_image, {**run.labels(), LABEL_LOCK: "1"}))
+        else:
+            log.warning("no base image to hold this run's lock: `buildbench clean` may not see it")
         try:
             try:
                 if plan.registry:
@@ -522,11 +536,9 @@ def prepare(
                         ref: round(push_base(engine, plan.registry, run_id, ref, info), 3)
                         for ref, info in bases.items()
                     }
-                if plan.needs_model and plan.smoke and main_base:
+                if plan.needs_model and plan.smoke:
                     log.info("preparing the smoke-test model (ResNet-18, ONNX export, references)")
-                    run.volume = smoke_volume(run_id)
-                    engine.create_volume(run.volume, run.labels())
-                    engine.fill_volume(run.volume, artifacts(plan.smoke.batch_sizes), main_base)
+                    run.artifacts = artifacts(plan.smoke.batch_sizes)
                 if plan.prefetch:
                     run.prefetched = prefetch_wheels(plan.cells, plan.pip, probe)
             except (KeyboardInterrupt, Terminated):  # before the first cell: still on record

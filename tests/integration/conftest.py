@@ -75,14 +75,15 @@ def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
 
 
 @pytest.fixture(scope="session")
-def engine() -> DockerEngine:
-    return DockerEngine()
+def engine() -> Iterator[DockerEngine]:
+    engine = DockerEngine()
+    yield engine
+    engine.close()
 
 
 @pytest.fixture(scope="session")
-def client(engine: DockerEngine) -> Iterator[docker.DockerClient]:
-    yield engine.client
-    engine.client.close()
+def client(engine: DockerEngine) -> docker.DockerClient:
+    return engine.client
 
 
 @pytest.fixture(scope="session")
@@ -156,8 +157,8 @@ def second_engine(base_image: str) -> Iterator[str]:
     other = DockerEngine(from_url(address))
     if other.image(base_image) is None:
         copy_image(base_image, address)
+    other.close()
     yield address
-    other.client.close()
     if started:
         subprocess.run(
             [str(ROOT / "scripts/second-engine"), "stop", "buildbench-test-engine"], check=False

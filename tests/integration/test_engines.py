@@ -32,7 +32,9 @@ ONNX_CPU = ["--framework", "onnx", "--cuda", "cpu", "--prefetch", "--batch-sizes
 def results_cleanup(engine: DockerEngine, second_engine: str, tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
     remove_runs(engine, tmp_path / "results")
-    remove_runs(DockerEngine(from_url(second_engine)), tmp_path / "results")
+    other = DockerEngine(from_url(second_engine))
+    remove_runs(other, tmp_path / "results")
+    other.close()
 
 
 def test_a_cell_with_the_onnx_smoke_test_passes_on_an_engine_that_cannot_see_our_files(

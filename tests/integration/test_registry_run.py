@@ -28,14 +28,13 @@ def own_base(base_image: str, client: docker.DockerClient) -> Iterator[str]:
     uses: a cold pull may set it aside."""
     tag = "buildbench-test/cold-base:1"
     container = client.containers.create(base_image, ["true"])
-    export = subprocess.Popen(["docker", "export", container.id], stdout=subprocess.PIPE)
-    subprocess.run(
-        ["docker", "import", "--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin", "-", tag],
-        stdin=export.stdout,
-        check=True,
-        capture_output=True,
-    )
-    export.wait()
+    with subprocess.Popen(["docker", "export", container.id], stdout=subprocess.PIPE) as export:
+        subprocess.run(
+            ["docker", "import", "--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin", "-", tag],
+            stdin=export.stdout,
+            check=True,
+            capture_output=True,
+        )
     container.remove()
     yield tag
     client.images.remove(tag)

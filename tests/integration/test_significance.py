@@ -35,7 +35,7 @@ def aa_runs(
 
 def test_an_a_a_pair_compares_clean(aa_runs: list[Ran]):
     assert [run.process.returncode for run in aa_runs] == [0, 0], aa_runs[1].process.stderr
-    first, second = (run.results[-1] for run in aa_runs)
+    first, second = aa_runs[-1].results  # both runs write to the same ./results
     cwd = aa_runs[0].cwd
     compared = buildbench("compare", str(first.parent), str(second.parent), cwd=cwd)
     assert compared.process.returncode == 0, compared.process.stdout

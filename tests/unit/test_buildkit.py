@@ -21,11 +21,9 @@ from buildbench.engine.buildkit import (
     BuildkitCli,
     ProgressParser,
     build_command,
-    declared_args,
     find_buildkit_cli,
-    stage_names,
-    unconsumed_warnings,
 )
+from buildbench.engine.dockerfile import declared_args, stage_names, unconsumed_warnings
 from buildbench.engine.endpoint import Endpoint, from_url
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
 from tests.fakes import FakeEngine

@@ -118,8 +118,23 @@ def test_a_failed_build_removes_the_images_of_its_finished_steps() -> None:
     with pytest.raises(BuildFailed):
         _build(engine)
     assert engine.removed == ["aaaaaaaaaaaa"]
-    # The step container (" ---> Running in ...") holds its parent: waited for first.
-    assert engine.calls[0] == ("wait_container_gone", "0123456789ab")
+    # A step's container holds its parent: no container runs on the build's images first.
+    assert engine.calls[0] == ("containers_using", "aaaaaaaaaaaa")
+
+
+def test_the_cleanup_waits_until_the_engine_has_let_go_of_the_step_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[BuildEvent | BaseException] = [*classic_stream(IMAGE)[:7], KeyboardInterrupt()]
+    engine = FakeEngine()
+    engine.add_image("aaaaaaaaaaaa")
+    engine.build = _failing(events)  # type: ignore[method-assign]
+    busy = [["cancelled-step"], ["cancelled-step"], []]
+    monkeypatch.setattr(engine, "containers_using", lambda image: busy.pop(0))
+    monkeypatch.setattr("buildbench.engine.classic.time.sleep", lambda seconds: None)
+    with pytest.raises(KeyboardInterrupt):
+        _build(engine)
+    assert busy == [] and engine.removed == ["aaaaaaaaaaaa"]
 
 
 def test_an_interrupted_build_cleans_up_and_passes_the_interrupt_on() -> None:
@@ -136,3 +151,33 @@ def test_the_classic_builder_is_the_default_choice() -> None:
     engine = FakeEngine()
     builder = choose_builder("classic", engine, Endpoint("unix:///var/run/fake.sock"))
     assert isinstance(builder, ClassicBuilder) and builder.name == "classic"
+
+
+def test_a_copy_the_engine_finishes_after_the_cancel_is_removed_when_it_lands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cancelled COPY goes on in the engine and commits an image with no parent: the new
+    untagged image one layer above the step's parent goes too; older dangling images stay."""
+    events: list[BuildEvent | BaseException] = [
+        BuildEvent("log", "Step 1/3 : FROM base"),
+        BuildEvent("log", " ---> 06f71f00d074"),
+        BuildEvent("log", "Step 2/3 : COPY big/ /big/"),
+        KeyboardInterrupt(),
+    ]
+    engine = FakeEngine()
+    engine.add_image("06f71f00d074", layers=1)
+    engine.add_image("someone-elses", layers=2)  # dangling before the build: not ours
+    engine.build = _failing(events)  # type: ignore[method-assign]
+    landed = iter([False, False, True])
+
+    def dangling() -> list[str]:
+        if next(landed, True) and "late-copy" not in engine.images:
+            engine.add_image("late-copy", layers=2)
+        return [ref for ref, info in engine.images.items() if ref == info.id and not info.tags]
+
+    monkeypatch.setattr(engine, "dangling_images", dangling)
+    monkeypatch.setattr("buildbench.engine.classic.time.sleep", lambda seconds: None)
+    with pytest.raises(KeyboardInterrupt):
+        _build(engine)
+    assert engine.removed == ["late-copy"]
+    assert "someone-elses" in engine.images

@@ -75,3 +75,11 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
         assert result.exit_code == 0, name
         assert "Example: buildbench" in result.output, name
         assert f"buildbench {name}" in readme, f"README does not show `buildbench {name}`"
+
+
+def test_a_bad_value_names_its_environment_variable_only_when_it_came_from_it():
+    from_env = invoke("run", env={"BUILDBENCH_CUDA": "tpu"})
+    assert "Invalid value for '--cuda' (from BUILDBENCH_CUDA): 'tpu'" in from_env.stderr
+    from_option = invoke("run", "--cuda", "tpu")
+    assert "Invalid value for '--cuda': 'tpu'" in from_option.stderr
+    assert "BUILDBENCH_CUDA" not in from_option.stderr.splitlines()[-1]

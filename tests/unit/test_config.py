@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from buildbench.cli import cli
-from buildbench.engine.buildkit import unconsumed_warnings
+from buildbench.engine.dockerfile import unconsumed_warnings
 from buildbench.errors import UsageError
 from buildbench.run.config import BuiltinImage, UserImage, load_config, load_matrix, select_cells
 from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
