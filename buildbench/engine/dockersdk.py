@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
+import inspect
 import io
 import logging
 import math
@@ -14,7 +16,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import docker
 import docker.errors
@@ -52,6 +54,43 @@ def plain(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+_Class = TypeVar("_Class", bound=type)
+
+
+def _lost_engine_checked(cls: _Class) -> _Class:
+    """Every public method of `cls`: a connection error is EngineUnavailable when the engine
+    no longer answers a ping (it went away), else itself. Generators are checked as they run."""
+
+    def checked(method: Any) -> Any:
+        if inspect.isgeneratorfunction(method):
+
+            @functools.wraps(method)
+            def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from method(self, *args, **kwargs)
+                except _CONNECTION_ERRORS as exc:
+                    self._raise_if_gone(exc)
+                    raise
+
+            return generator
+
+        @functools.wraps(method)
+        def function(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except _CONNECTION_ERRORS as exc:
+                self._raise_if_gone(exc)
+                raise
+
+        return function
+
+    for name, value in list(vars(cls).items()):
+        if inspect.isfunction(value) and not name.startswith("_") and name != "close":
+            setattr(cls, name, checked(value))
+    return cls
+
+
+@_lost_engine_checked
 class DockerEngine:
     def __init__(self, endpoint: Endpoint | None = None) -> None:
         self._endpoint = endpoint or default_endpoint()
@@ -83,10 +122,23 @@ class DockerEngine:
         return EngineUnavailable(f"no Docker engine answers at {self._endpoint.masked}")
 
     def _answers(self) -> bool:
+        """Whether the engine answers a new connection: a pooled one outlives the socket of
+        an engine that is shutting down."""
         try:
-            return bool(self.api.ping())
+            probe = self._endpoint.client(version=self.api.api_version, timeout=10)
+        except Exception:  # e.g. the ssh client cannot start: no engine either
+            return False
+        try:
+            return bool(probe.ping())
         except Exception:  # any failure to ping means the same: no engine
             return False
+        finally:
+            probe.close()
+
+    def _raise_if_gone(self, exc: BaseException) -> None:
+        """EngineUnavailable, from `exc`, if the engine stopped answering."""
+        if not self._answers():
+            raise self._unreachable(exc) from None
 
     def _reconnect(self) -> None:
         """Drop every open connection, which makes the engine cancel a running build (it
@@ -98,10 +150,7 @@ class DockerEngine:
         self.api = self.client.api
 
     def info(self) -> EngineInfo:
-        try:
-            version, info = self.api.version(), self.api.info()
-        except _CONNECTION_ERRORS as exc:
-            raise self._unreachable(exc) from None
+        version, info = self.api.version(), self.api.info()
         return EngineInfo(
             server_version=version.get("Version", ""),
             api_version=version.get("ApiVersion", ""),
@@ -130,8 +179,6 @@ class DockerEngine:
                     tip="image names are lower case: [registry/]name[:tag]",
                 ) from None
             raise
-        except _CONNECTION_ERRORS as exc:
-            raise self._unreachable(exc) from None
         return ImageInfo(
             id=data["Id"],
             size_bytes=int(data["Size"]),
@@ -224,8 +271,7 @@ class DockerEngine:
         except (docker.errors.APIError, docker.errors.BuildError) as exc:
             raise BuildFailed(str(exc), tail) from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-            if not self._answers():
-                raise self._unreachable(exc) from None
+            self._raise_if_gone(exc)
             raise BuildFailed(f"the build stream broke: {exc}", tail) from None
         except BaseException:  # Ctrl-C, SIGTERM, or the consumer gave up on the build
             self._reconnect()
@@ -340,8 +386,7 @@ class DockerEngine:
                 timeout = math.ceil(spec.timeout_seconds)
                 exit_code = self.api.wait(container, timeout=timeout)["StatusCode"]
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-                if not self._answers():  # not a timeout: the engine went away
-                    raise self._unreachable(exc) from None
+                self._raise_if_gone(exc)  # else a timeout
                 timed_out, exit_code = True, None
                 with contextlib.suppress(docker.errors.APIError):
                     self.api.kill(container)
@@ -372,11 +417,12 @@ class DockerEngine:
             with contextlib.suppress(Exception):  # progress only: the outcome reads the logs
                 buffer = b""
                 stream = self.api.logs(container, stdout=False, stderr=True, stream=True)
-                for chunk in stream:
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        on_line(line.decode(errors="replace"))
+                with contextlib.closing(stream):  # its socket, once the container stopped
+                    for chunk in stream:
+                        buffer += chunk
+                        *lines, buffer = buffer.split(b"\n")
+                        for line in lines:
+                            on_line(line.decode(errors="replace"))
 
         thread = threading.Thread(target=follow, daemon=True, name="buildbench-stderr")
         thread.start()
@@ -446,10 +492,12 @@ def lockdown(spec: ContainerSpec) -> dict[str, Any]:
 
 
 def _close_socket(sock: Any) -> None:
-    """docker-py hands back a socket, or a response wrapping one (on some transports)."""
+    """docker-py hands back a socket, or a file object over one (SocketIO, on unix sockets):
+    closing the file object alone leaves the socket open."""
     raw = getattr(sock, "_sock", sock)
     if isinstance(raw, socket.socket):
         raw.shutdown(socket.SHUT_RDWR)
+        raw.close()
     sock.close()
 
 

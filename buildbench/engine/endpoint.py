@@ -46,16 +46,16 @@ class Endpoint:
         """A socket or pipe on this machine. Nothing in buildbench relies on it: recorded only."""
         return self.url.startswith(("unix://", "npipe://"))
 
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"base_url": self.url, "timeout": 600}
+    def client_kwargs(self, timeout: int = 600) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"base_url": self.url, "timeout": timeout}
         if self.tls is not None:
             kwargs["tls"] = self.tls
         if self.url.startswith("ssh://"):
             kwargs["use_ssh_client"] = True  # the system's ssh: its config, agent and known hosts
         return kwargs
 
-    def client(self, version: str | None = None) -> docker.DockerClient:
-        kwargs = self.client_kwargs()
+    def client(self, version: str | None = None, timeout: int = 600) -> docker.DockerClient:
+        kwargs = self.client_kwargs(timeout)
         if version:
             kwargs["version"] = version
         return docker.DockerClient(**kwargs)
