@@ -12,6 +12,7 @@ import pandas as pd
 
 from buildbench.analyze.course import labelled
 from buildbench.analyze.metrics import latency
+from buildbench.analyze.stats import coefficient_of_variation
 from buildbench.record import CellRecord, RunInfo
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def cell_row(run: RunInfo, machine: str, r: CellRecord) -> dict[str, Any]:
         "build_seconds_min": build.min,
         "build_seconds_max": build.max,
         "build_seconds_n": build.n,
+        "build_seconds_cv": coefficient_of_variation(r.build.seconds),
         "build_seconds_samples": _samples(r.build.seconds),
         "download_bytes": r.build.download.bytes if r.build.download else None,
         "download_seconds": r.build.download.seconds if r.build.download else None,

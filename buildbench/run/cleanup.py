@@ -11,7 +11,6 @@ shared CI engine it never breaks a concurrent `buildbench run`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -179,9 +178,3 @@ def clean(
         else:
             result.kept.append((item, "the engine refused to remove it"))
     return result
-
-
-def remove_all(engine: Engine, kinds_and_ids: Iterable[tuple[Kind, str]]) -> None:
-    """Remove objects a run itself made and no longer needs (best effort)."""
-    for kind, object_id in kinds_and_ids:
-        _remove(engine, Leftover(kind, object_id, "", ""))

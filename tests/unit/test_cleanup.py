@@ -13,7 +13,7 @@ from buildbench.cli import clean as clean_cli
 from buildbench.cli import cli
 from buildbench.engine.api import CacheRecord
 from buildbench.labels import LABEL_LOCK, run_labels, smoke_volume
-from buildbench.run.cleanup import Journal, clean, find_leftovers, live_runs, remove_all, runs_in
+from buildbench.run.cleanup import Journal, clean, find_leftovers, live_runs, runs_in
 from tests.fakes import FakeEngine
 
 IMAGE_A = "sha256:" + "a" * 64
@@ -170,25 +170,6 @@ def test_a_refused_image_is_kept_with_a_reason(
     result = clean(engine, runs={"r1": _journal(tmp_path, "r1")})
     assert [(item.short_id, reason) for item, reason in result.kept] == [
         ("cccccccccccc", "the engine refused to remove it")
-    ]
-
-
-def test_remove_all_takes_each_kind_to_its_own_call(engine: FakeEngine) -> None:
-    engine.cache = [CacheRecord("rec", None, 1, False)]
-    remove_all(
-        engine,
-        [
-            ("container", "1" * 64),
-            ("volume", smoke_volume("r1")),
-            ("image", IMAGE_C),
-            ("cache", "rec"),
-        ],
-    )
-    assert engine.calls == [
-        ("remove_container", "1" * 64),
-        ("remove_volume", smoke_volume("r1")),
-        ("remove_image", IMAGE_C),
-        ("prune_cache_records", ("rec",)),
     ]
 
 
