@@ -611,8 +611,9 @@ def test_a_registry_that_does_not_answer_times_out_with_its_log(
 ) -> None:
     # "stranger": something answers on the port, but not our registry (no marker header).
     monkeypatch.setenv("FAKE_REGISTRY_MODE", mode)
-    with pytest.raises(RegistryError, match=r"did not answer .* within 0.5 s; .*fake registry"):
-        LocalRegistry(fake_binary, start_timeout=0.5).__enter__()
+    # 2 s: the fake (a Python program) must have started and written its log by then.
+    with pytest.raises(RegistryError, match=r"did not answer .* within 2 s; .*fake registry"):
+        LocalRegistry(fake_binary, start_timeout=2.0).__enter__()
 
 
 def test_a_lost_race_for_the_port_is_tried_again(
