@@ -16,13 +16,13 @@ def size(n: float | None) -> str:
 
 def number(x: float) -> str:
     """Enough digits to tell 0.55 from 0.6, and no more than a reader can use."""
-    magnitude = abs(x)
-    if magnitude >= 100:
-        return f"{x:.0f}"
-    if magnitude >= 1 or magnitude == 0:
-        return f"{x:.1f}"
-    if magnitude >= 0.1:
-        return f"{x:.2f}"
+    if x == 0:
+        return "0.0"
+    # Judged on the rounded text: 0.0999 is "0.10", not "0.100"; 99.97 is "100".
+    for least, digits in ((100, 0), (1, 1), (0.1, 2)):
+        text = f"{x:.{digits}f}"
+        if abs(float(text)) >= least:
+            return text
     return f"{x:.3f}"
 
 

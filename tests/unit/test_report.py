@@ -20,6 +20,7 @@ from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildFailed
 from buildbench.record import SCHEMA_VERSION, CellRecord, Parity
 from buildbench.render import charts
+from buildbench.render.fmt import number
 from buildbench.render.report import (
     CHARTS_MISSING,
     REPORT_MD,
@@ -28,7 +29,7 @@ from buildbench.render.report import (
     render,
     write_report,
 )
-from buildbench.results import RunResults, load_results, migrate
+from buildbench.results import RunResults, load_results, migrate, results_document
 from buildbench.run import engines
 from buildbench.run.matrix import MatrixOptions, builtin_matrix
 from buildbench.run.pipeline import Progress, RunPlan, Silent
@@ -40,6 +41,9 @@ VM = DATA / "vm.json"
 VM_BUILDKIT = DATA / "vm-buildkit.json"  # vm.json again with BuildKit; its onnx/cuda failed
 GPU = DATA / "gpu-runner.json"
 SCHEMA0 = DATA / "vm-schema0.json"
+CURRENT = (
+    DATA / "vm-schema2.json"
+)  # a real `buildbench run --cuda both` of today's schema, as written
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -401,6 +405,16 @@ def test_unwritable_output(tmp_path: Path) -> None:
     assert err.startswith(f"ERROR: cannot write the report to {blocker / 'report.md'}: ")
 
 
+def test_report_of_a_run_in_the_current_schema_matches_reference() -> None:
+    text = render(load_runs([CURRENT]), "markdown", "not drawn")
+    assert text == reference("report-schema2.md", text)
+
+
+def test_what_the_runner_writes_reads_back_unchanged() -> None:
+    run = load_results(CURRENT)
+    assert results_document(run.info, run.records) == json.loads(CURRENT.read_text())
+
+
 # --- older schemas are migrated ----------------------------------------------------------------
 
 
@@ -454,3 +468,20 @@ def test_migrate_steps_up_to_the_current_schema() -> None:
 def test_schema_0_reports() -> None:
     text = render(load_runs([SCHEMA0]), "markdown", "not drawn")
     assert text == reference("report-schema0.md", text)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0.0999, "0.10"),
+        (0.1004, "0.10"),
+        (0.04, "0.040"),
+        (0.996, "1.0"),
+        (99.97, "100"),
+        (2.345, "2.3"),
+        (0.0, "0.0"),
+        (-0.0999, "-0.10"),
+    ],
+)
+def test_numbers_get_their_digits_from_the_rounded_value(value: float, shown: str) -> None:
+    assert number(value) == shown
