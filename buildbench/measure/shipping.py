@@ -102,7 +102,10 @@ def cold_pulls(
         for tag in base.tags:
             engine.remove_image(tag)
         if engine.image(base.id) is not None:
-            note = "no cold pull: other images or containers use the base image"
+            note = (
+                "no cold pull: other images or containers use the base image, e.g. earlier"
+                " runs' kept images (`buildbench clean` removes those)"
+            )
             return [(r, replace(_shipping(r), note=note)) for r in shipped]
         for record in shipped:
             shipping = _shipping(record)
