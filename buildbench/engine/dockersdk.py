@@ -59,7 +59,8 @@ _Class = TypeVar("_Class", bound=type)
 
 def _lost_engine_checked(cls: _Class) -> _Class:
     """Every public method of `cls`: a connection error is EngineUnavailable when the engine
-    no longer answers a ping (it went away), else itself. Generators are checked as they run."""
+    no longer answers a ping (it went away), else itself. Generators are checked as they run.
+    An API error is an answer from the engine: it asks nothing more."""
 
     def checked(method: Any) -> Any:
         if inspect.isgeneratorfunction(method):
@@ -68,6 +69,8 @@ def _lost_engine_checked(cls: _Class) -> _Class:
             def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
                 try:
                     yield from method(self, *args, **kwargs)
+                except docker.errors.APIError:
+                    raise
                 except _CONNECTION_ERRORS as exc:
                     self._raise_if_gone(exc)
                     raise
@@ -78,6 +81,8 @@ def _lost_engine_checked(cls: _Class) -> _Class:
         def function(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 return method(self, *args, **kwargs)
+            except docker.errors.APIError:
+                raise
             except _CONNECTION_ERRORS as exc:
                 self._raise_if_gone(exc)
                 raise
@@ -85,7 +90,7 @@ def _lost_engine_checked(cls: _Class) -> _Class:
         return function
 
     for name, value in list(vars(cls).items()):
-        if inspect.isfunction(value) and not name.startswith("_") and name != "close":
+        if inspect.isfunction(value) and not name.startswith("_"):
             setattr(cls, name, checked(value))
     return cls
 

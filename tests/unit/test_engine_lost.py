@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import docker.errors
 import pytest
 import requests.exceptions
 
@@ -23,6 +24,9 @@ class BrokenAPI:
 
     def containers(self, **_: Any) -> list[dict[str, Any]]:
         raise BROKEN
+
+    def images(self, **_: Any) -> list[str]:
+        raise docker.errors.APIError("500 Server Error: the engine answered")
 
     def get_image(self, ref: str, chunk_size: int) -> Iterator[bytes]:
         yield b"first chunk"
@@ -82,3 +86,10 @@ def test_a_stream_that_breaks_because_the_engine_went_away_is_engine_unavailable
     assert next(stream) == b"first chunk"
     with pytest.raises(EngineUnavailable):
         next(stream)
+
+
+def test_an_api_error_is_an_answer_and_asks_the_engine_nothing_more() -> None:
+    engine, endpoint = _engine(still_there=False)
+    with pytest.raises(docker.errors.APIError):
+        engine.dangling_images()
+    assert endpoint.probes == []

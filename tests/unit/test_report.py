@@ -41,9 +41,8 @@ VM = DATA / "vm.json"
 VM_BUILDKIT = DATA / "vm-buildkit.json"  # vm.json again with BuildKit; its onnx/cuda failed
 GPU = DATA / "gpu-runner.json"
 SCHEMA0 = DATA / "vm-schema0.json"
-CURRENT = (
-    DATA / "vm-schema2.json"
-)  # a real `buildbench run --cuda both` of today's schema, as written
+# A real `buildbench run --cuda both` in today's schema, as the Runner wrote it.
+CURRENT = DATA / "vm-schema2.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
