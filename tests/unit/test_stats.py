@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from buildbench.analyze.stats import (
     Interval,
@@ -15,12 +18,16 @@ from buildbench.analyze.stats import (
     Significance,
     Summary,
     coefficient_of_variation,
+    false_discovery,
     latency_quantiles,
     quantile,
     quantile_interval,
+    run_p_value,
+    run_spread,
     significance,
     summarize,
 )
+from buildbench.record import from_json, to_json
 
 ONE_TO_TEN = [float(x) for x in range(1, 11)]
 
@@ -36,7 +43,7 @@ def binomial_between(n: int, q: float, r: int, s: int) -> float:
 
 def test_summary_of_no_samples_is_all_none() -> None:
     assert summarize([]) == Summary(n=0)
-    assert summarize([]).to_json() == {
+    assert to_json(summarize([])) == {
         "n": 0,
         "median": None,
         "mean": None,
@@ -100,14 +107,14 @@ def test_non_finite_samples_are_rejected() -> None:
 
 def test_summary_round_trips_through_json() -> None:
     s = summarize([3.0, 1.0, 2.0, 8.0])
-    assert Summary.from_json(json.loads(json.dumps(s.to_json()))) == s
-    assert Summary.from_json({**s.to_json(), "later_key": 1}) == s
-    assert Summary.from_json({"n": 0}) == Summary(n=0)
+    assert from_json(Summary, json.loads(json.dumps(to_json(s)))) == s
+    assert from_json(Summary, {**to_json(s), "later_key": 1}) == s
+    assert from_json(Summary, {"n": 0}) == Summary(n=0)
 
 
 def test_summary_from_json_rejects_unknown_method() -> None:
     with pytest.raises(ValueError, match="ci_method"):
-        Summary.from_json({"n": 3, "ci_method": "bootstrap"})
+        from_json(Summary, {"n": 3, "ci_method": "bootstrap"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +178,7 @@ def test_interval_coverage_is_what_it_claims() -> None:
 
 def test_latency_quantiles_of_no_samples() -> None:
     assert latency_quantiles([]) == Quantiles(n=0)
-    assert Quantiles.from_json(Quantiles(n=0).to_json()) == Quantiles(n=0)
+    assert from_json(Quantiles, to_json(Quantiles(n=0))) == Quantiles(n=0)
 
 
 def test_latency_quantiles_of_one_sample_is_that_sample_with_no_coverage() -> None:
@@ -196,7 +203,7 @@ def test_latency_quantiles_of_thirty_samples() -> None:
 
 def test_latency_quantiles_round_trip_through_json() -> None:
     qs = latency_quantiles(np.random.default_rng(3).lognormal(size=40).tolist())
-    data = json.loads(json.dumps(qs.to_json()))
+    data = json.loads(json.dumps(to_json(qs)))
     assert set(data) == {
         "n",
         *(
@@ -205,7 +212,7 @@ def test_latency_quantiles_round_trip_through_json() -> None:
             for suffix in ("", "_ci_low", "_ci_high", "_ci_level")
         ),
     }
-    assert Quantiles.from_json(data) == qs
+    assert from_json(Quantiles, data) == qs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,12 +291,37 @@ def test_no_samples_on_a_side_is_not_significant() -> None:
     assert significance([], [1.0, 2.0, 3.0]) == Significance(False, None, "no-data")
 
 
-def test_many_samples_with_ties_use_the_normal_approximation() -> None:
+def test_ties_with_many_splits_are_not_anti_conservative() -> None:
+    """9 vs 9 with ties (48,620 splits): the normal approximation gave p = 0.044, below alpha;
+    the permutation distribution, every split, gives 0.0537."""
+    base = [9.0, 9.0, 9.0, 10.0, 10.0, 10.0, 10.0, 11.0, 11.0]
+    cur = [9.0, 10.0, 10.0, 10.0, 11.0, 11.0, 12.0, 12.0, 12.0]
+    result = significance(base, cur)
+    assert result.p_value == pytest.approx(2610 / 48620, abs=1e-3)
+    assert not result.significant
+
+
+def test_many_samples_with_ties_draw_seeded_permutations() -> None:
+    """40 vs 40 with ties: 1e23 splits, so 9,999 seeded draws; p is (hits + 1) / (draws + 1),
+    the same on every call."""
     base = [1.0, 2.0] * 20
     cur = [2.0, 3.0] * 20
     result = significance(base, cur)
     assert result.significant
-    assert result.p_value is not None and result.p_value < 1e-6
+    assert result.p_value == pytest.approx(1 / 10_000)
+    assert significance(base, cur) == result
+    middling = significance([1.0, 2.0, 3.0] * 10, [1.0, 2.0, 3.0, 3.0] * 8)
+    assert middling == significance([1.0, 2.0, 3.0] * 10, [1.0, 2.0, 3.0, 3.0] * 8)
+    assert middling.p_value is not None and 0.05 < middling.p_value < 0.5
+
+
+def test_scipy_floor_has_what_the_tie_handling_uses() -> None:
+    """mannwhitneyu takes a PermutationMethod from scipy 1.13 on (with 1.12 any tie crashed
+    compare); the pin must say so."""
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    floor = re.search(r'"scipy>=(\d+)\.(\d+)', pyproject)
+    assert floor is not None
+    assert (int(floor[1]), int(floor[2])) >= (1, 13)
 
 
 def test_alpha_must_be_a_probability() -> None:
@@ -306,3 +338,42 @@ def test_coefficient_of_variation() -> None:
     assert coefficient_of_variation([3.0]) is None
     assert coefficient_of_variation([-1.0, 1.0]) is None
     assert coefficient_of_variation([9.0, 11.0]) == pytest.approx(math.sqrt(2) / 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# the run as the unit
+
+
+def test_run_spread_needs_five_runs_and_is_their_largest_ratio() -> None:
+    assert run_spread([10.0, 11.0, 12.0, 13.0]) is None
+    assert run_spread([10.0, 11.0, 12.0, 13.0, 12.5]) == pytest.approx(1.3)
+    assert run_spread([0.0, 1.0, 1.0, 1.0, 1.0]) is None
+
+
+def test_run_p_value_is_a_t_prediction_test_on_log_values() -> None:
+    runs = [10.0, 10.2, 9.9, 10.1, 10.0]
+    logs = np.log(runs)
+    statistic = (math.log(10.5) - logs.mean()) / (logs.std(ddof=1) * math.sqrt(1 + 1 / 5))
+    expected = 1 - sps.t.cdf(statistic, 4)
+    assert run_p_value(runs, 10.5, "greater") == pytest.approx(expected)
+    assert run_p_value(runs, 10.5, "less") == pytest.approx(1 - expected)
+    assert run_p_value(runs[:2], 10.5, "greater") is None  # two runs: no spread to speak of
+    assert run_p_value([10.0] * 3, 10.0, "greater") == 1.0
+    assert run_p_value([10.0] * 3, 10.1, "greater") == 0.0
+
+
+def test_run_p_value_holds_its_level_on_log_normal_runs() -> None:
+    """A/A: a new run drawn like the five before it is called significant 5% of the time."""
+    rng = np.random.default_rng(0)
+    draws = np.exp(rng.normal(0.0, 0.05, (4000, 6)))
+    p = [run_p_value(list(row[:5]), float(row[5]), "greater") for row in draws]
+    assert np.mean([value is not None and value <= 0.05 for value in p]) == pytest.approx(
+        0.05, abs=0.012
+    )
+
+
+def test_false_discovery_is_benjamini_hochberg() -> None:
+    # sorted 0.001, 0.012, 0.03, 0.2 against 0.05 x k/4 = 0.0125, 0.025, 0.0375, 0.05
+    assert false_discovery([0.03, 0.001, 0.2, 0.012]) == [True, True, False, True]
+    assert false_discovery([0.04, 0.04, 0.5, 0.5]) == [False, False, False, False]
+    assert false_discovery([]) == []
