@@ -1,44 +1,80 @@
 """Compare runs cell by cell, the asv way: ratio = current / baseline, a mark per metric, and
 an exit code CI can gate on.
 
-A time counts as changed only when its ratio passes the threshold *and* the raw samples say
-the change is real (`stats.significance`: Mann-Whitney U with three or more samples a side,
-else ranges that do not overlap); beyond the threshold but not significant is `~`. Sizes are
-exact for identical inputs: they are byte budgets, judged by the threshold alone. The baseline
-may be several runs of the same machine (its recent history): their samples are pooled.
+Times are judged with the run as the unit (see METHOD): samples within one run share that
+run's machine state, so pooling them, or pooling several baseline runs' samples, finds
+"significance" in the machine's drift. Sizes are exact for identical inputs: they are byte
+budgets, judged by the threshold alone. `comparable` is the one rule of what makes two records'
+figures measure the same thing; `history` applies it too.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from buildbench.analyze.metrics import METRICS, Metric, median, ratio
-from buildbench.analyze.stats import significance
+from buildbench.analyze.metrics import METRICS, Metric, ratio
+from buildbench.analyze.stats import (
+    MIN_SPREAD_RUNS,
+    MIN_TEST_RUNS,
+    Alternative,
+    run_p_value,
+    run_spread,
+    significance,
+)
 from buildbench.record import CellRecord, RunInfo
 from buildbench.results import RunResults
 from buildbench.status import Status
 
 EXIT_REGRESSION = 1  # anything worse or newly failing; usage errors exit 2 (UsageError)
-FORMATS = ("text", "markdown")
 
 WORSE, BETTER, SAME, NOISE = "+", "-", " ", "~"
 FAILING, FIXED, NOT_COMPARABLE, MISSING = "!", "*", "x", "?"
+MEANINGS = {
+    WORSE: "worse",
+    BETTER: "better",
+    SAME: "same",
+    NOISE: "noise",
+    FAILING: "newly failing",
+    FIXED: "fixed",
+    NOT_COMPARABLE: "not comparable",
+    MISSING: "missing",
+}
 LEGEND = (
     "marks: + worse, - better, ~ beyond the threshold but not significant, ! newly failing, "
-    "* fixed, x not comparable (Dockerfile, build-args, builder or wheel mode changed), "
-    "? missing on one side"
+    "* fixed, x not comparable (Dockerfile, build-args, builder, base image, smoke test or "
+    "wheel mode changed), ? missing on one side"
 )
+METHOD = (
+    "times: each run counts once, with the median of its samples; the baseline is the median "
+    f"of its comparable runs. With {MIN_TEST_RUNS} or more baseline runs a change must be "
+    "significant against their run-to-run spread (one-sided t prediction test on log run "
+    "medians); with fewer, that spread is unknown, the threshold decides, and the two runs' "
+    "own samples must at least separate (Mann-Whitney U on the newest baseline run's samples "
+    "against the current run's: a check, not a proof, as one run's samples share its machine "
+    f"state). The threshold is the default below {MIN_SPREAD_RUNS} comparable baseline runs, "
+    "else the machine's own A/A spread (the largest ratio between two baseline runs), at least "
+    "the minimum effect. Sizes: the newest baseline run's exact bytes, against the threshold."
+)
+
+# Metrics of the smoke test: a different smoke test (another model or command) measures
+# something else; build time and sizes do not depend on it.
+SMOKE_METRICS = frozenset({"latency_b1_seconds", "cold_start_seconds"})
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    slowdown: float = 1.25  # build time, latency and cold start
+    slowdown: float = 1.25  # build time, while the history is too short for its own spread
+    smoke_slowdown: float = 1.5  # latency and cold start, idem: noisier from run to run
     growth: float = 1.05  # image and compressed sizes
-    alpha: float = 0.05  # significance level of the test on the samples
+    alpha: float = 0.05  # significance level of the test
+    min_effect: float = 1.10  # the least threshold a history's own spread may give
 
-    def factor(self, metric: Metric) -> float:
-        return self.slowdown if metric.kind == "time" else self.growth
+    def default(self, metric: Metric) -> float:
+        if metric.kind == "size":
+            return self.growth
+        return self.smoke_slowdown if metric.key in SMOKE_METRICS else self.slowdown
 
 
 @dataclass(frozen=True)
@@ -49,21 +85,69 @@ class Row:
     baseline: str
     current: str
     ratio: float | None = None
-    evidence: str = ""  # how significance was decided, e.g. "p=0.004 (Mann-Whitney, 5 vs 5)"
+    evidence: str = ""  # how significance was decided, e.g. "p=0.004 (run vs 5 runs)"
+    threshold: float | None = None  # the factor this row was judged against
+    p_value: float | None = None
+    metric_key: str = ""  # as CSV/JSON name the metric; "" for status and missing rows
+    baseline_value: float | None = None
+    current_value: float | None = None
+    baseline_runs: int = 0  # comparable baseline runs the verdict used
 
     @property
     def regressed(self) -> bool:
         return self.mark in (WORSE, FAILING)
 
 
+# ---------------------------------------------------------------------------------------------
+# What makes two records comparable
+
+
+def base_image_id(record: CellRecord) -> str | None:
+    return record.image.base_image_id if record.image else None
+
+
+def smoke_identity(record: CellRecord) -> tuple[str, ...] | None:
+    """What the smoke test ran. Results do not carry the model's identity yet: when they do
+    (a hash of the model file), it belongs in this tuple, and every reader follows."""
+    if record.smoke is None:
+        return None
+    return (record.smoke.kind, *(record.smoke.command or ()))
+
+
+IDENTITY: tuple[tuple[str, Callable[[CellRecord], object]], ...] = (
+    ("Dockerfile or build-args", lambda r: r.config_hash),
+    ("builder", lambda r: r.builder),
+    ("base image", base_image_id),
+)
+
+
+def differences(before: CellRecord, after: CellRecord, metric: Metric | None = None) -> list[str]:
+    """What differs between the two records' inputs, for `metric` (all metrics when None).
+
+    A value one side did not record (older results, a failed measurement) is no difference:
+    nothing says it changed. Build time also depends on how the wheels were fetched
+    (--prefetch leaves the index's bandwidth out); smoke metrics on what the smoke test ran.
+    """
+    checks = list(IDENTITY)
+    if metric is None or metric.key == "build_seconds":
+        checks.append(("wheel mode", lambda r: r.build.mode))
+    if metric is None or metric.key in SMOKE_METRICS:
+        checks.append(("smoke test", smoke_identity))
+    found = []
+    for name, value in checks:
+        old, new = value(before), value(after)
+        if old is not None and new is not None and old != new:
+            found.append(name)
+    return found
+
+
 def comparable(before: CellRecord, after: CellRecord, metric: Metric | None = None) -> bool:
-    """Built from the same Dockerfile and build-args by the same builder (else every figure
-    measures something else) and, for build time, with the wheels fetched the same way
-    (--prefetch leaves the index's bandwidth out)."""
-    same = before.config_hash == after.config_hash and before.builder == after.builder
-    if metric is not None and metric.key == "build_seconds":
-        return same and before.build.mode == after.build.mode
-    return same
+    """Built from the same inputs the same way, so that the figures measure the same thing."""
+    return not differences(before, after, metric)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
 
 
 def compare(
@@ -72,7 +156,7 @@ def compare(
     """Rows for every cell of either side, matched by name/variant, baseline's order first.
 
     With several baseline runs (newest last), a cell's baseline is every run whose cell is
-    comparable with the newest of them: samples pooled, sizes from the newest.
+    comparable with the newest of them, each counting once.
     """
     history: dict[str, list[CellRecord]] = {}
     for run in baseline:
@@ -97,9 +181,8 @@ def _cell_rows(
         return [Row(mark, after.key, "status", before.status.value, after.status.value)]
     rows = []
     for metric in METRICS:
-        pooled = [r for r in history if r.status == Status.OK and comparable(r, before, metric)]
-        same = comparable(before, after, metric)
-        rows.append(_metric_row(pooled, after, metric, thresholds, same))
+        runs = [r for r in history if r.status == Status.OK and comparable(r, before, metric)]
+        rows.append(_metric_row(runs, after, metric, thresholds, comparable(before, after, metric)))
     return [row for row in rows if row is not None]
 
 
@@ -115,6 +198,14 @@ def _missing(before: CellRecord | None, after: CellRecord | None) -> Row:
     )
 
 
+@dataclass(frozen=True)
+class Judgement:
+    mark: str
+    threshold: float
+    evidence: str
+    p_value: float | None = None
+
+
 def _metric_row(
     history: list[CellRecord],
     after: CellRecord,
@@ -122,32 +213,72 @@ def _metric_row(
     thresholds: Thresholds,
     same_config: bool,
 ) -> Row | None:
-    newest = history[-1]
-    old_samples = (
-        [s for r in history for s in metric.samples(r)]
-        if metric.kind == "time"
-        else metric.samples(newest)
-    )
-    new_samples = metric.samples(after)
-    old, new = median(old_samples), median(new_samples)
+    values = [v for v in (metric.value(r) for r in history) if v is not None]
+    old = statistics.median(values) if values else None
+    new = metric.value(after)
     if old is None and new is None:
         return None  # not measured on either side (no smoke test, no compressed size)
     change = ratio(new, old)
-    mark, evidence = SAME, ""
+    found = Judgement(SAME, thresholds.default(metric), "")
     if not same_config:
-        mark = NOT_COMPARABLE
-    elif change is None:
-        mark = MISSING
+        found = Judgement(NOT_COMPARABLE, found.threshold, "")
+    elif change is None or new is None:
+        found = Judgement(MISSING, found.threshold, "")
     elif metric.kind == "size":
-        mark, evidence = _judge(change, thresholds.factor(metric), True), "exact"
+        found = Judgement(_mark(change, found.threshold, True), found.threshold, "exact")
     else:
+        found = judge_time(values, new, history[-1], after, metric, thresholds)
+    return Row(
+        found.mark,
+        after.key,
+        metric.name,
+        metric.show(old),
+        metric.show(new),
+        change,
+        found.evidence,
+        found.threshold,
+        found.p_value,
+        metric.key,
+        old,
+        new,
+        len(values),
+    )
+
+
+def time_threshold(runs: Sequence[float], default: float, min_effect: float) -> float:
+    """The factor a time must move by: the runs' own A/A spread, at least `min_effect`, once
+    there are enough runs to show it; else `default`."""
+    spread = run_spread(runs)
+    return default if spread is None else max(min_effect, spread)
+
+
+def judge_time(
+    runs: list[float],
+    value: float,
+    newest: CellRecord,
+    after: CellRecord,
+    metric: Metric,
+    thresholds: Thresholds,
+) -> Judgement:
+    """A current run's value against the baseline runs' values (one median per run)."""
+    level = statistics.median(runs)
+    factor = time_threshold(runs, thresholds.default(metric), thresholds.min_effect)
+    alternative: Alternative = "greater" if value > level else "less"
+    p = run_p_value(runs, value, alternative) if value != level else None
+    if p is not None:
+        significant = p <= thresholds.alpha
+        evidence = f"{_p(p)} (run vs {len(runs)} runs)"
+    else:
+        # Too few runs for their spread: the threshold decides, the samples must at least agree.
+        old_samples, new_samples = metric.samples(newest), metric.samples(after)
         test = significance(old_samples, new_samples, thresholds.alpha)
-        evidence = _evidence(test.method, test.p_value, len(old_samples), len(new_samples))
-        mark = _judge(change, thresholds.factor(metric), test.significant)
-    return Row(mark, after.key, metric.name, metric.show(old), metric.show(new), change, evidence)
+        significant, p = test.significant, test.p_value
+        counts = f"{len(old_samples)} vs {len(new_samples)} samples"
+        evidence = f"{_p(p)} ({counts})" if p is not None else f"{test.method} ({counts})"
+    return Judgement(_mark(value / level, factor, significant), factor, evidence, p)
 
 
-def _judge(change: float, factor: float, significant: bool) -> str:
+def _mark(change: float, factor: float, significant: bool) -> str:
     if change > factor or change < 1 / factor:
         if not significant:
             return NOISE
@@ -155,12 +286,8 @@ def _judge(change: float, factor: float, significant: bool) -> str:
     return SAME
 
 
-def _evidence(method: str, p_value: float | None, n_old: int, n_new: int) -> str:
-    counts = f"{n_old} vs {n_new}"
-    if p_value is not None:
-        shown = "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
-        return f"{shown} ({counts})"
-    return f"{method} ({counts})"
+def _p(p_value: float) -> str:
+    return "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
 
 
 def regressions(rows: list[Row]) -> list[Row]:

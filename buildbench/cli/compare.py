@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from buildbench.analyze.compare import EXIT_REGRESSION, FORMATS, Thresholds, compare, regressions
-from buildbench.cli.options import option
+from buildbench.analyze.compare import EXIT_REGRESSION, Thresholds, compare, regressions
+from buildbench.cli.options import format_option, option
 from buildbench.errors import UsageError
-from buildbench.render.comparison import render_comparison
+from buildbench.render.comparison import FORMATS, render_comparison
 from buildbench.results import RunResults, load_results, results_files
 
 
@@ -33,8 +33,22 @@ def _baseline(paths: list[Path], current: RunResults, newest: int) -> list[RunRe
     type=click.FloatRange(min=1.0),
     default=1.25,
     show_default=True,
-    help="Worse when build time, p50 latency or cold start grows by more than this factor "
-    "and the samples say it is significant.",
+    help="Worse when build time grows by more than this factor and significantly, while the "
+    "baseline has fewer than 5 comparable runs; from 5 on, their own A/A spread is the factor.",
+)
+@option(
+    "--max-smoke-slowdown",
+    type=click.FloatRange(min=1.0),
+    default=1.5,
+    show_default=True,
+    help="The same for p50 latency and cold start, which vary more from run to run.",
+)
+@option(
+    "--min-effect",
+    type=click.FloatRange(min=1.0),
+    default=1.10,
+    show_default=True,
+    help="The least factor a baseline's own A/A spread may set.",
 )
 @option(
     "--max-growth",
@@ -55,29 +69,28 @@ def _baseline(paths: list[Path], current: RunResults, newest: int) -> list[RunRe
     type=click.IntRange(min=1),
     default=5,
     show_default=True,
-    help="With a folder of runs as BASELINE: pool the samples of this many of the current "
-    "machine's newest runs.",
+    help="With a folder of runs as BASELINE: this many of the current machine's newest runs, "
+    "each counting once.",
 )
-@option(
-    "--format",
-    "format_",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    envvar="BUILDBENCH_COMPARE_FORMAT",
-    help="markdown gives a table fit for a CI job summary.",
+@format_option(
+    "compare",
+    FORMATS,
+    "markdown: a table fit for a CI job summary; json: one document for a dashboard "
+    "(verdict, runs, thresholds, a row per metric); csv: the rows.",
 )
 def compare_command(
     baseline: Path,
     current: Path,
     max_slowdown: float,
+    max_smoke_slowdown: float,
+    min_effect: float,
     max_growth: float,
     alpha: float,
     baseline_runs: int,
     format_: str,
 ) -> None:
     """Compare CURRENT with BASELINE, cell by cell. BASELINE: a results.json, a run folder, or
-    a folder of earlier runs (the machine's history: samples pooled); CURRENT: a run (the
+    a folder of earlier runs (the machine's history, each run counting once); CURRENT: a run (the
     newest, given a folder of runs).
 
     Prints current/baseline per cell and metric. Exit status: 0 when nothing regressed,
@@ -87,7 +100,13 @@ def compare_command(
     """
     after = max(map(load_results, results_files([current])), key=lambda r: r.info.started_at)
     before = _baseline(results_files([baseline]), after, baseline_runs)
-    thresholds = Thresholds(slowdown=max_slowdown, growth=max_growth, alpha=alpha)
+    thresholds = Thresholds(
+        slowdown=max_slowdown,
+        smoke_slowdown=max_smoke_slowdown,
+        growth=max_growth,
+        alpha=alpha,
+        min_effect=min_effect,
+    )
     rows = compare(before, after, thresholds)
     text = render_comparison(rows, [run.info for run in before], after.info, thresholds, format_)
     click.echo(text, nl=False)

@@ -200,26 +200,31 @@ engine_options = compose(
 )
 
 
+def format_option(command: str, formats: tuple[str, ...], format_help: str) -> Callable[[F], F]:
+    """--format, one choice for every command that reads results (`compare`, `history`,
+    `report`, `list`): formats drawn from text, markdown, json and csv, the first the default."""
+    return option(
+        "--format",
+        "format_",
+        type=click.Choice(formats),
+        default=formats[0],
+        show_default=True,
+        envvar=f"BUILDBENCH_{command.upper()}_FORMAT",
+        help=format_help,
+    )
+
+
 def document_options(command: str, formats: tuple[str, ...], format_help: str) -> Callable[[F], F]:
     """-o/--output and --format, as `report` and `history` take them."""
-    envvar = f"BUILDBENCH_{command.upper()}_"
     return compose(
         option(
             "-o",
             "--output",
             type=click.Path(dir_okay=False, path_type=Path),
-            envvar=envvar + "OUTPUT",
+            envvar=f"BUILDBENCH_{command.upper()}_OUTPUT",
             help="Write it here, with its charts next to it [default: stdout, no charts].",
         ),
-        option(
-            "--format",
-            "format_",
-            type=click.Choice(formats),
-            default=formats[0],
-            show_default=True,
-            envvar=envvar + "FORMAT",
-            help=format_help,
-        ),
+        format_option(command, formats, format_help),
     )
 
 

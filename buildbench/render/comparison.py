@@ -1,17 +1,37 @@
-"""`buildbench compare`'s output: an aligned text table, or Markdown for a CI job summary."""
+"""`buildbench compare`'s output: an aligned text table, Markdown for a CI job summary, or a
+JSON document (or CSV rows) for a dashboard.
+
+The JSON document is a contract: `format` names its version, and keys are only ever added.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import textwrap
 from collections.abc import Sequence
+from typing import Any
 
+import pandas as pd
 from tabulate import tabulate
 
-from buildbench.analyze.compare import LEGEND, Row, Thresholds, environment_warnings, verdict
+from buildbench.analyze.compare import (
+    LEGEND,
+    MEANINGS,
+    METHOD,
+    Row,
+    Thresholds,
+    environment_warnings,
+    regressions,
+    verdict,
+)
 from buildbench.record import RunInfo
 from buildbench.render import fmt
 from buildbench.render.markdown import markdown_table
 
-HEADERS = ["mark", "cell", "metric", "baseline", "current", "ratio", "significance"]
+FORMATS = ("text", "markdown", "json", "csv")
+JSON_FORMAT = "buildbench-compare/1"
+HEADERS = ["mark", "cell", "metric", "baseline", "current", "ratio", "threshold", "significance"]
 
 
 def render_comparison(
@@ -21,7 +41,13 @@ def render_comparison(
     thresholds: Thresholds,
     format_: str = "text",
 ) -> str:
-    """The comparison as an aligned text table, or Markdown for a CI job summary."""
+    """The comparison in one of FORMATS."""
+    if format_ == "json":
+        return json.dumps(document(rows, baseline, current, thresholds), indent=2) + "\n"
+    if format_ == "csv":
+        buffer = io.StringIO()
+        pd.DataFrame([_row_json(row) for row in rows]).to_csv(buffer, index=False)
+        return buffer.getvalue()
     table = [
         [
             row.mark,
@@ -30,6 +56,7 @@ def render_comparison(
             row.baseline,
             row.current,
             fmt.ratio(row.ratio),
+            "" if row.threshold is None else f"{row.threshold:.2f}",
             row.evidence,
         ]
         for row in rows
@@ -37,18 +64,69 @@ def render_comparison(
     newest = baseline[-1]
     runs_line = [
         f"baseline: {newest.run_id} on {newest.machine} ({newest.started_at})"
-        + (f" and {len(baseline) - 1} earlier run(s), samples pooled" if len(baseline) > 1 else ""),
+        + (f" and {len(baseline) - 1} earlier run(s)" if len(baseline) > 1 else ""),
         f"current:  {current.run_id} on {current.machine} ({current.started_at})",
     ]
     limits = (
-        f"worse means ratio > {thresholds.slowdown:g} for times (and significant at "
-        f"{thresholds.alpha:g}), > {thresholds.growth:g} for sizes"
+        f"worse means ratio > the row's threshold and significant at {thresholds.alpha:g}; "
+        f"default thresholds {thresholds.slowdown:g} for build time, "
+        f"{thresholds.smoke_slowdown:g} for latency and cold start, {thresholds.growth:g} for sizes"
     )
     warnings = [f"warning: {w}" for w in environment_warnings(newest, current)]
+    method = textwrap.fill(f"method: {METHOD}", width=100)
     if format_ == "markdown":
         body = markdown_table(table, HEADERS)
         head = "\n".join(f"- {line}" for line in [*runs_line, limits, *warnings])
-        return f"## buildbench compare: {verdict(rows)}\n\n{head}\n\n{body}\n\n{LEGEND}.\n"
+        return (
+            f"## buildbench compare: {verdict(rows)}\n\n{head}\n\n{body}\n\n{LEGEND}.\n\n{method}\n"
+        )
     body = tabulate(table, headers=HEADERS, tablefmt="simple", disable_numparse=True)
-    lines = [*runs_line, limits, *warnings, "", body, "", LEGEND, verdict(rows)]
+    lines = [*runs_line, limits, *warnings, "", body, "", LEGEND, method, verdict(rows)]
     return "\n".join(lines) + "\n"
+
+
+def _run_json(info: RunInfo) -> dict[str, Any]:
+    return {"run_id": info.run_id, "machine": info.machine, "started_at": info.started_at}
+
+
+def _row_json(row: Row) -> dict[str, Any]:
+    return {
+        "mark": row.mark,
+        "meaning": MEANINGS[row.mark],
+        "cell": row.cell,
+        "metric": row.metric,
+        "metric_key": row.metric_key or None,
+        "baseline": row.baseline,
+        "current": row.current,
+        "baseline_value": row.baseline_value,
+        "current_value": row.current_value,
+        "ratio": row.ratio,
+        "threshold": row.threshold,
+        "p_value": row.p_value,
+        "evidence": row.evidence,
+        "baseline_runs": row.baseline_runs,
+        "regressed": row.regressed,
+    }
+
+
+def document(
+    rows: list[Row], baseline: Sequence[RunInfo], current: RunInfo, thresholds: Thresholds
+) -> dict[str, Any]:
+    """The comparison as a dashboard reads it: the runs, the rules and a row per metric."""
+    return {
+        "format": JSON_FORMAT,
+        "verdict": verdict(rows),
+        "regressed": bool(regressions(rows)),
+        "baseline": [_run_json(info) for info in baseline],
+        "current": _run_json(current),
+        "thresholds": {
+            "build_slowdown": thresholds.slowdown,
+            "smoke_slowdown": thresholds.smoke_slowdown,
+            "growth": thresholds.growth,
+            "min_effect": thresholds.min_effect,
+            "alpha": thresholds.alpha,
+        },
+        "method": METHOD,
+        "warnings": environment_warnings(baseline[-1], current),
+        "rows": [_row_json(row) for row in rows],
+    }

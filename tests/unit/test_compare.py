@@ -1,10 +1,12 @@
-"""`buildbench compare`: marks, thresholds, significance, exit codes, and output against stored
-references. The fixtures are schema 1 results: every comparison goes through the migration."""
+"""`buildbench compare`: marks, thresholds, significance with the run as the unit, exit codes,
+and output against stored references. The fixtures are schema 1 results (every comparison goes
+through the migration), and real A/A pairs of this machine."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +122,7 @@ def test_another_builder_is_not_comparable_not_a_regression(tmp_path: Path) -> N
     code, out, _ = invoke(str(VM), str(current))
     assert code == 0
     assert "no regressions" in out
-    assert "x not comparable (Dockerfile, build-args, builder or wheel mode changed)" in out
+    assert "x not comparable (Dockerfile, build-args, builder, base image, smoke test" in out
     assert "warning: builder differs: classic (baseline) vs buildkit (current)" not in out
     rows = rows_of(VM, current)
     assert {row.mark for row in rows} == {NOT_COMPARABLE}
@@ -175,7 +177,7 @@ def test_unreadable_baseline_is_a_usage_error(tmp_path: Path) -> None:
     )
 
 
-def test_a_folder_of_earlier_runs_pools_the_machines_newest(tmp_path: Path) -> None:
+def test_a_folder_of_earlier_runs_counts_each_of_the_machines_newest_once(tmp_path: Path) -> None:
     history = tmp_path / "history"
     history.mkdir()
     for day in ("1", "2", "3"):
@@ -191,10 +193,12 @@ def test_a_folder_of_earlier_runs_pools_the_machines_newest(tmp_path: Path) -> N
     assert code == EXIT_REGRESSION
     assert out.splitlines()[0] == (
         f"baseline: {run(VM).info.run_id}-day3 on vm (2026-11-23T00:00:00+00:00) "
-        "and 1 earlier run(s), samples pooled"
+        "and 1 earlier run(s)"
     )
     row = next(line for line in out.splitlines() if "pytorch/cpu     build time" in line)
-    assert row.endswith("p=0.012 (6 vs 3)")  # 2 runs x 3 samples, pooled
+    # Two runs cannot show their run-to-run spread: the newest's samples are the check (3 vs 3),
+    # not 6 pooled samples of two runs (which gave p=0.012).
+    assert row.endswith("p=0.050 (3 vs 3 samples)")
 
 
 # --- marks ---------------------------------------------------------------------------------
@@ -205,7 +209,8 @@ def test_marks_of_the_regressed_fixture() -> None:
     assert found["pytorch/cpu", "build time"] == WORSE
     assert found["pytorch/cpu", "image size"] == SAME
     assert found["onnx/cpu", "image size"] == BETTER
-    assert found["onnx/cpu", "p50 latency b=1"] == WORSE
+    # x1.47: within the smoke default (1.5), as real A/A pairs here reach x1.35 and x1.45
+    assert found["onnx/cpu", "p50 latency b=1"] == SAME
     assert found["pytorch/cuda", "image size"] == NOT_COMPARABLE
     assert found["onnx/cuda", "status"] == FAILING
     assert found["tensorflow/cpu", "cell"] == MISSING
@@ -213,9 +218,9 @@ def test_marks_of_the_regressed_fixture() -> None:
 
 def test_times_carry_their_significance_and_sizes_are_exact() -> None:
     rows = {(row.cell, row.metric): row for row in rows_of(VM, REGRESSED)}
-    assert rows["pytorch/cpu", "build time"].evidence == "p=0.050 (3 vs 3)"
+    assert rows["pytorch/cpu", "build time"].evidence == "p=0.050 (3 vs 3 samples)"
     assert rows["pytorch/cpu", "image size"].evidence == "exact"
-    assert rows["onnx/cpu", "cold start"].evidence == "interval-overlap (1 vs 1)"
+    assert rows["onnx/cpu", "cold start"].evidence == "interval-overlap (1 vs 1 samples)"
     assert rows["pytorch/cpu", "build time"].ratio == pytest.approx(128.4 / 91.588)
 
 
@@ -319,7 +324,7 @@ def test_a_tight_one_and_a_half_times_shift_is_worse_and_fails(tmp_path: Path) -
     after = _with_build_seconds(tmp_path, "b", [30.0, 30.3, 29.8, 30.1, 29.9])
     rows = {(row.cell, row.metric): row for row in rows_of(before, after)}
     assert rows["onnx/cpu", "build time"].mark == WORSE
-    assert rows["onnx/cpu", "build time"].evidence == "p=0.004 (5 vs 5)"
+    assert rows["onnx/cpu", "build time"].evidence == "p=0.004 (5 vs 5 samples)"
     code, out, _ = invoke(str(before), str(after))
     assert code == EXIT_REGRESSION
     assert out.splitlines()[-1].startswith("REGRESSION: 1 metric(s) worse")
@@ -336,3 +341,97 @@ def test_overlapping_noisy_samples_at_one_point_three_times_are_not_significant(
     assert row.mark == NOISE
     code, out, _ = invoke(str(before), str(after))
     assert code == 0, out
+
+
+# --- the run as the unit ---------------------------------------------------------------------
+
+
+def _history_at_levels(tmp_path: Path, levels: list[float], current: float) -> tuple[Path, Path]:
+    """Runs whose onnx/cpu build samples are tight (+-0.5%) around 20 s x each level, oldest
+    first, in one folder; and a current run at `current`."""
+    folder = tmp_path / "history"
+    folder.mkdir()
+
+    def at(level: float, name: str, day: int) -> Path:
+        path = _with_build_seconds(tmp_path, name, [20.0 * level * f for f in (0.995, 1, 1.005)])
+        data = json.loads(path.read_text())
+        data["run"]["started_at"] = f"2026-11-{day:02d}T00:00:00+00:00"
+        path.write_text(json.dumps(data))
+        return path
+
+    for day, level in enumerate(levels, start=1):
+        (folder / f"{day}").mkdir()
+        at(level, f"run{day}", day).rename(folder / f"{day}" / "results.json")
+    return folder, at(current, "current", len(levels) + 1)
+
+
+def _onnx_build_row(baseline: Path, current: Path) -> Row:
+    rows = compare(
+        [run(p) for p in sorted(baseline.glob("*/results.json"))], run(current), Thresholds()
+    )
+    return next(row for row in rows if (row.cell, row.metric) == ("onnx/cpu", "build time"))
+
+
+def test_a_noisy_machines_own_spread_raises_its_threshold(tmp_path: Path) -> None:
+    """Runs that differ by up to x1.6 among themselves: x1.4 is within what A/A runs do here,
+    though the samples of the current run and of any one baseline run never overlap."""
+    baseline, current = _history_at_levels(tmp_path, [1.0, 1.3, 0.85, 1.36, 1.1], 1.4)
+    row = _onnx_build_row(baseline, current)
+    assert row.ratio == pytest.approx(1.4 / 1.1)
+    assert row.threshold == pytest.approx(1.36 / 0.85)
+    assert row.mark == SAME
+    assert row.evidence.endswith("(run vs 5 runs)")
+    code, _, _ = invoke(str(baseline), str(current))
+    assert code == 0
+
+
+def test_a_quiet_machines_own_spread_lowers_its_threshold(tmp_path: Path) -> None:
+    """Runs within 2% of each other: +15% is beyond them all and significant as a run."""
+    baseline, current = _history_at_levels(tmp_path, [1.0, 1.01, 0.99, 1.005, 0.995], 1.15)
+    row = _onnx_build_row(baseline, current)
+    assert row.threshold == pytest.approx(1.10)  # the spread, 1.02, raised to the minimum effect
+    assert row.mark == WORSE
+    assert row.p_value is not None and row.p_value < 0.001
+    assert row.evidence == "p<0.001 (run vs 5 runs)"
+    assert invoke(str(baseline), str(current))[0] == EXIT_REGRESSION
+
+
+def test_a_run_within_the_runs_spread_is_not_significant(tmp_path: Path) -> None:
+    """Three runs, too few for their own threshold (1.25 holds), spread widely: x1.3 beyond the
+    threshold is noise as a run, whatever its own samples say."""
+    baseline, current = _history_at_levels(tmp_path, [0.8, 1.0, 1.25], 1.3)
+    row = _onnx_build_row(baseline, current)
+    assert row.threshold == pytest.approx(1.25)
+    assert row.mark == NOISE
+    assert row.p_value is not None and row.p_value > 0.05
+
+
+def test_another_base_image_is_not_comparable(tmp_path: Path) -> None:
+    def rebased(cell: dict[str, Any]) -> None:
+        cell["build_seconds"] = [s * 3 for s in cell["build_seconds"]]
+
+    before, after = run(VM), run(edited(tmp_path, VM, rebased))
+    for records, base in ((before.records, "sha256:old"), (after.records, "sha256:new")):
+        for record in records:
+            if record.image is not None:
+                record.image = replace(record.image, base_image_id=base)
+    found = marks(rows_of(before, after))
+    assert found["pytorch/cpu", "build time"] == NOT_COMPARABLE
+    assert found["onnx/cpu", "image size"] == NOT_COMPARABLE
+
+
+def test_json_is_one_document_a_dashboard_reads() -> None:
+    code, out, _ = invoke(str(VM), str(REGRESSED), "--format", "json")
+    assert code == EXIT_REGRESSION
+    assert out == reference("compare-regressed.json", out)
+    document = json.loads(out)
+    assert document["format"] == "buildbench-compare/1"
+    assert document["regressed"] is True
+    row = next(r for r in document["rows"] if r["metric_key"] == "build_seconds")
+    assert (row["cell"], row["mark"], row["meaning"]) == ("pytorch/cpu", "+", "worse")
+
+
+def test_csv_has_a_row_per_metric() -> None:
+    code, out, _ = invoke(str(VM), str(REGRESSED), "--format", "csv")
+    assert code == EXIT_REGRESSION
+    assert out == reference("compare-regressed.csv", out)
