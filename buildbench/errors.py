@@ -39,6 +39,22 @@ class ImageNotFound(BuildbenchError):
     exit_code = 4
 
 
+class RegistryError(BuildbenchError):
+    """A push, pull or manifest read was refused by the registry (or the engine), or the local
+    registry would not start."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, tip: str | None = None) -> None:
+        super().__init__(message, tip or REGISTRY_TIP)
+
+
+REGISTRY_TIP = (
+    "check that the registry takes pushes from this engine (a read-only registry or a mirror "
+    "refuses them) and `docker login` to it if it asks, or use `--registry local`"
+)
+
+
 class PreflightFailed(BuildbenchError):
     """A check before any build failed: the index is unreachable, the disk too full, ..."""
 

@@ -35,7 +35,7 @@ import docker.errors
 import docker.utils
 import requests
 
-from buildbench.errors import EngineUnavailable, UsageError
+from buildbench.errors import EngineUnavailable, RegistryError, UsageError
 
 log = logging.getLogger("buildbench")
 
@@ -54,13 +54,10 @@ _HTTP_TIMEOUT = 10.0
 _MARKER_HEADER = "X-Buildbench-Registry"
 _PORT_ATTEMPTS = 5
 _TAIL_BYTES = 4000
+_LOCAL_TIP = "give --registry HOST[:PORT] of a registry that runs, or reinstall docker-registry"
 # The engine closed or lost the connection in the middle of a push or pull stream.
 _BROKEN_STREAM = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?")
-
-
-class RegistryError(Exception):
-    """A push, pull, manifest read or local registry failed for a reason the user did not cause."""
 
 
 @dataclass(frozen=True)
@@ -321,7 +318,7 @@ def push(
         stream = api.push(repository, tag=tag_name, stream=True, decode=True)
         end = _follow(stream, f"push of {reference}", on_progress)
     except docker.errors.APIError as exc:
-        raise RegistryError(f"push of {reference} failed: {_why(exc)}") from None
+        raise _failed(f"push of {reference}", _why(exc)) from None
     except _BROKEN_STREAM as exc:
         raise _engine_went_away(f"push of {reference}", exc) from None
     seconds = time.perf_counter() - start
@@ -345,7 +342,7 @@ def pull(
         stream = api.pull(reference, stream=True, decode=True)
         end = _follow(stream, f"pull of {reference}", on_progress)
     except docker.errors.APIError as exc:
-        raise RegistryError(f"pull of {reference} failed: {_why(exc)}") from None
+        raise _failed(f"pull of {reference}", _why(exc)) from None
     except _BROKEN_STREAM as exc:
         raise _engine_went_away(f"pull of {reference}", exc) from None
     seconds = time.perf_counter() - start
@@ -384,7 +381,7 @@ def _follow(
             if on_progress is not None:
                 on_progress(_progress_line(event))
     if errors:
-        raise RegistryError(f"{action} failed: {errors[0]}")
+        raise _failed(action, errors[0])
     return _StreamEnd(status, aux)
 
 
@@ -396,6 +393,15 @@ def _progress_line(event: Mapping[str, Any]) -> str:
 def _split(reference: str) -> tuple[str, str]:
     repository, tag_name = docker.utils.parse_repository_tag(reference)
     return repository, tag_name or "latest"
+
+
+def _failed(action: str, why: str) -> RegistryError:
+    """The engine's reason, on one line; a 405 is said plainly (the engine quotes the registry's
+    unparsable answer to it, e.g. `error parsing HTTP 405 response body: ...`)."""
+    log.debug("%s failed: %s", action, why)
+    if re.search(r"\b405\b", why):
+        why = "the registry answered HTTP 405 Method Not Allowed: it takes no pushes (read-only?)"
+    return RegistryError(f"{action} failed: {' '.join(why.split())}")
 
 
 def _engine_went_away(action: str, exc: Exception) -> EngineUnavailable:
@@ -410,11 +416,15 @@ def _why(exc: docker.errors.APIError) -> str:
 # --- a registry of our own -------------------------------------------------------------------
 
 
-def registry_config(port: int, storage: Path, secret: str, marker: str) -> str:
-    """The reference registry's YAML: loopback only, storage in `storage`, deletes allowed.
+def registry_config(
+    port: int, storage: Path, secret: str, marker: str, *, read_only: bool = False
+) -> str:
+    """The reference registry's YAML: loopback only, storage in `storage`, deletes allowed;
+    `read_only`: it serves pulls and refuses every push (405), as a mirror does.
 
     Strings are written as JSON, which YAML reads as double-quoted scalars.
     """
+    maintenance = ["  maintenance:", "    readonly:", "      enabled: true"] if read_only else []
     return "\n".join(
         [
             "version: 0.1",
@@ -434,6 +444,7 @@ def registry_config(port: int, storage: Path, secret: str, marker: str) -> str:
             f"    rootdirectory: {json.dumps(str(storage))}",
             "  delete:",
             "    enabled: true",
+            *maintenance,
             "",
         ]
     )
@@ -466,9 +477,15 @@ class LocalRegistry:
     """
 
     def __init__(
-        self, binary: str | None = None, *, start_timeout: float = 30.0, grace: float = 5.0
+        self,
+        binary: str | None = None,
+        *,
+        start_timeout: float = 30.0,
+        grace: float = 5.0,
+        read_only: bool = False,
     ) -> None:
         self._binary = binary
+        self._read_only = read_only
         self._start_timeout = start_timeout
         self._grace = grace
         self._process: subprocess.Popen[bytes] | None = None
@@ -516,7 +533,7 @@ class LocalRegistry:
                     log.debug("local registry %s answers (pid %s)", self.address, self.pid)
                     return
                 self._stop_process()  # lost the port to another program: try another
-            raise RegistryError(f"{BINARY} found no free port on 127.0.0.1")
+            raise RegistryError(f"{BINARY} found no free port on 127.0.0.1", tip=_LOCAL_TIP)
         except BaseException:
             self.stop()
             raise
@@ -535,7 +552,13 @@ class LocalRegistry:
         assert self._workdir is not None
         config = self._workdir / "config.yml"
         config.write_text(
-            registry_config(port, self._workdir / "storage", secrets.token_hex(16), self._marker)
+            registry_config(
+                port,
+                self._workdir / "storage",
+                secrets.token_hex(16),
+                self._marker,
+                read_only=self._read_only,
+            )
         )
         # REGISTRY_* variables override the config (REGISTRY_HTTP_ADDR could open it to the LAN).
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
@@ -562,13 +585,16 @@ class LocalRegistry:
                     tail = self._stderr_tail()
                     if "address already in use" in tail:
                         return False
-                    raise RegistryError(f"{BINARY} exited with status {code} at start: {tail}")
+                    raise RegistryError(
+                        f"{BINARY} exited with status {code} at start: {tail}", tip=_LOCAL_TIP
+                    )
                 if self._answers(session, port):
                     return True
                 time.sleep(0.05)
         raise RegistryError(
             f"{BINARY} did not answer on 127.0.0.1:{port} within {self._start_timeout:g} s; "
-            f"its log ends: {self._stderr_tail()}"
+            f"its log ends: {self._stderr_tail()}",
+            tip=_LOCAL_TIP,
         )
 
     def _answers(self, session: requests.Session, port: int) -> bool:

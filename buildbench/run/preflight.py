@@ -17,7 +17,7 @@ from pathlib import Path
 
 from buildbench.engine.api import ContainerSpec, Engine, ImageInfo
 from buildbench.engine.dockersdk import tar_of
-from buildbench.errors import ImageNotFound, PreflightFailed, UsageError
+from buildbench.errors import EngineUnavailable, ImageNotFound, PreflightFailed, UsageError
 from buildbench.render import fmt
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
@@ -105,7 +105,9 @@ def ensure_base_image(engine: Engine, ref: str) -> ImageInfo:
         log.info("base image %s is not in the engine: pulling it (not part of any time)", ref)
         try:
             engine.pull(ref)
-        except Exception as exc:  # any pull failure means the same to the user
+        except (EngineUnavailable, UsageError):  # no engine, or a name it refuses: said as such
+            raise
+        except Exception as exc:  # any other pull failure means the same to the user
             raise ImageNotFound(
                 f"base image {ref} is not in the engine and pulling it failed ({exc})",
                 tip="pull it yourself, pass --base-image, or make one with `buildbench base`",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import socket
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import docker.errors
 import pytest
 import requests
 
+from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.registry import (
     DOCKER_MANIFEST,
     OCI_MANIFEST,
@@ -33,6 +35,7 @@ from buildbench.engine.registry import (
     tag,
     untag,
 )
+from tests.integration.conftest import buildbench, remove_runs
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +250,32 @@ def test_nothing_is_left_after_ctrl_c() -> None:
         address, pid, workdir = local.address, local.pid, local.storage.parent
         raise KeyboardInterrupt
     _assert_stopped(address, pid, workdir)
+
+
+def test_a_read_only_registry_ends_the_run_with_one_error_line(
+    engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    """The base image is pushed before the first build: the registry's 405 ends the run there,
+    as one `ERROR:` line and a tip, without a traceback."""
+    (tmp_path / "tiny.dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    (tmp_path / "buildbench.toml").write_text(
+        '[[image]]\nname = "tiny"\ndockerfile = "tiny.dockerfile"\nvariants = { cpu = "" }\n'
+        f'build_args = {{ BASE_IMAGE = "{base_image}" }}\n'
+        'smoke = { command = ["true"], expect = "" }\n'
+    )
+    with LocalRegistry(read_only=True) as read_only:
+        address = read_only.address
+        ran = buildbench("run", "--registry", address, cwd=tmp_path, timeout=300)
+    try:
+        errors = [line for line in ran.process.stderr.splitlines() if line.startswith("ERROR:")]
+        assert ran.process.returncode == 6, ran.process.stderr
+        assert len(errors) == 1, ran.process.stderr
+        assert re.fullmatch(
+            rf"ERROR: push of {re.escape(address)}/buildbench/base:\S+ failed: the registry "
+            r"answered HTTP 405 Method Not Allowed: it takes no pushes \(read-only\?\)",
+            errors[0],
+        ), errors
+        assert "TIP: check that the registry takes pushes" in ran.process.stderr
+        assert "Traceback" not in ran.process.stderr + ran.process.stdout
+    finally:
+        remove_runs(engine, tmp_path / "results")

@@ -22,7 +22,10 @@ import docker
 import docker.errors
 import pytest
 import requests
+from click.testing import CliRunner
 
+import buildbench.cli.run
+from buildbench.cli import cli
 from buildbench.engine import registry
 from buildbench.engine.registry import (
     DOCKER_LIST,
@@ -33,7 +36,7 @@ from buildbench.engine.registry import (
     ManifestSize,
     RegistryError,
 )
-from buildbench.errors import EngineUnavailable, UsageError
+from buildbench.errors import BuildbenchError, EngineUnavailable, UsageError
 
 # --- addresses, references, config -----------------------------------------------------------
 
@@ -623,3 +626,44 @@ def test_a_lost_race_for_the_port_is_tried_again(
     with LocalRegistry(fake_binary) as local:
         registry.check_registry(local.address)
     assert (Path(fake_binary).parent / "attempts").read_text() == "2"
+
+
+# The engine's words for a push to a read-only registry (distribution 2.8, Engine 20.10).
+READ_ONLY_REFUSAL = (
+    "error parsing HTTP 405 response body: invalid character 'M' looking for beginning of "
+    'value: "Method not allowed\\n"'
+)
+
+
+def test_a_read_only_registry_refusing_a_push_is_one_error_line_and_a_tip() -> None:
+    fake = FakeAPI([*PUSHED[:2], {"errorDetail": {"message": READ_ONLY_REFUSAL}}])
+    with pytest.raises(BuildbenchError) as caught:
+        registry.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
+    assert caught.value.message == (
+        "push of 127.0.0.1:5000/bb/onnx:cpu failed: the registry answered HTTP 405 Method Not "
+        "Allowed: it takes no pushes (read-only?)"
+    )
+    assert caught.value.tip and "read-only" in caught.value.tip
+    assert caught.value.exit_code == 6
+
+
+def test_a_registry_error_leaves_the_cli_as_an_error_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeAPI([{"errorDetail": {"message": READ_ONLY_REFUSAL}}])
+
+    def push_base(*args: Any, **kwargs: Any) -> None:  # where `run` pushes the base image
+        registry.push(_api(fake), "127.0.0.1:5000/buildbench/base:x")
+
+    monkeypatch.setattr(buildbench.cli.run, "run_on_engines", push_base)
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--results-dir", str(tmp_path)],
+        prog_name="buildbench",
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 6
+    lines = result.output.splitlines()
+    assert lines[0].startswith("ERROR: push of 127.0.0.1:5000/buildbench/base:x failed: ")
+    assert lines[1].startswith("TIP: check that the registry takes pushes")
+    assert "Traceback" not in result.output
