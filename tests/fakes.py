@@ -13,7 +13,7 @@ import io
 import json
 import tarfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Literal
 
 from buildbench.engine.api import (
@@ -25,6 +25,7 @@ from buildbench.engine.api import (
     EngineInfo,
     ImageInfo,
     LineSink,
+    ServiceOutcome,
 )
 from buildbench.labels import LABEL_LOCK
 
@@ -199,6 +200,17 @@ class FakeEngine:
     filled: dict[str, bytes] = field(default_factory=dict)  # volume -> the archive put into it
     imported: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     holds: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    # Services started with `serve`: (image, service spec); their clients go through `run`.
+    served: list[tuple[str, ContainerSpec]] = field(default_factory=list)
+    service_outcome: ServiceOutcome = field(
+        default_factory=lambda: ServiceOutcome(
+            ContainerOutcome(0, "", ""),
+            start_request_seconds=0.05,
+            engine_started_epoch=1000.0,
+            peak_memory_bytes=50_000_000,
+            cpu_seconds=1.5,
+        )
+    )
     _containers_made: int = 0
 
     # -----------------------------------------------------------------------------------------
@@ -211,8 +223,10 @@ class FakeEngine:
         tags: tuple[str, ...] = (),
         layers: int = 1,
         labels: Mapping[str, str] | None = None,
+        user: str = "",
     ) -> ImageInfo:
-        info = ImageInfo(ref, size, tuple(f"layer{i}" for i in range(layers)), tags, labels or {})
+        layer_ids = tuple(f"layer{i}" for i in range(layers))
+        info = ImageInfo(ref, size, layer_ids, tags, labels or {}, user)
         self.images[ref] = info
         for tag in tags:
             self.images[tag] = info
@@ -385,6 +399,22 @@ class FakeEngine:
             for line in outcome.stderr.splitlines():
                 on_stderr(line)
         return outcome
+
+    def serve(
+        self,
+        image: str,
+        service: ContainerSpec,
+        client_image: str,
+        client: ContainerSpec,
+        on_stderr: LineSink | None = None,
+    ) -> ServiceOutcome:
+        """`service_outcome` (what the service did), with the client run through `run` in its
+        network namespace; nothing runs when the service was refused a start."""
+        self.served.append((image, service))
+        if not self.service_outcome.started:
+            return self.service_outcome
+        joined = replace(client, network_of=f"service{len(self.served)}")
+        return replace(self.service_outcome, client=self.run(client_image, joined, on_stderr))
 
     @contextlib.contextmanager
     def hold(self, image: str, labels: Mapping[str, str]) -> Iterator[None]:

@@ -44,6 +44,7 @@ class ImageInfo:
     layers: tuple[str, ...]
     tags: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    user: str = ""  # the image's USER ("" when it runs as root by default)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class ContainerSpec:
     # Files copied in through the API before the start: (directory, tar archive). The
     # directory must be writable: the image's own (read_only=False) or a volume's.
     inputs: tuple[tuple[str, bytes], ...] = ()
+    # Join this container's network namespace instead (a service's, which has no network of
+    # its own): 127.0.0.1 is the service's loopback, and nothing else is reachable.
+    network_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,22 @@ class ContainerOutcome:
     # process started (engine clock, epoch seconds), to compare with the program's own clock.
     start_request_seconds: float = 0.0
     engine_started_epoch: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceOutcome:
+    """A service container measured by a client container in its network namespace."""
+
+    client: ContainerOutcome  # the client's own outcome (its report is on its stdout)
+    started: bool = True  # False: the engine refused to start the service (see log_tail)
+    # The service's start request (client clock) and when its process started (engine clock).
+    start_request_seconds: float = 0.0
+    engine_started_epoch: float | None = None
+    exit_code: int | None = None  # None: still running when the client ended
+    oom_killed: bool = False
+    log_tail: tuple[str, ...] = ()  # its last output lines, stdout and stderr together
+    peak_memory_bytes: int | None = None  # as the engine's stats report it
+    cpu_seconds: float | None = None  # CPU time it used, start-up and load together
 
 
 @dataclass(frozen=True)
@@ -207,6 +227,19 @@ class Engine(Protocol):
     ) -> ContainerOutcome:
         """Run a container to completion (or timeout) and always remove it; `on_stderr` gets
         its standard error line by line while it runs."""
+
+    def serve(
+        self,
+        image: str,
+        service: ContainerSpec,
+        client_image: str,
+        client: ContainerSpec,
+        on_stderr: LineSink | None = None,
+    ) -> ServiceOutcome:
+        """Start `image` as a service with its own CMD/ENTRYPOINT (`service.command` is not
+        used), locked down as `run` does and with no port published; run `client` to completion
+        in its network namespace; stop the client early (SIGTERM) if the service dies. The
+        service's stats, exit code and log tail are read, and both containers always removed."""
 
     def hold(self, image: str, labels: Mapping[str, str]) -> AbstractContextManager[None]:
         """A container that lives exactly as long as this context (or this process): it marks

@@ -16,6 +16,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, BinaryIO, TypeVar
 
 import docker
@@ -35,6 +36,7 @@ from buildbench.engine.api import (
     EngineInfo,
     ImageInfo,
     LineSink,
+    ServiceOutcome,
 )
 from buildbench.engine.endpoint import Endpoint, default_endpoint
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
@@ -190,6 +192,7 @@ class DockerEngine:
             layers=tuple(data.get("RootFS", {}).get("Layers") or ()),
             tags=tuple(data.get("RepoTags") or ()),
             labels=(data.get("Config") or {}).get("Labels") or {},
+            user=(data.get("Config") or {}).get("User") or "",
         )
 
     def pull(self, ref: str, on_progress: LineSink | None = None) -> float:
@@ -372,7 +375,7 @@ class DockerEngine:
             environment=dict(spec.environment),
             labels=dict(spec.labels),
             entrypoint=list(spec.entrypoint),
-            network_disabled=not spec.network,
+            network_disabled=not spec.network and spec.network_of is None,
             use_config_proxy=False,  # the client's ~/.docker proxies are not the container's
             host_config=self.api.create_host_config(**lockdown(spec)),
         )["Id"]
@@ -433,6 +436,80 @@ class DockerEngine:
         thread.start()
         return thread
 
+    def serve(
+        self,
+        image: str,
+        service: ContainerSpec,
+        client_image: str,
+        client: ContainerSpec,
+        on_stderr: LineSink | None = None,
+    ) -> ServiceOutcome:
+        container = self.api.create_container(
+            image,
+            None,  # the image's own CMD and ENTRYPOINT start the service
+            user=service.user,
+            environment=dict(service.environment),
+            labels=dict(service.labels),
+            network_disabled=True,
+            use_config_proxy=False,
+            host_config=self.api.create_host_config(**lockdown(service)),  # no port bindings
+        )["Id"]
+        gone = threading.Event()  # set once the client ended: the watchers stop
+        try:
+            started = time.perf_counter()
+            try:
+                self.api.start(container)
+            except docker.errors.APIError as exc:  # e.g. the image has no CMD
+                why = (exc.explanation or str(exc),)
+                return ServiceOutcome(ContainerOutcome(None, "", ""), started=False, log_tail=why)
+            start_request = time.perf_counter() - started
+            stats = _StatsSampler(self.api, container)
+            stats.start()
+            labels = {**client.labels, SERVICE_OF: container}
+            joined = replace(client, network_of=container, labels=labels)
+            watcher = self._stop_client_when_service_dies(
+                container, client.timeout_seconds + 60, gone
+            )
+            outcome = self.run(client_image, joined, on_stderr)
+            gone.set()
+            stats.final()
+            state = self.api.inspect_container(container)["State"]
+            logs = self.api.logs(container, stdout=True, stderr=True, tail=SERVICE_LOG_LINES)
+        finally:
+            gone.set()
+            self.remove_container(container)
+        watcher.join(timeout=10)
+        stats.join(timeout=10)
+        running = bool(state.get("Running"))
+        return ServiceOutcome(
+            outcome,
+            start_request_seconds=start_request,
+            engine_started_epoch=_epoch(state.get("StartedAt")),
+            exit_code=None if running else state.get("ExitCode"),
+            oom_killed=bool(state.get("OOMKilled")),
+            log_tail=tuple(plain(logs.decode(errors="replace")).splitlines()),
+            peak_memory_bytes=stats.peak_memory_bytes,
+            cpu_seconds=stats.cpu_seconds,
+        )
+
+    def _stop_client_when_service_dies(
+        self, service: str, timeout: float, gone: threading.Event
+    ) -> threading.Thread:
+        """SIGTERM to the client once the service exits while the client runs (or before it
+        started): the client then reports at once what it measured."""
+
+        def watch() -> None:
+            with contextlib.suppress(Exception):  # the service removed: nothing to stop
+                self.api.wait(service, timeout=math.ceil(timeout))
+                while not gone.wait(0.5):
+                    for found in self.api.containers(filters={"label": f"{SERVICE_OF}={service}"}):
+                        with contextlib.suppress(docker.errors.APIError):
+                            self.api.kill(found["Id"], signal="SIGTERM")
+
+        thread = threading.Thread(target=watch, daemon=True, name="buildbench-service")
+        thread.start()
+        return thread
+
     @contextlib.contextmanager
     def hold(self, image: str, labels: Mapping[str, str]) -> Iterator[None]:
         """A `cat` container whose stdin is attached here: when this process ends (even by
@@ -464,6 +541,40 @@ class DockerEngine:
             self.remove_container(container)
 
 
+SERVICE_LOG_LINES = 30
+SERVICE_OF = "buildbench.service-of"  # on a service's client: the service container's id
+
+
+class _StatsSampler(threading.Thread):
+    """The engine's stats stream of a container (about one sample a second): the highest
+    memory use seen (cgroup v1 reports its own peak, `max_usage`) and the CPU time used."""
+
+    def __init__(self, api: Any, container: str) -> None:
+        super().__init__(daemon=True, name="buildbench-stats")
+        self.api, self.container = api, container
+        self.peak_memory_bytes: int | None = None
+        self.cpu_seconds: float | None = None
+
+    def take(self, sample: Mapping[str, Any]) -> None:
+        memory = sample.get("memory_stats") or {}
+        seen = max(int(memory.get("max_usage") or 0), int(memory.get("usage") or 0))
+        if seen:
+            self.peak_memory_bytes = max(self.peak_memory_bytes or 0, seen)
+        used = ((sample.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        if used:
+            self.cpu_seconds = round(int(used) / 1e9, 3)
+
+    def run(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends when the container goes
+            for sample in self.api.stats(self.container, stream=True, decode=True):
+                self.take(sample)
+
+    def final(self) -> None:
+        """One more sample now: the stream's last may be a second old."""
+        with contextlib.suppress(docker.errors.APIError):
+            self.take(self.api.stats(self.container, stream=False, one_shot=True))
+
+
 def _epoch(timestamp: str | None) -> float | None:
     """The engine's RFC 3339 time (nanoseconds, `Z`) as epoch seconds."""
     if not timestamp or timestamp.startswith("0001-"):
@@ -477,8 +588,9 @@ def _epoch(timestamp: str | None) -> float | None:
 def lockdown(spec: ContainerSpec) -> dict[str, Any]:
     """The host config of a throwaway container: what `ContainerSpec` says, as the engine
     takes it. Everything is dropped that the spec does not ask for."""
+    network = "bridge" if spec.network else "none"
     config: dict[str, Any] = {
-        "network_mode": "bridge" if spec.network else "none",
+        "network_mode": f"container:{spec.network_of}" if spec.network_of else network,
         "read_only": spec.read_only,
         "tmpfs": dict(spec.tmpfs),
         "mem_limit": spec.memory_bytes,

@@ -20,6 +20,16 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
     smoke = "onnx"               # "pytorch", "onnx", or { command = [...], expect = "text" };
                                  # default: no smoke test. "pytorch" or "onnx" is also the
                                  # image's framework for `--framework`
+    [image.smoke.http]           # or: the image is an HTTP service, measured under load
+    port = 8000                  # required; the others have defaults (see `_http_smoke`)
+    ready = "/health"            # GET until a 2xx; omitted: until the port accepts connections
+    method = "POST"
+    path = "/predict"
+    body_file = "request.json"   # or json = { ... }; headers = { NAME = "value" }
+    expect_status = 200
+    expect = "embedding"         # text the body must contain
+    concurrency = [1, 4, 16]
+    seconds = 10                 # per concurrency level, after a warm-up
     build_inputs = false         # whether the context gets buildbench's build-inputs/ folder
                                  # (pip.conf, CA bundle, wheels), as the built-in images do
 
@@ -28,6 +38,7 @@ Every mistake (unknown key, wrong type, missing file) is a `UsageError` naming f
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -36,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from buildbench.errors import UsageError
+from buildbench.measure.smoke.http import MAX_CONCURRENCY, HttpSmoke
 from buildbench.run.matrix import (
     CUDA_VALUES,
     FRAMEWORKS,
@@ -99,6 +111,7 @@ class UserImage:
     smoke_command: tuple[str, ...] | None = None
     smoke_expect: str | None = None
     build_inputs: bool = False
+    smoke_http: HttpSmoke | None = None
 
     def cells(self, options: MatrixOptions) -> list[Cell]:
         return [
@@ -112,6 +125,7 @@ class UserImage:
                 build_inputs=self.build_inputs,
                 smoke_command=self.smoke_command,
                 smoke_expect=self.smoke_expect,
+                smoke_http=self.smoke_http,
             )
             for variant in options.variants
             if variant in self.variants
@@ -286,6 +300,7 @@ def _image(entry: object, source: Path, where: str) -> Image:
         smoke_command=command,
         smoke_expect=expect,
         build_inputs=bool(table.typed("build_inputs", bool, "true")),
+        smoke_http=_http_smoke(table),
     )
 
 
@@ -365,7 +380,11 @@ def _smoke(table: _Table) -> tuple[str | None, tuple[str, ...] | None, str | Non
                 f"smoke is {' or '.join(map(repr, FRAMEWORKS))}, or {{ command = [...] }}",
             )
         return smoke, None, None
-    own = _Table(smoke, table.source, f"{table.where}: smoke", ("command", "expect"))
+    own = _Table(smoke, table.source, f"{table.where}: smoke", ("command", "expect", "http"))
+    if "http" in own.data:
+        if own.data.keys() - {"http"}:
+            raise own.error('"http" takes no "command" or "expect" beside it', HTTP_TIP)
+        return None, None, None  # read by _http_smoke
     command = own.typed("command", list, '["python", "-c", "print(1)"]')
     if not command or not all(isinstance(part, str) and part for part in command):
         raise own.error(
@@ -373,6 +392,120 @@ def _smoke(table: _Table) -> tuple[str | None, tuple[str, ...] | None, str | Non
             'e.g. command = ["python", "-c", "import mylib"]',
         )
     return None, tuple(command), own.string("expect")
+
+
+HTTP_TIP = 'e.g. [image.smoke.http] with port = 8000 (see the README\'s "Your service")'
+HTTP_KEYS = (
+    "port",
+    "ready",
+    "method",
+    "path",
+    "body_file",
+    "json",
+    "headers",
+    "expect_status",
+    "expect",
+    "concurrency",
+    "seconds",
+)
+_METHOD = re.compile(r"^[A-Z]+$")
+
+
+def _http_smoke(image: _Table) -> HttpSmoke | None:
+    """`[image.smoke.http]`, checked whole before any build; paths relative to the config."""
+    smoke = image.data.get("smoke")
+    if not isinstance(smoke, dict) or "http" not in smoke:
+        return None
+    table = _Table(smoke["http"], image.source, f"{image.where}: smoke.http", HTTP_KEYS)
+    port = table.typed("port", int, "8000")
+    if port is None or not 0 < port < 65536:
+        raise table.error(
+            '"port" is required' if port is None else f"port {port} is not from 1 to 65535",
+            "the port the service listens on inside its container, e.g. port = 8000",
+        )
+    body, headers = _http_body(table)
+    return HttpSmoke(
+        port=port,
+        ready=_http_path(table, "ready", None),
+        method=_http_method(table),
+        path=_http_path(table, "path", "/") or "/",
+        body=body,
+        headers=headers,
+        expect_status=_http_status(table),
+        expect=table.string("expect"),
+        concurrency=_http_concurrency(table),
+        seconds=_http_seconds(table),
+    )
+
+
+def _http_path(table: _Table, key: str, default: str | None) -> str | None:
+    value = table.string(key, default)
+    if value is not None and not value.startswith("/"):
+        raise table.error(f'"{key}" must start with "/", not {value!r}', f'e.g. {key} = "/{value}"')
+    return value
+
+
+def _http_method(table: _Table) -> str:
+    method = (table.string("method") or "GET").upper()
+    if not _METHOD.match(method):
+        raise table.error(f"method {method!r} is not an HTTP method", 'e.g. method = "POST"')
+    return method
+
+
+def _http_body(table: _Table) -> tuple[bytes | None, dict[str, str]]:
+    """The request body (`body_file` read now, or `json` serialised) and the headers: JSON
+    gets its Content-Type unless the headers name one."""
+    headers = table.strings("headers", {})
+    if "body_file" in table.data and "json" in table.data:
+        raise table.error('"body_file" and "json" both given', "keep one of them")
+    if "json" in table.data:
+        body = json.dumps(table.data["json"]).encode()
+    elif "body_file" in table.data:
+        path = table.path("body_file")
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise table.error(
+                f"cannot read body_file {path}: {exc.strerror}",
+                "paths are relative to the config file's folder",
+            ) from None
+        if path.suffix != ".json":
+            return body, headers
+    else:
+        return None, headers
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/json"
+    return body, headers
+
+
+def _http_status(table: _Table) -> int:
+    status = table.typed("expect_status", int, "200")
+    if status is not None and not 100 <= status <= 599:
+        raise table.error(f"expect_status {status} is no HTTP status", "e.g. expect_status = 200")
+    return 200 if status is None else status
+
+
+def _http_concurrency(table: _Table) -> tuple[int, ...]:
+    levels = table.typed("concurrency", list, "[1, 4, 16]")
+    if levels is None:
+        return HttpSmoke.concurrency
+    good = all(type(n) is int and 0 < n <= MAX_CONCURRENCY for n in levels)
+    if not levels or not good or sorted(set(levels)) != levels:
+        raise table.error(
+            f'"concurrency" must be increasing whole numbers from 1 to {MAX_CONCURRENCY}',
+            "e.g. concurrency = [1, 4, 16]",
+        )
+    return tuple(levels)
+
+
+def _http_seconds(table: _Table) -> float:
+    seconds = table.data.get("seconds", HttpSmoke.seconds)
+    if type(seconds) not in (int, float) or not 0 < seconds <= 600:
+        raise table.error(
+            f'"seconds" must be a number of seconds from 0 to 600, not {seconds!r}',
+            "e.g. seconds = 10 (per concurrency level)",
+        )
+    return float(seconds)
 
 
 def load_matrix(

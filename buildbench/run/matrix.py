@@ -10,6 +10,7 @@ from typing import Literal
 
 from buildbench.engine.dockerfile import final_base
 from buildbench.errors import UsageError
+from buildbench.measure.smoke.http import HttpSmoke
 from buildbench.record import cell_key
 
 Variant = Literal["cpu", "cuda"]
@@ -47,6 +48,7 @@ class Cell:
     # A user's own smoke test (from a config file): run in the image, expect this in its output.
     smoke_command: tuple[str, ...] | None = None
     smoke_expect: str | None = None
+    smoke_http: HttpSmoke | None = None  # the image is a service: measured under HTTP load
     # What the builder stage pip installs, for --prefetch (built-in images only), and the index
     # it comes from (None: pip's configured index; "": none, find-links only).
     requirements: tuple[str, ...] = ()

@@ -5,6 +5,7 @@ within its bounds (or at once on SIGTERM)."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,10 +189,14 @@ def test_a_service_gone_mid_level_counts_connection_errors(service: Any):
 
 
 def _run_main(tmp_path: Path, the_spec: dict[str, Any]) -> subprocess.Popen[str]:
+    """The program alone in a folder, as in its volume (next to its package's http.py, a
+    script would import that instead of the standard library's http)."""
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(the_spec))
+    program = tmp_path / "loadgen.py"
+    shutil.copy(loadgen.__file__, program)
     return subprocess.Popen(
-        [sys.executable, loadgen.__file__, str(path)],
+        [sys.executable, str(program), str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
