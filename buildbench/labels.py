@@ -12,8 +12,9 @@ LABEL_LOCK = "buildbench.lock"  # on the container that lives as long as its run
 SMOKE_VOLUME_PREFIX = "buildbench-smoke-"  # + run id: the smoke test's files in the engine
 
 
-def smoke_volume(run_id: str) -> str:
-    return SMOKE_VOLUME_PREFIX + run_id
+def smoke_volume(run_id: str, n: int = 0) -> str:
+    """The name of a run's n-th smoke-test volume (one per kind of files the tests need)."""
+    return SMOKE_VOLUME_PREFIX + run_id + (f"-{n}" if n else "")
 
 
 _SECRET_ARG_WORDS = ("TOKEN", "PASSWORD", "SECRET", "KEY")

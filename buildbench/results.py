@@ -1,7 +1,8 @@
 """The results file: written atomically after every cell, read back with schema checks.
 
-JSON is the contract; the CSV is a tidy view of it (one row per cell). Older schemas are
-migrated one version at a time, newer ones refused (as asv does with its results).
+JSON is the contract (`buildbench.analyze.derived.results_document` makes the document, the
+CSV view is rendering's). Older schemas are migrated one version at a time, newer ones refused
+(as asv does with its results).
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from buildbench.errors import UsageError
-from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, from_json, to_json
+from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, from_json
 
 RESULTS_JSON = "results.json"
-RESULTS_CSV = "results.csv"
 
 
 @dataclass(frozen=True)
@@ -44,22 +44,10 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def results_document(run: RunInfo, records: Sequence[CellRecord]) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run": to_json(run),
-        "results": [to_json(r) for r in records],
-    }
-
-
-def write_results(run_dir: Path, run: RunInfo, records: Sequence[CellRecord]) -> Path:
-    """Rewrite results.json and results.csv in `run_dir`; each file is replaced atomically."""
-    from buildbench.render.tables import cells_frame  # the CSV is a view: rendering's job
-
+def write_results(run_dir: Path, document: Mapping[str, Any]) -> Path:
+    """Replace run_dir's results.json with `document`, atomically."""
     path = run_dir / RESULTS_JSON
-    atomic_write(path, json.dumps(results_document(run, records), indent=2) + "\n")
-    frame = cells_frame([RunResults(run, list(records))])
-    atomic_write(run_dir / RESULTS_CSV, frame.to_csv(index=False))
+    atomic_write(path, json.dumps(document, indent=2) + "\n")
     return path
 
 
@@ -161,8 +149,6 @@ def _v1_cell(old: dict[str, Any]) -> dict[str, Any]:
 
 
 def _v1_smoke(old: dict[str, Any]) -> dict[str, Any]:
-    from buildbench.analyze.stats import latency_quantiles
-
     smoke = dict(old)
     smoke["kind"] = "command" if old.get("command") else "model"
     cold = old.get("cold_start_seconds")
@@ -174,7 +160,6 @@ def _v1_smoke(old: dict[str, Any]) -> dict[str, Any]:
         samples = found.get("samples") or []
         latency[batch] = {
             "samples": samples,
-            "quantiles": latency_quantiles(samples).to_json(),
             "warmup": 2,
             "seconds": sum(samples),
         }
@@ -185,7 +170,24 @@ def _v1_smoke(old: dict[str, Any]) -> dict[str, Any]:
     return smoke
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1, 1: _v1_to_v2}
+_V2_NO_GPU_WARNING = "no GPU: this CUDA image ran its inference on the CPU"
+
+
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3 stops recording the no-GPU warning: readers derive it from the smoke fields
+    (`cuda_build` and not `gpu_used`)."""
+    results = [
+        {**cell, "warnings": [w for w in cell.get("warnings") or [] if w != _V2_NO_GPU_WARNING]}
+        for cell in data["results"]
+    ]
+    return {**data, "schema_version": 3, "results": results}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: _v0_to_v1,
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+}
 
 
 def migrate(data: dict[str, Any], source: str = "results") -> dict[str, Any]:

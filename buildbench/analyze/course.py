@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildbench.analyze.metrics import build_seconds, median, ratio
+from buildbench.record import FRAMEWORKS as BUILTIN_IMAGES
 from buildbench.record import CellRecord, RunInfo
 from buildbench.results import RunResults
-from buildbench.run.matrix import FRAMEWORKS as BUILTIN_IMAGES
 from buildbench.status import NO_IMAGE, Status
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy import stats as sps
+
+from buildbench.record import CiMethod, Interval, Quantiles, Summary
 
 CI_LEVEL = 0.95
 # Below this many samples a side, the rank test cannot say anything useful (3 vs 3 is the
@@ -35,7 +37,6 @@ PERMUTATION_SEED = 0
 # p-values from sums of probabilities (1/20 for 3 vs 3) may land a rounding error above alpha.
 _P_TOLERANCE = 1e-9
 
-CiMethod = Literal["order-statistic", "min-max"]
 Alternative = Literal["less", "greater"]
 SignificanceMethod = Literal["mann-whitney-u", "interval-overlap", "no-data"]
 
@@ -118,59 +119,6 @@ def quantile_interval(
 # Summary of a handful of samples (build times, cold starts)
 
 
-@dataclass(frozen=True)
-class Summary:
-    """Location and spread of raw samples; the interval is the median's (see `summarize`)."""
-
-    n: int
-    median: float | None = None
-    mean: float | None = None
-    min: float | None = None
-    max: float | None = None
-    stddev: float | None = None  # sample standard deviation; None below 2 samples
-    ci_low: float | None = None
-    ci_high: float | None = None
-    ci_level: float | None = None  # the coverage achieved, which may be below CI_LEVEL
-    ci_method: CiMethod | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "median": self.median,
-            "mean": self.mean,
-            "min": self.min,
-            "max": self.max,
-            "stddev": self.stddev,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "ci_level": self.ci_level,
-            "ci_method": self.ci_method,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Summary:
-        """Reads `to_json`'s dict back; unknown keys are ignored, missing ones are None."""
-        method = data.get("ci_method")
-        if method not in (None, "order-statistic", "min-max"):
-            raise ValueError(f"unknown ci_method {method!r}")
-        return cls(
-            n=int(data.get("n") or 0),
-            median=_opt_float(data.get("median")),
-            mean=_opt_float(data.get("mean")),
-            min=_opt_float(data.get("min")),
-            max=_opt_float(data.get("max")),
-            stddev=_opt_float(data.get("stddev")),
-            ci_low=_opt_float(data.get("ci_low")),
-            ci_high=_opt_float(data.get("ci_high")),
-            ci_level=_opt_float(data.get("ci_level")),
-            ci_method=method,
-        )
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def summarize(samples: Sequence[float]) -> Summary:
     """Median, mean, range, stddev and a confidence interval of the median.
 
@@ -217,66 +165,6 @@ def coefficient_of_variation(samples: Sequence[float]) -> float | None:
 
 # ---------------------------------------------------------------------------------------------
 # Latency quantiles
-
-
-@dataclass(frozen=True)
-class Interval:
-    """An order-statistic confidence interval and the coverage it actually achieves."""
-
-    low: float
-    high: float
-    level: float
-
-
-@dataclass(frozen=True)
-class Quantiles:
-    """p50, p95 and p99 of latency samples, each with its order-statistic interval at 95%.
-
-    Tail intervals need many samples: p95 reaches 95% coverage from 71 samples on, p99 from
-    348; below that the interval runs to the maximum and `level` says how much less it covers
-    (p99 of 30 samples: [x(28), x(30)] at 26%).
-    """
-
-    n: int
-    p50: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    p50_ci: Interval | None = None
-    p95_ci: Interval | None = None
-    p99_ci: Interval | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"n": self.n}
-        for name in _QUANTILE_NAMES:
-            data[name] = getattr(self, name)
-            ci: Interval | None = getattr(self, f"{name}_ci")
-            data[f"{name}_ci_low"] = ci.low if ci else None
-            data[f"{name}_ci_high"] = ci.high if ci else None
-            data[f"{name}_ci_level"] = ci.level if ci else None
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Quantiles:
-        """Reads `to_json`'s dict back; unknown keys are ignored, missing ones are None."""
-        return cls(
-            n=int(data.get("n") or 0),
-            p50=_opt_float(data.get("p50")),
-            p95=_opt_float(data.get("p95")),
-            p99=_opt_float(data.get("p99")),
-            p50_ci=_interval_from_json(data, "p50"),
-            p95_ci=_interval_from_json(data, "p95"),
-            p99_ci=_interval_from_json(data, "p99"),
-        )
-
-
-_QUANTILE_NAMES = ("p50", "p95", "p99")
-
-
-def _interval_from_json(data: Mapping[str, Any], name: str) -> Interval | None:
-    low, high, level = (data.get(f"{name}_ci_{part}") for part in ("low", "high", "level"))
-    if low is None or high is None or level is None:
-        return None
-    return Interval(float(low), float(high), float(level))
 
 
 def _estimate(values: Sequence[float], q: float) -> tuple[float, Interval]:
@@ -396,17 +284,25 @@ def run_p_value(history: Sequence[float], value: float, alternative: Alternative
     p >= 1/6); this one can, at the price of that assumption. None below MIN_TEST_RUNS runs or
     with a value <= 0; identical history values give p 0 for any other value, 1 for the same.
     """
-    found = _finite(history)
-    if len(found) < MIN_TEST_RUNS or min(found) <= 0 or not value > 0:
+    return runs_p_value(history, [value], alternative)
+
+
+def runs_p_value(
+    history: Sequence[float], current: Sequence[float], alternative: Alternative
+) -> float | None:
+    """`run_p_value` for the mean log value of several current runs: the spread is the
+    history's alone (k - 1 degrees of freedom), sqrt(1/j + 1/k) its scale for j current runs."""
+    found, new = _finite(history), _finite(current)
+    if len(found) < MIN_TEST_RUNS or not new or min(found + new) <= 0:
         return None
     logs = np.log(found)
     k, mean, sd = len(logs), float(np.mean(logs)), float(np.std(logs, ddof=1))
-    distance = math.log(value) - mean
+    distance = float(np.mean(np.log(new))) - mean
     if alternative == "less":
         distance = -distance
     if sd == 0:
         return 1.0 if distance <= 0 else 0.0
-    statistic = distance / (sd * math.sqrt(1 + 1 / k))
+    statistic = distance / (sd * math.sqrt(1 / len(new) + 1 / k))
     return float(sps.t.sf(statistic, k - 1))
 
 

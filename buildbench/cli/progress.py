@@ -15,6 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from buildbench.analyze.derived import build_summary
 from buildbench.record import CellRecord
 from buildbench.render import fmt
 from buildbench.run.matrix import Cell
@@ -43,7 +44,7 @@ def failure_lines(record: CellRecord) -> list[str]:
 def finished_line(record: CellRecord) -> str:
     image = record.image
     return (
-        f"{record.key}: {record.status.value}, {fmt.seconds(record.build.stats.median)}, "
+        f"{record.key}: {record.status.value}, {fmt.seconds(build_summary(record).median)}, "
         f"{fmt.size(image.size_bytes if image else None)}"
     )
 

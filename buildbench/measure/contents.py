@@ -19,11 +19,18 @@ import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
-from typing import Any
+from dataclasses import dataclass
 
 from buildbench.measure.archive import ArchiveAnalysis, EntryKind, FileEntry, LayerInfo
+from buildbench.record import (
+    Attribution,
+    DistributionShare,
+    Finding,
+    FindingKind,
+    ImageContents,
+    LayerShare,
+    PackageShare,
+)
 
 _EXAMPLES = 5  # paths a finding names
 _NO_BYTECODE = "PYTHONDONTWRITEBYTECODE"
@@ -42,18 +49,6 @@ _DEPENDENCY = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9+.-]*)")
 _SHARED_LIBRARY = re.compile(r"lib.+\.so(?:\.[0-9]+)*")
 _SITE_PACKAGES = re.compile(r"(?:^|/)(?:site|dist)-packages/")
 _TEST_AND_DOC_DIRS = frozenset({"tests", "test", "docs", "doc", "examples"})
-
-
-class FindingKind(StrEnum):
-    DELETED_LATER = "deleted_later"
-    OVERWRITTEN_LATER = "overwritten_later"
-    PIP_CACHE = "pip_cache"
-    APT_CACHE = "apt_cache"
-    APT_LISTS = "apt_lists"
-    BYTECODE = "bytecode"
-    TOOLCHAIN = "toolchain"
-    DUPLICATE_LIBRARIES = "duplicate_libraries"
-    TESTS_AND_DOCS = "tests_and_docs"
 
 
 _FIXES = {
@@ -78,142 +73,6 @@ _BASE_FIX = (
     "deleting or rewriting a base image's files in a later layer frees nothing: choose a base "
     "without them, or copy what the image needs onto one in a multi-stage build"
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# Public results
-
-
-@dataclass(frozen=True)
-class LayerShare:
-    index: int
-    instruction: str | None
-    size_bytes: int
-
-
-@dataclass(frozen=True)
-class DistributionShare:
-    """A Python distribution's files above the base image, as its RECORD lists them."""
-
-    name: str
-    version: str
-    bytes: int
-
-    @property
-    def cuda(self) -> bool:
-        return _normalise_name(self.name).startswith("nvidia-")
-
-
-@dataclass(frozen=True)
-class PackageShare:
-    """A Debian package's files above the base image, as dpkg's file list names them."""
-
-    name: str
-    version: str
-    bytes: int
-    new: bool  # not installed in the base image (else upgraded or rewritten over it)
-
-
-@dataclass(frozen=True)
-class Attribution:
-    """The bytes over the base image: distributions + packages + other == bytes_over_base."""
-
-    bytes_over_base: int
-    layers: list[LayerShare]
-    distributions: list[DistributionShare]
-    packages: list[PackageShare]
-    # Other: files a later layer deleted or overwrote (still stored in their layer), and the
-    # rest, owned by no RECORD and no dpkg list (plus any gap between the engine's figure and
-    # the layers' file sizes, which is nil on overlay2).
-    deleted_or_overwritten_bytes: int
-    unowned_bytes: int
-
-    @property
-    def distributions_bytes(self) -> int:
-        return sum(d.bytes for d in self.distributions)
-
-    @property
-    def packages_bytes(self) -> int:
-        return sum(p.bytes for p in self.packages)
-
-    @property
-    def cuda_libraries_bytes(self) -> int:
-        return sum(d.bytes for d in self.distributions if d.cuda)
-
-    @property
-    def other_bytes(self) -> int:
-        return self.deleted_or_overwritten_bytes + self.unowned_bytes
-
-    @property
-    def layers_bytes(self) -> int:
-        return sum(layer.size_bytes for layer in self.layers)
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: FindingKind
-    bytes: int
-    paths: list[str]  # a few examples, biggest first
-    instruction: str | None  # of the layer that wrote (most of) the bytes
-    fix: str
-    packages: list[str] = field(default_factory=list)  # the toolchain finding's packages
-
-
-@dataclass(frozen=True)
-class ImageContents:
-    attribution: Attribution
-    findings: list[Finding]  # largest first
-    # Bytes stored in a layer but deleted or overwritten by a later one, all layers.
-    wasted_bytes: int
-    # As dive's: over every path, the smallest copy's bytes over all copies' (a deletion
-    # counts as a copy of 0 bytes); 1.0 when nothing is written twice or deleted.
-    efficiency: float
-
-    @property
-    def cuda_libraries_bytes(self) -> int:
-        return self.attribution.cuda_libraries_bytes
-
-    def top_distributions(self, n: int = 10) -> list[DistributionShare]:
-        return sorted(self.attribution.distributions, key=lambda d: -d.bytes)[:n]
-
-    def top_packages(self, n: int = 10) -> list[PackageShare]:
-        return sorted(self.attribution.packages, key=lambda p: -p.bytes)[:n]
-
-    def biggest_layers(self, n: int = 5) -> list[LayerShare]:
-        return sorted(self.attribution.layers, key=lambda layer: -layer.size_bytes)[:n]
-
-    def to_json(self) -> dict[str, Any]:
-        attribution = self.attribution
-        return {
-            "attribution": {
-                "bytes_over_base": attribution.bytes_over_base,
-                "layers": [asdict(layer) for layer in attribution.layers],
-                "distributions": [asdict(d) for d in attribution.distributions],
-                "packages": [asdict(p) for p in attribution.packages],
-                "deleted_or_overwritten_bytes": attribution.deleted_or_overwritten_bytes,
-                "unowned_bytes": attribution.unowned_bytes,
-            },
-            "findings": [{**asdict(f), "kind": str(f.kind)} for f in self.findings],
-            "wasted_bytes": self.wasted_bytes,
-            "efficiency": self.efficiency,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImageContents:
-        attribution = data["attribution"]
-        return cls(
-            attribution=Attribution(
-                bytes_over_base=attribution["bytes_over_base"],
-                layers=[LayerShare(**layer) for layer in attribution["layers"]],
-                distributions=[DistributionShare(**d) for d in attribution["distributions"]],
-                packages=[PackageShare(**p) for p in attribution["packages"]],
-                deleted_or_overwritten_bytes=attribution["deleted_or_overwritten_bytes"],
-                unowned_bytes=attribution["unowned_bytes"],
-            ),
-            findings=[Finding(**{**f, "kind": FindingKind(f["kind"])}) for f in data["findings"]],
-            wasted_bytes=data["wasted_bytes"],
-            efficiency=data["efficiency"],
-        )
 
 
 def image_contents(analysis: ArchiveAnalysis, *, bytes_over_base: int) -> ImageContents:

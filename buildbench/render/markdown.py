@@ -21,10 +21,16 @@ from buildbench.analyze.course import (
     entries,
     labelled,
 )
+from buildbench.analyze.derived import (
+    build_summary,
+    cold_start_summary,
+    quantiles,
+    ran_on_cpu,
+    worst_parity,
+)
 from buildbench.analyze.metrics import image_label
-from buildbench.analyze.stats import Summary, summarize
-from buildbench.measure.smoke.runner import NO_GPU_WARNING
-from buildbench.record import CellRecord, RunInfo, SmokeResult
+from buildbench.analyze.stats import summarize
+from buildbench.record import CellRecord, RunInfo, SmokeResult, Summary
 from buildbench.render import fmt
 from buildbench.results import RunResults
 from buildbench.status import Status
@@ -164,7 +170,7 @@ def cell_columns(r: CellRecord) -> list[Any]:
         image_label(r),
         r.variant,
         r.status.value,
-        summary_interval(r.build.stats) + (" (prefetch)" if r.build.mode == "prefetch" else ""),
+        summary_interval(build_summary(r)) + (" (prefetch)" if r.build.mode == "prefetch" else ""),
         fmt.size(image.size_bytes if image else None),
         fmt.size(image.bytes_over_base if image else None),
         compressed,
@@ -189,7 +195,7 @@ def batch_sizes(cells: Sequence[Entry]) -> list[str]:
 
 
 def parity_text(smoke: SmokeResult) -> str:
-    summary = smoke.parity_summary
+    summary = worst_parity(smoke)
     if summary is None:
         return "-"
     return f"{'ok' if summary.ok else 'FAIL'}, max abs diff {summary.max_abs_diff:.1e}"
@@ -199,7 +205,7 @@ def latency_text(smoke: SmokeResult, batch: str) -> str:
     found = smoke.latency.get(batch)
     if found is None:
         return "-"
-    q = found.quantiles
+    q = quantiles(found)
     return f"{fmt.ms(q.p50)} / {fmt.ms(q.p95)} (n={q.n})"
 
 
@@ -219,7 +225,7 @@ def _smoke_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
                 smoke.status.value,
                 parity_text(smoke) if smoke.kind == "model" else smoke.message,
                 *(latency_text(smoke, b) for b in batches),
-                summary_interval(smoke.cold_start),
+                summary_interval(cold_start_summary(smoke)),
                 fmt.size(smoke.peak_memory_bytes),
                 fmt.flag(smoke.cuda_build),
                 fmt.flag(smoke.gpu_used),
@@ -259,7 +265,7 @@ def _startup_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
                 e.record.key,
                 *(fmt.seconds(p) for p in phases),
                 fmt.seconds(total),
-                fmt.ms(b1.p50) if b1 else "-",
+                fmt.ms(quantiles(b1).p50) if b1 else "-",
                 fmt.seconds(pull),
                 fmt.seconds(None if pull is None else pull + total),
             ]
@@ -410,7 +416,7 @@ def _warnings_section(cells: list[Entry]) -> str:
 def _cell_warnings(entry: Entry) -> list[str]:
     r = entry.record
     where = f"`{r.key}` on {entry.machine}"
-    found = [f"{where}: {w}" for w in r.warnings if w != NO_GPU_WARNING]
+    found = [f"{where}: {w}" for w in r.warnings]
     if r.status != Status.OK:
         error = fmt.one_line(r.error or "no error text", 300)
         found.insert(0, f"{where}: **{r.status.value}**: {error}")
@@ -420,7 +426,7 @@ def _cell_warnings(entry: Entry) -> list[str]:
 def _no_gpu_warnings(cells: list[Entry]) -> list[str]:
     cpu_only: dict[str, list[str]] = {}
     for e in cells:
-        if NO_GPU_WARNING in e.record.warnings:
+        if e.record.smoke is not None and ran_on_cpu(e.record.smoke):
             cpu_only.setdefault(e.machine, []).append(f"`{e.record.key}`")
     return [
         f"no GPU on {machine}: CUDA images ran on CPU ({', '.join(keys)}); "

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from buildbench.analyze.course import Entry, build_median, course_comparison, entries
+from buildbench.analyze.derived import build_summary
 from buildbench.analyze.stats import summarize
 from buildbench.errors import UsageError
 from buildbench.record import SCHEMA_VERSION, CellRecord
@@ -126,7 +127,7 @@ def _bar(
 
 
 def _time(record: CellRecord) -> tuple[float, tuple[float, float] | None, str]:
-    stats = record.build.stats
+    stats = build_summary(record)
     if stats.median is None:
         return 0.0, None, ""
     median = build_median(record) or 0.0

@@ -6,17 +6,19 @@ The results CSV, `report --format csv` and the cells of `report --format json` a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from buildbench.analyze.course import labelled
+from buildbench.analyze.derived import build_summary, cold_start_summary, quantiles, worst_parity
 from buildbench.analyze.metrics import latency
 from buildbench.analyze.stats import coefficient_of_variation
 from buildbench.record import CellRecord, RunInfo
+from buildbench.results import RunResults, atomic_write
 
-if TYPE_CHECKING:
-    from buildbench.results import RunResults
+RESULTS_CSV = "results.csv"
 
 
 def _samples(values: Sequence[float]) -> str:
@@ -24,12 +26,13 @@ def _samples(values: Sequence[float]) -> str:
 
 
 def cell_row(run: RunInfo, machine: str, r: CellRecord) -> dict[str, Any]:
-    build = r.build.stats
+    build = build_summary(r)
     image = r.image
     smoke = r.smoke
-    parity = smoke.parity_summary if smoke else None
-    b1 = latency(r, "1")
-    cold = smoke.cold_start if smoke else None
+    parity = worst_parity(smoke) if smoke else None
+    found = latency(r, "1")
+    b1 = quantiles(found) if found else None
+    cold = cold_start_summary(smoke) if smoke else None
     contents = r.contents
     shipping = r.registry
     return {
@@ -71,8 +74,8 @@ def cell_row(run: RunInfo, machine: str, r: CellRecord) -> dict[str, Any]:
         "parity_max_abs_diff": parity.max_abs_diff if parity else None,
         "p50_b1_seconds": b1.p50 if b1 else None,
         "p95_b1_seconds": b1.p95 if b1 else None,
-        "p99_b1_seconds": b1.quantiles.p99 if b1 else None,
-        "latency_b1_n": b1.quantiles.n if b1 else None,
+        "p99_b1_seconds": b1.p99 if b1 else None,
+        "latency_b1_n": b1.n if b1 else None,
         "cold_start_seconds_median": cold.median if cold else None,
         "cold_start_seconds_samples": _samples(smoke.cold_start_seconds) if smoke else None,
         "peak_memory_bytes": smoke.peak_memory_bytes if smoke else None,
@@ -97,3 +100,10 @@ def cells_frame(runs: Sequence[RunResults]) -> pd.DataFrame:
         return pd.DataFrame()
     # Nullable dtypes: byte counts stay integers where a failed cell has none.
     return pd.DataFrame(rows).convert_dtypes()
+
+
+def write_cells_csv(run_dir: Path, run: RunResults) -> Path:
+    """Rewrite run_dir's results.csv (one row per cell), atomically."""
+    path = run_dir / RESULTS_CSV
+    atomic_write(path, cells_frame([run]).to_csv(index=False))
+    return path

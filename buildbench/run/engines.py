@@ -17,17 +17,18 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from buildbench.analyze.derived import build_summary
 from buildbench.engine.builders import choose_builder
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildbenchError, EngineUnavailable, Terminated
-from buildbench.measure.smoke.artifacts import prepare_artifacts
+from buildbench.measure.smoke.runner import Payload
 from buildbench.record import CellRecord
 from buildbench.render.report import REPORT_MD, write_report
 from buildbench.results import RESULTS_JSON, RunResults, load_results, newest_run
@@ -58,7 +59,7 @@ def previous_build_seconds(results_dir: Path) -> dict[str, float]:
     """Median build time per cell in the newest earlier run of this results folder, for the
     live view's estimate."""
     run = newest_run(results_dir)
-    found = {r.key: r.build.stats.median for r in (run.records if run else [])}
+    found = {r.key: build_summary(r).median for r in (run.records if run else [])}
     return {key: seconds for key, seconds in found.items() if seconds is not None}
 
 
@@ -74,7 +75,7 @@ def run_one(
     progress: Progress,
     *,
     name: str | None = None,
-    artifacts: Callable[[tuple[int, ...]], bytes] = prepare_artifacts,
+    payloads: Mapping[str, Path] | None = None,
 ) -> tuple[RunResults, BaseException | None]:
     """One engine's whole run; what it measured, and what stopped it early (not raised: the
     caller reports first). Errors before the first build (bad options, no engine) raise."""
@@ -83,7 +84,7 @@ def run_one(
     try:
         builder = choose_builder(plan.builder, engine, endpoint)
         with prepare(
-            engine, plan, builder, local=endpoint.local, artifacts=artifacts, name=name
+            engine, plan, builder, local=endpoint.local, make_payload=_reader(payloads), name=name
         ) as run:
             try:
                 run.run_all(progress)
@@ -114,7 +115,7 @@ class _Job:
     endpoint: Endpoint
     label: str
     plan: RunPlan
-    artifacts: Path | None
+    payloads: Mapping[str, Path]
 
 
 class _QueueProgress:
@@ -154,14 +155,13 @@ def _child(job: _Job, queue: Any) -> int:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, terminate)
-    artifacts = job.artifacts
     try:
         _, error = run_one(
             job.endpoint,
             job.plan,
             _QueueProgress(queue, job.label),
             name=job.label,
-            artifacts=(lambda sizes: artifacts.read_bytes()) if artifacts else prepare_artifacts,
+            payloads=job.payloads,
         )
     except BuildbenchError as exc:
         queue.put((job.label, "error", (f"{exc.message}", exc.tip)))
@@ -187,16 +187,22 @@ def labels_for(endpoints: list[Endpoint]) -> list[str]:
     ]
 
 
+def _reader(made: Mapping[str, Path] | None) -> Callable[[Payload], bytes]:
+    """Payloads from files made beforehand where there are, else made now."""
+    if not made:
+        return lambda payload: payload.make()
+    return lambda payload: made[payload.key].read_bytes()
+
+
 @contextlib.contextmanager
-def _shared_artifacts(plan: RunPlan) -> Iterator[Path | None]:
-    """The smoke model, made once for every engine."""
-    if not plan.needs_model or plan.smoke is None:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="buildbench-model-") as tmp:
-        path = Path(tmp) / "smoke.tar"
-        path.write_bytes(prepare_artifacts(plan.smoke.batch_sizes))
-        yield path
+def _shared_payloads(plan: RunPlan) -> Iterator[dict[str, Path]]:
+    """The smoke tests' files (the model: an export, references), made once for every engine."""
+    with tempfile.TemporaryDirectory(prefix="buildbench-smoke-") as tmp:
+        made = {}
+        for n, payload in enumerate(plan.payloads()):
+            made[payload.key] = path = Path(tmp) / f"payload-{n}.tar"
+            path.write_bytes(payload.make())
+        yield made
 
 
 def _run_in_parallel(endpoints: list[Endpoint], plan: RunPlan, screen: Screen) -> Outcome:
@@ -206,10 +212,10 @@ def _run_in_parallel(endpoints: list[Endpoint], plan: RunPlan, screen: Screen) -
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     outcome = Outcome()
-    with _shared_artifacts(plan) as artifacts, screen:
+    with _shared_payloads(plan) as payloads, screen:
         views = {label: screen.view(label) for label in labels}
         jobs = [
-            _Job(e, label, replace(child_plan, machine=_machine(plan.machine, label)), artifacts)
+            _Job(e, label, replace(child_plan, machine=_machine(plan.machine, label)), payloads)
             for e, label in zip(endpoints, labels, strict=True)
         ]
         processes = [context.Process(target=_child_main, args=(job, queue)) for job in jobs]

@@ -11,10 +11,9 @@ from typing import Literal
 from buildbench.engine.dockerfile import final_base
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.http import HttpSmoke
-from buildbench.record import cell_key
+from buildbench.record import FRAMEWORKS, cell_key
 
 Variant = Literal["cpu", "cuda"]
-FRAMEWORKS = ("pytorch", "onnx")
 VARIANTS: tuple[Variant, ...] = ("cpu", "cuda")
 # The course exercise builds its CUDA variant with `--build-arg CUDA=true`; empty means CPU.
 CUDA_VALUES: dict[str, str] = {"cpu": "", "cuda": "true"}

@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Protocol
 
 from buildbench import __version__
+from buildbench.analyze.derived import results_document
 from buildbench.engine.api import Engine, ImageInfo
 from buildbench.engine.builders import Builder, BuilderName, BuildRequest, BuildSample
 from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
 from buildbench.labels import LABEL_LOCK, masked_build_args, run_labels, smoke_volume
 from buildbench.measure.image import measure_image
 from buildbench.measure.shipping import cold_pulls, push_base, ship
-from buildbench.measure.smoke.artifacts import check_model_stack, prepare_artifacts
 from buildbench.measure.smoke.runner import (
+    Payload,
+    SmokeContext,
+    SmokeKind,
     SmokeOptions,
-    smoke_test,
-    smoke_warnings,
-    uses_model,
     wants_gpus,
 )
 from buildbench.record import (
@@ -46,7 +46,8 @@ from buildbench.record import (
     SmokeResult,
     Step,
 )
-from buildbench.results import newest_run, write_results
+from buildbench.render.tables import write_cells_csv
+from buildbench.results import RunResults, newest_run, write_results
 from buildbench.run import preflight
 from buildbench.run.cleanup import Journal
 from buildbench.run.context import build_context
@@ -54,6 +55,7 @@ from buildbench.run.hostinfo import cpu_model, git_commit, memory_bytes
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 from buildbench.run.prefetch import prefetch_wheels
+from buildbench.run.smokes import smoke_kind
 from buildbench.status import ExitReason, Status
 
 log = logging.getLogger("buildbench")
@@ -116,9 +118,17 @@ class RunPlan:
     registry: str | None = None  # HOST[:PORT]: push, size in, and pull back every image
     cold_pull: bool = False  # and pull each with nothing local, the base set aside meanwhile
 
-    @property
-    def needs_model(self) -> bool:
-        return self.smoke is not None and any(map(uses_model, self.cells))
+    def smoke_kinds(self) -> dict[str, SmokeKind]:
+        """Each cell's smoke test, by cell key (none for cells without one, or --no-smoke)."""
+        if self.smoke is None:
+            return {}
+        kinds = {cell.key: smoke_kind(cell, self.smoke) for cell in self.cells}
+        return {key: kind for key, kind in kinds.items() if kind is not None}
+
+    def payloads(self) -> list[Payload]:
+        """The files the smoke tests need, once each."""
+        found = (kind.payload() for kind in self.smoke_kinds().values())
+        return list({p.key: p for p in found if p is not None}.values())
 
     def options(self) -> dict[str, object]:
         return {
@@ -171,7 +181,6 @@ def apply(record: CellRecord, value: Value) -> None:
             record.smoke = value
             if value.status != Status.OK:
                 record.fail(value.status, value.message)
-            record.warn(*smoke_warnings(value))
         case Shipping():
             record.registry = value
             if record.image is not None:  # the registry's own figure replaces the estimate
@@ -229,14 +238,16 @@ class PreparedRun:
     bases: dict[str, ImageInfo]
     journal: Journal
     gpus: bool
-    volume: str | None = None  # the smoke test's files in the engine, once filled
-    artifacts: bytes | None = None  # those files, until then
+    kinds: dict[str, SmokeKind] = field(default_factory=dict)  # each cell's smoke test
+    payloads: dict[str, bytes] = field(default_factory=dict)  # their files, by payload key
+    volumes: dict[str, str] = field(default_factory=dict)  # those filled into the engine
     prefetched: dict[str, tuple[list[Path], Download]] = field(default_factory=dict)
     records: list[CellRecord] = field(default_factory=list)
     lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def save(self) -> None:
-        write_results(self.run_dir, self.info, self.records)
+        write_results(self.run_dir, results_document(self.info, self.records))
+        write_cells_csv(self.run_dir, RunResults(self.info, self.records))
 
     def header(self) -> RunHeader:
         return RunHeader(
@@ -285,15 +296,32 @@ class PreparedRun:
             self.save()
         return self.records
 
-    def smoke_volume(self, image: str) -> str | None:
-        """The volume holding the smoke test's files, filled the first time a cell needs it
+    def payload_volume(self, payload: Payload | None, image: str) -> str | None:
+        """The volume holding a payload's files, filled the first time a cell needs it
         (through a helper container of that cell's image: any image will do)."""
-        if self.volume is None and self.artifacts is not None:
-            volume = smoke_volume(self.info.run_id)
+        if payload is None:
+            return None
+        if payload.key not in self.volumes:
+            volume = smoke_volume(self.info.run_id, len(self.volumes))
             self.engine.create_volume(volume, self.labels())
-            self.volume = volume
-            self.engine.fill_volume(volume, self.artifacts, image)
-        return self.volume
+            self.volumes[payload.key] = volume
+            self.engine.fill_volume(volume, self.payloads[payload.key], image)
+        return self.volumes[payload.key]
+
+    def smoke(self, cell: Cell, image: str, progress: Progress) -> SmokeResult | None:
+        kind = self.kinds.get(cell.key)
+        if kind is None or self.plan.smoke is None:
+            return None
+        context = SmokeContext(
+            engine=self.engine,
+            image=image,
+            options=self.plan.smoke,
+            labels=self.labels(cell),
+            gpus=self.gpus,
+            volume=self.payload_volume(kind.payload(), image),
+            on_progress=lambda text: progress.phase(cell, f"smoke test: {text}"),
+        )
+        return kind.run(context)
 
     def cold_pulls(self, progress: Progress) -> None:
         """Each shipped image pulled with nothing local; the run's lock goes first, as it is a
@@ -343,19 +371,9 @@ class PreparedRun:
                 return
             apply(record, measured)
             self.save()
-            if self.plan.smoke is not None:
-                result = smoke_test(
-                    self.engine,
-                    cell,
-                    builds.image_id,
-                    options=self.plan.smoke,
-                    volume=self.smoke_volume(builds.image_id),
-                    labels=self.labels(cell),
-                    gpus=self.gpus,
-                    on_progress=lambda text: progress.phase(cell, f"smoke test: {text}"),
-                )
-                if result is not None:
-                    apply(record, result)
+            result = self.smoke(cell, builds.image_id, progress)
+            if result is not None:
+                apply(record, result)
             if self.plan.registry and record.image_tag:
                 try:
                     shipped = ship(
@@ -463,7 +481,7 @@ def prepare(
     builder: Builder,
     *,
     local: bool = True,
-    artifacts: Callable[[tuple[int, ...]], bytes] = prepare_artifacts,
+    make_payload: Callable[[Payload], bytes] = lambda payload: payload.make(),
     name: str | None = None,
 ) -> Iterator[PreparedRun]:
     """Check what the run needs before building anything, create its results folder (named
@@ -472,8 +490,9 @@ def prepare(
     for cell in plan.cells:
         cell.dockerfile_text()
     plan.pip.validate()
-    if plan.needs_model:
-        check_model_stack()
+    kinds = plan.smoke_kinds()
+    for kind in kinds.values():
+        kind.check()
     preflight.check_results_dir(plan.results_dir)
     # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
     bases = {
@@ -519,6 +538,7 @@ def prepare(
         bases=bases,
         journal=Journal(run_dir),
         gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
+        kinds=kinds,
     )
     run.save()
     # The lock is a container of a base image: the run's own, or the default base if local.
@@ -536,9 +556,9 @@ def prepare(
                         ref: round(push_base(engine, plan.registry, run_id, ref, info), 3)
                         for ref, info in bases.items()
                     }
-                if plan.needs_model and plan.smoke:
-                    log.info("preparing the smoke-test model (ResNet-18, ONNX export, references)")
-                    run.artifacts = artifacts(plan.smoke.batch_sizes)
+                for payload in plan.payloads():
+                    log.info("preparing %s", payload.describe)
+                    run.payloads[payload.key] = make_payload(payload)
                 if plan.prefetch:
                     run.prefetched = prefetch_wheels(plan.cells, plan.pip, probe)
             except (KeyboardInterrupt, Terminated):  # before the first cell: still on record
@@ -547,5 +567,5 @@ def prepare(
                 raise
             yield run
         finally:
-            if run.volume:
-                engine.remove_volume(run.volume)
+            for volume in run.volumes.values():
+                engine.remove_volume(volume)

@@ -15,6 +15,7 @@ from buildbench.measure.contents import (
     PackageShare,
     image_contents,
 )
+from buildbench.record import from_json, to_json
 from tests.unit.test_archive import (
     Entry,
     analyse,
@@ -428,8 +429,8 @@ def test_contents_round_trip_through_json():
     )
     result = contents(analysis)
     assert len(result.findings) >= 2
-    text = json.dumps(result.to_json())
-    again = ImageContents.from_json(json.loads(text))
+    text = json.dumps(to_json(result))
+    again = from_json(ImageContents, json.loads(text))
     assert again == result
     assert isinstance(again.findings[0].kind, FindingKind)
     assert isinstance(again.attribution, Attribution)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from buildbench.analyze.derived import build_summary, results_document
 from buildbench.analyze.history import history, regressions
 from buildbench.cli import cli
 from buildbench.results import RunResults, load_results, write_results
@@ -30,14 +31,14 @@ def _history(tmp_path: Path, step_at: int = STEP_AT, runs: int = RUNS, seed: int
         for record in template.records:
             record = replace(record, build=replace(record.build))
             factor = STEP if record.key == "onnx/cpu" and n >= step_at else 1.0
-            base = record.build.stats.median or 1.0
+            base = build_summary(record).median or 1.0
             record.build.seconds = [
                 round(base * factor * noise.uniform(0.95, 1.05), 3) for _ in range(3)
             ]
             records.append(record)
         run_dir = tmp_path / "results" / run_id
         run_dir.mkdir(parents=True)
-        write_results(run_dir, info, records)
+        write_results(run_dir, results_document(info, records))
         ids.append(run_id)
     return ids
 

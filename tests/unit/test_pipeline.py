@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from buildbench.analyze.derived import build_summary
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
 from buildbench.engine.classic import ClassicBuilder
 from buildbench.errors import (
@@ -23,6 +24,7 @@ from buildbench.errors import (
 )
 from buildbench.labels import LABEL_CELL, LABEL_LOCK, LABEL_RUN, masked_build_args, smoke_volume
 from buildbench.measure.smoke import program
+from buildbench.measure.smoke.inference import InferenceSmoke
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import (
     SCHEMA_VERSION,
@@ -33,7 +35,6 @@ from buildbench.record import (
     SmokeResult,
 )
 from buildbench.results import load_results
-from buildbench.run import pipeline
 from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
 from buildbench.run.pipeline import (
     Builds,
@@ -103,7 +104,9 @@ def _plan(results_dir: Path, **options: Any) -> RunPlan:
 
 @contextmanager
 def _prepared(engine: FakeEngine, plan: RunPlan) -> Iterator[PreparedRun]:
-    with prepare(engine, plan, ClassicBuilder(engine), artifacts=lambda sizes: ARTIFACTS) as run:
+    with prepare(
+        engine, plan, ClassicBuilder(engine), make_payload=lambda payload: ARTIFACTS
+    ) as run:
         yield run
 
 
@@ -147,14 +150,14 @@ def test_repeat_keeps_every_sample_and_only_the_last_image(tmp_path: Path) -> No
     assert engine.removed[:2] == [image(1), image(2)]  # each sample's image goes before the next
     assert image(3) in engine.removed  # --no-keep-images, after measuring
     assert image(3) not in engine.images and image(6) not in engine.images
-    assert cpu.build.stats.n == 3
+    assert build_summary(cpu).n == 3
 
 
 def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path) -> None:
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     run, _ = _run(engine, _plan(tmp_path))
     data = json.loads((run.run_dir / "results.json").read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3
     assert data["run"]["run_id"] == run.info.run_id and data["run"]["base_image"] == BASE
     assert data["run"]["base_image_id"] == BASE  # the fake's id for it
     assert data["run"]["exit_reason"] == "completed" and data["run"]["finished_at"]
@@ -319,7 +322,7 @@ def _with_smoke(image: str, spec: ContainerSpec) -> ContainerOutcome:
 def test_the_smoke_test_gets_its_files_in_a_volume_that_goes_with_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "check_model_stack", lambda: None)  # no torch needed here
+    monkeypatch.setattr(InferenceSmoke, "check", lambda self: None)  # no torch needed here
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     engine.run_result = _with_smoke
     volumes_during: list[dict[str, dict[str, str]]] = []

@@ -13,30 +13,51 @@ import docker
 import docker.types
 import pytest
 
+from buildbench.analyze.derived import cold_start_summary, quantiles, ran_on_cpu, worst_parity
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, VolumeMount
 from buildbench.engine.dockersdk import DockerEngine, lockdown
 from buildbench.engine.endpoint import Endpoint
 from buildbench.measure.smoke import program
-from buildbench.measure.smoke.runner import (
-    MOUNT,
-    NO_GPU_WARNING,
-    SmokeOptions,
-    judge,
-    judge_command,
-    model_spec,
-    smoke_test,
-    uses_model,
-    verdict,
-    wants_gpus,
-)
+from buildbench.measure.smoke.command import CommandSmoke
+from buildbench.measure.smoke.inference import InferenceSmoke
+from buildbench.measure.smoke.runner import MOUNT, SmokeContext, SmokeOptions, wants_gpus
 from buildbench.record import CellRecord, Parity, SmokeResult
 from buildbench.run.matrix import Cell
 from buildbench.run.pipeline import apply
+from buildbench.run.smokes import smoke_kind
 from buildbench.status import Status
 from tests.fakes import FakeEngine
 
 CPU = Cell("onnx", "cpu", Path("d"), Path("."), framework="onnx")
 CUDA = Cell("onnx", "cuda", Path("d"), Path("."), framework="onnx")
+
+
+def _kind(cell: Cell, **options: Any) -> Any:  # InferenceSmoke or CommandSmoke
+    found = smoke_kind(cell, SmokeOptions(**options))
+    assert isinstance(found, InferenceSmoke | CommandSmoke)
+    return found
+
+
+def _context(engine: FakeEngine, options: SmokeOptions, **kw: Any) -> SmokeContext:
+    fields: dict[str, Any] = {"labels": {"l": "1"}, "gpus": False, "volume": VOLUME, **kw}
+    return SmokeContext(engine=engine, image="img", options=options, **fields)
+
+
+def judge(cell: Cell, found: ContainerOutcome, gpus: bool) -> SmokeResult:
+    return _kind(cell).judge(found, gpus)
+
+
+def verdict(cell: Cell, smoke: SmokeResult) -> tuple[Status, str]:
+    return _kind(cell).verdict(smoke)
+
+
+def model_spec(
+    cell: Cell, options: SmokeOptions, volume: str, gpus: bool, labels: dict[str, str]
+) -> ContainerSpec:
+    context = _context(FakeEngine(), options, volume=volume, gpus=gpus, labels=labels)
+    return _kind(cell).spec(context)
+
+
 VOLUME = "buildbench-smoke-r1"
 ENGINE_STARTED = 1000.0  # the engine's clock: when the container's process started
 
@@ -87,7 +108,7 @@ def test_a_good_report_is_ok_with_cold_start_split_by_phase() -> None:
         0.5,
     )
     assert smoke.cold_start_seconds == [2.5]
-    assert smoke.parity_summary == Parity(1e-7, 1e-6, True)
+    assert worst_parity(smoke) == Parity(1e-7, 1e-6, True)
     assert smoke.seconds == 3.0 and smoke.peak_memory_bytes == 10
 
 
@@ -96,11 +117,12 @@ def test_latency_is_computed_here_from_the_raw_samples() -> None:
     latency = smoke.latency["1"]
     assert latency.samples == [0.01, 0.03, 0.02]
     assert (latency.warmup, latency.seconds) == (3, 2.1)
-    assert latency.p50 == pytest.approx(0.02)
-    assert latency.p95 == pytest.approx(0.029)  # type 7: between the two largest
-    assert latency.quantiles.p99 == pytest.approx(0.0298)
-    assert latency.quantiles.n == 3
-    assert latency.quantiles.p50_ci is not None
+    found = quantiles(latency)
+    assert found.p50 == pytest.approx(0.02)
+    assert found.p95 == pytest.approx(0.029)  # type 7: between the two largest
+    assert found.p99 == pytest.approx(0.0298)
+    assert found.n == 3
+    assert found.p50_ci is not None
 
 
 def test_without_the_engines_start_time_there_is_no_cold_start() -> None:
@@ -364,16 +386,10 @@ def _record(cell: Cell) -> CellRecord:
     return CellRecord(cell.name, cell.variant, cell.framework, "d", {}, "h", image_id="img")
 
 
-def _smoke(engine: FakeEngine, cell: Cell, **options: Any) -> SmokeResult | None:
-    return smoke_test(
-        engine,
-        cell,
-        "img",
-        options=SmokeOptions(**options),
-        volume=VOLUME,
-        labels={"l": "1"},
-        gpus=wants_gpus(engine.info(), SmokeOptions(**options).gpus),
-    )
+def _smoke(engine: FakeEngine, cell: Cell, **options: Any) -> SmokeResult:
+    chosen = SmokeOptions(**options)
+    context = _context(engine, chosen, gpus=wants_gpus(engine.info(), chosen.gpus))
+    return _kind(cell, **options).run(context)
 
 
 def test_a_cuda_image_without_gpu_runs_and_says_so() -> None:
@@ -384,7 +400,8 @@ def test_a_cuda_image_without_gpu_runs_and_says_so() -> None:
     apply(record, result)
     assert record.status == Status.OK
     assert "--gpu" not in engine.runs[0][1].command  # auto: no NVIDIA runtime in the engine
-    assert record.warnings == [NO_GPU_WARNING]
+    assert record.smoke is not None and ran_on_cpu(record.smoke)
+    assert record.warnings == []  # derived from the smoke fields where it is shown
 
 
 def test_gpus_auto_requests_them_where_the_engine_has_an_nvidia_runtime() -> None:
@@ -411,7 +428,7 @@ def test_cold_start_is_one_fresh_container_each() -> None:
     assert modes == ["--mode=full", "--mode=startup", "--mode=startup"]
     assert all(spec.volumes == (VolumeMount(VOLUME, MOUNT),) for _, spec in engine.runs)
     assert smoke.cold_start_seconds == [2.5, 3.0, 2.7]
-    assert len(smoke.startup) == 3 and smoke.cold_start.median == 2.7
+    assert len(smoke.startup) == 3 and cold_start_summary(smoke).median == 2.7
     assert smoke.seconds == 9.0  # every container's time
     assert list(smoke.latency) == ["1"]  # from the full run only
 
@@ -436,32 +453,21 @@ def test_progress_lines_are_passed_on() -> None:
     stderr = f"{program.PROGRESS_PREFIX}timing batch size 1\nsome warning\n"
     engine = FakeEngine(run_result=lambda image, spec: outcome(report(), stderr=stderr))
     seen: list[str] = []
-    smoke_test(
-        engine,
-        CPU,
-        "img",
-        options=SmokeOptions(cold_starts=1),
-        volume=VOLUME,
-        labels={},
-        gpus=False,
-        on_progress=seen.append,
-    )
+    _kind(CPU).run(_context(engine, SmokeOptions(cold_starts=1), on_progress=seen.append))
     assert seen == ["timing batch size 1"]
 
 
-def test_no_volume_or_no_model_framework_means_no_model_smoke_test() -> None:
-    engine = FakeEngine()
-    options = SmokeOptions()
-    assert (
-        smoke_test(engine, CPU, "img", options=options, volume=None, labels={}, gpus=False) is None
-    )
+def test_a_cell_without_a_model_framework_or_command_has_no_smoke_test() -> None:
     plain = Cell("mine", "cpu", Path("d"), Path("."))
-    assert not uses_model(plain)
-    assert (
-        smoke_test(engine, plain, "img", options=options, volume=VOLUME, labels={}, gpus=False)
-        is None
-    )
-    assert engine.runs == []
+    assert smoke_kind(plain, SmokeOptions()) is None
+    assert isinstance(smoke_kind(CPU, SmokeOptions()), InferenceSmoke)
+    assert isinstance(smoke_kind(COMMAND_CELL, SmokeOptions()), CommandSmoke)
+
+
+def test_cells_share_one_payload_per_batch_sizes() -> None:
+    one, other = _kind(CPU).payload(), _kind(CUDA).payload()
+    assert one.key == other.key and _kind(CPU, batch_sizes=(1, 2)).payload().key != one.key
+    assert _kind(COMMAND_CELL).payload() is None
 
 
 def test_program_parity() -> None:
@@ -505,4 +511,4 @@ def test_a_config_smoke_command_must_exit_zero_and_print_what_is_expected(
 
 def test_a_smoke_command_without_expectation_needs_only_exit_zero() -> None:
     cell = Cell("mine", "cpu", Path("d"), Path("."), smoke_command=("true",))
-    assert judge_command(cell, ContainerOutcome(0, "", "")).status == Status.OK
+    assert _kind(cell).judge(ContainerOutcome(0, "", "")).status == Status.OK
