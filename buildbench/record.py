@@ -478,8 +478,10 @@ def _quantiles_json(q: Quantiles) -> dict[str, Any]:
 
 def _quantiles(data: dict[str, Any], _: type) -> Quantiles:
     def interval(name: str) -> Interval | None:
-        parts = [data.get(f"{name}_ci_{k}") for k in _INTERVAL]
-        return None if None in parts else Interval(*map(float, parts))
+        low, high, level = (data.get(f"{name}_ci_{k}") for k in _INTERVAL)
+        if low is None or high is None or level is None:
+            return None
+        return Interval(float(low), float(high), float(level))
 
     found = {name: data.get(name) for name in ("p50", "p95", "p99")}
     return Quantiles(
