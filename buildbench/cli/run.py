@@ -24,12 +24,14 @@ from buildbench.cli.options import (
 )
 from buildbench.cli.progress import TerminalProgress
 from buildbench.engine.builders import BUILDERS
-from buildbench.engine.registry import LOCAL, LocalRegistry, check_registry, parse_address
+from buildbench.engine.registry.address import parse_address
+from buildbench.engine.registry.local import LOCAL, LocalRegistry
+from buildbench.engine.registry.manifests import check_registry
 from buildbench.errors import Terminated
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import CellRecord
 from buildbench.render.markdown import CELL_HEADERS, cell_columns
-from buildbench.run.engines import previous_build_seconds, run_on_engines
+from buildbench.run.engines import run_on_engines
 from buildbench.run.pipeline import RunPlan
 from buildbench.status import Status
 
@@ -231,9 +233,7 @@ def run(
     )
     signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=True, highlight=False)
-    screen = TerminalProgress(
-        console, verbose=verbose, quiet=quiet, previous=previous_build_seconds(plan.results_dir)
-    )
+    screen = TerminalProgress(console, verbose=verbose, quiet=quiet)
     with contextlib.ExitStack() as stack:
         if registry == LOCAL:
             registry = stack.enter_context(LocalRegistry()).address

@@ -26,7 +26,6 @@ import docker.utils
 import requests.exceptions
 import urllib3.exceptions
 
-from buildbench.engine import registry
 from buildbench.engine.api import (
     BuildEvent,
     CacheRecord,
@@ -39,6 +38,7 @@ from buildbench.engine.api import (
     ServiceOutcome,
 )
 from buildbench.engine.endpoint import Endpoint, default_endpoint
+from buildbench.engine.registry import transfer
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
 
 log = logging.getLogger("buildbench")
@@ -196,13 +196,13 @@ class DockerEngine:
         )
 
     def pull(self, ref: str, on_progress: LineSink | None = None) -> float:
-        return registry.pull(self.api, ref, on_progress)
+        return transfer.pull(self.api, ref, on_progress)
 
     def push(self, ref: str, on_progress: LineSink | None = None) -> float:
-        return registry.push(self.api, ref, on_progress)
+        return transfer.push(self.api, ref, on_progress)
 
     def tag(self, image: str, ref: str) -> None:
-        registry.tag(self.api, image, ref)
+        transfer.tag(self.api, image, ref)
 
     def import_image(self, tarball: BinaryIO, ref: str, changes: list[str]) -> str:
         repository, tag = docker.utils.parse_repository_tag(ref)

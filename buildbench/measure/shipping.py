@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from buildbench.engine.api import Engine, ImageInfo
-from buildbench.engine.registry import manifest_size, registry_reference
+from buildbench.engine.registry.address import registry_reference
+from buildbench.engine.registry.manifests import manifest_size
 from buildbench.record import CellRecord, Shipping
 
 log = logging.getLogger("buildbench")

@@ -22,19 +22,16 @@ import pytest
 import requests
 
 from buildbench.engine.dockersdk import DockerEngine
-from buildbench.engine.registry import (
+from buildbench.engine.registry.address import registry_reference
+from buildbench.engine.registry.local import LocalRegistry
+from buildbench.engine.registry.manifests import (
     DOCKER_MANIFEST,
     OCI_MANIFEST,
-    LocalRegistry,
-    RegistryError,
     check_registry,
     manifest_size,
-    pull,
-    push,
-    registry_reference,
-    tag,
-    untag,
 )
+from buildbench.engine.registry.transfer import pull, push, tag, untag
+from buildbench.errors import RegistryError
 from tests.integration.conftest import buildbench, remove_runs
 
 pytestmark = pytest.mark.integration

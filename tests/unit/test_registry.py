@@ -1,4 +1,4 @@
-"""buildbench.engine.registry without an engine or a real registry.
+"""buildbench.engine.registry (its four modules) without an engine or a real registry.
 
 Manifests come from a tiny HTTP server on 127.0.0.1; push and pull streams from a fake
 APIClient; `LocalRegistry`'s process handling is tried on a fake `docker-registry` script.
@@ -26,17 +26,17 @@ from click.testing import CliRunner
 
 import buildbench.cli.run
 from buildbench.cli import cli
-from buildbench.engine import registry
-from buildbench.engine.registry import (
+from buildbench.engine.registry import manifests, transfer
+from buildbench.engine.registry.address import parse_address, registry_reference
+from buildbench.engine.registry.local import LocalRegistry, free_port, registry_config
+from buildbench.engine.registry.manifests import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
-    LocalRegistry,
     ManifestSize,
-    RegistryError,
 )
-from buildbench.errors import BuildbenchError, EngineUnavailable, UsageError
+from buildbench.errors import BuildbenchError, EngineUnavailable, RegistryError, UsageError
 
 # --- addresses, references, config -----------------------------------------------------------
 
@@ -45,7 +45,7 @@ from buildbench.errors import BuildbenchError, EngineUnavailable, UsageError
     "text", ["127.0.0.1:5000", "localhost", "localhost:5000", "registry.lan", "[::1]:5000"]
 )
 def test_parse_address_accepts_registry_hosts(text: str) -> None:
-    assert registry.parse_address(f" {text} ") == text
+    assert parse_address(f" {text} ") == text
 
 
 @pytest.mark.parametrize(
@@ -59,24 +59,24 @@ def test_parse_address_accepts_registry_hosts(text: str) -> None:
 )
 def test_parse_address_rejects_what_the_engine_would_misread(text: str, why: str) -> None:
     with pytest.raises(UsageError, match=why) as caught:
-        registry.parse_address(text)
+        parse_address(text)
     assert caught.value.tip
 
 
 def test_registry_reference() -> None:
-    reference = registry.registry_reference("127.0.0.1:5000", "buildbench/onnx", "cpu-RUN1")
+    reference = registry_reference("127.0.0.1:5000", "buildbench/onnx", "cpu-RUN1")
     assert reference == "127.0.0.1:5000/buildbench/onnx:cpu-RUN1"
 
 
 def test_loopback_registries_are_tried_over_http_first() -> None:
-    assert registry._schemes("127.0.0.1:5000") == ("http", "https")
-    assert registry._schemes("localhost:5000") == ("http", "https")
-    assert registry._schemes("[::1]:5000") == ("http", "https")
-    assert registry._schemes("registry.lan:5000") == ("https", "http")
+    assert manifests._schemes("127.0.0.1:5000") == ("http", "https")
+    assert manifests._schemes("localhost:5000") == ("http", "https")
+    assert manifests._schemes("[::1]:5000") == ("http", "https")
+    assert manifests._schemes("registry.lan:5000") == ("https", "http")
 
 
 def test_registry_config_listens_on_loopback_only(tmp_path: Path) -> None:
-    text = registry.registry_config(5123, tmp_path / "a b", "s3cret", "mark")
+    text = registry_config(5123, tmp_path / "a b", "s3cret", "mark")
     lines = text.splitlines()
     assert lines[0] == "version: 0.1"
     assert '  addr: "127.0.0.1:5123"' in lines
@@ -162,7 +162,7 @@ def test_manifest_size_of_a_docker_schema2_manifest(fake_registry: FakeRegistry)
         DOCKER_MANIFEST,
         digest="sha256:abc",
     )
-    size = registry.manifest_size(fake_registry.address, "bb/onnx", "cpu")
+    size = manifests.manifest_size(fake_registry.address, "bb/onnx", "cpu")
     assert size == ManifestSize("sha256:abc", 123, 1234, (100, 20, 3), DOCKER_MANIFEST)
     accept = fake_registry.requests[-1][1]["Accept"]
     for media_type in (DOCKER_MANIFEST, OCI_MANIFEST, DOCKER_LIST, OCI_INDEX):
@@ -176,7 +176,7 @@ def test_an_oci_manifest_without_media_type_or_digest_header(fake_registry: Fake
         _image_manifest(None, [7, 8], config=9),
         OCI_MANIFEST + "; charset=utf-8",
     )
-    size = registry.manifest_size(fake_registry.address, "bb/onnx", "cpu")
+    size = manifests.manifest_size(fake_registry.address, "bb/onnx", "cpu")
     assert size.media_type == OCI_MANIFEST
     assert size.digest == "sha256:" + hashlib.sha256(body).hexdigest()
     assert (size.layers_bytes, size.config_bytes, size.layers) == (15, 9, (7, 8))
@@ -206,11 +206,11 @@ def test_a_manifest_list_is_followed_to_linux_amd64(fake_registry: FakeRegistry)
     fake_registry.routes["/v2/bb/torch/manifests/sha256:amd"][1]["Docker-Content-Digest"] = (
         "sha256:amd"
     )
-    size = registry.manifest_size(fake_registry.address, "bb/torch", "cpu")
+    size = manifests.manifest_size(fake_registry.address, "bb/torch", "cpu")
     assert (size.digest, size.layers_bytes, size.media_type) == ("sha256:amd", 5, OCI_MANIFEST)
 
     fake_registry.json("/v2/bb/torch/manifests/sha256:arm", _image_manifest(OCI_MANIFEST, [6]))
-    arm = registry.manifest_size(fake_registry.address, "bb/torch", "cpu", "linux/arm64/v8")
+    arm = manifests.manifest_size(fake_registry.address, "bb/torch", "cpu", "linux/arm64/v8")
     assert arm.layers == (6,)
 
 
@@ -220,7 +220,7 @@ def test_a_list_with_one_image_is_followed_whatever_its_platform(
     index = {"mediaType": DOCKER_LIST, "manifests": [_index_entry("sha256:one", "linux", "s390x")]}
     fake_registry.json("/v2/bb/x/manifests/t", index, DOCKER_LIST)
     fake_registry.json("/v2/bb/x/manifests/sha256:one", _image_manifest(DOCKER_MANIFEST, [1, 2]))
-    assert registry.manifest_size(fake_registry.address, "bb/x", "t").layers == (1, 2)
+    assert manifests.manifest_size(fake_registry.address, "bb/x", "t").layers == (1, 2)
 
 
 def test_a_list_without_the_platform_is_an_error(fake_registry: FakeRegistry) -> None:
@@ -233,7 +233,7 @@ def test_a_list_without_the_platform_is_an_error(fake_registry: FakeRegistry) ->
     }
     fake_registry.json("/v2/bb/x/manifests/t", index)
     with pytest.raises(RegistryError, match=r"no linux/amd64 image .*linux/arm64"):
-        registry.manifest_size(fake_registry.address, "bb/x", "t")
+        manifests.manifest_size(fake_registry.address, "bb/x", "t")
 
 
 @pytest.mark.parametrize(
@@ -253,18 +253,18 @@ def test_manifests_buildbench_cannot_read(
 ) -> None:
     fake_registry.json("/v2/bb/x/manifests/t", document, media_type)
     with pytest.raises(RegistryError, match=message):
-        registry.manifest_size(fake_registry.address, "bb/x", "t")
+        manifests.manifest_size(fake_registry.address, "bb/x", "t")
 
 
 def test_a_missing_tag_is_an_error_with_the_status(fake_registry: FakeRegistry) -> None:
     with pytest.raises(RegistryError, match="HTTP 404"):
-        registry.manifest_size(fake_registry.address, "bb/x", "nope")
+        manifests.manifest_size(fake_registry.address, "bb/x", "nope")
 
 
 def test_a_bearer_challenge_is_answered_with_a_token(
     fake_registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(registry, "_credentials", lambda registry_host: None)  # anonymous
+    monkeypatch.setattr(manifests, "_credentials", lambda registry_host: None)  # anonymous
     path = "/v2/bb/x/manifests/t"
     challenge = f'Bearer realm="http://{fake_registry.address}/token",service="reg",scope="x"'
     fake_registry.routes[path] = (401, {"WWW-Authenticate": challenge}, b"{}")
@@ -281,7 +281,7 @@ def test_a_bearer_challenge_is_answered_with_a_token(
         return original(session, url, **kwargs)
 
     monkeypatch.setattr(requests.Session, "get", get)
-    assert registry.manifest_size(fake_registry.address, "bb/x", "t").layers == (4,)
+    assert manifests.manifest_size(fake_registry.address, "bb/x", "t").layers == (4,)
     assert seen == ["Bearer T0K"]
     token_request = next(p for p, _ in fake_registry.requests if p.startswith("/token"))
     assert "service=reg" in token_request
@@ -291,33 +291,33 @@ def test_a_bearer_challenge_is_answered_with_a_token(
 def test_a_basic_challenge_without_a_login_says_so(
     fake_registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(registry, "_credentials", lambda registry_host: None)
+    monkeypatch.setattr(manifests, "_credentials", lambda registry_host: None)
     fake_registry.routes["/v2/bb/x/manifests/t"] = (
         401,
         {"WWW-Authenticate": 'Basic realm="r"'},
         b"{}",
     )
     with pytest.raises(RegistryError, match="docker login"):
-        registry.manifest_size(fake_registry.address, "bb/x", "t")
+        manifests.manifest_size(fake_registry.address, "bb/x", "t")
 
 
 def test_check_registry_accepts_200_and_401(fake_registry: FakeRegistry) -> None:
-    registry.check_registry(fake_registry.address)
+    manifests.check_registry(fake_registry.address)
     fake_registry.routes["/v2/"] = (401, {"WWW-Authenticate": 'Basic realm="r"'}, b"{}")
-    registry.check_registry(fake_registry.address)
+    manifests.check_registry(fake_registry.address)
 
 
 def test_check_registry_refuses_what_is_not_a_registry(fake_registry: FakeRegistry) -> None:
     del fake_registry.routes["/v2/"]
     with pytest.raises(UsageError, match=r"does not answer .*http: HTTP 404") as caught:
-        registry.check_registry(fake_registry.address)
+        manifests.check_registry(fake_registry.address)
     assert "--registry local" in (caught.value.tip or "")
 
 
 def test_check_registry_on_a_closed_port() -> None:
-    port = registry.free_port()
+    port = free_port()
     with pytest.raises(UsageError, match=f"registry 127.0.0.1:{port} does not answer"):
-        registry.check_registry(f"127.0.0.1:{port}")
+        manifests.check_registry(f"127.0.0.1:{port}")
 
 
 # --- push and pull streams -------------------------------------------------------------------
@@ -390,7 +390,7 @@ PULLED = [
 def test_push_times_the_stream_and_shows_progress() -> None:
     fake = FakeAPI(PUSHED)
     lines: list[str] = []
-    seconds = registry.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu", lines.append)
+    seconds = transfer.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu", lines.append)
     assert seconds >= 0
     assert fake.read_to_end
     assert fake.calls == [
@@ -403,7 +403,7 @@ def test_push_times_the_stream_and_shows_progress() -> None:
 
 def test_push_names_the_tag_so_the_engine_never_pushes_them_all() -> None:
     fake = FakeAPI(PUSHED)
-    registry.push(_api(fake), "127.0.0.1:5000/bb/onnx")
+    transfer.push(_api(fake), "127.0.0.1:5000/bb/onnx")
     assert fake.calls[0][2]["tag"] == "latest"
 
 
@@ -416,26 +416,26 @@ ERROR_LINE = {
 def test_an_error_line_fails_the_push_after_reading_the_stream_to_its_end() -> None:
     fake = FakeAPI([*PUSHED[:3], ERROR_LINE, {"status": "late line"}])
     with pytest.raises(RegistryError, match=r"push of .*:cpu failed: blob upload unknown"):
-        registry.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
+        transfer.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
     assert fake.read_to_end
 
 
 def test_an_error_detail_alone_is_enough() -> None:
     fake = FakeAPI([*PULLED[:2], {"errorDetail": {"message": "no space left on device"}}])
     with pytest.raises(RegistryError, match=r"pull of .* failed: no space left on device"):
-        registry.pull(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
+        transfer.pull(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
 
 
 def test_a_push_stream_cut_before_the_digest_is_no_measurement() -> None:
     fake = FakeAPI(PUSHED[:4])
     with pytest.raises(RegistryError, match="without the registry's digest"):
-        registry.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
+        transfer.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
 
 
 def test_pull_times_the_stream_and_shows_progress() -> None:
     fake = FakeAPI(PULLED)
     lines: list[str] = []
-    assert registry.pull(_api(fake), "127.0.0.1:5000/bb/onnx:cpu", lines.append) >= 0
+    assert transfer.pull(_api(fake), "127.0.0.1:5000/bb/onnx:cpu", lines.append) >= 0
     assert fake.calls[0][1] == ("127.0.0.1:5000/bb/onnx:cpu",)
     assert lines[0] == "cpu: Pulling from bb/onnx"
     assert lines[-1].startswith("Status: Downloaded newer image")
@@ -443,21 +443,21 @@ def test_pull_times_the_stream_and_shows_progress() -> None:
 
 def test_a_pull_stream_cut_before_its_status_is_no_measurement() -> None:
     with pytest.raises(RegistryError, match="ended before the engine said it was done"):
-        registry.pull(_api(FakeAPI(PULLED[:3])), "127.0.0.1:5000/bb/onnx:cpu")
+        transfer.pull(_api(FakeAPI(PULLED[:3])), "127.0.0.1:5000/bb/onnx:cpu")
 
 
 def _api_error(message: str) -> docker.errors.APIError:
     return docker.errors.APIError("500 Server Error", explanation=message)
 
 
-@pytest.mark.parametrize("action", [registry.push, registry.pull])
+@pytest.mark.parametrize("action", [transfer.push, transfer.pull])
 def test_an_engine_refusal_is_a_registry_error(action: Any) -> None:
     fake = FakeAPI(raises=_api_error("An image does not exist locally with the tag"))
     with pytest.raises(RegistryError, match="does not exist locally"):
         action(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
 
 
-@pytest.mark.parametrize("action", [registry.push, registry.pull])
+@pytest.mark.parametrize("action", [transfer.push, transfer.pull])
 def test_an_engine_that_goes_away_is_engine_unavailable(action: Any) -> None:
     fake = FakeAPI(raises=requests.exceptions.ChunkedEncodingError("connection broken"))
     with pytest.raises(EngineUnavailable, match="stopped answering during the"):
@@ -466,20 +466,20 @@ def test_an_engine_that_goes_away_is_engine_unavailable(action: Any) -> None:
 
 def test_tag_and_untag() -> None:
     fake = FakeAPI()
-    registry.tag(_api(fake), "sha256:1d", "127.0.0.1:5000/bb/onnx:cpu")
-    registry.untag(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
+    transfer.tag(_api(fake), "sha256:1d", "127.0.0.1:5000/bb/onnx:cpu")
+    transfer.untag(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
     assert fake.calls == [
         ("tag", ("sha256:1d", "127.0.0.1:5000/bb/onnx"), {"tag": "cpu"}),
         ("remove_image", ("127.0.0.1:5000/bb/onnx:cpu",), {}),
     ]
     with pytest.raises(RegistryError, match="did not tag"):
-        registry.tag(_api(FakeAPI(tag_result=False)), "sha256:1d", "127.0.0.1:5000/bb/x:y")
+        transfer.tag(_api(FakeAPI(tag_result=False)), "sha256:1d", "127.0.0.1:5000/bb/x:y")
 
 
 def test_untag_of_a_name_that_is_gone_is_no_error() -> None:
-    registry.untag(_api(FakeAPI(raises=docker.errors.NotFound("gone"))), "127.0.0.1:5000/x:y")
+    transfer.untag(_api(FakeAPI(raises=docker.errors.NotFound("gone"))), "127.0.0.1:5000/x:y")
     with pytest.raises(RegistryError, match=r"removing .* failed: conflict"):
-        registry.untag(_api(FakeAPI(raises=_api_error("conflict"))), "127.0.0.1:5000/x:y")
+        transfer.untag(_api(FakeAPI(raises=_api_error("conflict"))), "127.0.0.1:5000/x:y")
 
 
 # --- LocalRegistry on a fake binary ----------------------------------------------------------
@@ -562,7 +562,7 @@ def test_start_and_stop(fake_binary: str, monkeypatch: pytest.MonkeyPatch) -> No
     with LocalRegistry(fake_binary) as local:
         pid, address, storage = local.pid, local.address, local.storage
         assert address.startswith("127.0.0.1:")
-        registry.check_registry(address)
+        manifests.check_registry(address)
         workdir = storage.parent
         assert "REGISTRY_HTTP_ADDR" not in Path(f"/proc/{pid}/environ").read_text()
     assert pid is not None
@@ -624,7 +624,7 @@ def test_a_lost_race_for_the_port_is_tried_again(
 ) -> None:
     monkeypatch.setenv("FAKE_REGISTRY_MODE", "busy-once")
     with LocalRegistry(fake_binary) as local:
-        registry.check_registry(local.address)
+        manifests.check_registry(local.address)
     assert (Path(fake_binary).parent / "attempts").read_text() == "2"
 
 
@@ -638,7 +638,7 @@ READ_ONLY_REFUSAL = (
 def test_a_read_only_registry_refusing_a_push_is_one_error_line_and_a_tip() -> None:
     fake = FakeAPI([*PUSHED[:2], {"errorDetail": {"message": READ_ONLY_REFUSAL}}])
     with pytest.raises(BuildbenchError) as caught:
-        registry.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
+        transfer.push(_api(fake), "127.0.0.1:5000/bb/onnx:cpu")
     assert caught.value.message == (
         "push of 127.0.0.1:5000/bb/onnx:cpu failed: the registry answered HTTP 405 Method Not "
         "Allowed: it takes no pushes (read-only?)"
@@ -653,7 +653,7 @@ def test_a_registry_error_leaves_the_cli_as_an_error_line(
     fake = FakeAPI([{"errorDetail": {"message": READ_ONLY_REFUSAL}}])
 
     def push_base(*args: Any, **kwargs: Any) -> None:  # where `run` pushes the base image
-        registry.push(_api(fake), "127.0.0.1:5000/buildbench/base:x")
+        transfer.push(_api(fake), "127.0.0.1:5000/buildbench/base:x")
 
     monkeypatch.setattr(buildbench.cli.run, "run_on_engines", push_base)
     result = CliRunner().invoke(
