@@ -69,7 +69,7 @@ class Thresholds:
     smoke_slowdown: float = 1.5  # latency and cold start, idem: noisier from run to run
     growth: float = 1.05  # image and compressed sizes
     alpha: float = 0.05  # significance level of the test
-    min_effect: float = 1.10  # the least threshold a history's own spread may give
+    min_effect: float = 1.05  # the least threshold a history's own spread may give
 
     def default(self, metric: Metric) -> float:
         if metric.kind == "size":

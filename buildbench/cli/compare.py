@@ -46,7 +46,7 @@ def _baseline(paths: list[Path], current: RunResults, newest: int) -> list[RunRe
 @option(
     "--min-effect",
     type=click.FloatRange(min=1.0),
-    default=1.10,
+    default=1.05,
     show_default=True,
     help="The least factor a baseline's own A/A spread may set.",
 )
