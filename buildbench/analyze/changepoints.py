@@ -127,12 +127,10 @@ def newest_starts_worse_segment(
     the latter, at up to three times the false fails. False fails of this rule: 0.3 to 0.6% of
     gate evaluations on step-free histories.
     """
-    if max_age < min_size:
-        raise ValueError(f"max_age ({max_age}) must be at least min_size ({min_size})")
-    if not shifts:
-        return None
-    newest = shifts[-1]
-    if not _is_worse(newest, worse_is_higher) or newest.index < len(series) - max_age:
+    newest = newest_worse_shift(
+        len(series), shifts, worse_is_higher, min_size=min_size, max_age=max_age
+    )
+    if newest is None:
         return None
     if newest.index >= len(series) - min_size:
         return newest
@@ -144,6 +142,26 @@ def newest_starts_worse_segment(
         for shift in earlier
     )
     return None if seen else newest
+
+
+def newest_worse_shift(
+    length: int,
+    shifts: Sequence[Shift],
+    worse_is_higher: bool = True,
+    *,
+    min_size: int = 2,
+    max_age: int = 6,
+) -> Shift | None:
+    """The newest of `shifts` (of a series of `length` runs) when it is worse and its segment
+    at most `max_age` runs long: the candidate a gate on the newest run judges."""
+    if max_age < min_size:
+        raise ValueError(f"max_age ({max_age}) must be at least min_size ({min_size})")
+    if not shifts:
+        return None
+    newest = shifts[-1]
+    if not _is_worse(newest, worse_is_higher) or newest.index < length - max_age:
+        return None
+    return newest
 
 
 def _is_worse(shift: Shift, worse_is_higher: bool) -> bool:

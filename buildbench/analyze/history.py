@@ -1,19 +1,39 @@
 """History: many runs of the same machines, in time order, per cell and metric, with the runs
-where a metric shifted (E-divisive change points, `changepoints.py`).
+where a metric shifted (E-divisive change points, `changepoints.py`), judged as `compare` judges.
 
 Runs group by machine (the engine's host), order by start time. A cell's series holds one value
 per run that measured it: the median of its samples for times, the exact bytes for sizes.
+
+- A series restarts where `compare.differences` says the inputs changed (Dockerfile or
+  build-args, builder, base image, smoke test, wheel mode): the change is labelled as what it
+  is, and shifts are searched within each stretch of comparable runs only.
+- The gate (`--fail-on-regression`) judges each machine's newest run. In each series the newest
+  shift of the newest stretch, if worse and young (`changepoints.newest_worse_shift`), is a
+  regression when (1) its effect, median after / median before, passes the threshold: the
+  A/A spread of the runs before it (`compare.time_threshold`: the largest ratio between two of
+  them, at least the minimum effect; the default below 5 runs), the growth budget for sizes;
+  (2) the runs after it differ from the runs before (`stats.runs_p_value`), with the false
+  discovery rate over every series the run judges held to alpha (Benjamini-Hochberg); and
+  (3) the gate did not already fail on it at the run before: it fails once, on the run that
+  reveals it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
-from buildbench.analyze.changepoints import Shift, detect_shifts, newest_starts_worse_segment
+from buildbench.analyze.changepoints import Shift, detect_shifts, newest_worse_shift
+from buildbench.analyze.compare import Thresholds, differences, time_threshold
 from buildbench.analyze.metrics import METRICS, Metric
+from buildbench.analyze.stats import false_discovery, runs_p_value
+from buildbench.record import CellRecord
 from buildbench.results import RunResults
 from buildbench.status import Status
+
+MIN_SIZE = 2  # runs a segment: one slow run is an outlier, not a new level
+MAX_AGE = 6  # a shift found later than this many runs after it is no news of the newest run
 
 
 @dataclass(frozen=True)
@@ -25,20 +45,41 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Restart:
+    """Run `index` is the first whose inputs differ from the run before it: not a shift."""
+
+    index: int
+    changed: tuple[str, ...]  # what differs, as `compare.differences` names it
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's look at a series' newest shift (the newest run's news, if any)."""
+
+    shift: Shift
+    threshold: float
+    p_value: float | None
+    effect: bool  # the shift's ratio passes the threshold
+    significant: bool = False  # after the false discovery rate control over all series
+
+
+@dataclass(frozen=True)
 class Series:
     machine: str
     cell: str
     metric: Metric
     points: list[Point]
     shifts: list[Shift]
+    restarts: list[Restart]
+    verdict: Verdict | None = None
     # The newest run begins (or reveals) a worse segment: what --fail-on-regression fails on.
-    regression: Shift | None
+    regression: Shift | None = None
 
     @property
     def values(self) -> list[float]:
         return [point.value for point in self.points]
 
-    def run_of(self, shift: Shift) -> Point:
+    def run_of(self, shift: Shift | Restart) -> Point:
         return self.points[shift.index]
 
 
@@ -50,20 +91,40 @@ def by_machine(runs: Sequence[RunResults]) -> dict[str, list[RunResults]]:
     return found
 
 
-def history(runs: Sequence[RunResults], *, min_size: int = 2) -> list[Series]:
-    """Every (machine, cell, metric) series with at least one value, and its shifts."""
+def history(
+    runs: Sequence[RunResults], thresholds: Thresholds | None = None, *, min_size: int = MIN_SIZE
+) -> list[Series]:
+    """Every (machine, cell, metric) series with at least one value, its shifts and restarts,
+    and the gate's verdict on each machine's newest run."""
+    thresholds = thresholds or Thresholds()
     found = []
     for machine, machine_runs in by_machine(runs).items():
         cells = dict.fromkeys(r.key for run in machine_runs for r in run.records)
-        for cell in cells:
-            for metric in METRICS:
-                points = _points(machine_runs, cell, metric)
-                if points:
-                    found.append(_series(machine, cell, metric, points, min_size))
+        raw = [
+            (cell, metric, _points(machine_runs, cell, metric))
+            for cell in cells
+            for metric in METRICS
+        ]
+        raw = [(cell, metric, points) for cell, metric, points in raw if points]
+        newest = machine_runs[-1].info.run_id
+        previous = machine_runs[-2].info.run_id if len(machine_runs) > 1 else None
+        now = _gate([p for _, _, p in raw], [m for _, m, _ in raw], newest, thresholds, min_size)
+        before = _gate(
+            [[x for x in p if x[0].run_id != newest] for _, _, p in raw],
+            [m for _, m, _ in raw],
+            previous,
+            thresholds,
+            min_size,
+        )
+        for (cell, metric, points), verdict, earlier in zip(raw, now, before, strict=True):
+            found.append(_series(machine, cell, metric, points, verdict, earlier, min_size))
     return found
 
 
-def _points(runs: Sequence[RunResults], cell: str, metric: Metric) -> list[Point]:
+_Entry = tuple[Point, CellRecord]
+
+
+def _points(runs: Sequence[RunResults], cell: str, metric: Metric) -> list[_Entry]:
     points = []
     for run in runs:
         for record in run.records:
@@ -72,15 +133,111 @@ def _points(runs: Sequence[RunResults], cell: str, metric: Metric) -> list[Point
             value = metric.value(record)
             if value is not None:
                 info = run.info
-                points.append(Point(info.run_id, info.started_at, value, record.config_hash))
+                point = Point(info.run_id, info.started_at, value, record.config_hash)
+                points.append((point, record))
     return points
 
 
-def _series(machine: str, cell: str, metric: Metric, points: list[Point], min_size: int) -> Series:
-    values = [point.value for point in points]
-    shifts = detect_shifts(values, min_size=min_size)
-    regression = newest_starts_worse_segment(values, shifts, min_size=min_size)
-    return Series(machine, cell, metric, points, shifts, regression)
+def _restarts(entries: Sequence[_Entry], metric: Metric) -> list[Restart]:
+    found = []
+    for index in range(1, len(entries)):
+        changed = differences(entries[index - 1][1], entries[index][1], metric)
+        if changed:
+            found.append(Restart(index, tuple(changed)))
+    return found
+
+
+def _detect(values: list[float], restarts: list[Restart], min_size: int) -> list[Shift]:
+    """Shifts within each stretch of comparable runs, indexed in the whole series."""
+    bounds = [0, *(r.index for r in restarts), len(values)]
+    found = []
+    for start, end in pairwise(bounds):
+        for shift in detect_shifts(values[start:end], min_size=min_size):
+            found.append(Shift(start + shift.index, shift.before, shift.after, shift.ratio))
+    return found
+
+
+def _judge(
+    entries: Sequence[_Entry], metric: Metric, thresholds: Thresholds, min_size: int
+) -> Verdict | None:
+    """The newest stretch's newest shift, if worse and young, with its effect and p-value."""
+    values = [point.value for point, _ in entries]
+    restarts = _restarts(entries, metric)
+    start = restarts[-1].index if restarts else 0
+    stretch = values[start:]
+    shifts = detect_shifts(stretch, min_size=min_size)
+    shift = newest_worse_shift(len(stretch), shifts, min_size=min_size, max_age=MAX_AGE)
+    if shift is None:
+        return None
+    earlier = [s.index for s in shifts if s.index < shift.index]
+    before, after = stretch[earlier[-1] if earlier else 0 : shift.index], stretch[shift.index :]
+    if metric.kind == "size":
+        threshold = thresholds.growth
+    else:
+        threshold = time_threshold(before, thresholds.default(metric), thresholds.min_effect)
+    found = Shift(start + shift.index, shift.before, shift.after, shift.ratio)
+    p_value = runs_p_value(before, after, "greater")
+    return Verdict(found, threshold, p_value, shift.ratio > threshold)
+
+
+def _gate(
+    series: Sequence[Sequence[_Entry]],
+    metrics: Sequence[Metric],
+    run_id: str | None,
+    thresholds: Thresholds,
+    min_size: int,
+) -> list[Verdict | None]:
+    """The gate's verdict on every series that run `run_id` measured (None for the others):
+    a Verdict's `significant` is its p-value's after Benjamini-Hochberg over all of them."""
+    judged = [bool(entries) and entries[-1][0].run_id == run_id for entries in series]
+    verdicts = [
+        _judge(entries, metric, thresholds, min_size) if judge else None
+        for entries, metric, judge in zip(series, metrics, judged, strict=True)
+    ]
+    p_values = [
+        1.0 if v is None or v.p_value is None else v.p_value
+        for v, judge in zip(verdicts, judged, strict=True)
+        if judge
+    ]
+    discoveries = iter(false_discovery(p_values, thresholds.alpha))
+    found: list[Verdict | None] = []
+    for verdict, judge in zip(verdicts, judged, strict=True):
+        discovered = next(discoveries) if judge else False
+        if verdict is not None:
+            verdict = Verdict(
+                verdict.shift, verdict.threshold, verdict.p_value, verdict.effect, discovered
+            )
+        found.append(verdict)
+    return found
+
+
+def _fails(verdict: Verdict | None) -> bool:
+    return verdict is not None and verdict.effect and verdict.significant
+
+
+def _series(
+    machine: str,
+    cell: str,
+    metric: Metric,
+    entries: list[_Entry],
+    verdict: Verdict | None,
+    earlier: Verdict | None,
+    min_size: int,
+) -> Series:
+    values = [point.value for point, _ in entries]
+    restarts = _restarts(entries, metric)
+    shifts = _detect(values, restarts, min_size)
+    regression = None
+    if _fails(verdict):
+        assert verdict is not None
+        seen = (
+            _fails(earlier)
+            and earlier is not None
+            and abs(earlier.shift.index - verdict.shift.index) <= min_size
+        )
+        regression = None if seen else verdict.shift
+    points = [point for point, _ in entries]
+    return Series(machine, cell, metric, points, shifts, restarts, verdict, regression)
 
 
 def regressions(series: Sequence[Series]) -> list[Series]:

@@ -10,12 +10,23 @@ from pathlib import Path
 import pandas as pd
 
 from buildbench.analyze.changepoints import Shift
-from buildbench.analyze.history import Series, by_machine, regressions
+from buildbench.analyze.history import MIN_SIZE, Restart, Series, by_machine, regressions
 from buildbench.render import charts
 from buildbench.render.markdown import markdown_table
 from buildbench.results import RunResults
 
-FORMATS = ("markdown", "csv", "json")
+FORMATS = ("markdown", "json", "csv")
+JSON_FORMAT = "buildbench-history/1"
+METHOD = (
+    "Shifts: change points of each series (E-divisive means, permutation test at 5%, at least "
+    f"{MIN_SIZE} runs a segment); the run named is the first of the new level. A series restarts "
+    "where the inputs changed (Dockerfile or build-args, builder, base image, smoke test, wheel "
+    "mode): that run is labelled with what changed, and shifts are searched between restarts "
+    "only. The newest run fails the gate where a worse shift it reveals passes the threshold (the "
+    "runs' own A/A spread before it, the largest ratio between two of them, at least the minimum "
+    "effect; the default below 5 runs) and is significant (t test of the log values after the "
+    "shift against those before, Benjamini-Hochberg over every series the run judges)."
+)
 
 
 def _shift_text(series: Series, shift: Shift) -> str:
@@ -23,6 +34,27 @@ def _shift_text(series: Series, shift: Shift) -> str:
     change = f"{(shift.ratio - 1):+.0%}" if shift.ratio != float("inf") else "from 0"
     values = f"{series.metric.show(shift.before)} -> {series.metric.show(shift.after)}"
     return f"`{point.run_id}`: {change} ({values})"
+
+
+def _restart_text(series: Series, restart: Restart) -> str:
+    return f"`{series.run_of(restart).run_id}`: restarts ({', '.join(restart.changed)} changed)"
+
+
+def _changes_text(series: Series) -> str:
+    found = [(shift.index, _shift_text(series, shift)) for shift in series.shifts]
+    found += [(restart.index, _restart_text(series, restart)) for restart in series.restarts]
+    return "; ".join(text for _, text in sorted(found, key=lambda item: item[0])) or "-"
+
+
+def _verdict_text(series: Series) -> str:
+    if series.regression is None or series.verdict is None:
+        return ""
+    verdict = series.verdict
+    p = "" if verdict.p_value is None else f", p={verdict.p_value:.2g}"
+    return (
+        f"**worse, starting at the newest run** (x{verdict.shift.ratio:.2f} > "
+        f"{verdict.threshold:.2f}{p})"
+    )
 
 
 def trend_table(series: Sequence[Series], machines: int) -> str:
@@ -38,8 +70,8 @@ def trend_table(series: Sequence[Series], machines: int) -> str:
                 s.metric.show(values[0]),
                 s.metric.show(values[-1]),
                 f"{s.metric.show(min(values))} - {s.metric.show(max(values))}",
-                "; ".join(_shift_text(s, shift) for shift in s.shifts) or "-",
-                "**worse, starting at the newest run**" if s.regression else "",
+                _changes_text(s),
+                _verdict_text(s),
             ]
         )
     headers = [*(["machine"] if machines > 1 else []), "cell", "metric", "runs", "first"]
@@ -68,8 +100,7 @@ def render_markdown(
     return (
         f"# buildbench history: {verdict}\n\n{span}.\n\n"
         + trend_table(series, len(machines))
-        + "\n\nShifts: change points of each series (E-divisive means, permutation test at "
-        "5%, at least 2 runs a segment); the run named is the first of the new level.\n\n"
+        + f"\n\n{METHOD}\n\n"
         + f"## Trends\n\n{charts_text}\n"
     )
 
@@ -79,8 +110,9 @@ def rows(series: Sequence[Series]) -> list[dict[str, object]]:
     found = []
     for s in series:
         starts = {shift.index: shift for shift in s.shifts}
+        restarts = {restart.index: restart for restart in s.restarts}
         for index, point in enumerate(s.points):
-            shift = starts.get(index)
+            shift, restart = starts.get(index), restarts.get(index)
             found.append(
                 {
                     "machine": s.machine,
@@ -92,6 +124,7 @@ def rows(series: Sequence[Series]) -> list[dict[str, object]]:
                     "config_hash": point.config_hash,
                     "shift_ratio": shift.ratio if shift else None,
                     "regression": bool(s.regression and s.regression.index == index),
+                    "restart": ", ".join(restart.changed) if restart else None,
                 }
             )
     return found
@@ -106,7 +139,16 @@ def render(
     if format_ == "csv":
         return pd.DataFrame(rows(series)).to_csv(index=False)
     if format_ == "json":
-        return json.dumps({"series": rows(series)}, indent=2) + "\n"
+        document = {
+            "format": JSON_FORMAT,
+            "regressions": [
+                {"machine": s.machine, "cell": s.cell, "metric": s.metric.key}
+                for s in regressions(series)
+            ],
+            "method": METHOD,
+            "series": rows(series),
+        }
+        return json.dumps(document, indent=2) + "\n"
     return render_markdown(runs, series, chart_links)
 
 
