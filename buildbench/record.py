@@ -188,7 +188,103 @@ class NetworkProbe:
         return self.interfaces == ["lo"] and self.connection_failed
 
 
-SmokeKind = Literal["model", "command"]
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model's input or output as the model declares it; a str dimension is symbolic."""
+
+    name: str
+    dtype: str
+    shape: list[int | str] | None = None  # None: the model does not say (TorchScript)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The smoke test's model: where it came from and what it is (`sha256` tells models apart
+    for `compare`)."""
+
+    source: str  # as the user gave it: a path or module:callable
+    kind: str  # onnx, pt2, torchscript, factory
+    sha256: str  # its files (a factory: its module's source, callable and torch version)
+    size_bytes: int  # the ONNX file with its external data, else the torch form
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+    opset: int | None = None
+    producer: str | None = None
+    fixed_batch: int | None = None  # timed at this batch only, whatever --batch-sizes says
+    # framework -> why its cells cannot run the model (no form of it for that framework)
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    nodes: int | None = None  # of the ONNX graph as given, before any optimisation
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    """One output at one batch size against the host's reference: integers and booleans
+    exactly, floats within atol + rtol * |reference|; `ratio` is the worst difference over
+    what the tolerance allows (above 1 fails)."""
+
+    max_abs_diff: float
+    max_rel_diff: float
+    ok: bool
+    exact: bool = False
+    mismatches: int = 0
+    count: int = 0
+    ratio: float = 0.0
+    note: str | None = None  # a missing output, or another shape
+
+
+@dataclass(frozen=True)
+class RuntimeSetting:
+    """The model under one runtime setting, in the same container: ONNX Runtime's graph
+    optimisation level, online or offline-optimised, providers and intra-op threads (PyTorch:
+    threads only)."""
+
+    label: str  # e.g. "all", "extended offline", "threads=1"
+    setting: dict[str, Any] = field(default_factory=dict)
+    load_seconds: float | None = None  # the session (model) load under this setting
+    latency: dict[str, Latency] = field(default_factory=dict)  # by batch size
+    parity: Parity | None = None  # at the first batch size
+    worst_output: str | None = None
+    nodes_before: int | None = None  # the graph's nodes as given ...
+    nodes_after: int | None = None  # ... and after optimisation at this level (saved, counted)
+    optimise_seconds: float | None = None  # optimising and saving the model once
+    providers: list[str] | None = None
+    threads: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadLevel:
+    """One concurrency level of an HTTP service's load test: every good response's latency
+    (seconds, from the request sent to the body read) and the errors by kind."""
+
+    concurrency: int
+    samples: list[float]
+    seconds: float  # how long the measured part ran, after its warm-up
+    warmup_seconds: float
+    requests: int  # sent in the measured part, good or not
+    # status (another status), body (the expected text missing), timeout, connection
+    errors: dict[str, int] = field(default_factory=dict)
+    first_error: str | None = None  # the first bad answer: its kind, status and body's start
+
+
+@dataclass(frozen=True)
+class Served:
+    """An HTTP service measured under load (the `http` smoke test): its cold start as a
+    service, each concurrency level, and what it used."""
+
+    request: str  # e.g. "POST /predict on port 8000"
+    # From the service container's start request to its first 2xx on the ready path (or the
+    # port accepting connections), and to the first good answer to the request.
+    ready_seconds: float | None = None
+    first_response_seconds: float | None = None
+    levels: list[LoadLevel] = field(default_factory=list)
+    peak_memory_bytes: int | None = None  # the service container's, from the engine's stats
+    cpu_seconds: float | None = None  # the service's CPU time, start-up and load together
+    exit_code: int | None = None  # when the service exited before the load was done
+    user: str | None = None  # who the service ran as
+
+
+SmokeKind = Literal["model", "command", "http"]
 
 
 @dataclass(frozen=True)
@@ -219,6 +315,14 @@ class SmokeResult:
     startup: list[Startup] = field(default_factory=list)
     peak_memory_bytes: int | None = None
     network: NetworkProbe | None = None
+    served: Served | None = None  # the http kind's findings
+    model: ModelInfo | None = None  # the model kind's model
+    not_applicable: str | None = None  # why this cell cannot run the model (no form for it)
+    outputs: dict[str, dict[str, OutputParity]] = field(default_factory=dict)  # batch -> name
+    worst_output: dict[str, str] = field(default_factory=dict)  # by batch size
+    settings: list[RuntimeSetting] = field(default_factory=list)  # the first is the default
+    # A run with several --model: each further model's own result, in the order given.
+    more_models: list[SmokeResult] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,6 +535,18 @@ LATENCY_METHOD = (
 )
 
 
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of a run's wall time: what the run was doing, from `start` (seconds after the
+    run began) for `seconds`, for which cell, and the stage within it."""
+
+    name: str  # preflight, model preparation, build, measure, smoke, shipping, clean-up, ...
+    start: float
+    seconds: float
+    cell: str | None = None
+    detail: str | None = None  # "sample 2 of 3", "timing batch size 8", "cold start 2 of 3"
+
+
 @dataclass
 class RunInfo:
     run_id: str
@@ -450,6 +566,9 @@ class RunInfo:
     label: str | None = None  # --machine: a stable name for reports and history
     finished_at: str | None = None
     exit_reason: ExitReason | None = None  # None while running
+    # Every phase of the run, back to back: they add up to wall_seconds.
+    timeline: list[Phase] = field(default_factory=list)
+    wall_seconds: float | None = None  # None while running
     # What the numbers include and leave out, stated with them.
     timing: str = BUILD_TIMING
     latency_method: str = LATENCY_METHOD
@@ -496,6 +615,8 @@ def _quantiles(data: dict[str, Any], _: type) -> Quantiles:
 _INTERVAL = ("low", "high", "level")
 _converter.register_unstructure_hook(Quantiles, _quantiles_json)
 _converter.register_structure_hook(Quantiles, _quantiles)
+# A model's dimension: a size, or the name of a symbolic one.
+_converter.register_structure_hook(int | str, lambda value, _: value)
 
 
 def to_json(value: Any) -> Any:

@@ -56,7 +56,7 @@ class _Phase:
     since: float = field(default_factory=time.monotonic)
     done: int | None = None
     total: int | None = None
-    estimate: float | None = None  # seconds this cell's build took in the previous run
+    estimate: float | None = None  # seconds the same phase took in the previous run
 
 
 class TerminalProgress:
@@ -69,12 +69,10 @@ class TerminalProgress:
         *,
         verbose: bool = False,
         quiet: bool = False,
-        previous: dict[str, float] | None = None,
     ) -> None:
         self.console = console
         self.verbose, self.quiet = verbose, quiet
         self.live_view = console.is_terminal and not quiet
-        self.previous = previous or {}
         self.phases: dict[str, _Phase] = {}
         self._lock = threading.Lock()
         self._live: Live | None = None
@@ -109,14 +107,15 @@ class TerminalProgress:
             else:
                 self.phases[key] = phase
 
-    def update(self, key: str, text: str, done: int | None, total: int | None) -> bool:
+    def update(
+        self, key: str, text: str, done: int | None, total: int | None, estimate: float | None
+    ) -> bool:
         """Move `key` to the phase `text`; False when it was in that phase already."""
         with self._lock:
             current = self.phases.get(key)
             if current is not None and current.text == text:
                 current.done, current.total = done, total
                 return False
-            estimate = self.previous.get(key.split()[-1]) if text.startswith("building") else None
             self.phases[key] = _Phase(key, text, done=done, total=total, estimate=estimate)
             return True
 
@@ -167,9 +166,14 @@ class EngineView:
         self.screen.set_phase(self.prefix + cell.key, _Phase(self.prefix + cell.key, "starting"))
 
     def phase(
-        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
+        self,
+        cell: Cell,
+        text: str,
+        done: int | None = None,
+        total: int | None = None,
+        estimate: float | None = None,
     ) -> None:
-        changed = self.screen.update(self.prefix + cell.key, text, done, total)
+        changed = self.screen.update(self.prefix + cell.key, text, done, total, estimate)
         if changed and not self.screen.live_view:
             self.screen.print(f"{self.prefix}  {cell.key} | {text}")
 

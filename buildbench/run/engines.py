@@ -23,7 +23,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from buildbench.analyze.derived import build_summary
 from buildbench.engine.builders import choose_builder
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.endpoint import Endpoint
@@ -31,7 +30,7 @@ from buildbench.errors import BuildbenchError, EngineUnavailable, Terminated
 from buildbench.measure.smoke.runner import Payload
 from buildbench.record import CellRecord
 from buildbench.render.report import REPORT_MD, write_report
-from buildbench.results import RESULTS_JSON, RunResults, load_results, newest_run
+from buildbench.results import RESULTS_JSON, RunResults, load_results
 from buildbench.run.matrix import Cell
 from buildbench.run.pipeline import Progress, RunHeader, RunPlan, new_run_id, prepare
 
@@ -53,14 +52,6 @@ class Outcome:
     report: Path | None = None
     # What stopped the run(s) early, to raise once everything is saved and reported.
     error: BaseException | None = None
-
-
-def previous_build_seconds(results_dir: Path) -> dict[str, float]:
-    """Median build time per cell in the newest earlier run of this results folder, for the
-    live view's estimate."""
-    run = newest_run(results_dir)
-    found = {r.key: build_summary(r).median for r in (run.records if run else [])}
-    return {key: seconds for key, seconds in found.items() if seconds is not None}
 
 
 def run_on_engines(endpoints: list[Endpoint], plan: RunPlan, screen: Screen) -> Outcome:
@@ -134,9 +125,14 @@ class _QueueProgress:
         self._send("cell_started", cell, index, total)
 
     def phase(
-        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
+        self,
+        cell: Cell,
+        text: str,
+        done: int | None = None,
+        total: int | None = None,
+        estimate: float | None = None,
     ) -> None:
-        self._send("phase", cell, text, done, total)
+        self._send("phase", cell, text, done, total, estimate)
 
     def build_log(self, cell: Cell, line: str) -> None:
         self._send("build_log", cell, line)

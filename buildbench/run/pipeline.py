@@ -15,7 +15,7 @@ import logging
 import os
 import platform
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -56,6 +56,7 @@ from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 from buildbench.run.prefetch import prefetch_wheels
 from buildbench.run.smokes import smoke_kind
+from buildbench.run.timeline import Timeline, phase_seconds
 from buildbench.status import ExitReason, Status
 
 log = logging.getLogger("buildbench")
@@ -84,7 +85,12 @@ class Progress(Protocol):
         return None
 
     def phase(
-        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
+        self,
+        cell: Cell,
+        text: str,
+        done: int | None = None,
+        total: int | None = None,
+        estimate: float | None = None,  # seconds the same phase took in the previous run
     ) -> None:
         return None
 
@@ -244,6 +250,9 @@ class PreparedRun:
     prefetched: dict[str, tuple[list[Path], Download]] = field(default_factory=dict)
     records: list[CellRecord] = field(default_factory=list)
     lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    timeline: Timeline = field(default_factory=Timeline)
+    # The previous run's seconds per (cell, phase, detail): the live view's "last run".
+    estimates: Mapping[tuple[str | None, str, str | None], float] = field(default_factory=dict)
 
     def save(self) -> None:
         write_results(self.run_dir, results_document(self.info, self.records))
@@ -261,6 +270,21 @@ class PreparedRun:
 
     def labels(self, cell: Cell | None = None) -> dict[str, str]:
         return run_labels(self.info.run_id, cell.key if cell else None)
+
+    def phase(
+        self,
+        progress: Progress,
+        cell: Cell,
+        name: str,
+        text: str,
+        detail: str | None = None,
+        done: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        """The cell's next phase: on the timeline, and on the live view with last run's time."""
+        self.timeline.enter(name, cell.key, detail)
+        estimate = self.estimates.get((cell.key, name, detail))
+        progress.phase(cell, text, done, total, estimate)
 
     def run_all(self, progress: Progress) -> list[CellRecord]:
         """Every cell in turn; a failed cell never stops the others. Ctrl-C, SIGTERM and a lost
@@ -292,6 +316,7 @@ class PreparedRun:
                 self.cold_pulls(progress)
             self.info.exit_reason = ExitReason.COMPLETED
         finally:
+            self.info.wall_seconds = self.timeline.close()
             self.info.finished_at = _now()
             self.save()
         return self.records
@@ -319,14 +344,18 @@ class PreparedRun:
             labels=self.labels(cell),
             gpus=self.gpus,
             volume=self.payload_volume(kind.payload(), image),
-            on_progress=lambda text: progress.phase(cell, f"smoke test: {text}"),
+            on_progress=lambda text: self.phase(
+                progress, cell, "smoke", f"smoke test: {text}", detail=text
+            ),
         )
+        self.phase(progress, cell, "smoke", "smoke test: starting")
         return kind.run(context)
 
     def cold_pulls(self, progress: Progress) -> None:
         """Each shipped image pulled with nothing local; the run's lock goes first, as it is a
         container of the base image, which must be set aside meanwhile."""
         self.lock.close()
+        self.timeline.enter("cold pulls")
         by_base: dict[str, list[CellRecord]] = {}
         for cell, record in zip(self.plan.cells, self.records, strict=False):
             if cell.base_image:
@@ -351,7 +380,7 @@ class PreparedRun:
         if builds.image_id is None:
             return
         try:
-            progress.phase(cell, "measuring the image")
+            self.phase(progress, cell, "measure", "measuring the image")
             base = self.bases.get(cell.base_image or "")
             try:
                 measured = measure_image(
@@ -360,8 +389,14 @@ class PreparedRun:
                     base=base,
                     framework=cell.framework,
                     read_image=self.plan.read_images,
-                    on_read=lambda done, all_: progress.phase(
-                        cell, "reading the image (compressed size, contents)", done, all_
+                    on_read=lambda done, all_: self.phase(
+                        progress,
+                        cell,
+                        "measure",
+                        "reading the image (compressed size, contents)",
+                        "reading the image",
+                        done,
+                        all_,
                     ),
                 )
             except EngineUnavailable:
@@ -383,7 +418,9 @@ class PreparedRun:
                         registry=self.plan.registry,
                         repository=f"buildbench/{cell.name}",
                         tag=f"{cell.variant}-{self.info.run_id}".lower(),
-                        on_progress=lambda text: progress.phase(cell, text),
+                        on_progress=lambda text: self.phase(
+                            progress, cell, "shipping", text, detail=text
+                        ),
                     )
                 except EngineUnavailable:
                     raise
@@ -393,6 +430,7 @@ class PreparedRun:
                 else:
                     apply(record, shipped)
         finally:
+            self.timeline.enter("clean-up", cell.key)
             if not self.plan.keep_images:
                 # BuildKit's cache records go too (exactly those the cell's builds created),
                 # so that a nightly job on a shared engine stays flat.
@@ -423,7 +461,8 @@ class PreparedRun:
                     self.engine.remove_image(samples[-1].image_id)
                     self.engine.prune_cache_records(samples[-1].cache_records)
                     image_id = None
-                progress.phase(cell, f"building (sample {n} of {self.plan.repeat})")
+                detail = f"sample {n} of {self.plan.repeat}"
+                self.phase(progress, cell, "build", f"building ({detail})", detail)
                 sample = self.builder.build(context, request, on_log, self.journal.add)
                 samples.append(sample)
                 image_id = sample.image_id
@@ -467,11 +506,85 @@ def engine_facts(engine: Engine, probe: preflight.EngineProbe | None, local: boo
     )
 
 
-def _previous_sizes(results_dir: Path) -> dict[str, int]:
-    """Image sizes the newest earlier run in this results folder measured, by cell."""
-    run = newest_run(results_dir)
-    records = run.records if run else []
-    return {r.key: r.image.size_bytes for r in records if r.image is not None}
+@dataclass(frozen=True)
+class _Checked:
+    """What the checks before the first build found: base images, the engine's probe."""
+
+    bases: dict[str, ImageInfo]
+    main_base: str | None
+    probe: preflight.EngineProbe | None
+
+
+def _check(
+    engine: Engine, plan: RunPlan, kinds: Mapping[str, SmokeKind], previous: RunResults | None
+) -> _Checked:
+    """Everything a run needs, checked before any build: a failure is one line and a tip."""
+    for cell in plan.cells:
+        cell.dockerfile_text()
+    plan.pip.validate()
+    for kind in kinds.values():
+        kind.check()
+    preflight.check_results_dir(plan.results_dir)
+    # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
+    bases = {
+        ref: preflight.ensure_base_image(engine, ref)
+        for ref in dict.fromkeys(cell.base_image for cell in plan.cells)
+        if ref
+    }
+    main_base = plan.base_image if plan.base_image in bases else next(iter(bases), None)
+    probe = preflight.probe_engine(engine, main_base) if main_base else None
+    if plan.preflight and probe is not None:
+        sizes = {r.key: r.image.size_bytes for r in previous.records if r.image} if previous else {}
+        needed = preflight.needed_bytes(plan.cells, plan.keep_images, sizes)
+        preflight.check_disk(probe, needed, plan.keep_images)
+        if not plan.prefetch:
+            urls = preflight.index_urls(plan.cells, plan.pip)
+            preflight.check_index(engine, main_base or plan.base_image, urls, plan.pip)
+    return _Checked(bases, main_base, probe)
+
+
+def _run_info(
+    engine: Engine, plan: RunPlan, builder: Builder, checked: _Checked, local: bool
+) -> RunInfo:
+    bases = checked.bases
+    return RunInfo(
+        run_id=new_run_id(),
+        started_at=_now(),
+        host=platform.node(),
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count() or 0,
+        memory_bytes=memory_bytes(),
+        engine=engine_facts(engine, checked.probe, local),
+        builder=builder.name,
+        buildbench_version=__version__,
+        git_commit=git_commit(Path(__file__).resolve().parents[2]),
+        base_image=plan.base_image,
+        base_image_id=bases[plan.base_image].id if plan.base_image in bases else None,
+        options=plan.options(),
+        pip=plan.pip.to_json(),
+        label=plan.machine,
+    )
+
+
+def _before_first_cell(
+    run: PreparedRun, checked: _Checked, make_payload: Callable[[Payload], bytes]
+) -> None:
+    """Base images pushed (a registry run), the smoke tests' files made, wheels prefetched."""
+    plan, engine = run.plan, run.engine
+    if plan.registry:
+        run.timeline.enter("base push")
+        log.info("pushing the base images to %s first", plan.registry)
+        run.info.options["base_push_seconds"] = {
+            ref: round(push_base(engine, plan.registry, run.info.run_id, ref, base), 3)
+            for ref, base in checked.bases.items()
+        }
+    for payload in plan.payloads():
+        run.timeline.enter("model preparation", detail=payload.describe)
+        log.info("preparing %s", payload.describe)
+        run.payloads[payload.key] = make_payload(payload)
+    if plan.prefetch:
+        run.timeline.enter("prefetch")
+        run.prefetched = prefetch_wheels(plan.cells, plan.pip, checked.probe)
 
 
 @contextlib.contextmanager
@@ -485,64 +598,34 @@ def prepare(
     name: str | None = None,
 ) -> Iterator[PreparedRun]:
     """Check what the run needs before building anything, create its results folder (named
-    `name`, else the run id), hold its lock and fill the smoke test's volume; release them all
+    `name`, else the run id), hold its lock and make the smoke tests' files; release them all
     when the run is done."""
-    for cell in plan.cells:
-        cell.dockerfile_text()
-    plan.pip.validate()
+    timeline = Timeline()
+    timeline.enter("preflight")
     kinds = plan.smoke_kinds()
-    for kind in kinds.values():
-        kind.check()
-    preflight.check_results_dir(plan.results_dir)
-    # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
-    bases = {
-        ref: preflight.ensure_base_image(engine, ref)
-        for ref in dict.fromkeys(cell.base_image for cell in plan.cells)
-        if ref
-    }
-    main_base = plan.base_image if plan.base_image in bases else next(iter(bases), None)
-    probe = preflight.probe_engine(engine, main_base) if main_base else None
-    if plan.preflight and probe is not None:
-        previous = _previous_sizes(plan.results_dir)
-        needed = preflight.needed_bytes(plan.cells, plan.keep_images, previous)
-        preflight.check_disk(probe, needed, plan.keep_images)
-        if not plan.prefetch:
-            urls = preflight.index_urls(plan.cells, plan.pip)
-            preflight.check_index(engine, main_base or plan.base_image, urls, plan.pip)
-    run_id = new_run_id()
-    run_dir = plan.results_dir.resolve() / (name or run_id)
+    previous = newest_run(plan.results_dir)
+    checked = _check(engine, plan, kinds, previous)
+    info = _run_info(engine, plan, builder, checked, local)
+    info.timeline = timeline.phases
+    run_dir = plan.results_dir.resolve() / (name or info.run_id)
     run_dir.mkdir(parents=True)
-    info = RunInfo(
-        run_id=run_id,
-        started_at=_now(),
-        host=platform.node(),
-        cpu=cpu_model(),
-        cpu_count=os.cpu_count() or 0,
-        memory_bytes=memory_bytes(),
-        engine=engine_facts(engine, probe, local),
-        builder=builder.name,
-        buildbench_version=__version__,
-        git_commit=git_commit(Path(__file__).resolve().parents[2]),
-        base_image=plan.base_image,
-        base_image_id=bases[plan.base_image].id if plan.base_image in bases else None,
-        options=plan.options(),
-        pip=plan.pip.to_json(),
-        label=plan.machine,
-    )
     run = PreparedRun(
         plan=plan,
         engine=engine,
         builder=builder,
         info=info,
         run_dir=run_dir,
-        bases=bases,
+        bases=checked.bases,
         journal=Journal(run_dir),
         gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
         kinds=kinds,
+        timeline=timeline,
+        estimates=phase_seconds(previous.info.timeline) if previous else {},
     )
     run.save()
     # The lock is a container of a base image: the run's own, or the default base if local.
-    lock_image = main_base or (plan.base_image if engine.image(plan.base_image) else None)
+    base = checked.main_base
+    lock_image = base or (plan.base_image if engine.image(plan.base_image) else None)
     with run.lock:
         if lock_image:
             run.lock.enter_context(engine.hold(lock_image, {**run.labels(), LABEL_LOCK: "1"}))
@@ -550,19 +633,10 @@ def prepare(
             log.warning("no base image to hold this run's lock: `buildbench clean` may not see it")
         try:
             try:
-                if plan.registry:
-                    log.info("pushing the base images to %s first", plan.registry)
-                    run.info.options["base_push_seconds"] = {
-                        ref: round(push_base(engine, plan.registry, run_id, ref, info), 3)
-                        for ref, info in bases.items()
-                    }
-                for payload in plan.payloads():
-                    log.info("preparing %s", payload.describe)
-                    run.payloads[payload.key] = make_payload(payload)
-                if plan.prefetch:
-                    run.prefetched = prefetch_wheels(plan.cells, plan.pip, probe)
+                _before_first_cell(run, checked, make_payload)
             except (KeyboardInterrupt, Terminated):  # before the first cell: still on record
                 run.info.exit_reason, run.info.finished_at = ExitReason.INTERRUPTED, _now()
+                run.info.wall_seconds = timeline.close()
                 run.save()
                 raise
             yield run

@@ -3,6 +3,7 @@ volume, the lock, and results on disk after every cell, whatever stops the run."
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ class Recorder:
         self.header: RunHeader | None = None
         self.saved_counts: list[int] = []
         self.phases: list[str] = []
+        self.estimates: dict[str, float | None] = {}
         self.logs: list[str] = []
         self.locks: list[list[dict[str, str]]] = []
 
@@ -79,9 +81,15 @@ class Recorder:
         self.locks.append([dict(c.labels) for c in engine.held_now()])
 
     def phase(
-        self, cell: Cell, text: str, done: int | None = None, total: int | None = None
+        self,
+        cell: Cell,
+        text: str,
+        done: int | None = None,
+        total: int | None = None,
+        estimate: float | None = None,
     ) -> None:
         self.phases.append(text)
+        self.estimates[text] = estimate
 
     def build_log(self, cell: Cell, line: str) -> None:
         self.logs.append(line)
@@ -420,3 +428,31 @@ def test_the_registrys_size_replaces_the_estimate() -> None:
         390,
         "registry",
     )
+
+
+def test_the_timeline_has_every_phase_back_to_back_adding_up_to_the_wall_time(
+    tmp_path: Path,
+) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    run, _ = _run(engine, _plan(tmp_path, repeat=2))
+    phases, wall = run.info.timeline, run.info.wall_seconds
+    assert wall is not None and phases[0].name == "preflight" and phases[0].start == 0.0
+    for before, after in itertools.pairwise(phases):
+        assert after.start == pytest.approx(before.start + before.seconds, abs=0.002)
+    assert sum(p.seconds for p in phases) == pytest.approx(wall, abs=0.001 * len(phases))
+    builds = [(p.cell, p.detail) for p in phases if p.name == "build"]
+    assert builds[:2] == [("onnx/cpu", "sample 1 of 2"), ("onnx/cpu", "sample 2 of 2")]
+    names = {p.name for p in phases}
+    assert {"preflight", "build", "measure", "clean-up"} <= names
+    saved = json.loads((run.run_dir / "results.json").read_text())["run"]
+    assert saved["wall_seconds"] == wall and len(saved["timeline"]) == len(phases)
+
+
+def test_the_live_view_gets_the_previous_runs_time_for_the_same_phase(tmp_path: Path) -> None:
+    before, _ = _run(_engine([classic_stream(image(1)), classic_stream(image(2))]), _plan(tmp_path))
+    second = Recorder()
+    engine = _engine([classic_stream(image(3)), classic_stream(image(4))])
+    _run(engine, _plan(tmp_path), second)
+    phases = before.info.timeline
+    took = next(p.seconds for p in phases if (p.name, p.cell) == ("build", "onnx/cpu"))
+    assert second.estimates["building (sample 1 of 1)"] == took
