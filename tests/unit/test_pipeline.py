@@ -67,7 +67,7 @@ class Recorder:
         self.header: RunHeader | None = None
         self.saved_counts: list[int] = []
         self.phases: list[str] = []
-        self.estimates: dict[str, float | None] = {}
+        self.estimates: dict[tuple[str, str], float | None] = {}
         self.logs: list[str] = []
         self.locks: list[list[dict[str, str]]] = []
 
@@ -89,7 +89,7 @@ class Recorder:
         estimate: float | None = None,
     ) -> None:
         self.phases.append(text)
-        self.estimates[text] = estimate
+        self.estimates[(cell.key, text)] = estimate
 
     def build_log(self, cell: Cell, line: str) -> None:
         self.logs.append(line)
@@ -455,4 +455,4 @@ def test_the_live_view_gets_the_previous_runs_time_for_the_same_phase(tmp_path: 
     _run(engine, _plan(tmp_path), second)
     phases = before.info.timeline
     took = next(p.seconds for p in phases if (p.name, p.cell) == ("build", "onnx/cpu"))
-    assert second.estimates["building (sample 1 of 1)"] == took
+    assert second.estimates[("onnx/cpu", "building (sample 1 of 1)")] == took
