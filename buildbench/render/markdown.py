@@ -32,6 +32,7 @@ from buildbench.analyze.metrics import image_label
 from buildbench.analyze.stats import summarize
 from buildbench.record import CellRecord, RunInfo, SmokeResult, Summary
 from buildbench.render import fmt
+from buildbench.render.timeline import timeline_section
 from buildbench.results import RunResults
 from buildbench.status import Status
 
@@ -58,6 +59,7 @@ def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str
         _contents_section(runs, cells),
         _waste_section(runs, cells),
         _shipping_section(runs, cells),
+        timeline_section(runs),
         _charts_section(chart_links),
         _warnings_section(cells),
         _steps_section(runs, cells),

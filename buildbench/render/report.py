@@ -15,6 +15,7 @@ from buildbench.record import SCHEMA_VERSION, CellRecord
 from buildbench.render import charts, fmt
 from buildbench.render.markdown import render_markdown
 from buildbench.render.tables import cells_frame
+from buildbench.render.timeline import timeline_stacks
 from buildbench.results import RunResults, load_results, results_files
 from buildbench.status import Status
 
@@ -86,6 +87,17 @@ def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str
                 "first-inference",
                 lambda path: charts.stacked_bars(
                     path, stacks, title="Time to first inference (median)", ylabel="seconds"
+                ),
+            )
+        )
+    timeline = timeline_stacks(runs)
+    if timeline:
+        wanted.append(
+            (
+                "Where the time went",
+                "timeline",
+                lambda path: charts.stacked_bars(
+                    path, timeline, title="Where the run's wall time went", ylabel="seconds"
                 ),
             )
         )

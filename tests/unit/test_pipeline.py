@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from buildbench.analyze.derived import build_summary
+from buildbench.analyze.timeline import phase_totals
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
 from buildbench.engine.classic import ClassicBuilder
 from buildbench.errors import (
@@ -35,6 +36,7 @@ from buildbench.record import (
     Shipping,
     SmokeResult,
 )
+from buildbench.render.markdown import render_markdown
 from buildbench.results import load_results
 from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
 from buildbench.run.pipeline import (
@@ -456,3 +458,17 @@ def test_the_live_view_gets_the_previous_runs_time_for_the_same_phase(tmp_path: 
     phases = before.info.timeline
     took = next(p.seconds for p in phases if (p.name, p.cell) == ("build", "onnx/cpu"))
     assert second.estimates[("onnx/cpu", "building (sample 1 of 1)")] == took
+
+
+def test_the_report_says_where_the_time_went(tmp_path: Path) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    run, _ = _run(engine, _plan(tmp_path))
+    saved = load_results(run.run_dir)
+    text = render_markdown([saved], "not drawn")
+    section = text.split("## Where the time went", 1)[1].split("\n## ", 1)[0]
+    assert f"`{run.info.run_id}` on " in section
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
+    assert rows[:3] == ["phase", "preflight", "build"]
+    assert {"onnx/cpu", "onnx/cuda", "clean-up"} <= set(rows)
+    totals = phase_totals(saved.info)
+    assert sum(t.seconds for t in totals) == pytest.approx(saved.info.wall_seconds, abs=0.01)
