@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
-from buildbench.engine.dockersdk import DockerEngine
+from buildbench.engine import factory
+from buildbench.engine.api import Engine
 from buildbench.engine.endpoint import Endpoint, resolve
 from buildbench.errors import UsageError
 from buildbench.run.config import CONFIG_NAME, load_matrix
@@ -241,11 +242,7 @@ def endpoints(engines: tuple[str, ...], contexts: tuple[str, ...]) -> list[Endpo
     return resolve(engines, contexts)
 
 
-def connect(endpoint: Endpoint | None = None) -> DockerEngine:
-    return DockerEngine(endpoint)
-
-
-def one_engine(engines: tuple[str, ...], contexts: tuple[str, ...]) -> DockerEngine:
+def one_engine(engines: tuple[str, ...], contexts: tuple[str, ...]) -> Engine:
     """The single engine a command works on (`clean`, `base`)."""
     found = endpoints(engines, contexts)
     if len(found) > 1:
@@ -253,4 +250,4 @@ def one_engine(engines: tuple[str, ...], contexts: tuple[str, ...]) -> DockerEng
             "this command works on one engine at a time",
             tip="give one --engine or --context (run it once per engine)",
         )
-    return connect(found[0])
+    return factory.make_engine(found[0])

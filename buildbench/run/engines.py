@@ -23,8 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from buildbench.engine import factory
 from buildbench.engine.builders import choose_builder
-from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildbenchError, EngineUnavailable, Terminated
 from buildbench.measure.smoke.runner import Payload
@@ -70,9 +70,8 @@ def run_one(
 ) -> tuple[RunResults, BaseException | None]:
     """One engine's whole run; what it measured, and what stopped it early (not raised: the
     caller reports first). Errors before the first build (bad options, no engine) raise."""
-    engine = DockerEngine(endpoint)
     stopped: BaseException | None = None
-    try:
+    with factory.engine_at(endpoint) as engine:
         builder = choose_builder(plan.builder, engine, endpoint)
         with prepare(
             engine, plan, builder, local=endpoint.local, make_payload=_reader(payloads), name=name
@@ -82,8 +81,6 @@ def run_one(
             except (KeyboardInterrupt, Terminated, EngineUnavailable) as exc:
                 stopped = exc
         return RunResults(run.info, run.records), stopped
-    finally:
-        engine.close()
 
 
 def _run_here(endpoint: Endpoint, plan: RunPlan, screen: Screen) -> Outcome:
@@ -174,9 +171,8 @@ def labels_for(endpoints: list[Endpoint]) -> list[str]:
     engine must answer now, before any run starts."""
     names = []
     for endpoint in endpoints:
-        engine = DockerEngine(endpoint)
-        names.append(engine.info().name or "engine")
-        engine.close()
+        with factory.engine_at(endpoint) as engine:
+            names.append(engine.info().name or "engine")
     return [
         f"{name}-{names[: i + 1].count(name)}" if names.count(name) > 1 else name
         for i, name in enumerate(names)

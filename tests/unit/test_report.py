@@ -17,6 +17,7 @@ from buildbench.analyze.course import builder_comparison, course_comparison, lab
 from buildbench.analyze.derived import quantiles, results_document
 from buildbench.cli import cli
 from buildbench.cli import run as run_cli
+from buildbench.engine import factory
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildFailed
 from buildbench.record import SCHEMA_VERSION, CellRecord, Parity
@@ -232,10 +233,10 @@ class Screen:
 
 @pytest.fixture
 def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    """The engine every `DockerEngine(endpoint)` of a run gets."""
+    """The engine every `factory.make_engine(endpoint)` of a run gets."""
     engine = FakeEngine(scripts=[classic_stream("sha256:" + "2" * 64)])
     engine.add_image("base:1", size=50, tags=("base:1",))
-    monkeypatch.setattr(engines, "DockerEngine", lambda endpoint: engine)
+    monkeypatch.setattr(factory, "make_engine", lambda endpoint: engine)
     return engine
 
 

@@ -1,0 +1,28 @@
+"""The one place engines are made: every command, the multi-engine runner and the tests get
+their `Engine` here, so that the implementation (the Docker SDK's) is chosen once and a test
+replaces it once (`factory.make_engine`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from buildbench.engine.api import Engine
+from buildbench.engine.dockersdk import DockerEngine
+from buildbench.engine.endpoint import Endpoint
+
+
+def make_engine(endpoint: Endpoint | None = None) -> Engine:
+    """A connected engine at `endpoint` (the Docker default without one); EngineUnavailable
+    when none answers there. The caller closes it."""
+    return DockerEngine(endpoint)
+
+
+@contextlib.contextmanager
+def engine_at(endpoint: Endpoint | None = None) -> Iterator[Engine]:
+    """`make_engine`, closed when the block ends."""
+    engine = make_engine(endpoint)
+    try:
+        yield engine
+    finally:
+        engine.close()
