@@ -21,7 +21,7 @@ per run that measured it: the median of its samples for times, the exact bytes f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from buildbench.analyze.changepoints import Shift, detect_shifts, newest_worse_shift
@@ -157,27 +157,62 @@ def _detect(values: list[float], restarts: list[Restart], min_size: int) -> list
     return found
 
 
-def _judge(
-    entries: Sequence[_Entry], metric: Metric, thresholds: Thresholds, min_size: int
+def judge(
+    values: Sequence[float], metric: Metric, thresholds: Thresholds, min_size: int = MIN_SIZE
 ) -> Verdict | None:
-    """The newest stretch's newest shift, if worse and young, with its effect and p-value."""
-    values = [point.value for point, _ in entries]
-    restarts = _restarts(entries, metric)
-    start = restarts[-1].index if restarts else 0
-    stretch = values[start:]
-    shifts = detect_shifts(stretch, min_size=min_size)
-    shift = newest_worse_shift(len(stretch), shifts, min_size=min_size, max_age=MAX_AGE)
+    """The newest shift of one stretch of comparable runs, if worse and young, with its effect
+    and p-value (`significant` is left to `discover`, which sees every series of the run)."""
+    shifts = detect_shifts(values, min_size=min_size)
+    shift = newest_worse_shift(len(values), shifts, min_size=min_size, max_age=MAX_AGE)
     if shift is None:
         return None
     earlier = [s.index for s in shifts if s.index < shift.index]
-    before, after = stretch[earlier[-1] if earlier else 0 : shift.index], stretch[shift.index :]
+    before, after = values[earlier[-1] if earlier else 0 : shift.index], values[shift.index :]
     if metric.kind == "size":
         threshold = thresholds.growth
     else:
         threshold = time_threshold(before, thresholds.default(metric), thresholds.min_effect)
-    found = Shift(start + shift.index, shift.before, shift.after, shift.ratio)
     p_value = runs_p_value(before, after, "greater")
-    return Verdict(found, threshold, p_value, shift.ratio > threshold)
+    return Verdict(shift, threshold, p_value, shift.ratio > threshold)
+
+
+def discover(verdicts: Sequence[Verdict | None], alpha: float) -> list[Verdict | None]:
+    """`verdicts` of every series one run judges, each `significant` when its p-value is a
+    discovery of Benjamini-Hochberg over all of them (a series without a candidate counts, p 1)."""
+    p_values = [1.0 if v is None or v.p_value is None else v.p_value for v in verdicts]
+    return [
+        None if v is None else replace(v, significant=found)
+        for v, found in zip(verdicts, false_discovery(p_values, alpha), strict=True)
+    ]
+
+
+def fails(verdict: Verdict | None) -> bool:
+    return verdict is not None and verdict.effect and verdict.significant
+
+
+def news(now: Verdict | None, before: Verdict | None, min_size: int = MIN_SIZE) -> bool:
+    """The gate fails on `now` unless it already failed on the same shift at the run before."""
+    if not fails(now):
+        return False
+    assert now is not None
+    return not (
+        fails(before)
+        and before is not None
+        and abs(before.shift.index - now.shift.index) <= min_size
+    )
+
+
+def _judge_entries(
+    entries: Sequence[_Entry], metric: Metric, thresholds: Thresholds, min_size: int
+) -> Verdict | None:
+    """`judge` of the newest stretch, its shift indexed in the whole series."""
+    restarts = _restarts(entries, metric)
+    start = restarts[-1].index if restarts else 0
+    found = judge([point.value for point, _ in entries][start:], metric, thresholds, min_size)
+    if found is None:
+        return None
+    shift = found.shift
+    return replace(found, shift=replace(shift, index=start + shift.index))
 
 
 def _gate(
@@ -187,32 +222,16 @@ def _gate(
     thresholds: Thresholds,
     min_size: int,
 ) -> list[Verdict | None]:
-    """The gate's verdict on every series that run `run_id` measured (None for the others):
-    a Verdict's `significant` is its p-value's after Benjamini-Hochberg over all of them."""
-    judged = [bool(entries) and entries[-1][0].run_id == run_id for entries in series]
-    verdicts = [
-        _judge(entries, metric, thresholds, min_size) if judge else None
-        for entries, metric, judge in zip(series, metrics, judged, strict=True)
-    ]
-    p_values = [
-        1.0 if v is None or v.p_value is None else v.p_value
-        for v, judge in zip(verdicts, judged, strict=True)
-        if judge
-    ]
-    discoveries = iter(false_discovery(p_values, thresholds.alpha))
-    found: list[Verdict | None] = []
-    for verdict, judge in zip(verdicts, judged, strict=True):
-        discovered = next(discoveries) if judge else False
-        if verdict is not None:
-            verdict = Verdict(
-                verdict.shift, verdict.threshold, verdict.p_value, verdict.effect, discovered
-            )
-        found.append(verdict)
+    """The gate's verdict on every series that run `run_id` measured (None for the others)."""
+    judged = [i for i, entries in enumerate(series) if entries and entries[-1][0].run_id == run_id]
+    verdicts = discover(
+        [_judge_entries(series[i], metrics[i], thresholds, min_size) for i in judged],
+        thresholds.alpha,
+    )
+    found: list[Verdict | None] = [None] * len(series)
+    for i, verdict in zip(judged, verdicts, strict=True):
+        found[i] = verdict
     return found
-
-
-def _fails(verdict: Verdict | None) -> bool:
-    return verdict is not None and verdict.effect and verdict.significant
 
 
 def _series(
@@ -227,15 +246,7 @@ def _series(
     values = [point.value for point, _ in entries]
     restarts = _restarts(entries, metric)
     shifts = _detect(values, restarts, min_size)
-    regression = None
-    if _fails(verdict):
-        assert verdict is not None
-        seen = (
-            _fails(earlier)
-            and earlier is not None
-            and abs(earlier.shift.index - verdict.shift.index) <= min_size
-        )
-        regression = None if seen else verdict.shift
+    regression = verdict.shift if verdict is not None and news(verdict, earlier, min_size) else None
     points = [point for point, _ in entries]
     return Series(machine, cell, metric, points, shifts, restarts, verdict, regression)
 
