@@ -10,7 +10,10 @@ from buildbench.run.matrix import Cell
 
 
 def smoke_kind(cell: Cell, options: SmokeOptions) -> SmokeKind | None:
-    """The config's own command, else the model in the cell's framework, else none."""
+    """The config's own command or HTTP service, else the model in the cell's framework, else
+    none."""
+    if cell.smoke_http:
+        return cell.smoke_http
     if cell.smoke_command:
         return CommandSmoke(cell.smoke_command, cell.smoke_expect)
     if cell.framework in FRAMEWORKS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -70,7 +71,7 @@ def test_no_engine_says_how_to_fix_it():
 
 def test_every_command_has_help_with_an_example_and_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    for name in cli.commands:
+    for name in cli.list_commands(click.Context(cli)):
         result = invoke(name, "--help")
         assert result.exit_code == 0, name
         assert "Example: buildbench" in result.output, name

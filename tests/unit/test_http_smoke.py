@@ -3,8 +3,11 @@ before any build), the two containers it asks the engine for, and its verdicts."
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +18,18 @@ import requests
 from click.testing import CliRunner
 
 from buildbench.cli import cli
-from buildbench.engine.api import ContainerSpec, VolumeMount
+from buildbench.engine.api import ContainerOutcome, ContainerSpec, ServiceOutcome, VolumeMount
 from buildbench.engine.dockersdk import SERVICE_OF, DockerEngine
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import UsageError
+from buildbench.measure.smoke import loadgen
 from buildbench.measure.smoke.http import HttpSmoke, loadgen_spec, service_user
+from buildbench.measure.smoke.runner import SmokeContext, SmokeOptions
+from buildbench.record import SmokeResult, from_json, to_json
 from buildbench.run.config import UserImage, load_config
 from buildbench.run.matrix import MatrixOptions
+from buildbench.status import Status
+from tests.fakes import FakeEngine
 
 IMAGE = '[[image]]\nname = "svc"\ndockerfile = "app/Dockerfile"\n'
 FULL = """
@@ -175,11 +183,11 @@ def test_run_refuses_a_missing_request_file_before_any_build(project: Path) -> N
 
 def test_the_load_generator_spec_carries_the_request_and_its_bounds() -> None:
     http = HttpSmoke(port=8000, ready="/health", method="POST", body=b"{}", seconds=1.0)
-    spec = loadgen_spec(http, ready_timeout=60, request_timeout=10, max_requests=500)
+    spec = loadgen_spec(http)
     assert spec["body_file"] == "/buildbench/body" and spec["port"] == 8000
     assert spec["warmup_seconds"] == 0.5 and spec["seconds"] == 1.0
-    assert (spec["ready_timeout"], spec["request_timeout"], spec["max_requests"]) == (60, 10, 500)
-    assert loadgen_spec(HttpSmoke(port=1), 1, 1, 1)["body_file"] is None
+    assert spec["max_requests"] == 1_000_000
+    assert loadgen_spec(HttpSmoke(port=1))["body_file"] is None
     assert HttpSmoke(port=1, seconds=100).warmup_seconds == 2.0
 
 
@@ -338,3 +346,232 @@ def test_a_service_the_engine_refuses_to_start_runs_no_client() -> None:
     found = _serving(api).serve("svc:1", SERVICE, "base:1", CLIENT)
     assert found.started is False and found.log_tail == ("no command specified",)
     assert len(api.created) == 1 and api.calls == [("remove_container", "c1")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The kind against the fake engine: its containers and its verdicts
+
+STARTED = 1000.0  # the engine's clock: when the service's process started (the fake's)
+HTTP = HttpSmoke(
+    port=8000,
+    ready="/health",
+    method="POST",
+    path="/predict",
+    body=b'{"x": 1}',
+    headers={"Content-Type": "application/json"},
+    expect="scores",
+    concurrency=(1, 4),
+    seconds=1.0,
+)
+
+
+def level(concurrency: int, samples: list[float], **overrides: Any) -> dict[str, Any]:
+    errors = {"status": 0, "body": 0, "timeout": 0, "connection": 0}
+    found = {
+        "concurrency": concurrency,
+        "warmup_seconds": 0.5,
+        "seconds": 1.0,
+        "requests": len(samples),
+        "good": len(samples),
+        "samples": samples,
+        "errors": errors,
+        "statuses": {"200": len(samples)},
+        "first_bad": None,
+        "stopped": False,
+        "budget_spent": False,
+    }
+    return {**found, **overrides}
+
+
+def loadgen_report(**overrides: Any) -> dict[str, Any]:
+    """What the load generator prints for a healthy service."""
+    found = {
+        "started_epoch": STARTED + 0.5,
+        "python": "3.11.2",
+        "ready": {"ready": True, "epoch": STARTED + 2.0, "attempts": 30},
+        "first_response": {"ok": True, "status": 200, "epoch": STARTED + 2.1, "seconds": 0.1},
+        "levels": [level(1, [0.01, 0.012, 0.011]), level(4, [0.02, 0.03, 0.025, 0.04])],
+        "stopped": False,
+    }
+    return {**found, **overrides}
+
+
+def client_outcome(report: dict[str, Any] | None, **kw: Any) -> ContainerOutcome:
+    stdout = "" if report is None else loadgen.RESULT_PREFIX + json.dumps(report) + "\n"
+    return ContainerOutcome(kw.pop("exit_code", 0), stdout, kw.pop("stderr", ""), seconds=5.0, **kw)
+
+
+def _context(engine: FakeEngine, **options: Any) -> SmokeContext:
+    return SmokeContext(
+        engine=engine,
+        image="svc:1",
+        options=SmokeOptions(**options),
+        labels={"l": "1"},
+        gpus=False,
+        volume="vol",
+    )
+
+
+def _serve(
+    report: dict[str, Any] | None, user: str = "", **service: Any
+) -> tuple[SmokeResult, FakeEngine]:
+    engine = FakeEngine(run_result=lambda image, spec: client_outcome(report))
+    engine.add_image("svc:1", user=user)
+    if service:
+        engine.service_outcome = replace(engine.service_outcome, **service)
+    return HTTP.run(_context(engine, timeout_seconds=60)), engine
+
+
+def test_a_healthy_service_is_measured_from_its_start_request() -> None:
+    result, _ = _serve(loadgen_report())
+    assert (result.status, result.message, result.kind) == (Status.OK, "ok", "http")
+    served = result.served
+    assert served is not None
+    assert served.request == "POST /predict on port 8000"
+    # start request (0.05 s, client clock) + engine clock from the process start
+    assert served.ready_seconds == pytest.approx(2.05)
+    assert served.first_response_seconds == pytest.approx(2.15)
+    assert result.cold_start_seconds == [served.first_response_seconds]
+    assert [(lv.concurrency, lv.samples) for lv in served.levels] == [
+        (1, [0.01, 0.012, 0.011]),
+        (4, [0.02, 0.03, 0.025, 0.04]),
+    ]
+    assert served.levels[0].errors == {"status": 0, "body": 0, "timeout": 0, "connection": 0}
+    assert (served.peak_memory_bytes, served.cpu_seconds, served.exit_code) == (
+        50_000_000,
+        1.5,
+        None,
+    )
+    assert result.python_version == "3.11.2"
+
+
+def test_the_service_runs_as_its_own_user_and_the_client_in_its_namespace() -> None:
+    _, engine = _serve(loadgen_report(), user="10001:10001")
+    ((image, service),) = engine.served
+    assert image == "svc:1" and service.command == [] and service.user == "10001:10001"
+    assert service.network is False and service.read_only and service.labels == {"l": "1"}
+    ((client_image, client),) = engine.runs
+    assert client_image == "svc:1"  # the load generator runs on the service image's Python
+    assert client.network_of == "service1" and client.network is False
+    assert client.command[:3] == ["python3", "/buildbench/loadgen.py", "/buildbench/spec.json"]
+    assert json.loads(client.command[3]) == {"ready_timeout": 60, "request_timeout": 30.0}
+    assert client.volumes == (VolumeMount("vol", "/buildbench", read_only=True),)
+    assert client.user == "65534:65534" and client.read_only and client.pids_limit == 4 + 64
+    # bounded: the wait for ready, then each level's warm-up, time and a last request
+    assert client.timeout_seconds == 60 + 10 + (0.5 + 1.0 + 30 + 5) * 2
+    root, _ = _serve(loadgen_report(), user="root")
+    assert root.served is not None and root.served.user == "65534:65534"
+
+
+def test_the_payload_is_the_load_generator_its_spec_and_the_body() -> None:
+    payload = HTTP.payload()
+    with tarfile.open(fileobj=io.BytesIO(payload.make())) as tar:
+        files = {m.name: (m.mode, tar.extractfile(m).read()) for m in tar}  # type: ignore[union-attr]
+    assert set(files) == {"loadgen.py", "spec.json", "body"}
+    assert all(mode == 0o644 for mode, _ in files.values())  # readable by the non-root client
+    assert files["body"][1] == b'{"x": 1}'
+    spec = json.loads(files["spec.json"][1])
+    assert spec["path"] == "/predict" and spec["body_file"] == "/buildbench/body"
+    assert payload.key == HTTP.payload().key != replace(HTTP, body=b"{}").payload().key
+
+
+def test_a_service_that_never_becomes_ready_is_a_timeout_with_its_last_lines() -> None:
+    never = {"ready": False, "attempts": 900, "last_error": "connection: ConnectionRefusedError"}
+    result, _ = _serve(
+        loadgen_report(ready=never, levels=[]), log_tail=("INFO: loading", "still loading")
+    )
+    assert result.status == Status.SMOKE_TIMEOUT
+    assert result.message == (
+        "not ready within 5 s (GET /health until a 2xx): connection: ConnectionRefusedError"
+    )
+    assert result.output_tail == ["INFO: loading", "still loading"]
+    assert result.served is not None and result.served.ready_seconds is None
+
+
+def test_a_service_that_exits_before_it_is_ready_says_so() -> None:
+    never = {"ready": False, "attempts": 3, "last_error": "connection: refused"}
+    result, _ = _serve(
+        loadgen_report(ready=never, levels=[]), exit_code=1, log_tail=("ImportError: fastapi",)
+    )
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == "the service exited with code 1 before it was ready"
+    assert result.output_tail == ["ImportError: fastapi"]
+
+
+def test_a_wrong_status_names_the_status_and_the_start_of_the_body() -> None:
+    first = {"ok": False, "kind": "status", "status": 500, "body_start": "Internal  Server\nError"}
+    result, _ = _serve(loadgen_report(first_response=first, levels=[]))
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == "POST /predict answered status 500, not 200: 'Internal Server Error'"
+    lacking = {"ok": False, "kind": "body", "status": 200, "body_start": '{"label": 3}'}
+    result, _ = _serve(loadgen_report(first_response=lacking, levels=[]))
+    assert result.message == """POST /predict: the answer lacks 'scores': '{"label": 3}'"""
+
+
+def test_a_service_that_dies_under_load_is_recorded_with_its_exit_code_and_log() -> None:
+    bad = {"kind": "connection", "status": None, "body_start": ""}
+    levels = [level(1, [0.01, 0.02]), level(4, [0.03], first_bad=bad)]
+    levels[1]["errors"]["connection"] = 7
+    result, _ = _serve(
+        loadgen_report(levels=levels, stopped=True),
+        exit_code=137,
+        oom_killed=True,
+        log_tail=("INFO: serving", "Killed"),
+    )
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == (
+        "the service exited with code 137 (killed for memory: raise --smoke-memory) "
+        "under load at concurrency 4"
+    )
+    assert result.output_tail == ["INFO: serving", "Killed"]
+    served = result.served
+    assert served is not None and served.exit_code == 137
+    assert served.levels[1].errors["connection"] == 7
+    assert served.levels[1].first_error == "connection: "
+
+
+def test_a_level_without_one_good_answer_fails() -> None:
+    levels = [level(1, [0.01]), level(4, [], requests=9, good=0)]
+    levels[1]["errors"]["timeout"] = 9
+    result, _ = _serve(loadgen_report(levels=levels))
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == "no good answer at concurrency 4 (9 timeout)"
+
+
+def test_an_image_without_python3_cannot_run_the_load_generator() -> None:
+    engine = FakeEngine(
+        run_result=lambda image, spec: ContainerOutcome(127, "", 'exec: "python3": not found')
+    )
+    engine.add_image("svc:1")
+    result = HTTP.run(_context(engine))
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message.endswith("it needs python3 on the image's PATH")
+    assert result.message.startswith("the load generator did not run (exit code 127)")
+
+
+def test_a_load_generator_killed_at_its_bound_is_a_timeout() -> None:
+    engine = FakeEngine(run_result=lambda image, spec: client_outcome(None, timed_out=True))
+    engine.add_image("svc:1")
+    result = HTTP.run(_context(engine))
+    assert result.status == Status.SMOKE_TIMEOUT
+    assert result.message == "the load generator gave no result within 5 s"
+
+
+def test_a_service_the_engine_would_not_start() -> None:
+    engine = FakeEngine()
+    engine.add_image("svc:1")
+    engine.service_outcome = ServiceOutcome(
+        ContainerOutcome(None, "", ""), started=False, log_tail=("no command specified",)
+    )
+    result = HTTP.run(_context(engine))
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == "the service did not start: no command specified"
+    assert engine.runs == []
+
+
+def test_served_results_read_back_unchanged() -> None:
+    result, _ = _serve(loadgen_report())
+    assert from_json(SmokeResult, to_json(result)) == result
+    older = to_json(replace(result, served=None, kind="model"))
+    del older["served"]  # a results file written before the http kind
+    assert from_json(SmokeResult, older).served is None

@@ -9,19 +9,37 @@ filled through the API, as the model smoke test's files do: any engine works, re
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MOUNT = "/buildbench"
+from buildbench.engine.api import ContainerSpec, ServiceOutcome, VolumeMount
+from buildbench.engine.dockersdk import tar_of
+from buildbench.measure.smoke.runner import (
+    MOUNT,
+    Payload,
+    SmokeContext,
+    output_tail,
+    program_report,
+    relay_progress,
+)
+from buildbench.record import LoadLevel, Served, SmokeResult
+from buildbench.status import Status
+
 LOADGEN = "loadgen.py"
 SPEC = "spec.json"
 BODY = "body"
 NOBODY = "65534:65534"
 # One thread per connection in the load generator: its pids limit must leave room for them.
 MAX_CONCURRENCY = 128
+REQUEST_TIMEOUT = 30.0  # seconds one request may take before it counts as a timeout
+MAX_REQUESTS = 1_000_000  # per level: a bound even for a service that answers in microseconds
+CLIENT_MEMORY = 512 * 1024**2
+BODY_SHOWN = 80  # characters of a bad answer's body in a message
+LOG_LINES = 15
 
 
 @dataclass(frozen=True)
@@ -47,15 +65,182 @@ class HttpSmoke:
     def describe(self) -> str:
         return f"{self.method} {self.path} on port {self.port}"
 
+    # -----------------------------------------------------------------------------------------
+    # The SmokeKind protocol
 
-def loadgen_spec(
-    http: HttpSmoke, ready_timeout: float, request_timeout: float, max_requests: int
-) -> dict[str, Any]:
-    """What the load generator reads (`spec.json` in the volume)."""
+    def check(self) -> None:
+        return None  # everything was checked when the config was read
+
+    def payload(self) -> Payload:
+        files = loadgen_files(loadgen_spec(self), self.body)
+        digest = hashlib.sha256(json.dumps(sorted(files)).encode())
+        for name in sorted(files):
+            digest.update(files[name])
+        return Payload(
+            key=f"http-{digest.hexdigest()[:16]}",
+            make=lambda: tar_of(files),
+            describe="the load generator and its request",
+        )
+
+    def run(self, ctx: SmokeContext) -> SmokeResult:
+        info = ctx.engine.image(ctx.image)
+        service = ContainerSpec(
+            command=[],  # the image's own CMD/ENTRYPOINT
+            user=service_user(info.user if info else ""),
+            memory_bytes=ctx.options.memory_bytes,
+            timeout_seconds=ctx.options.timeout_seconds,
+            gpus=ctx.gpus,
+            labels=ctx.labels,
+        )
+        ctx.on_progress(f"serving {self.describe()}")
+        outcome = ctx.engine.serve(
+            ctx.image, service, ctx.image, self.client(ctx), relay_progress(ctx.on_progress)
+        )
+        return self.judge(outcome, service.user)
+
+    def client(self, ctx: SmokeContext) -> ContainerSpec:
+        """The load generator, in the service's own image (its Python) and network namespace;
+        its bounds from the run's smoke options: --smoke-timeout is the wait for ready."""
+        ready = ctx.options.timeout_seconds
+        bounds = {"ready_timeout": ready, "request_timeout": min(REQUEST_TIMEOUT, ready)}
+        per_level = self.warmup_seconds + self.seconds + bounds["request_timeout"] + 5
+        return ContainerSpec(
+            command=["python3", f"{MOUNT}/{LOADGEN}", f"{MOUNT}/{SPEC}", json.dumps(bounds)],
+            memory_bytes=CLIENT_MEMORY,
+            pids_limit=max(self.concurrency) + 64,
+            timeout_seconds=ready + 10 + per_level * len(self.concurrency),
+            volumes=(VolumeMount(ctx.volume or "", MOUNT),),
+            environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+            labels=ctx.labels,
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # What the two containers reported
+
+    def judge(self, outcome: ServiceOutcome, user: str) -> SmokeResult:
+        """The verdict: ready, answering as expected, and alive at the end of the load."""
+        client = outcome.client
+        log = list(outcome.log_tail[-LOG_LINES:])
+        base: dict[str, Any] = {"kind": "http", "seconds": round(client.seconds, 3)}
+        if not outcome.started:
+            return SmokeResult(
+                Status.SMOKE_FAILED, f"the service did not start: {' '.join(log)}", **base
+            )
+        report = program_report(client)
+        served = self.served(outcome, report or {}, user)
+        base.update(served=served, output_tail=log, peak_memory_bytes=served.peak_memory_bytes)
+        if served.first_response_seconds is not None:
+            base["cold_start_seconds"] = [served.first_response_seconds]
+        if report is not None:
+            base["python_version"] = report.get("python")
+        status, message = self.verdict(outcome, report)
+        if status != Status.OK and not log:  # nothing from the service: show the client's
+            base["output_tail"] = output_tail(client)
+        return SmokeResult(status, message, **base)
+
+    def verdict(self, outcome: ServiceOutcome, report: dict[str, Any] | None) -> tuple[Status, str]:
+        died = self.died(outcome)
+        if outcome.client.timed_out:
+            return Status.SMOKE_TIMEOUT, (
+                f"the load generator gave no result within {outcome.client.seconds:.0f} s"
+            )
+        if report is None:
+            return Status.SMOKE_FAILED, (
+                f"the load generator did not run (exit code {outcome.client.exit_code}): "
+                "it needs python3 on the image's PATH"
+            )
+        if "error" in report:
+            return Status.SMOKE_FAILED, f"the load generator failed: {report['error']}"
+        ready = report.get("ready") or {}
+        if not ready.get("ready"):
+            if died:
+                return Status.SMOKE_FAILED, f"{died} before it was ready"
+            waited = f"{outcome.client.seconds:.0f} s"
+            return Status.SMOKE_TIMEOUT, (
+                f"not ready within {waited} ({self.ready_probe()}): {ready.get('last_error')}"
+            )
+        first = report.get("first_response") or {}
+        if not first.get("ok"):
+            return Status.SMOKE_FAILED, self.bad_answer(first)
+        if died:
+            levels = report.get("levels") or []
+            at = f" at concurrency {levels[-1]['concurrency']}" if levels else ""
+            return Status.SMOKE_FAILED, f"{died} under load{at}"
+        for level in report.get("levels") or []:
+            if not level["good"]:
+                errors = ", ".join(f"{n} {kind}" for kind, n in level["errors"].items() if n)
+                return Status.SMOKE_FAILED, (
+                    f"no good answer at concurrency {level['concurrency']} ({errors})"
+                )
+        return Status.OK, "ok"
+
+    @staticmethod
+    def died(outcome: ServiceOutcome) -> str | None:
+        if outcome.exit_code is None:
+            return None
+        why = " (killed for memory: raise --smoke-memory)" if outcome.oom_killed else ""
+        return f"the service exited with code {outcome.exit_code}{why}"
+
+    def ready_probe(self) -> str:
+        return f"GET {self.ready} until a 2xx" if self.ready else f"port {self.port} to accept"
+
+    def bad_answer(self, first: dict[str, Any]) -> str:
+        body = " ".join(str(first.get("body_start") or "").split())[:BODY_SHOWN]
+        request = f"{self.method} {self.path}"
+        if first.get("kind") == "status":
+            return (
+                f"{request} answered status {first['status']}, not {self.expect_status}: {body!r}"
+            )
+        if first.get("kind") == "body":
+            return f"{request}: the answer lacks {self.expect!r}: {body!r}"
+        return f"{request} failed ({first.get('kind')}): {first.get('error')}"
+
+    def served(self, outcome: ServiceOutcome, report: dict[str, Any], user: str) -> Served:
+        """The findings, each time from the service's start request: the start request on the
+        client's clock, then the engine's clock (its StartedAt, the load generator's epochs)."""
+
+        def since_start(epoch: float | None) -> float | None:
+            if epoch is None or outcome.engine_started_epoch is None:
+                return None
+            after = max(0.0, epoch - outcome.engine_started_epoch)
+            return round(outcome.start_request_seconds + after, 4)
+
+        first = report.get("first_response") or {}
+        return Served(
+            request=self.describe(),
+            ready_seconds=since_start((report.get("ready") or {}).get("epoch")),
+            first_response_seconds=since_start(first.get("epoch") if first.get("ok") else None),
+            levels=[_level(level) for level in report.get("levels") or []],
+            peak_memory_bytes=outcome.peak_memory_bytes,
+            cpu_seconds=outcome.cpu_seconds,
+            exit_code=outcome.exit_code,
+            user=user,
+        )
+
+
+def _level(level: dict[str, Any]) -> LoadLevel:
+    bad = level.get("first_bad")
+    first_error = None
+    if bad:
+        status = f" {bad['status']}" if bad.get("status") is not None else ""
+        first_error = f"{bad['kind']}{status}: {' '.join(bad.get('body_start', '').split())}"
+    return LoadLevel(
+        concurrency=level["concurrency"],
+        samples=level["samples"],
+        seconds=level["seconds"],
+        warmup_seconds=level["warmup_seconds"],
+        requests=level["requests"],
+        errors={kind: n for kind, n in level["errors"].items()},
+        first_error=first_error[:BODY_SHOWN] if first_error else None,
+    )
+
+
+def loadgen_spec(http: HttpSmoke) -> dict[str, Any]:
+    """What the load generator reads (`spec.json` in the volume); the run's timeouts come on
+    its command line, so that the files depend on the config alone."""
     return {
         "port": http.port,
         "ready": http.ready,
-        "ready_timeout": ready_timeout,
         "method": http.method,
         "path": http.path,
         "body_file": f"{MOUNT}/{BODY}" if http.body is not None else None,
@@ -65,8 +250,7 @@ def loadgen_spec(
         "concurrency": list(http.concurrency),
         "seconds": http.seconds,
         "warmup_seconds": http.warmup_seconds,
-        "request_timeout": request_timeout,
-        "max_requests": max_requests,
+        "max_requests": MAX_REQUESTS,
     }
 
 

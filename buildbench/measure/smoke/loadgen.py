@@ -9,10 +9,11 @@ requests. Every latency of a good response is kept; errors are counted by kind. 
 in time (each phase has a deadline, each request a timeout) and in requests, and stops by
 itself; SIGTERM (the host saw the service die) makes it report what it has at once.
 
-Reads one JSON spec (a file path argument), prints progress on stderr (`BUILDBENCH_PROGRESS
-<text>`) and its findings as one stdout line: `BUILDBENCH_SMOKE_RESULT <json>`. Raw samples
-only: the host does the statistics. Times are perf_counter seconds, and epochs from this
-machine's clock (the engine's, as the service container's start time is).
+Reads one JSON spec (a file path argument; a JSON object of overrides may follow), prints
+progress on stderr (`BUILDBENCH_PROGRESS <text>`) and its findings as one stdout line:
+`BUILDBENCH_SMOKE_RESULT <json>`. Raw samples only: the host does the statistics. Times are
+perf_counter seconds, and epochs from this machine's clock (the engine's, as the service
+container's start time is).
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ def main(argv: list[str]) -> int:
     try:
         with open(argv[1]) as handle:
             spec = json.load(handle)
+        if len(argv) > 2:  # this run's bounds: ready_timeout, request_timeout
+            spec.update(json.loads(argv[2]))
         result.update(measure(spec))
         code = 0
     except Exception as exc:  # reported the same way: the host records it

@@ -1,0 +1,182 @@
+"""How close buildbench's numbers are to the work they time, and what buildbench itself costs.
+
+Run on a quiet machine with an engine and the base image (scripts/setup), from the repository:
+
+    .venv/bin/python benchmarks/overhead.py --pairs 5
+
+Four figures, each from interleaved pairs (A then B, then B then A, ...) so that a machine that
+drifts during the benchmark biases neither side:
+
+1. build fidelity: buildbench's build time / `docker build --no-cache` wall time, the same
+   network-free Dockerfile, the classic builder on both sides (goal: within 2%);
+2. overhead: `buildbench run` wall time (the whole process: start-up, preflight, reading the
+   image, results, report and charts) - the same `docker build` wall time (goal: at most 1 s),
+   with the run's own timeline saying where it went;
+3. reading an image: buildbench's "measure" phase (one pass over `docker save`: compressed size,
+   contents, waste) / `docker save IMAGE > /dev/null` of the same image (goal: within 1.1x);
+4. the smoke test: its wall time / the timed work it was asked for (every timed inference loop,
+   and every cold start from its start request to its first inference) (goal: within 1.15x),
+   and the model preparation of a second run (goal: nothing prepared again).
+
+Every raw sample is printed as JSON at the end; the medians are the figures to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILDBENCH = str(Path(sys.executable).with_name("buildbench"))
+# Network-free and CPU-bound enough to take a few seconds: pip or apt would time the network.
+DOCKERFILE = """FROM python:3.11-slim
+RUN python3 -c "import hashlib; h=b'x'; [h := hashlib.sha256(h).digest() for _ in range(4_000_000)]"
+RUN head -c 30000000 /dev/urandom > /payload
+"""
+CONFIG = """[[image]]
+name = "netfree"
+dockerfile = "Dockerfile"
+variants = { cpu = "" }
+"""
+
+
+def wall(command: list[str], **kwargs: Any) -> float:
+    began = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, **kwargs)
+    return time.perf_counter() - began
+
+
+def newest_results(results: Path) -> dict[str, Any]:
+    path = max(results.glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def phases(run: dict[str, Any], name: str) -> float:
+    return sum(p["seconds"] for p in run["timeline"] if p["name"] == name)
+
+
+def docker_build(folder: Path) -> float:
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    seconds = wall(
+        ["docker", "build", "--no-cache", "-q", "-t", "bb-overhead:docker", "."],
+        cwd=folder,
+        env=env,
+    )
+    subprocess.run(["docker", "rmi", "-f", "bb-overhead:docker"], capture_output=True, check=False)
+    return seconds
+
+
+def buildbench_build(folder: Path) -> dict[str, Any]:
+    command = [BUILDBENCH, "run", "--no-smoke", "--no-keep-images", "-q", "--results-dir", "r"]
+    seconds = wall(command, cwd=folder)
+    run = newest_results(folder / "r")
+    cell = run["results"][0]
+    return {
+        "process_seconds": seconds,
+        "build_seconds": cell["build"]["seconds"][0],
+        "wall_seconds": run["run"]["wall_seconds"],
+        "phases": {p: phases(run["run"], p) for p in ("preflight", "build", "measure", "clean-up")},
+    }
+
+
+def build_pairs(folder: Path, pairs: int) -> list[dict[str, Any]]:
+    samples = []
+    for n in range(pairs):
+        if n % 2 == 0:
+            docker, ours = docker_build(folder), buildbench_build(folder)
+        else:
+            ours, docker = buildbench_build(folder), docker_build(folder)
+        samples.append({"docker_build_seconds": docker, **ours})
+        print(f"pair {n + 1}: docker {docker:.2f} s, buildbench {ours}", file=sys.stderr)
+    return samples
+
+
+def onnx_runs(folder: Path, pairs: int) -> list[dict[str, Any]]:
+    """The built-in onnx/cpu cell with its smoke test: the image read against `docker save`,
+    the smoke test against the timed work, the model preparation of each run."""
+    samples = []
+    for n in range(pairs):
+        command = [
+            BUILDBENCH,
+            "run",
+            "--framework",
+            "onnx",
+            "--cuda",
+            "cpu",
+            "-q",
+            "--results-dir",
+            "r-onnx",
+            "--cold-starts",
+            "2",
+            "--latency-seconds",
+            "1",
+        ]
+        subprocess.run(command, cwd=folder, check=True, capture_output=True)
+        run = newest_results(folder / "r-onnx")
+        cell = run["results"][0]
+        tag = cell["image_tag"]
+        save = wall(["sh", "-c", f"docker save {tag} > /dev/null"])
+        smoke = cell["smoke"]
+        asked = sum(b["seconds"] for b in smoke["latency"].values()) + sum(
+            sum(s.values()) for s in smoke["startup"]
+        )
+        samples.append(
+            {
+                "measure_seconds": phases(run["run"], "measure"),
+                "docker_save_seconds": save,
+                "smoke_seconds": phases(run["run"], "smoke"),
+                "smoke_timed_work_seconds": asked,
+                "model_preparation_seconds": phases(run["run"], "model preparation"),
+                "image_bytes": cell["image"]["size_bytes"],
+            }
+        )
+        print(f"onnx run {n + 1}: {samples[-1]}", file=sys.stderr)
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+    return samples
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="buildbench-overhead-") as tmp:
+        folder = Path(tmp)
+        (folder / "Dockerfile").write_text(DOCKERFILE)
+        (folder / "buildbench.toml").write_text(CONFIG)
+        builds = build_pairs(folder, args.pairs)
+        onnx = onnx_runs(folder, max(2, args.pairs // 2))
+    ratio = median([b["build_seconds"] / b["docker_build_seconds"] for b in builds])
+    overhead = median([b["process_seconds"] - b["docker_build_seconds"] for b in builds])
+    outside = median([b["process_seconds"] - b["wall_seconds"] for b in builds])
+    read = median([o["measure_seconds"] / o["docker_save_seconds"] for o in onnx])
+    smoke = median([o["smoke_seconds"] / o["smoke_timed_work_seconds"] for o in onnx])
+    figures = {
+        "build_ratio_median": round(ratio, 4),
+        "overhead_seconds_median": round(overhead, 3),
+        "outside_the_run_seconds_median": round(outside, 3),
+        "phase_seconds_median": {
+            p: round(median([b["phases"][p] for b in builds]), 3) for p in builds[0]["phases"]
+        },
+        "image_read_ratio_median": round(read, 3),
+        "smoke_ratio_median": round(smoke, 3),
+        "model_preparation_seconds": [round(o["model_preparation_seconds"], 3) for o in onnx],
+    }
+    print(json.dumps({"figures": figures, "builds": builds, "onnx": onnx}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
