@@ -175,10 +175,15 @@ _V2_NO_GPU_WARNING = "no GPU: this CUDA image ran its inference on the CPU"
 
 def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 3 records the run's timeline (none before), and stops recording the no-GPU
-    warning: readers derive it from the smoke fields (`cuda_build` and not `gpu_used`)."""
+    warning: readers derive it from the smoke fields (`cuda_build` and not `gpu_used`). A
+    smoke test may be an HTTP service's (`served`: none before)."""
     run = {"timeline": [], "wall_seconds": None, **data["run"]}
     results = [
-        {**cell, "warnings": [w for w in cell.get("warnings") or [] if w != _V2_NO_GPU_WARNING]}
+        {
+            **cell,
+            "warnings": [w for w in cell.get("warnings") or [] if w != _V2_NO_GPU_WARNING],
+            **({"smoke": {"served": None, **cell["smoke"]}} if cell.get("smoke") else {}),
+        }
         for cell in data["results"]
     ]
     return {**data, "schema_version": 3, "run": run, "results": results}
