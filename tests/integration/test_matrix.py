@@ -3,6 +3,7 @@ directory, default options), checked against the engine and the images' contents
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -196,3 +197,19 @@ def test_nothing_is_left_running_and_the_smoke_volume_is_gone(matrix_run: Ran, c
     label = f"buildbench.run-id={run_id}"
     assert client.containers.list(all=True, filters={"label": label}) == []
     assert client.volumes.list(filters={"label": label}) == []
+
+
+def test_the_timeline_adds_up_to_the_runs_wall_time(matrix_run: Ran):
+    run = matrix_run.data()["run"]
+    phases, wall = run["timeline"], run["wall_seconds"]
+    assert sum(p["seconds"] for p in phases) == pytest.approx(wall, abs=0.001 * len(phases))
+    for before, after in zip(phases, phases[1:], strict=False):
+        assert after["start"] == pytest.approx(before["start"] + before["seconds"], abs=0.002)
+    started = dt.datetime.fromisoformat(run["started_at"])
+    finished = dt.datetime.fromisoformat(run["finished_at"])
+    assert abs((finished - started).total_seconds() - wall) <= 2  # the clock's 1 s resolution
+    for key in CELLS:
+        names = {p["name"] for p in phases if p["cell"] == key}
+        assert {"build", "measure", "smoke", "clean-up"} <= names, key
+    report = (matrix_run.results[0].parent / "report.md").read_text()
+    assert "## Where the time went" in report and "report-timeline.png" in report
