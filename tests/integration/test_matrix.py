@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 import re
 from pathlib import Path
@@ -203,7 +204,7 @@ def test_the_timeline_adds_up_to_the_runs_wall_time(matrix_run: Ran):
     run = matrix_run.data()["run"]
     phases, wall = run["timeline"], run["wall_seconds"]
     assert sum(p["seconds"] for p in phases) == pytest.approx(wall, abs=0.001 * len(phases))
-    for before, after in zip(phases, phases[1:], strict=False):
+    for before, after in itertools.pairwise(phases):
         assert after["start"] == pytest.approx(before["start"] + before["seconds"], abs=0.002)
     started = dt.datetime.fromisoformat(run["started_at"])
     finished = dt.datetime.fromisoformat(run["finished_at"])
