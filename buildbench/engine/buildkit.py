@@ -38,6 +38,7 @@ from buildbench.engine.api import Engine, LineSink
 from buildbench.engine.builders import BuilderName, BuildRequest, BuildSample, CreatedSink
 from buildbench.engine.dockerfile import stage_names, unconsumed_warnings
 from buildbench.engine.endpoint import Endpoint
+from buildbench.engine.wait import poll_until
 from buildbench.errors import LOG_TAIL_LINES, BuildFailed, EngineUnavailable, UsageError
 
 _PROBE_SECONDS = 20
@@ -310,16 +311,18 @@ class BuildkitBuilder:
     def _prune_cancelled(self, before: set[str], on_created: CreatedSink) -> None:
         """BuildKit winds a cancelled build down after the CLI has gone, and may still create
         or use records meanwhile: prune what is new until nothing new is left (or a bound)."""
-        deadline, journalled = time.monotonic() + _CANCEL_GRACE, set(before)
-        while True:
+        journalled = set(before)
+
+        def nothing_new_left() -> bool:
             created = [r.id for r in self.engine.build_cache() if r.id not in before]
             for record in set(created) - journalled:
                 on_created("cache", record)
                 journalled.add(record)
-            if not created or time.monotonic() > deadline:
-                return
-            self.engine.prune_cache_records(created)
-            time.sleep(1)
+            if created:
+                self.engine.prune_cache_records(created)
+            return not created
+
+        poll_until(nothing_new_left, timeout=_CANCEL_GRACE)
 
     def _created_records(self, before: set[str], on_created: CreatedSink) -> list[str]:
         try:

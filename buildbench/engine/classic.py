@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from buildbench.engine.api import Engine, LineSink
 from buildbench.engine.builders import BuilderName, BuildRequest, BuildSample, CreatedSink
+from buildbench.engine.wait import poll_until
 from buildbench.errors import BuildFailed
 
 log = logging.getLogger("buildbench")
@@ -140,17 +141,23 @@ class ClassicBuilder:
         deadline = time.monotonic() + _STEP_CONTAINER_GRACE
         parent = self.engine.image(clock.parent) if clock.copying and clock.parent else None
         left: list[str] = []
-        while clock.layers:
+
+        def removed() -> bool:
+            """Whether the build's images are gone; tried once no container holds them, and
+            in any case when the time is up."""
+            nonlocal left
             busy = self.engine.containers_using(clock.layers[0])  # of its descendants too
-            if not busy or time.monotonic() > deadline:
-                # A step the engine finished after the cancel committed an image we never
-                # saw: it is a child of the last one we did.
-                chain = [*clock.layers, *self._descendants(clock.layers[-1:])]
-                remove_untagged(self.engine, reversed(chain))
-                left = [layer for layer in chain if self.engine.image(layer) is not None]
-                if not left or time.monotonic() > deadline:
-                    break
-            time.sleep(1)
+            if busy and time.monotonic() < deadline:
+                return False
+            # A step the engine finished after the cancel committed an image we never saw:
+            # it is a child of the last one we did.
+            chain = [*clock.layers, *self._descendants(clock.layers[-1:])]
+            remove_untagged(self.engine, reversed(chain))
+            left = [layer for layer in chain if self.engine.image(layer) is not None]
+            return not left
+
+        if clock.layers:
+            poll_until(removed, deadline=deadline)
         if parent is not None:
             self._remove_late_copy(parent.layers, deadline, dangling_before)
         if left:
@@ -159,13 +166,16 @@ class ClassicBuilder:
     def _remove_late_copy(self, below: tuple[str, ...], deadline: float, before: set[str]) -> None:
         """A cancelled COPY or ADD goes on in the engine and commits its image when it is done,
         with no parent recorded: a new untagged image one layer above `below`. Wait for it."""
-        while time.monotonic() < deadline:
+
+        def landed_and_removed() -> bool:
             for image in set(self.engine.dangling_images()) - before:
                 info = self.engine.image(image)
                 if info and len(info.layers) == len(below) + 1 and info.layers[:-1] == below:
                     self.engine.remove_image(info.id)
-                    return
-            time.sleep(1)
+                    return True
+            return False
+
+        poll_until(landed_and_removed, deadline=deadline)
 
     def _descendants(self, images: list[str]) -> list[str]:
         found: list[str] = []

@@ -11,13 +11,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import requests
 
+from buildbench.engine.wait import poll_until
 from buildbench.errors import RegistryError, UsageError
 
 log = logging.getLogger("buildbench")
@@ -191,22 +191,25 @@ class LocalRegistry:
 
     def _wait_ready(self, port: int) -> bool:
         """True once our registry answers; False if it lost the port; RegistryError otherwise."""
-        assert self._process is not None
-        deadline = time.monotonic() + self._start_timeout
+        process = self._process
+        assert process is not None
         with requests.Session() as session:
             session.trust_env = False
-            while time.monotonic() < deadline:
-                code = self._process.poll()
+
+            def started() -> str | None:
+                code = process.poll()
                 if code is not None:
                     tail = self._stderr_tail()
                     if "address already in use" in tail:
-                        return False
+                        return "lost the port"
                     raise RegistryError(
                         f"{BINARY} exited with status {code} at start: {tail}", tip=_LOCAL_TIP
                     )
-                if self._answers(session, port):
-                    return True
-                time.sleep(0.05)
+                return "answers" if self._answers(session, port) else None
+
+            state = poll_until(started, timeout=self._start_timeout, interval=0.05)
+        if state is not None:
+            return state == "answers"
         raise RegistryError(
             f"{BINARY} did not answer on 127.0.0.1:{port} within {self._start_timeout:g} s; "
             f"its log ends: {self._stderr_tail()}",
