@@ -28,9 +28,12 @@ from buildbench.engine.registry.address import parse_address
 from buildbench.engine.registry.local import LOCAL, LocalRegistry
 from buildbench.engine.registry.manifests import check_registry
 from buildbench.errors import Terminated
+from buildbench.measure.smoke.inference import check_models
+from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import CellRecord
 from buildbench.render.markdown import CELL_HEADERS, cell_columns
+from buildbench.run.config import load_models
 from buildbench.run.engines import run_on_engines
 from buildbench.run.pipeline import RunPlan
 from buildbench.status import Status
@@ -168,6 +171,37 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     help="This machine's name in reports and history [default: the engine's host name] "
     "(CI runners' host names change from run to run).",
 )
+@option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="SPEC",
+    help="The smoke test's model (repeatable): PATH.onnx (external data beside it), PATH.pt2, "
+    "a TorchScript file, or module:callable returning (torch.nn.Module, example_inputs) "
+    "[default: ResNet-18, random weights; [[model]] tables in the config add to these].",
+)
+@option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=DIMS[:DTYPE][:LOW-HIGH]",
+    help="A model input's shape, dtype and value range (repeatable), e.g. "
+    "input_ids=1x128:int64:0-30521; the first dimension is the batch axis --batch-sizes sweeps.",
+)
+@option(
+    "--ort-settings",
+    default="",
+    metavar="LIST",
+    help="ONNX Runtime settings to time beside the default (all, online): any of disabled, "
+    "basic, extended, all, offline (optimised once, saved, then loaded), comma-separated.",
+)
+@option(
+    "--threads",
+    default="",
+    metavar="LIST",
+    callback=lambda ctx, param, value: _batch_sizes(ctx, param, value) if value else (),
+    help="Intra-op thread counts to time beside the default, for both frameworks, e.g. 1,2.",
+)
 @option("--no-preflight", is_flag=True, help="Skip the disk and index checks before building.")
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
 @option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
@@ -191,6 +225,10 @@ def run(
     registry: str | None,
     cold_pull: bool,
     machine: str | None,
+    models: tuple[str, ...],
+    inputs: tuple[str, ...],
+    ort_settings: str,
+    threads: tuple[int, ...],
     no_preflight: bool,
     verbose: bool,
     quiet: bool,
@@ -227,10 +265,19 @@ def run(
             min_seconds=latency_seconds,
             cold_starts=cold_starts,
             memory_bytes=smoke_memory * 1024**2,
+            models=(
+                *(ModelRequest(m, inputs) for m in models),
+                *load_models(resolved.source),
+            ),
+            ort_settings=tuple(s.strip() for s in ort_settings.split(",") if s.strip()),
+            threads=threads,
+            frameworks=tuple(dict.fromkeys(c.framework for c in resolved.cells if c.framework)),
         )
         if smoke
         else None,
     )
+    if plan.smoke is not None:
+        check_models(plan.smoke)
     signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=True, highlight=False)
     screen = TerminalProgress(console, verbose=verbose, quiet=quiet)

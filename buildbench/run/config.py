@@ -33,6 +33,14 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
     build_inputs = false         # whether the context gets buildbench's build-inputs/ folder
                                  # (pip.conf, CA bundle, wheels), as the built-in images do
 
+The smoke test's models (`--model` adds to them): one `[[model]]` table each; with no
+`[[image]]` table, the built-in images run them.
+
+    [[model]]
+    path = "models/bert.onnx"    # PATH.onnx (external data beside it), PATH.pt2, TorchScript,
+                                 # or module = "pkg.mod:factory" instead; relative to this file
+    inputs = ["input_ids=1x128:int64:0-30521"]  # like --input NAME=DIMS[:DTYPE][:LOW-HIGH]
+
 Every mistake (unknown key, wrong type, missing file) is a `UsageError` naming file and key.
 """
 
@@ -48,6 +56,7 @@ from typing import Any
 
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.http import MAX_CONCURRENCY, HttpSmoke
+from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.run.matrix import (
     CUDA_VALUES,
     FRAMEWORKS,
@@ -258,8 +267,12 @@ def load_config(path: Path | None = None, directory: Path | None = None) -> Matr
 
 
 def _parse(data: object, source: Path, prefix: str) -> MatrixConfig:
-    top = _Table(data, source, f"[{prefix.rstrip('.')}]" if prefix else "top level", ("image",))
+    top = _Table(
+        data, source, f"[{prefix.rstrip('.')}]" if prefix else "top level", ("image", "model")
+    )
     entries = top.typed("image", list, "[...] (write [[image]] tables)")
+    if not entries and top.data.get("model"):  # models only: the built-in images run them
+        return MatrixConfig(source, tuple(BuiltinImage(f) for f in FRAMEWORKS))
     if not entries:
         raise top.error(
             "declares no images", f"add an [[{prefix}image]] table per image (see the README)"
@@ -506,6 +519,39 @@ def _http_seconds(table: _Table) -> float:
             "e.g. seconds = 10 (per concurrency level)",
         )
     return float(seconds)
+
+
+def load_models(path: Path | None) -> tuple[ModelRequest, ...]:
+    """The `[[model]]` tables of the config at `path` (None: no config, no models)."""
+    if path is None:
+        return ()
+    data: Any = _read_toml(path)
+    prefix = ""
+    if path.name == PYPROJECT_NAME:
+        data, prefix = _buildbench_table(data) or {}, "tool.buildbench."
+    entries = data.get("model") if isinstance(data, dict) else None
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise UsageError(
+            f"{path}: model must be [[{prefix}model]] tables, not {_type_name(entries)}",
+            tip=f'write [[{prefix}model]] with path = "model.onnx"',
+        )
+    found = []
+    for number, entry in enumerate(entries, 1):
+        table = _Table(entry, path, f"[[{prefix}model]] #{number}", ("path", "module", "inputs"))
+        given = [k for k in ("path", "module") if table.data.get(k) is not None]
+        if len(given) != 1:
+            raise table.error(
+                "needs path or module (one of them)",
+                'path = "model.onnx", or module = "pkg.mod:factory"',
+            )
+        inputs = table.typed("inputs", list, '["input_ids=1x128:int64"]') or []
+        if not all(isinstance(i, str) for i in inputs):
+            raise table.error("inputs must be strings", '["NAME=DIMS[:DTYPE][:LOW-HIGH]"]')
+        spec = table.required(given[0])
+        found.append(ModelRequest(spec, tuple(inputs), base=str(path.parent.resolve())))
+    return tuple(found)
 
 
 def load_matrix(

@@ -17,5 +17,13 @@ def smoke_kind(cell: Cell, options: SmokeOptions) -> SmokeKind | None:
     if cell.smoke_command:
         return CommandSmoke(cell.smoke_command, cell.smoke_expect)
     if cell.framework in FRAMEWORKS:
-        return InferenceSmoke(cell.framework or "", cell.variant, options.batch_sizes)
+        return InferenceSmoke(
+            cell.framework or "",
+            cell.variant,
+            options.batch_sizes,
+            models=options.models,
+            settings=options.ort_settings,
+            threads=options.threads,
+            frameworks=options.frameworks,
+        )
     return None

@@ -1,120 +1,118 @@
-"""Host side of the smoke test: the model, its ONNX export and reference outputs, once per run.
+"""Host side of the smoke test: the files that travel to the engine, as one archive.
 
-Needs torch, onnx and onnxscript on the host (the `model` extra): a CPU torch is enough. The
-files reach the engine as an archive, unpacked into a volume there: never as a host path.
+Per model: its forms (ONNX with external data, a torch.export program or TorchScript), inputs
+and reference outputs per batch size, and `meta.json` for the program; the program once, at
+the top. The archive is unpacked into a volume of the engine's: never a host path. Every file
+is 0644 and every folder 0755 in the archive, whatever its mode here (onnx writes external
+data 0600): the smoke test runs as an unprivileged user.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import logging
-import shutil
 import tarfile
-import tempfile
-import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from buildbench.errors import UsageError
+from buildbench.measure.smoke import modelspec
+from buildbench.measure.smoke.modelspec import PreparedModel
 
-SEED = 0
-IMAGE_SHAPE = (3, 224, 224)
-# fp32 parity between the image and the host reference, in the spirit of numpy.allclose.
-RTOL, ATOL = 1e-3, 1e-4
-PROGRAM_FILES = ("program.py", "resnet.py")
+DEFAULT_MODEL = "buildbench.measure.smoke.resnet:resnet18"
+PROGRAM = Path(__file__).with_name("program.py")
 
 
 def check_model_stack() -> None:
     """A UsageError, before anything is built, when the host lacks what the model needs."""
-    _import_model_stack()
+    modelspec.import_stack()
 
 
-def _import_model_stack() -> tuple[Any, Any]:  # (torch, onnx)
-    try:
-        import onnx
-        import onnxscript  # noqa: F401 - torch.onnx.export(dynamo=True) needs it
-        import torch
-    except ImportError as exc:
-        raise UsageError(
-            f"smoke tests need torch, onnx and onnxscript on the host ({exc.name} is missing)",
-            tip="pip install torch --index-url https://download.pytorch.org/whl/cpu && "
-            "pip install 'buildbench[model]'; or run with --no-smoke",
-        ) from None
-    return torch, onnx
+def default_model(frameworks: Sequence[str] = ("pytorch", "onnx")) -> PreparedModel:
+    """ResNet-18 with random weights: the model of a run without --model."""
+    return modelspec.load(modelspec.parse_spec(DEFAULT_MODEL), frameworks=frameworks)
 
 
-def _export_onnx(torch: Any, model: Any, example: Any, path: Path) -> None:
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    quiet = logging.getLogger("torch")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_shapes=({0: batch},),
-                verbose=False,
-            )
-            program.save(str(path))
-    finally:
-        quiet.setLevel(level)
-
-
-def prepare_artifacts(batch_sizes: tuple[int, ...]) -> bytes:
-    """The smoke test's files as a tar, for a volume of the engine's (it may be remote):
-    program, model (weights + ONNX), inputs and reference outputs, all world-readable."""
-    with tempfile.TemporaryDirectory(prefix="buildbench-smoke-") as tmp:
-        directory = Path(tmp)
-        _write_artifacts(directory, batch_sizes)
-        out = io.BytesIO()
-        with tarfile.open(fileobj=out, mode="w") as tar:
-            for path in sorted(directory.iterdir()):
-                info = tar.gettarinfo(str(path), arcname=path.name)
-                info.uid = info.gid = 0
-                info.uname = info.gname = "root"
-                info.mode = 0o644  # containers run as an unprivileged user: readable by all
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
-        return out.getvalue()
-
-
-def _write_artifacts(directory: Path, batch_sizes: tuple[int, ...]) -> None:
-    torch, onnx = _import_model_stack()
-    from buildbench.measure.smoke.resnet import ResNet18
-
-    torch.manual_seed(SEED)
-    model = ResNet18().eval()
-    torch.save(model.state_dict(), directory / "weights.pt")
-    generator = torch.Generator().manual_seed(SEED + 1)
-    inputs = {b: torch.randn(b, *IMAGE_SHAPE, generator=generator) for b in batch_sizes}
-    with torch.no_grad():
-        for b, x in inputs.items():
-            (directory / f"input-{b}.f32").write_bytes(x.numpy().tobytes())
-            (directory / f"reference-{b}.f32").write_bytes(model(x).numpy().tobytes())
-    _export_onnx(torch, model, inputs[batch_sizes[0]], directory / "model.onnx")
-    onnx.checker.check_model(str(directory / "model.onnx"), full_check=True)
-    here = Path(__file__).parent
-    for name in PROGRAM_FILES:
-        shutil.copyfile(here / name, directory / name)
-    meta = {
-        "model": "resnet18 (random weights, seed 0)",
-        "batch_sizes": list(batch_sizes),
-        "input_shape": list(IMAGE_SHAPE),
-        "num_classes": 1000,
-        "rtol": RTOL,
-        "atol": ATOL,
-        "torch_version": torch.__version__,
-        "onnx_opset": onnx.load(str(directory / "model.onnx")).opset_import[0].version,
+def model_meta(prepared: PreparedModel, data: Path) -> dict[str, object]:
+    """What the program reads of one model: its files, inputs, references and tolerances."""
+    described = json.loads((data / "data.json").read_text())
+    info = prepared.info
+    return {
+        "model": info.source,
+        "sha256": info.sha256,
+        "onnx": f"model/{prepared.onnx}" if prepared.onnx else None,
+        "onnx_files": prepared.onnx_files,
+        "torch": f"model/{prepared.torch}" if prepared.torch else None,
+        "torch_format": prepared.torch_format,
+        "not_applicable": info.not_applicable,
+        "fixed_batch": info.fixed_batch,
+        "inputs": [asdict(p) for p in prepared.inputs],
+        "outputs": [o.name for o in info.outputs],
+        "batch_sizes": [b["batch"] for b in described["batches"]],
+        "batches": described["batches"],
+        "rtol": modelspec.RTOL,
+        "atol": modelspec.ATOL,
     }
-    (directory / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def model_folder(index: int) -> str:
+    """Where the index-th model lies in the volume: the first at the top (`meta.json` where
+    the program looks by default), the others under `m<index>/`."""
+    return f"m{index}/" if index else ""
+
+
+def prepare_artifacts(
+    batch_sizes: tuple[int, ...], models: Sequence[PreparedModel] | None = None
+) -> bytes:
+    """The smoke test's files as a tar: the program, and each model in its `model_folder`."""
+    chosen = list(models) if models else [default_model()]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        _add_file(tar, PROGRAM, "program.py")
+        for index, prepared in enumerate(chosen):
+            data = modelspec.prepare_data(prepared, batch_sizes)
+            meta = json.dumps(model_meta(prepared, data), indent=2).encode()
+            _add_model(tar, model_folder(index), prepared, data, meta)
+    return out.getvalue()
+
+
+def _add_model(
+    tar: tarfile.TarFile, prefix: str, prepared: PreparedModel, data: Path, meta: bytes
+) -> None:
+    if prefix:
+        _add_dir(tar, prefix.rstrip("/"))
+    _add_dir(tar, f"{prefix}model")
+    names = [*prepared.onnx_files, *([prepared.torch] if prepared.torch else [])]
+    for name in names:
+        _add_file(tar, prepared.directory / name, f"{prefix}model/{name}")
+    _add_dir(tar, f"{prefix}data")
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()):
+        _add_dir(tar, f"{prefix}data/{folder.name}")
+        for path in sorted(folder.iterdir()):
+            _add_file(tar, path, f"{prefix}data/{folder.name}/{path.name}")
+    _add_bytes(tar, f"{prefix}meta.json", meta)
+
+
+def _owned(info: tarfile.TarInfo, mode: int) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mode = mode
+    return info
+
+
+def _add_dir(tar: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    tar.addfile(_owned(info, 0o755))
+
+
+def _add_file(tar: tarfile.TarFile, path: Path, name: str) -> None:
+    info = _owned(tar.gettarinfo(str(path), arcname=name), 0o644)
+    with path.open("rb") as handle:
+        tar.addfile(info, handle)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = _owned(tarfile.TarInfo(name), 0o644)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))

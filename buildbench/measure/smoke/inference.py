@@ -1,28 +1,50 @@
-"""A model run in the image's own framework (PyTorch or ONNX Runtime): parity with the host's
-reference outputs, latency per batch size, start-up, and the image's real variant.
+"""A model run in the image's own framework (PyTorch or ONNX Runtime): parity of every output
+with the host's reference outputs, latency per batch size and per runtime setting, start-up,
+and the image's real variant.
 
-The first container checks parity and times inference; `cold_starts - 1` more, each fresh, time
-only the start-up, so that cold start has a median and a spread.
+The models are the user's (`--model`, `[[model]]`; without them ResNet-18), prepared on the
+host once and shipped in one volume. Per model, the first container checks parity and times
+inference under each runtime setting; `cold_starts - 1` more, each fresh, time only the
+start-up, so that cold start has a median and a spread. A cell whose framework has no form of
+a model is "not applicable" for it, with the reason, never a failure.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from buildbench.analyze.derived import worst_parity
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, VolumeMount
-from buildbench.measure.smoke import artifacts
+from buildbench.errors import UsageError
+from buildbench.measure.smoke import artifacts, modelspec
+from buildbench.measure.smoke.modelspec import ModelRequest, PreparedModel
+from buildbench.measure.smoke.program import DEFAULT_SETTING, ORT_LEVELS
 from buildbench.measure.smoke.runner import (
     MOUNT,
     Payload,
     SmokeContext,
+    SmokeOptions,
     killed,
     output_tail,
     program_report,
     relay_progress,
 )
-from buildbench.record import Latency, NetworkProbe, Parity, SmokeResult, Startup
+from buildbench.record import (
+    FRAMEWORKS,
+    Latency,
+    NetworkProbe,
+    OutputParity,
+    Parity,
+    RuntimeSetting,
+    SmokeResult,
+    Startup,
+    from_json,
+)
 from buildbench.status import Status
 
 _REPORTED = (
@@ -38,6 +60,49 @@ _REPORTED = (
     "available_providers",
     "peak_memory_bytes",
 )
+ORT_SETTINGS = (*ORT_LEVELS, "offline")  # offline: optimised at `all` once, saved, then loaded
+NOT_APPLICABLE = "not applicable"
+
+
+def runtime_settings(ort: Sequence[str] = (), threads: Sequence[int] = ()) -> list[dict[str, Any]]:
+    """The settings axis: today's default first, then each `--ort-settings` item and each
+    `--threads` count (the program keeps, per framework, what applies to it)."""
+    unknown = [s for s in ort if s not in ORT_SETTINGS]
+    if unknown:
+        raise UsageError(
+            f"--ort-settings {unknown[0]}: not a setting", tip=f"one of {', '.join(ORT_SETTINGS)}"
+        )
+    if any(n < 1 for n in threads):
+        raise UsageError("--threads: counts are 1 or more", tip="e.g. --threads 1,2")
+    found = [dict(DEFAULT_SETTING)]
+    for item in ort:
+        offline = item == "offline"
+        found.append({**DEFAULT_SETTING, "level": "all" if offline else item, "offline": offline})
+    found += [{**DEFAULT_SETTING, "threads": n} for n in threads]
+    unique: list[dict[str, Any]] = []
+    for setting in found:
+        if setting not in unique:
+            unique.append(setting)
+    return unique
+
+
+@functools.cache
+def load_models(
+    requests: tuple[ModelRequest, ...], frameworks: tuple[str, ...]
+) -> tuple[PreparedModel, ...]:
+    """The run's models, prepared once per process (each kind's check and payload ask)."""
+    if not requests:
+        return (artifacts.default_model(frameworks),)
+    return tuple(modelspec.load_requests(requests, frameworks))
+
+
+def check_models(options: SmokeOptions) -> None:
+    """The run's models and settings, refused now (UsageError) if wrong: before any engine is
+    asked anything, so a mistake costs no build."""
+    runtime_settings(options.ort_settings, options.threads)
+    if options.models:
+        artifacts.check_model_stack()
+        load_models(options.models, options.frameworks)
 
 
 @dataclass(frozen=True)
@@ -45,30 +110,73 @@ class InferenceSmoke:
     framework: str  # "pytorch" or "onnx"
     variant: str  # "cpu" or "cuda": what the image claims to be
     batch_sizes: tuple[int, ...]
+    models: tuple[ModelRequest, ...] = ()  # none: the default ResNet-18
+    settings: tuple[str, ...] = ()  # --ort-settings
+    threads: tuple[int, ...] = ()  # --threads
+    frameworks: tuple[str, ...] = FRAMEWORKS  # the run's: a model none of them runs is refused
 
     def check(self) -> None:
         artifacts.check_model_stack()
+        runtime_settings(self.settings, self.threads)
+        self.prepared()
+
+    def prepared(self) -> tuple[PreparedModel, ...]:
+        return load_models(self.models, self.frameworks)
 
     def payload(self) -> Payload:
+        models = self.prepared()
+        identity = json.dumps(
+            [[m.info.sha256, [p.__dict__ for p in m.inputs]] for m in models]
+            + [list(self.batch_sizes)]
+        )
+        names = ", ".join(m.info.source for m in models)
         return Payload(
-            key=f"resnet18-{'-'.join(map(str, self.batch_sizes))}",
-            make=lambda: artifacts.prepare_artifacts(self.batch_sizes),
-            describe="the smoke-test model (ResNet-18, ONNX export, references)",
+            key="models-" + hashlib.sha256(identity.encode()).hexdigest()[:16],
+            make=lambda: artifacts.prepare_artifacts(self.batch_sizes, models),
+            describe=f"the smoke-test models ({names}): inputs and reference outputs",
         )
 
     def run(self, ctx: SmokeContext) -> SmokeResult:
-        full = self.judge(
-            ctx.engine.run(ctx.image, self.spec(ctx), relay_progress(ctx.on_progress)), ctx.gpus
-        )
-        if full.status != Status.OK or ctx.options.cold_starts < 2:
+        results = [
+            self.run_model(ctx, model, artifacts.model_folder(index), len(self.prepared()) > 1)
+            for index, model in enumerate(self.prepared())
+        ]
+        first, more = results[0], results[1:]
+        failed = next((r for r in more if r.status != Status.OK), None)
+        if first.status == Status.OK and failed is not None and failed.model is not None:
+            first = replace(
+                first, status=failed.status, message=f"{failed.model.source}: {failed.message}"
+            )
+        return replace(first, more_models=more)
+
+    def run_model(
+        self, ctx: SmokeContext, model: PreparedModel, folder: str, several: bool
+    ) -> SmokeResult:
+        reason = model.info.not_applicable.get(self.framework)
+        if reason is not None:
+            return SmokeResult(
+                Status.OK,
+                f"{NOT_APPLICABLE}: {reason}",
+                "model",
+                model=model.info,
+                not_applicable=reason,
+            )
+
+        def progress(text: str) -> None:
+            ctx.on_progress(f"{model.info.source}: {text}" if several else text)
+
+        spec = self.spec(ctx, folder)
+        full = self.judge(ctx.engine.run(ctx.image, spec, relay_progress(progress)), ctx.gpus)
+        full = replace(full, model=model.info)
+        if full.status != Status.OK or ctx.options.cold_starts < 2 or full.not_applicable:
             return full
         startups = [full]
         for n in range(2, ctx.options.cold_starts + 1):
-            ctx.on_progress(f"cold start {n} of {ctx.options.cold_starts}")
-            outcome = ctx.engine.run(ctx.image, self.spec(ctx, mode="startup"))
+            progress(f"cold start {n} of {ctx.options.cold_starts}")
+            outcome = ctx.engine.run(ctx.image, self.spec(ctx, folder, mode="startup"))
             found = self.judge(outcome, ctx.gpus, check_verdict=False)
             if found.status != Status.OK:  # a start-up that fails now fails the smoke test
-                return found
+                return replace(found, model=model.info)
             startups.append(found)
         return replace(
             full,
@@ -77,18 +185,22 @@ class InferenceSmoke:
             seconds=round(sum(run.seconds for run in startups), 3),
         )
 
-    def spec(self, ctx: SmokeContext, mode: Literal["full", "startup"] = "full") -> ContainerSpec:
+    def spec(
+        self, ctx: SmokeContext, folder: str = "", mode: Literal["full", "startup"] = "full"
+    ) -> ContainerSpec:
         options = ctx.options
+        settings = runtime_settings(self.settings, self.threads)
         command = [
             "python",
             f"{MOUNT}/program.py",
             f"--framework={self.framework}",
             f"--mode={mode}",
-            f"--artifacts={MOUNT}",
+            f"--artifacts={MOUNT}/{folder}".rstrip("/"),
             f"--warmup={options.warmup}",
             f"--min-runs={options.min_runs}",
             f"--min-seconds={options.min_seconds}",
             *(["--gpu"] if ctx.gpus else []),
+            *([f"--settings={json.dumps(settings)}"] if len(settings) > 1 else []),
         ]
         assert ctx.volume is not None, "the model's files travel in a volume"
         return ContainerSpec(
@@ -117,6 +229,10 @@ class InferenceSmoke:
             message = f"the smoke program did not run (exit code {outcome.exit_code})"
             return SmokeResult(
                 Status.SMOKE_FAILED, message, output_tail=output_tail(outcome), **base
+            )
+        if reason := report.get("not_applicable"):
+            return SmokeResult(
+                Status.OK, f"{NOT_APPLICABLE}: {reason}", not_applicable=reason, **base
             )
         found = _findings(report, outcome)
         if "error" in report:
@@ -147,7 +263,9 @@ class InferenceSmoke:
         summary = worst_parity(smoke)
         if summary is None or not summary.ok:
             worst = f"max abs diff {summary.max_abs_diff:.3g}" if summary else "no parity reported"
-            return Status.SMOKE_FAILED, f"outputs differ from the reference: {worst}"
+            names = sorted({n for n in smoke.worst_output.values() if n})
+            which = f" (worst: {', '.join(names)})" if names else ""
+            return Status.SMOKE_FAILED, f"outputs differ from the reference: {worst}{which}"
         if smoke.network is None or not smoke.network.isolated:
             return Status.SMOKE_FAILED, (
                 "the smoke container reached the network: isolation is broken"
@@ -161,11 +279,22 @@ def _findings(report: dict[str, Any], outcome: ContainerOutcome) -> dict[str, An
     found: dict[str, Any] = {key: report.get(key) for key in _REPORTED}
     found["parity"] = {b: Parity(**p) for b, p in (report.get("parity") or {}).items()}
     found["latency"] = {
-        b: Latency(samples=run["samples"], warmup=run["warmup"], seconds=run["seconds"])
+        b: Latency(
+            samples=run["samples"],
+            warmup=run["warmup"],
+            seconds=run["seconds"],
+            cpu_others_share=run.get("cpu_others_share"),  # see measure/smoke/cpuload.py
+        )
         for b, run in (report.get("latency") or {}).items()
     }
     if network := report.get("network"):
         found["network"] = NetworkProbe(**network)
+    found["outputs"] = {
+        b: {name: from_json(OutputParity, p) for name, p in outputs.items()}
+        for b, outputs in (report.get("outputs") or {}).items()
+    }
+    found["worst_output"] = {b: n for b, n in (report.get("worst_output") or {}).items() if n}
+    found["settings"] = [from_json(RuntimeSetting, s) for s in report.get("settings") or []]
     startup = _startup(report, outcome)
     if startup is not None:
         found["startup"] = [startup]

@@ -2,10 +2,13 @@
 a read-only root filesystem and no network. Standard library plus the image's framework only
 (the PyTorch image has no numpy).
 
-Two modes: `full` checks parity and times inference per batch size; `startup` (a fresh
-container each) times only what a cold start costs: framework import, model load, first
-inference. Reports progress on stderr (`BUILDBENCH_PROGRESS <text>`) and its findings as one
-stdout line: `BUILDBENCH_SMOKE_RESULT <json>`. Raw samples only: the host does the statistics.
+It reads one model's folder (`--artifacts`): `meta.json`, the model's forms under `model/`,
+inputs and the host's reference outputs per batch size under `data/<batch>/` as raw bytes.
+Two modes: `full` checks parity of every output and times inference per batch size and per
+runtime setting (`--settings`); `startup` (a fresh container each) times only what a cold start
+costs: framework import, model load, first inference. Reports progress on stderr
+(`BUILDBENCH_PROGRESS <text>`) and its findings as one stdout line:
+`BUILDBENCH_SMOKE_RESULT <json>`. Raw samples only: the host does the statistics.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse  # noqa: E402 - after the start time, on purpose
 import ctypes  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -27,28 +31,145 @@ from typing import Any  # noqa: E402
 
 RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
 PROGRESS_PREFIX = "BUILDBENCH_PROGRESS "
+# Reference files hold each output as one of these `array` typecodes (half floats as float32).
+TYPECODES = {
+    "float32": "f",
+    "float16": "f",
+    "bfloat16": "f",
+    "float64": "d",
+    "int64": "q",
+    "int32": "i",
+    "int16": "h",
+    "int8": "b",
+    "uint8": "B",
+    "bool": "B",
+}
+ORT_LEVELS = ("disabled", "basic", "extended", "all")
+DEFAULT_SETTING = {"level": "all", "offline": False, "threads": None, "providers": None}
 
 
 def progress(text: str) -> None:
     print(PROGRESS_PREFIX + text, file=sys.stderr, flush=True)
 
 
-def read_floats(path: str) -> array:
-    values = array("f")
+def read_array(path: str, typecode: str) -> array:
+    values = array(typecode)
     with open(path, "rb") as handle:
         values.frombytes(handle.read())
     return values
 
 
-def parity(got: list[float], want: array, rtol: float, atol: float) -> dict:
-    max_abs = max_rel = 0.0
-    within = True
+def parity(got: list, want: array | list, rtol: float, atol: float, exact: bool = False) -> dict:
+    """Floats within atol + rtol * |reference| (NaN matches NaN); integers and booleans
+    exactly. `ratio`: the worst difference over what the tolerance allows (above 1 fails)."""
+    max_abs = max_rel = ratio = 0.0
+    mismatches = 0
     for g, w in zip(got, want, strict=True):
-        diff = abs(g - w)
+        g, w = float(g), float(w)
+        if g == w or (math.isnan(g) and math.isnan(w)):
+            continue
+        diff = abs(g - w) if not (math.isnan(g) or math.isnan(w)) else math.inf
         max_abs = max(max_abs, diff)
         max_rel = max(max_rel, diff / max(abs(w), 1e-12))
-        within = within and diff <= atol + rtol * abs(w)
-    return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "ok": within}
+        allowed = 0.0 if exact else atol + rtol * abs(w)
+        mismatches += diff > allowed
+        ratio = max(ratio, diff / allowed if allowed else math.inf)
+    return {
+        "max_abs_diff": max_abs,
+        "max_rel_diff": max_rel,
+        "ok": mismatches == 0,
+        "exact": exact,
+        "mismatches": mismatches,
+        "count": len(want),
+        "ratio": ratio,
+    }
+
+
+def compare_outputs(got: list, batch: dict, meta: dict, folder: str) -> dict[str, dict]:
+    """Parity of every output with its reference, by name; a missing output or another shape
+    fails by itself."""
+    found: dict[str, dict] = {}
+    for i, (name, ref) in enumerate(zip(meta["outputs"], batch["references"], strict=True)):
+        want = read_array(os.path.join(folder, f"reference-{i}.bin"), TYPECODES[ref["dtype"]])
+        exact = not ref["dtype"].startswith(("float", "bfloat"))
+        if i >= len(got):
+            found[name] = {**parity([], [], 0, 0, exact), "ok": False, "note": "missing"}
+            continue
+        shape, values = got[i]
+        if list(shape) != list(ref["shape"]):
+            note = f"shape {list(shape)}, reference {ref['shape']}"
+            found[name] = {**parity([], [], 0, 0, exact), "ok": False, "note": note}
+            continue
+        found[name] = parity(values, want, meta["rtol"], meta["atol"], exact)
+    return found
+
+
+def worst(outputs: dict[str, dict]) -> tuple[str | None, dict]:
+    """The output furthest from its reference, and a summary over all of them."""
+    if not outputs:
+        return None, {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "ok": False}
+    name = max(outputs, key=lambda n: (not outputs[n]["ok"], outputs[n]["ratio"]))
+    summary = {
+        "max_abs_diff": max(p["max_abs_diff"] for p in outputs.values()),
+        "max_rel_diff": max(p["max_rel_diff"] for p in outputs.values()),
+        "ok": all(p["ok"] for p in outputs.values()),
+    }
+    return name, summary
+
+
+def count_nodes(path: str) -> int | None:
+    """Nodes of an ONNX file's main graph, read off the protobuf wire format (the images have
+    no `onnx`): ModelProto field 7 is the graph, GraphProto field 1 each node."""
+    try:
+        with open(path, "rb") as handle:
+            data = memoryview(handle.read())
+        for number, start, end in _fields(data, 0, len(data)):
+            if number == 7:
+                return sum(1 for n, _, _ in _fields(data, start, end) if n == 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data: memoryview, pos: int, end: int):  # -> Iterator[(number, start, end)]
+    """The length-delimited fields between pos and end; other wire types are skipped."""
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _varint(data, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            yield number, pos, pos + size
+            pos += size
+        else:
+            raise ValueError(f"wire type {wire}")
+
+
+def flatten(value: Any) -> list:
+    """A model's outputs as a flat list of tensors (tuples, lists and dicts in order)."""
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in flatten(item)]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in flatten(item)]
+    return [value]
 
 
 def network_probe() -> dict:
@@ -78,56 +199,6 @@ def peak_memory_bytes() -> int:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class TorchModel:
-    @staticmethod
-    def framework() -> Any:
-        import torch
-
-        return torch
-
-    def __init__(self, torch: Any, artifacts: str, want_gpu: bool) -> None:
-        sys.path.insert(0, artifacts)
-        from resnet import ResNet18
-
-        self.torch = torch
-        cudnn = None
-        if torch.version.cuda is not None:
-            cudnn = torch.backends.cudnn.version()  # loads libcudnn: proves the libraries load
-        self.info = {
-            "framework_version": torch.__version__,
-            "cuda_version": torch.version.cuda,
-            "cudnn_version": cudnn,
-            "cuda_build": torch.version.cuda is not None and cudnn is not None,
-        }
-        self.device = "cuda" if want_gpu and torch.cuda.is_available() else "cpu"
-        self.info["gpu_used"] = self.device == "cuda"
-        self.info["device"] = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
-        model = ResNet18()
-        weights = torch.load(
-            os.path.join(artifacts, "weights.pt"), map_location="cpu", weights_only=True
-        )
-        model.load_state_dict(weights)
-        self.model = model.eval().to(self.device)
-
-    def load(self, path: str, shape: list[int]):
-        return (
-            self.torch.frombuffer(bytearray(read_floats(path).tobytes()), dtype=self.torch.float32)
-            .reshape(shape)
-            .to(self.device)
-        )
-
-    def run(self, x) -> object:
-        with self.torch.inference_mode():
-            y = self.model(x)
-        if self.device == "cuda":
-            self.torch.cuda.synchronize()
-        return y
-
-    @staticmethod
-    def values(y) -> list[float]:
-        return y.float().cpu().flatten().tolist()
 
 
 DRIVER = "libcuda.so.1"  # the GPU driver: only a host with a GPU (and its runtime) has it
@@ -172,61 +243,232 @@ def load_cuda_provider(ort: Any) -> tuple[bool, str | None]:
     return False, f"the CUDA provider cannot load: missing {', '.join(missing) or '?'}"
 
 
+class TorchModel:
+    """The torch form (a torch.export program, or TorchScript) in the image's own torch.
+    Its only runtime setting is intra-op threads: one load serves them all."""
+
+    @staticmethod
+    def framework() -> Any:
+        import torch
+
+        return torch
+
+    def __init__(self, torch: Any, artifacts: str, meta: dict, want_gpu: bool) -> None:
+        self.torch = torch
+        cudnn = None
+        if torch.version.cuda is not None:
+            cudnn = torch.backends.cudnn.version()  # loads libcudnn: proves the libraries load
+        self.info = {
+            "framework_version": torch.__version__,
+            "cuda_version": torch.version.cuda,
+            "cudnn_version": cudnn,
+            "cuda_build": torch.version.cuda is not None and cudnn is not None,
+        }
+        self.device = "cuda" if want_gpu and torch.cuda.is_available() else "cpu"
+        self.info["gpu_used"] = self.device == "cuda"
+        self.info["device"] = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
+        self.default_threads = torch.get_num_threads()
+        path = os.path.join(artifacts, meta["torch"])
+        if meta["torch_format"] == "pt2":
+            model = torch.export.load(path).module()  # an exported module refuses .eval()
+        else:
+            model = torch.jit.load(path, map_location="cpu").eval()
+        self.model = model.to(self.device)
+
+    @staticmethod
+    def settings(requested: list[dict]) -> list[dict]:
+        seen = []
+        for setting in requested:
+            chosen = {"threads": setting.get("threads")}
+            if chosen not in seen:
+                seen.append(chosen)
+        return seen
+
+    @staticmethod
+    def label(setting: dict) -> str:
+        return f"threads={setting['threads']}" if setting["threads"] else "default"
+
+    def open(self, setting: dict) -> dict:
+        self.torch.set_num_threads(setting["threads"] or self.default_threads)
+        return {"threads": self.torch.get_num_threads()}
+
+    def inputs(self, folder: str, batch: dict, meta: dict) -> list:
+        found = []
+        for i, spec in enumerate(batch["inputs"]):
+            with open(os.path.join(folder, f"input-{i}.bin"), "rb") as handle:
+                raw = bytearray(handle.read())
+            dtype = getattr(self.torch, spec["dtype"])
+            found.append(
+                self.torch.frombuffer(raw, dtype=dtype).reshape(spec["shape"]).to(self.device)
+            )
+        return found
+
+    def run(self, xs: list) -> object:
+        with self.torch.inference_mode():
+            y = self.model(*xs)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+        return y
+
+    def outputs(self, y: object) -> list[tuple[list[int], list]]:
+        found = []
+        for t in flatten(y):
+            if t.dtype in (self.torch.float16, self.torch.bfloat16):
+                t = t.float()
+            found.append((list(t.shape), t.detach().cpu().flatten().tolist()))
+        return found
+
+
 class OnnxModel:
+    """The ONNX form in the image's onnxruntime: one session per runtime setting (graph
+    optimisation level, online or an offline-optimised file, providers, intra-op threads)."""
+
     @staticmethod
     def framework() -> Any:
         import onnxruntime
 
         return onnxruntime
 
-    def __init__(self, ort: Any, artifacts: str, want_gpu: bool) -> None:
+    def __init__(self, ort: Any, artifacts: str, meta: dict, want_gpu: bool) -> None:
         import numpy  # onnxruntime's own dependency: imported with it already
 
         self.numpy = numpy
-        available = ort.get_available_providers()
+        self.ort = ort
+        self.available = ort.get_available_providers()
         cuda_build = False
         cuda_note: str | None = "CUDAExecutionProvider is not available"
-        if "CUDAExecutionProvider" in available:
+        if "CUDAExecutionProvider" in self.available:
             cuda_build, cuda_note = load_cuda_provider(ort)
-        providers = ["CPUExecutionProvider"]
+        self.cuda_works = cuda_build
+        self.default_providers = ["CPUExecutionProvider"]
         if want_gpu and cuda_build:
-            providers.insert(0, "CUDAExecutionProvider")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            os.path.join(artifacts, "model.onnx"), options, providers=providers
-        )
-        used = self.session.get_providers()
+            self.default_providers.insert(0, "CUDAExecutionProvider")
+        self.path = os.path.join(artifacts, meta["onnx"])
+        self.external = len(meta.get("onnx_files") or []) > 1
+        self.nodes_before = count_nodes(self.path)
+        self.optimised: dict[str, tuple[str, float]] = {}  # level -> (file, seconds to make)
+        self.session: Any = None
         self.info = {
             "framework_version": ort.__version__,
-            "available_providers": available,
-            "providers": used,
+            "available_providers": self.available,
             "cuda_note": cuda_note,
             "cuda_build": cuda_build,
-            "gpu_used": "CUDAExecutionProvider" in used,
             "device": ort.get_device(),
         }
 
-    def load(self, path: str, shape: list[int]):
-        return self.numpy.fromfile(path, dtype=self.numpy.float32).reshape(shape)
-
-    def run(self, x) -> object:
-        return self.session.run(None, {"input": x})[0]
+    def settings(self, requested: list[dict]) -> list[dict]:
+        seen = []
+        for setting in requested:
+            chosen = {**DEFAULT_SETTING, **setting}
+            if chosen not in seen:
+                seen.append(chosen)
+        return seen
 
     @staticmethod
-    def values(y) -> list[float]:
-        return y.astype("float32").ravel().tolist()
+    def label(setting: dict) -> str:
+        parts = [setting["level"] + (" offline" if setting["offline"] else "")]
+        if setting["threads"]:
+            parts.append(f"threads={setting['threads']}")
+        if setting["providers"]:
+            parts.append(
+                ">".join(p.removesuffix("ExecutionProvider") for p in setting["providers"])
+            )
+        return " ".join(parts)
+
+    def _options(self, level: str, threads: int | None) -> Any:
+        levels = self.ort.GraphOptimizationLevel
+        options = self.ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = {
+            "disabled": levels.ORT_DISABLE_ALL,
+            "basic": levels.ORT_ENABLE_BASIC,
+            "extended": levels.ORT_ENABLE_EXTENDED,
+            "all": levels.ORT_ENABLE_ALL,
+        }[level]
+        if threads:
+            options.intra_op_num_threads = threads
+        return options
+
+    def _providers(self, setting: dict) -> list[str]:
+        wanted = setting["providers"] or self.default_providers
+        if "CUDAExecutionProvider" in wanted and not self.cuda_works:
+            raise RuntimeError("CUDAExecutionProvider cannot run here")
+        missing = [p for p in wanted if p not in self.available]
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} is not available")
+        return list(wanted)
+
+    def optimise(self, level: str, providers: list[str]) -> tuple[str, float]:
+        """The model optimised once at `level` and saved in /tmp (the only writable place):
+        what an offline-optimised deployment loads; its node count is the graph after."""
+        if level not in self.optimised:
+            path = f"/tmp/buildbench-optimised-{level}.onnx"
+            options = self._options(level, None)
+            options.optimized_model_filepath = path
+            if self.external:  # past 2 GB: initializers beside it, as the original has them
+                options.add_session_config_entry(
+                    "session.optimized_model_external_initializers_file_name",
+                    os.path.basename(path) + ".data",
+                )
+            began = time.perf_counter()
+            self.ort.InferenceSession(self.path, options, providers=providers)
+            self.optimised[level] = (path, time.perf_counter() - began)
+        return self.optimised[level]
+
+    def open(self, setting: dict) -> dict:
+        """A session for the setting, timed as the model load; the graph's facts after."""
+        providers = self._providers(setting)
+        path, level = self.path, setting["level"]
+        facts: dict = {"nodes_before": self.nodes_before}
+        if setting["offline"]:
+            path, seconds = self.optimise(level, providers)
+            facts["optimise_seconds"] = round(seconds, 4)
+            level = "disabled"  # already optimised: loading it must not optimise again
+        options = self._options(level, setting["threads"])
+        self.session = None  # free the previous setting's session first
+        began = time.perf_counter()
+        self.session = self.ort.InferenceSession(path, options, providers=providers)
+        facts["load_seconds"] = time.perf_counter() - began
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        facts["providers"] = self.session.get_providers()
+        return facts
+
+    def graph_after(self, setting: dict) -> dict:
+        """Nodes after optimisation at the setting's level, from the saved optimised model
+        (made here for an online setting, after its timed load)."""
+        path, seconds = self.optimise(setting["level"], self._providers(setting))
+        return {"nodes_after": count_nodes(path), "optimise_seconds": round(seconds, 4)}
+
+    def inputs(self, folder: str, batch: dict, meta: dict) -> list:
+        return [
+            self.numpy.fromfile(
+                os.path.join(folder, f"input-{i}.bin"), dtype=spec["dtype"]
+            ).reshape(spec["shape"])
+            for i, spec in enumerate(batch["inputs"])
+        ]
+
+    def run(self, xs: list) -> object:
+        return self.session.run(None, dict(zip(self.input_names, xs, strict=True)))
+
+    def outputs(self, y: Any) -> list[tuple[list[int], list]]:
+        found = []
+        for a in y:
+            a = self.numpy.asarray(a)
+            if a.dtype.kind == "f":
+                a = a.astype("float64")
+            found.append((list(a.shape), a.ravel().tolist()))
+        return found
 
 
-def timed_runs(model: Any, x: Any, args: argparse.Namespace) -> tuple[list[float], float]:
+def timed_runs(model: Any, xs: list, args: argparse.Namespace) -> tuple[list[float], float]:
     """Warm-up, then timed runs until at least --min-runs runs *and* --min-seconds seconds."""
     for _ in range(args.warmup):
-        model.run(x)
+        model.run(xs)
     samples: list[float] = []
     began = time.perf_counter()
     while len(samples) < args.min_runs or time.perf_counter() - began < args.min_seconds:
         t = time.perf_counter()
-        model.run(x)
+        model.run(xs)
         samples.append(time.perf_counter() - t)
         if len(samples) >= args.max_runs:
             break
@@ -236,44 +478,95 @@ def timed_runs(model: Any, x: Any, args: argparse.Namespace) -> tuple[list[float
 def measure(args: argparse.Namespace) -> dict:
     with open(os.path.join(args.artifacts, "meta.json")) as handle:
         meta = json.load(handle)
+    form = meta["torch" if args.framework == "pytorch" else "onnx"]
+    if form is None:  # the host says so before any container runs; this is a backstop
+        reason = (meta.get("not_applicable") or {}).get(args.framework)
+        return {"not_applicable": reason or f"the model has no {args.framework} form"}
     model_class: Any = TorchModel if args.framework == "pytorch" else OnnxModel
     progress("importing the framework")
     began = time.perf_counter()
     framework = model_class.framework()
     imported = time.perf_counter()
     progress("loading the model")
-    model = model_class(framework, args.artifacts, args.gpu)
+    model = model_class(framework, args.artifacts, meta, args.gpu)
+    settings = model.settings(json.loads(args.settings) if args.settings else [DEFAULT_SETTING])
+    first = model.open(settings[0])
     loaded = time.perf_counter()
     result: dict = {
         **model.info,
+        "providers": first.get("providers"),
+        "gpu_used": model.info.get(
+            "gpu_used", "CUDAExecutionProvider" in first.get("providers", ())
+        ),
         "started_epoch": STARTED_EPOCH,
         "import_seconds": imported - began,
         "load_seconds": loaded - imported,
         "parity": {},
+        "outputs": {},
+        "worst_output": {},
         "latency": {},
+        "settings": [],
     }
-    batches = meta["batch_sizes"] if args.mode == "full" else meta["batch_sizes"][:1]
+    batches = meta["batches"] if args.mode == "full" else meta["batches"][:1]
+    folder = os.path.join(args.artifacts, "data", str(batches[0]["batch"]))
+    xs = model.inputs(folder, batches[0], meta)
+    model.run(xs)
+    result["first_inference_seconds"] = time.perf_counter() - loaded
+    result["first_output_epoch"] = time.time()
+    if args.mode == "full":
+        for index, setting in enumerate(settings):
+            entry = {
+                "label": model.label(setting),
+                "setting": setting,
+                **(first if index == 0 else {}),
+            }
+            if index == 0:
+                entry["load_seconds"] = result["load_seconds"]  # model construction included
+            try:
+                if index > 0:
+                    entry.update(model.open(setting))
+                if isinstance(model, OnnxModel):
+                    entry.update(model.graph_after(setting))
+                time_setting(model, meta, batches, args, entry, result if index == 0 else None)
+            except Exception as exc:
+                if index == 0:
+                    raise
+                entry["error"] = f"{type(exc).__name__}: {exc}"
+            result["settings"].append(entry)
+        result["latency"] = result["settings"][0]["latency"]
+    result["peak_memory_bytes"] = peak_memory_bytes()
+    return result
+
+
+def time_setting(
+    model: Any, meta: dict, batches: list, args: argparse.Namespace, entry: dict, top: dict | None
+) -> None:
+    """Latency per batch size under one setting, with parity: every batch for the first
+    setting (`top`, today's figures), the first batch for the others."""
+    entry["latency"] = {}
     for n, batch in enumerate(batches):
-        x = model.load(
-            os.path.join(args.artifacts, f"input-{batch}.f32"), [batch, *meta["input_shape"]]
-        )
-        y = model.run(x)
-        if n == 0:
-            result["first_inference_seconds"] = time.perf_counter() - loaded
-            result["first_output_epoch"] = time.time()
-        if args.mode != "full":
-            break
-        want = read_floats(os.path.join(args.artifacts, f"reference-{batch}.f32"))
-        result["parity"][str(batch)] = parity(model.values(y), want, meta["rtol"], meta["atol"])
-        progress(f"timing batch size {batch}")
-        samples, seconds = timed_runs(model, x, args)
-        result["latency"][str(batch)] = {
+        key = str(batch["batch"])
+        folder = os.path.join(args.artifacts, "data", key)
+        xs = model.inputs(folder, batch, meta)
+        y = model.run(xs)
+        if top is not None or n == 0:
+            outputs = compare_outputs(model.outputs(y), batch, meta, folder)
+            name, summary = worst(outputs)
+            if n == 0:
+                entry["parity"], entry["worst_output"] = summary, name
+            if top is not None:
+                top["outputs"][key], top["worst_output"][key], top["parity"][key] = (
+                    outputs,
+                    name,
+                    summary,
+                )
+        progress(f"timing batch size {key} ({entry['label']})")
+        samples, seconds = timed_runs(model, xs, args)
+        entry["latency"][key] = {
             "samples": [round(s, 6) for s in samples],
             "seconds": round(seconds, 3),
             "warmup": args.warmup,
         }
-    result["peak_memory_bytes"] = peak_memory_bytes()
-    return result
 
 
 def main() -> int:
@@ -286,6 +579,11 @@ def main() -> int:
     parser.add_argument("--min-runs", type=int, default=30)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--max-runs", type=int, default=100_000)
+    parser.add_argument(
+        "--settings",
+        help="runtime settings, a JSON list of {level, offline, threads, providers} "
+        "(PyTorch takes threads): the first is the default run's",
+    )
     args = parser.parse_args()
     result: dict = {"python_version": sys.version.split()[0], "mode": args.mode}
     try:
@@ -297,7 +595,7 @@ def main() -> int:
     except Exception as exc:  # report anything else the same way: the host records it
         result["error"] = f"{type(exc).__name__}: {exc}"
         code = 4
-    if args.mode == "full":
+    if args.mode == "full" and "not_applicable" not in result:
         result["network"] = network_probe()  # after the model: not part of any timing
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return code

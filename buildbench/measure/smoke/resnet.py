@@ -1,7 +1,8 @@
-"""ResNet-18's architecture in plain torch (no torchvision), shared by the host and the images.
+"""ResNet-18's architecture in plain torch (no torchvision): the smoke test's default model.
 
-The host builds it from a fixed seed (no downloads) and saves its weights; the PyTorch image
-imports this same file from the read-only smoke mount and loads them.
+`resnet18` is its factory (`--model buildbench.measure.smoke.resnet:resnet18`, what a run
+without `--model` uses): random weights from a fixed seed, no downloads. The images get it as
+a `torch.export` program and an ONNX file, like any other model.
 """
 
 from __future__ import annotations
@@ -51,3 +52,9 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.layers(self.stem(x)))
+
+
+def resnet18() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """The default model and its example input (batch 1, one 224x224 RGB image)."""
+    torch.manual_seed(0)
+    return ResNet18().eval(), (torch.randn(1, 3, 224, 224),)

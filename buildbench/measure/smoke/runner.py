@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from buildbench.engine.api import ContainerOutcome, Engine, EngineInfo
+from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.measure.smoke.program import PROGRESS_PREFIX, RESULT_PREFIX
 from buildbench.record import SmokeResult
 from buildbench.status import Status
@@ -39,6 +40,10 @@ class SmokeOptions:
     min_runs: int = 30  # timed runs per batch size, at least ...
     min_seconds: float = 2.0  # ... and for at least this long
     cold_starts: int = 3  # fresh containers, each timed from its start request
+    models: tuple[ModelRequest, ...] = ()  # --model / [[model]]; none: ResNet-18
+    ort_settings: tuple[str, ...] = ()  # runtime settings beyond the default (see inference.py)
+    threads: tuple[int, ...] = ()
+    frameworks: tuple[str, ...] = ("pytorch", "onnx")  # the run's (--framework)
 
 
 def wants_gpus(info: EngineInfo, gpus: Gpus) -> bool:
