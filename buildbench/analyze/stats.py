@@ -12,14 +12,17 @@ sample sizes let it reach the threshold, with a range comparison below that.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy import stats as sps
+
+if TYPE_CHECKING:  # scipy.stats takes ~1 s to import: only the tests that need it do
+    from scipy import stats as sps
 
 from buildbench.record import CiMethod, Interval, Quantiles, Summary
 
@@ -79,19 +82,30 @@ def _order_statistic_ranks(n: int, q: float, level: float) -> tuple[int, int]:
     back to the extreme sample, and the caller reports the coverage actually achieved.
     """
     tail = (1.0 - level) / 2.0 + _P_TOLERANCE
-    ranks = np.arange(1, n + 1)
-    below = sps.binom.cdf(ranks - 1, n, q)  # P(K <= r - 1) for r = 1..n
-    above = sps.binom.sf(ranks - 1, n, q)  # P(K >= s) for s = 1..n
-    low_ok = ranks[below <= tail]
-    high_ok = ranks[above <= tail]
-    r = int(low_ok.max()) if low_ok.size else 1
-    s = int(high_ok.min()) if high_ok.size else n
+    pmf = _binomial_pmf(n, q)
+    below = list(itertools.accumulate(pmf))  # below[k] = P(K <= k)
+    above = list(itertools.accumulate(reversed(pmf)))[::-1]  # above[k] = P(K >= k)
+    low_ok = [r for r in range(1, n + 1) if below[r - 1] <= tail]
+    high_ok = [s for s in range(1, n + 1) if above[s] <= tail]
+    r = max(low_ok) if low_ok else 1
+    s = min(high_ok) if high_ok else n
     return r, max(r, s)
+
+
+def _binomial_pmf(n: int, q: float) -> list[float]:
+    """P(K = k) for k = 0..n, K ~ Binomial(n, q), through log-gamma (no overflow at large n).
+    Plain Python: a run's results need it, and scipy.stats alone takes ~1 s to import."""
+    log_q, log_p = math.log(q), math.log1p(-q)
+    top = math.lgamma(n + 1)
+    return [
+        math.exp(top - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_q + (n - k) * log_p)
+        for k in range(n + 1)
+    ]
 
 
 def _coverage(n: int, q: float, r: int, s: int) -> float:
     """P(x(r) <= true q-quantile <= x(s)) = P(r <= K <= s - 1) for continuous timings."""
-    return float(sps.binom.cdf(s - 1, n, q) - sps.binom.cdf(r - 1, n, q))
+    return math.fsum(_binomial_pmf(n, q)[r:s])
 
 
 def quantile_interval(
@@ -241,6 +255,8 @@ def _mann_whitney_p(x: list[float], y: list[float], alternative: Alternative) ->
     MAX_EXACT_PERMUTATIONS, else PERMUTATION_DRAWS seeded draws (the same samples always give
     the same p). Needs scipy >= 1.13 (mannwhitneyu with a PermutationMethod).
     """
+    from scipy import stats as sps
+
     has_ties = len(set(x) | set(y)) < len(x) + len(y)
     method: Literal["auto"] | sps.PermutationMethod = "auto"
     if has_ties:
@@ -303,6 +319,8 @@ def runs_p_value(
     if sd == 0:
         return 1.0 if distance <= 0 else 0.0
     statistic = distance / (sd * math.sqrt(1 / len(new) + 1 / k))
+    from scipy import stats as sps
+
     return float(sps.t.sf(statistic, k - 1))
 
 
@@ -312,5 +330,7 @@ def false_discovery(p_values: Sequence[float], alpha: float = 0.05) -> list[bool
     at alpha alone would fail one quiet night in 1 / (alpha * series)."""
     if not p_values:
         return []
+    from scipy import stats as sps
+
     adjusted = sps.false_discovery_control(np.asarray(p_values, dtype=np.float64), method="bh")
     return [bool(p <= alpha + _P_TOLERANCE) for p in np.atleast_1d(adjusted)]
