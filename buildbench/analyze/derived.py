@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from buildbench.analyze.served import served_json
 from buildbench.analyze.stats import latency_quantiles, summarize
 from buildbench.record import (
     SCHEMA_VERSION,
@@ -62,6 +63,8 @@ def cell_json(record: CellRecord) -> dict[str, Any]:
         for batch, latency in record.smoke.latency.items():
             smoke["latency"][batch]["quantiles"] = to_json(quantiles(latency))
         smoke["parity_summary"] = to_json(worst_parity(record.smoke))
+        if record.smoke.served is not None:
+            smoke["served"] = served_json(record.smoke.served)
     return data
 
 

@@ -49,6 +49,16 @@ class Line:
     marks: list[int]
 
 
+@dataclass(frozen=True)
+class Curve:
+    """One HTTP service's figures per concurrency level (None where a level has none)."""
+
+    label: str
+    concurrency: list[int]
+    throughput: list[float | None]  # good answers per second
+    p95_ms: list[float | None]
+
+
 def _figure() -> Any:
     try:
         from matplotlib.figure import Figure
@@ -142,6 +152,40 @@ def trend(path: Path, lines: list[Line], *, title: str, ylabel: str) -> Path:
     axes.set_ylabel(ylabel)
     axes.spines[["top", "right"]].set_visible(False)
     axes.legend(frameon=False, fontsize=8)
+    figure.savefig(path, format="png", metadata={"Software": None})
+    return path
+
+
+def served_curves(path: Path, curves: list[Curve]) -> Path:
+    """Two panels over concurrency (log 2 axis): throughput, and p95 latency; a line per cell."""
+    figure = _figure()
+    rate, latency = figure.subplots(1, 2)
+    for index, curve in enumerate(curves):
+        colour = COLOURS[index % len(COLOURS)]
+        for axes, values in ((rate, curve.throughput), (latency, curve.p95_ms)):
+            points = [
+                (c, v) for c, v in zip(curve.concurrency, values, strict=True) if v is not None
+            ]
+            axes.plot(
+                [c for c, _ in points],
+                [v for _, v in points],
+                marker="o",
+                color=colour,
+                label=curve.label,
+            )
+    for axes, title, ylabel in (
+        (rate, "Throughput", "good answers per second"),
+        (latency, "p95 latency", "ms"),
+    ):
+        axes.set_xscale("log", base=2)
+        ticks = sorted({c for curve in curves for c in curve.concurrency})
+        axes.set_xticks(ticks, [str(c) for c in ticks])
+        axes.set_xlabel("concurrency")
+        axes.set_ylabel(ylabel)
+        axes.set_title(title)
+        axes.set_ylim(bottom=0)
+        axes.spines[["top", "right"]].set_visible(False)
+    rate.legend(frameon=False, fontsize=8)
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
 

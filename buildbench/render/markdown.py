@@ -33,6 +33,7 @@ from buildbench.analyze.stats import summarize
 from buildbench.record import CellRecord, RunInfo, SmokeResult, Summary
 from buildbench.render import fmt
 from buildbench.render.models import models_section
+from buildbench.render.served import served_section
 from buildbench.render.timeline import timeline_section
 from buildbench.results import RunResults
 from buildbench.status import Status
@@ -57,6 +58,7 @@ def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str
         _cells_section(runs, cells),
         _smoke_section(runs, cells),
         _startup_section(runs, cells),
+        served_section(cells, len(runs) > 1),
         models_section(runs),
         _contents_section(runs, cells),
         _waste_section(runs, cells),

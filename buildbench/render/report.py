@@ -14,6 +14,7 @@ from buildbench.errors import UsageError
 from buildbench.record import SCHEMA_VERSION, CellRecord
 from buildbench.render import charts, fmt
 from buildbench.render.markdown import render_markdown
+from buildbench.render.served import served_charts
 from buildbench.render.tables import cells_frame
 from buildbench.render.timeline import timeline_stacks
 from buildbench.results import RunResults, load_results, results_files
@@ -96,6 +97,7 @@ def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str
     for title, suffix, chart_title, stacks in stacked:
         if stacks:
             wanted.append((title, suffix, _stacked_chart(stacks, chart_title)))
+    wanted.extend(served_charts(cells, merged))
     try:
         drawn = [
             (title, draw(report.with_name(f"{report.stem}-{suffix}.png")).name)

@@ -17,6 +17,9 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from buildbench.analyze.course import Entry
+from buildbench.analyze.derived import cell_json
+from buildbench.analyze.served import knee, level_at, throughput
 from buildbench.cli import cli
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, ServiceOutcome, VolumeMount
 from buildbench.engine.dockersdk import SERVICE_OF, DockerEngine
@@ -25,7 +28,8 @@ from buildbench.errors import UsageError
 from buildbench.measure.smoke import loadgen
 from buildbench.measure.smoke.http import HttpSmoke, loadgen_spec, service_user
 from buildbench.measure.smoke.runner import SmokeContext, SmokeOptions
-from buildbench.record import SmokeResult, from_json, to_json
+from buildbench.record import CellRecord, LoadLevel, Served, SmokeResult, from_json, to_json
+from buildbench.render.served import served_charts, served_section
 from buildbench.run.config import UserImage, load_config
 from buildbench.run.matrix import MatrixOptions
 from buildbench.status import Status
@@ -575,3 +579,71 @@ def test_served_results_read_back_unchanged() -> None:
     older = to_json(replace(result, served=None, kind="model"))
     del older["served"]  # a results file written before the http kind
     assert from_json(SmokeResult, older).served is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures and the report
+
+
+def _load(concurrency: int, samples: list[float], seconds: float = 1.0, **kw: Any) -> LoadLevel:
+    return LoadLevel(concurrency, samples, seconds, 0.5, kw.pop("requests", len(samples)), **kw)
+
+
+def test_throughput_and_the_knee() -> None:
+    fast = [0.010] * 20
+    served = Served(
+        "POST /predict on port 8000",
+        levels=[
+            _load(1, fast),
+            _load(4, [0.019] * 40),  # p95 within 2x of c=1's
+            _load(16, [0.050] * 40),  # past it: saturated
+            _load(64, [0.015] * 40),  # within again, but after the knee: does not count
+        ],
+    )
+    assert throughput(served.levels[1]) == 40.0
+    assert throughput(_load(1, [], seconds=0.0)) is None
+    assert knee(served) == 4
+    assert knee(Served("x", levels=[_load(1, fast)])) == 1
+    assert knee(Served("x")) is None
+    assert level_at(served, 16) is served.levels[2] and level_at(served, 2) is None
+
+
+def _served_record(name: str = "svc") -> CellRecord:
+    result, _ = _serve(loadgen_report())
+    record = CellRecord(name, "cpu", None, "d", {}, "h")
+    record.smoke = result
+    return record
+
+
+def test_the_served_section_shows_ready_time_quantiles_throughput_and_knee() -> None:
+    text = served_section([Entry("vm", _served_record())], merged=False)
+    lines = text.splitlines()
+    assert lines[0] == "## Served"
+    header = "| cell    | smoke   | request                    | ready   | first answer   |"
+    assert lines[2].startswith(header)
+    assert "| svc/cpu | ok      | POST /predict on port 8000 | 2.0 s   | 2.1 s " in lines[4]
+    # c=4's p95 (38 ms) is past 2x c=1's (12 ms): the knee is c=1
+    assert lines[4].rstrip().endswith("| 50.00 MB      | 1.5 s | c=1    |")
+    c1 = next(line for line in lines if line.startswith("| svc/cpu | 1 "))
+    assert "| 11.0 ms [10.0-12.0] |" in c1 and "| 3.0/s " in c1 and "| 3 / 3 " in c1
+    assert c1.rstrip().endswith("| none     |")
+    assert "Knee: the highest concurrency whose p95 stays within 2x" in text
+    assert served_section([], merged=False) == ""
+
+
+def test_the_report_has_the_section_and_the_chart(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    ((title, suffix, draw),) = served_charts([Entry("vm", _served_record())], merged=False)
+    assert (title, suffix) == ("Served: throughput and p95 against concurrency", "served")
+    path = draw(tmp_path / "report-served.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert served_charts([], merged=False) == []
+
+
+def test_results_json_carries_the_served_figures_beside_the_samples() -> None:
+    data = cell_json(_served_record())
+    served = data["smoke"]["served"]
+    assert served["knee"] == 1
+    assert served["levels"][0]["throughput"] == 3.0
+    assert served["levels"][0]["quantiles"]["p50"] == pytest.approx(0.011)
+    assert served["levels"][0]["samples"] == [0.01, 0.012, 0.011]

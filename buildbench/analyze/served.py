@@ -1,0 +1,54 @@
+"""The figures derived from an HTTP service's load test (`SmokeResult.served`): latency
+quantiles and throughput per concurrency level, and the knee."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildbench.analyze.stats import latency_quantiles
+from buildbench.record import LoadLevel, Quantiles, Served, to_json
+
+KNEE_FACTOR = 2.0  # the knee: the highest concurrency whose p95 stays within this of the base
+
+
+def level_quantiles(level: LoadLevel) -> Quantiles:
+    return latency_quantiles(level.samples)
+
+
+def throughput(level: LoadLevel) -> float | None:
+    """Good responses per second of the measured part."""
+    return len(level.samples) / level.seconds if level.seconds > 0 else None
+
+
+def level_at(served: Served | None, concurrency: int) -> LoadLevel | None:
+    if served is None:
+        return None
+    return next((lv for lv in served.levels if lv.concurrency == concurrency), None)
+
+
+def knee(served: Served) -> int | None:
+    """The highest concurrency whose p95 stays within KNEE_FACTOR of the p95 at the lowest
+    concurrency measured (1, as configs usually start); None without that base level. Levels
+    past the first that exceeds it do not count: the service has already saturated."""
+    levels = sorted((lv for lv in served.levels if lv.samples), key=lambda lv: lv.concurrency)
+    if not levels:
+        return None
+    base = level_quantiles(levels[0]).p95
+    found = None
+    for level in levels:
+        p95 = level_quantiles(level).p95
+        if base is None or p95 is None or p95 > KNEE_FACTOR * base:
+            break
+        found = level.concurrency
+    return found
+
+
+def served_json(served: Served) -> dict[str, Any]:
+    """`served` as results.json holds it: beside each level's samples, their quantiles and
+    throughput; and the knee."""
+    data: dict[str, Any] = to_json(served)
+    for level, shown in zip(served.levels, data["levels"], strict=True):
+        shown["quantiles"] = to_json(level_quantiles(level))
+        shown["throughput"] = throughput(level)
+    data["knee"] = knee(served)
+    return data
