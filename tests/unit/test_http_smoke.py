@@ -647,3 +647,22 @@ def test_results_json_carries_the_served_figures_beside_the_samples() -> None:
     assert served["levels"][0]["throughput"] == 3.0
     assert served["levels"][0]["quantiles"]["p50"] == pytest.approx(0.011)
     assert served["levels"][0]["samples"] == [0.01, 0.012, 0.011]
+
+
+def test_the_serve_example_measures_both_services_the_same_way() -> None:
+    folder = Path(__file__).resolve().parents[2] / "examples" / "serve"
+    loaded = load_config(folder / "buildbench.toml")
+    assert loaded is not None
+    cells = loaded.cells(MatrixOptions(variants=("cpu",)))
+    assert [cell.key for cell in cells] == ["serve-onnx/cpu", "serve-pytorch/cpu"]
+    onnx, torch = (cell.smoke_http for cell in cells)
+    assert onnx == torch and onnx is not None
+    assert onnx.body == (folder / "request.json").read_bytes()
+    assert (onnx.port, onnx.ready, onnx.path, onnx.expect) == (
+        8000,
+        "/health",
+        "/predict",
+        "scores",
+    )
+    assert onnx.concurrency == (1, 4, 16)
+    assert all(cell.build_inputs and cell.framework is None for cell in cells)
