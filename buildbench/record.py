@@ -111,6 +111,10 @@ class BuildRecord:
     # network: pip downloads inside the timed build; prefetch: wheels fetched before timing.
     mode: BuildMode = "network"
     download: Download | None = None
+    # Per sample: the engine host's CPU share in use in quarter-second windows just before and
+    # just after it, while this run used none (the larger); empty where not measured (an
+    # engine on another machine). Others' load, told apart from the build's own.
+    cpu_others_share: list[float | None] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +163,9 @@ class Latency:
     samples: list[float]
     warmup: int
     seconds: float  # how long the timed loop ran
+    # The engine host's CPU used by others than the smoke container during the timed loop, as
+    # a share of all of it (measure/smoke/cpuload.py); None where not measured.
+    cpu_others_share: float | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from buildbench.analyze.metrics import METRICS, Metric, ratio
 from buildbench.analyze.stats import (
@@ -29,20 +29,25 @@ from buildbench.status import Status
 
 EXIT_REGRESSION = 1  # anything worse or newly failing; usage errors exit 2 (UsageError)
 
-WORSE, BETTER, SAME, NOISE = "+", "-", " ", "~"
+WORSE, BETTER, SAME, NOISE, BUSY = "+", "-", " ", "~", "#"
 FAILING, FIXED, NOT_COMPARABLE, MISSING = "!", "*", "x", "?"
+# Others using more than this share of the engine host's CPU during a timed phase make it noisy
+# (on 2 cores, a quarter is half a core taken from what was timed): marked, never judged.
+BUSY_SHARE = 0.25
 MEANINGS = {
     WORSE: "worse",
     BETTER: "better",
     SAME: "same",
     NOISE: "noise",
+    BUSY: "busy machine",
     FAILING: "newly failing",
     FIXED: "fixed",
     NOT_COMPARABLE: "not comparable",
     MISSING: "missing",
 }
 LEGEND = (
-    "marks: + worse, - better, ~ beyond the threshold but not significant, ! newly failing, "
+    "marks: + worse, - better, ~ beyond the threshold but not significant, # changed while "
+    f"others used over {BUSY_SHARE:.0%} of the engine host's CPU (not judged), ! newly failing, "
     "* fixed, x not comparable (Dockerfile, build-args, builder, base image, smoke test or "
     "wheel mode changed), ? missing on one side"
 )
@@ -92,6 +97,8 @@ class Row:
     baseline_value: float | None = None
     current_value: float | None = None
     baseline_runs: int = 0  # comparable baseline runs the verdict used
+    # The largest share of the engine host's CPU others used in this phase, either side.
+    cpu_others_share: float | None = None
 
     @property
     def regressed(self) -> bool:
@@ -107,11 +114,11 @@ def base_image_id(record: CellRecord) -> str | None:
 
 
 def smoke_identity(record: CellRecord) -> tuple[str, ...] | None:
-    """What the smoke test ran. Results do not carry the model's identity yet: when they do
-    (a hash of the model file), it belongs in this tuple, and every reader follows."""
+    """What the smoke test ran: its kind, command and model (the model's files' sha256)."""
     if record.smoke is None:
         return None
-    return (record.smoke.kind, *(record.smoke.command or ()))
+    model = record.smoke.model.sha256 if record.smoke.model else ""
+    return (record.smoke.kind, *(record.smoke.command or ()), model)
 
 
 IDENTITY: tuple[tuple[str, Callable[[CellRecord], object]], ...] = (
@@ -144,6 +151,41 @@ def differences(before: CellRecord, after: CellRecord, metric: Metric | None = N
 def comparable(before: CellRecord, after: CellRecord, metric: Metric | None = None) -> bool:
     """Built from the same inputs the same way, so that the figures measure the same thing."""
     return not differences(before, after, metric)
+
+
+# ---------------------------------------------------------------------------------------------
+# A busy machine
+
+
+def others_share(record: CellRecord, metric: Metric) -> float | None:
+    """The largest share of the engine host's CPU others used during the phase `metric` times
+    (build samples, the batch-1 latency loop); None where it was not measured."""
+    shares: list[float | None] = []
+    if metric.key == "build_seconds":
+        shares = list(record.build.cpu_others_share)
+    elif metric.key == "latency_b1_seconds" and record.smoke and "1" in record.smoke.latency:
+        shares = [record.smoke.latency["1"].cpu_others_share]
+    known = [share for share in shares if share is not None]
+    return max(known) if known else None
+
+
+def interference_warnings(record: CellRecord) -> list[str]:
+    """What the terminal and the report say of a cell whose timed phases shared the machine."""
+    found = []
+    build = [share for share in record.build.cpu_others_share if share is not None]
+    if build and max(build) > BUSY_SHARE:
+        found.append(
+            f"busy machine: others used up to {max(build):.0%} of the engine host's CPU around "
+            f"the build samples (over {BUSY_SHARE:.0%}): build times are noisy"
+        )
+    for batch, latency in (record.smoke.latency if record.smoke else {}).items():
+        share = latency.cpu_others_share
+        if share is not None and share > BUSY_SHARE:
+            found.append(
+                f"busy machine: others used {share:.0%} of the engine host's CPU during the "
+                f"batch-{batch} latency loop (over {BUSY_SHARE:.0%}): its latency is noisy"
+            )
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +270,13 @@ def _metric_row(
         found = Judgement(_mark(change, found.threshold, True), found.threshold, "exact")
     else:
         found = judge_time(values, new, history[-1], after, metric, thresholds)
+    busy = max(
+        (share for r in (history[-1], after) if (share := others_share(r, metric)) is not None),
+        default=None,
+    )
+    if busy is not None and busy > BUSY_SHARE and found.mark in (WORSE, BETTER, NOISE):
+        note = f"busy: others used {busy:.0%} of the host's CPU"
+        found = replace(found, mark=BUSY, evidence=f"{found.evidence}; {note}")
     return Row(
         found.mark,
         after.key,
@@ -242,6 +291,7 @@ def _metric_row(
         old,
         new,
         len(values),
+        busy,
     )
 
 

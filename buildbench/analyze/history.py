@@ -7,6 +7,8 @@ per run that measured it: the median of its samples for times, the exact bytes f
 - A series restarts where `compare.differences` says the inputs changed (Dockerfile or
   build-args, builder, base image, smoke test, wheel mode): the change is labelled as what it
   is, and shifts are searched within each stretch of comparable runs only.
+- A run whose timed phase shared a busy machine (others used over `compare.BUSY_SHARE` of the
+  engine host's CPU) is left out of that series: it is noise, neither a shift nor a verdict.
 - The gate (`--fail-on-regression`) judges each machine's newest run. In each series the newest
   shift of the newest stretch, if worse and young (`changepoints.newest_worse_shift`), is a
   regression when (1) its effect, median after / median before, passes the threshold: the
@@ -21,11 +23,17 @@ per run that measured it: the median of its samples for times, the exact bytes f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from buildbench.analyze.changepoints import Shift, detect_shifts, newest_worse_shift
-from buildbench.analyze.compare import Thresholds, differences, time_threshold
+from buildbench.analyze.compare import (
+    BUSY_SHARE,
+    Thresholds,
+    differences,
+    others_share,
+    time_threshold,
+)
 from buildbench.analyze.metrics import METRICS, Metric
 from buildbench.analyze.stats import false_discovery, runs_p_value
 from buildbench.record import CellRecord
@@ -74,6 +82,8 @@ class Series:
     verdict: Verdict | None = None
     # The newest run begins (or reveals) a worse segment: what --fail-on-regression fails on.
     regression: Shift | None = None
+    # Runs left out: others used over BUSY_SHARE of the engine host's CPU in this phase.
+    busy: list[str] = field(default_factory=list)
 
     @property
     def values(self) -> list[float]:
@@ -106,6 +116,7 @@ def history(
             for metric in METRICS
         ]
         raw = [(cell, metric, points) for cell, metric, points in raw if points]
+        busy = [_busy(machine_runs, cell, metric) for cell, metric, _ in raw]
         newest = machine_runs[-1].info.run_id
         previous = machine_runs[-2].info.run_id if len(machine_runs) > 1 else None
         now = _gate([p for _, _, p in raw], [m for _, m, _ in raw], newest, thresholds, min_size)
@@ -116,8 +127,11 @@ def history(
             thresholds,
             min_size,
         )
-        for (cell, metric, points), verdict, earlier in zip(raw, now, before, strict=True):
-            found.append(_series(machine, cell, metric, points, verdict, earlier, min_size))
+        for (cell, metric, points), verdict, earlier, left_out in zip(
+            raw, now, before, busy, strict=True
+        ):
+            series = _series(machine, cell, metric, points, verdict, earlier, min_size)
+            found.append(replace(series, busy=left_out))
     return found
 
 
@@ -125,10 +139,11 @@ _Entry = tuple[Point, CellRecord]
 
 
 def _points(runs: Sequence[RunResults], cell: str, metric: Metric) -> list[_Entry]:
+    """The series' runs; a run whose phase shared a busy machine is left out (`_busy`)."""
     points = []
     for run in runs:
         for record in run.records:
-            if record.key != cell or record.status != Status.OK:
+            if record.key != cell or record.status != Status.OK or _is_busy(record, metric):
                 continue
             value = metric.value(record)
             if value is not None:
@@ -136,6 +151,20 @@ def _points(runs: Sequence[RunResults], cell: str, metric: Metric) -> list[_Entr
                 point = Point(info.run_id, info.started_at, value, record.config_hash)
                 points.append((point, record))
     return points
+
+
+def _is_busy(record: CellRecord, metric: Metric) -> bool:
+    share = others_share(record, metric)
+    return share is not None and share > BUSY_SHARE
+
+
+def _busy(runs: Sequence[RunResults], cell: str, metric: Metric) -> list[str]:
+    return [
+        run.info.run_id
+        for run in runs
+        for record in run.records
+        if record.key == cell and record.status == Status.OK and _is_busy(record, metric)
+    ]
 
 
 def _restarts(entries: Sequence[_Entry], metric: Metric) -> list[Restart]:

@@ -105,6 +105,7 @@ def _row_json(row: Row) -> dict[str, Any]:
         "p_value": row.p_value,
         "evidence": row.evidence,
         "baseline_runs": row.baseline_runs,
+        "cpu_others_share": row.cpu_others_share,
         "regressed": row.regressed,
     }
 

@@ -25,7 +25,9 @@ METHOD = (
     "only. The newest run fails the gate where a worse shift it reveals passes the threshold (the "
     "runs' own A/A spread before it, the largest ratio between two of them, at least the minimum "
     "effect; the default below 5 runs) and is significant (t test of the log values after the "
-    "shift against those before, Benjamini-Hochberg over every series the run judges)."
+    "shift against those before, Benjamini-Hochberg over every series the run judges). A run "
+    "whose timed phase shared a busy machine (others used over a quarter of the engine host's "
+    "CPU) is left out of that series."
 )
 
 
@@ -43,7 +45,10 @@ def _restart_text(series: Series, restart: Restart) -> str:
 def _changes_text(series: Series) -> str:
     found = [(shift.index, _shift_text(series, shift)) for shift in series.shifts]
     found += [(restart.index, _restart_text(series, restart)) for restart in series.restarts]
-    return "; ".join(text for _, text in sorted(found, key=lambda item: item[0])) or "-"
+    texts = [text for _, text in sorted(found, key=lambda item: item[0])]
+    if series.busy:
+        texts.append("left out, busy machine: " + ", ".join(f"`{run}`" for run in series.busy))
+    return "; ".join(texts) or "-"
 
 
 def _verdict_text(series: Series) -> str:
@@ -146,6 +151,11 @@ def render(
                 for s in regressions(series)
             ],
             "method": METHOD,
+            "busy": [
+                {"machine": s.machine, "cell": s.cell, "metric": s.metric.key, "run_id": run}
+                for s in series
+                for run in s.busy
+            ],
             "series": rows(series),
         }
         return json.dumps(document, indent=2) + "\n"

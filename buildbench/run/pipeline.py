@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from buildbench import __version__
+from buildbench.analyze.compare import interference_warnings
 from buildbench.analyze.derived import results_document
 from buildbench.engine.api import Engine, ImageInfo
 from buildbench.engine.builders import Builder, BuilderName, BuildRequest, BuildSample
@@ -28,6 +29,7 @@ from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
 from buildbench.labels import LABEL_LOCK, masked_build_args, run_labels, smoke_volume
 from buildbench.measure.image import measure_image
 from buildbench.measure.shipping import cold_pulls, push_base, ship
+from buildbench.measure.smoke import cpuload
 from buildbench.measure.smoke.runner import (
     Payload,
     SmokeContext,
@@ -179,12 +181,13 @@ def apply(record: CellRecord, value: Value) -> None:
         case Builds():
             record.build = value.record
             record.image_id = value.image_id
-            record.warn(*value.warnings)
+            record.warn(*value.warnings, *interference_warnings(record))
         case Measurement():
             record.image, record.contents = value.image, value.contents
             record.warn(*value.warnings)
         case SmokeResult():
             record.smoke = value
+            record.warn(*interference_warnings(record))
             if value.status != Status.OK:
                 record.fail(value.status, value.message)
         case Shipping():
@@ -455,7 +458,11 @@ class PreparedRun:
         def on_log(line: str) -> None:
             progress.build_log(cell, line)
 
+        # Others' load on the engine host, in quiet windows around each sample (untimed): the
+        # host's own /proc/stat, so only where the engine runs on this machine.
+        quiet = cpuload.quiet_share if self.info.engine.local else lambda: None
         try:
+            others = quiet()
             for n in range(1, self.plan.repeat + 1):
                 if samples:  # the previous sample's image: identical content, not kept
                     self.engine.remove_image(samples[-1].image_id)
@@ -464,6 +471,9 @@ class PreparedRun:
                 detail = f"sample {n} of {self.plan.repeat}"
                 self.phase(progress, cell, "build", f"building ({detail})", detail)
                 sample = self.builder.build(context, request, on_log, self.journal.add)
+                after = quiet()
+                builds.cpu_others_share.append(cpuload.larger(others, after))
+                others = after
                 samples.append(sample)
                 image_id = sample.image_id
                 builds.seconds.append(round(sample.seconds, 3))

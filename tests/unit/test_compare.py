@@ -15,6 +15,8 @@ from click.testing import CliRunner
 
 from buildbench.analyze.compare import (
     BETTER,
+    BUSY,
+    BUSY_SHARE,
     EXIT_REGRESSION,
     FAILING,
     FIXED,
@@ -27,6 +29,7 @@ from buildbench.analyze.compare import (
     Thresholds,
     compare,
     environment_warnings,
+    interference_warnings,
 )
 from buildbench.cli import cli
 from buildbench.results import RunResults, load_results
@@ -435,3 +438,46 @@ def test_csv_has_a_row_per_metric() -> None:
     code, out, _ = invoke(str(VM), str(REGRESSED), "--format", "csv")
     assert code == EXIT_REGRESSION
     assert out == reference("compare-regressed.csv", out)
+
+
+# --- a busy machine --------------------------------------------------------------------------
+
+
+def test_a_slowdown_while_others_used_the_cpu_is_marked_busy_not_worse(tmp_path: Path) -> None:
+    def slower(cell: dict[str, Any]) -> None:
+        cell["build_seconds"] = [s * 2 for s in cell["build_seconds"]]
+
+    current = run(edited(tmp_path, VM, slower))
+    for record in current.records:
+        record.build.cpu_others_share = [0.02, 0.48, None]  # a neighbour during sample 2
+    rows = {(row.cell, row.metric): row for row in rows_of(VM, current)}
+    row = rows["pytorch/cpu", "build time"]
+    assert row.mark == BUSY
+    assert row.evidence == "p=0.050 (3 vs 3 samples); busy: others used 48% of the host's CPU"
+    assert row.cpu_others_share == pytest.approx(0.48)
+    assert not row.regressed
+    assert rows["pytorch/cpu", "image size"].mark == SAME  # sizes do not mind a busy machine
+
+
+def test_a_quiet_share_below_the_threshold_changes_nothing(tmp_path: Path) -> None:
+    def slower(cell: dict[str, Any]) -> None:
+        cell["build_seconds"] = [s * 2 for s in cell["build_seconds"]]
+
+    current = run(edited(tmp_path, VM, slower))
+    for record in current.records:
+        record.build.cpu_others_share = [0.02, BUSY_SHARE, 0.1]
+    assert marks(rows_of(VM, current))["pytorch/cpu", "build time"] == WORSE
+
+
+def test_interference_is_named_in_the_cells_warnings() -> None:
+    record = run(VM).records[1]
+    assert interference_warnings(record) == []
+    record.build.cpu_others_share = [0.1, 0.52]
+    assert record.smoke is not None
+    record.smoke.latency["1"] = replace(record.smoke.latency["1"], cpu_others_share=0.4)
+    assert interference_warnings(record) == [
+        "busy machine: others used up to 52% of the engine host's CPU around the build samples "
+        "(over 25%): build times are noisy",
+        "busy machine: others used 40% of the engine host's CPU during the batch-1 latency loop "
+        "(over 25%): its latency is noisy",
+    ]

@@ -92,3 +92,10 @@ def test_this_machine_can_be_read() -> None:
     assert before["host_total_seconds"] is not None
     share = cpuload.busy_share(before, after)
     assert share is None or 0.0 <= share <= 1.0
+
+
+def test_a_quiet_window_reads_this_machine_and_larger_skips_the_unknown() -> None:
+    share = cpuload.quiet_share(0.05)
+    assert share is None or 0.0 <= share <= 1.0
+    assert cpuload.larger(None, 0.2, 0.1) == 0.2
+    assert cpuload.larger(None, None) is None

@@ -13,9 +13,10 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from buildbench.analyze.derived import results_document
 from buildbench.analyze.history import history, regressions
 from buildbench.cli import cli
-from buildbench.results import load_results
+from buildbench.results import load_results, write_results
 from tests.unit.references import DATA
 
 Edit = Callable[[int, dict[str, Any]], None]  # (run index, cell) -> None
@@ -120,3 +121,18 @@ def test_json_names_the_regressions_and_the_restarts(tmp_path: Path) -> None:
     assert {(row["cell"], row["run_id"]) for row in restarts} == {
         ("pytorch/cpu", "20261201T070000Z-0007")
     }
+
+
+def test_a_newest_run_on_a_busy_machine_is_left_out_not_a_regression(tmp_path: Path) -> None:
+    folder = write_runs(tmp_path / "runs", 12, slower_from(10, 1.35))
+    for path in sorted(folder.glob("*/results.json"))[10:]:  # a neighbour during both runs
+        run = load_results(path)
+        for record in run.records:
+            record.build.cpu_others_share = [0.6, 0.6, 0.6]
+        write_results(path.parent, results_document(run.info, run.records))
+    series = series_of(folder, "onnx/cpu")
+    assert series.busy == ["20261201T100000Z-000a", "20261201T110000Z-000b"]
+    assert len(series.points) == 10 and series.regression is None
+    code, out = gate(folder)
+    assert code == 0, out
+    assert "left out, busy machine: `20261201T100000Z-000a`, `20261201T110000Z-000b`" in out

@@ -116,3 +116,17 @@ def others_share(before: dict[str, float | None], after: dict[str, float | None]
     if share is None or total <= 0:
         return None
     return min(1.0, max(0.0, share - own / total))
+
+
+def quiet_share(seconds: float = 0.25) -> float | None:
+    """The host's busy share over the next `seconds`, for a caller that does nothing meanwhile
+    (between build samples): the load of everyone else at that moment."""
+    before = snapshot()
+    time.sleep(seconds)
+    return busy_share(before, snapshot())
+
+
+def larger(*shares: float | None) -> float | None:
+    """The largest of the shares that were measured; None if none was."""
+    known = [share for share in shares if share is not None]
+    return max(known) if known else None
