@@ -24,7 +24,8 @@ import pytest
 from docker.models.images import Image
 
 from buildbench.measure.archive import ArchiveAnalysis, analyse_archive
-from buildbench.measure.contents import FindingKind, ImageContents, image_contents
+from buildbench.measure.contents import image_contents
+from buildbench.record import FindingKind, ImageContents
 from tests.integration.conftest import BASE_IMAGE
 
 pytestmark = pytest.mark.integration

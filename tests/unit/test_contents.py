@@ -7,15 +7,17 @@ import posixpath
 from typing import Any
 
 from buildbench.measure.archive import ArchiveAnalysis
-from buildbench.measure.contents import (
+from buildbench.measure.contents import image_contents
+from buildbench.measure.contents.dpkg import installed_packages
+from buildbench.record import (
     Attribution,
     DistributionShare,
     FindingKind,
     ImageContents,
     PackageShare,
-    image_contents,
+    from_json,
+    to_json,
 )
-from buildbench.record import from_json, to_json
 from tests.unit.test_archive import (
     Entry,
     analyse,
@@ -446,3 +448,18 @@ def test_top_lists_are_sorted_and_cut():
     assert [lay.size_bytes for lay in result.biggest_layers(2)] == [30, 20]
     assert [lay.index for lay in result.attribution.layers] == [1, 2, 3]
     assert result.top_packages() == []
+
+
+def test_dpkg_status_is_read_as_deb822() -> None:
+    """Field names in any case, a blank-looking separator line, continuation lines that look
+    like fields: as python-debian (and dpkg) read them."""
+    text = (
+        b"Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n \n"
+        b"package: zlib1g\nstatus: install ok installed\nDepends: libc6 (>= 2.14)\n"
+        b"Description: compression library\n Depends: not-a-field\n\n"
+        b"Package: gcc-12\nStatus: deinstall ok config-files\n"
+    )
+    packages = installed_packages({"var/lib/dpkg/status": text})
+    assert sorted(packages) == ["libc6", "zlib1g"]
+    assert packages["zlib1g"].depends == [["libc6"]]
+    assert packages["libc6"].version == "2.36-9"

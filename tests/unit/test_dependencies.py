@@ -11,8 +11,9 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# The smoke program's own module, next to it inside the image: no distribution.
-IN_IMAGE_ONLY = {"resnet"}
+# Modules that exist only inside an image, with no distribution: the smoke program's own
+# model module, and the image's own sitecustomize (which ours runs after itself).
+IN_IMAGE_ONLY = {"resnet", "sitecustomize"}
 
 
 def _normalised(name: str) -> str:
