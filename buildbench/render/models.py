@@ -129,7 +129,8 @@ def _worst_name(smoke: SmokeResult) -> str | None:
         for outputs in smoke.outputs.values()
         for name, p in outputs.items()
     ]
-    return max(scored)[2] if scored else None
+    worst = max(scored, default=None)
+    return worst[2] if worst and (worst[0] or worst[1] > 0) else None  # all exact: none
 
 
 def _settings_table(cells: list[tuple[Entry, SmokeResult]], several: bool) -> str:

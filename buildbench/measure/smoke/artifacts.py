@@ -21,6 +21,7 @@ from buildbench.measure.smoke.modelspec import PreparedModel
 
 DEFAULT_MODEL = "buildbench.measure.smoke.resnet:resnet18"
 PROGRAM = Path(__file__).with_name("program.py")
+CPULOAD = PROGRAM.with_name("cpuload.py")  # the program imports it when it is there
 
 
 def check_model_stack() -> None:
@@ -69,6 +70,8 @@ def prepare_artifacts(
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         _add_file(tar, PROGRAM, "program.py")
+        if CPULOAD.is_file():
+            _add_file(tar, CPULOAD, CPULOAD.name)
         for index, prepared in enumerate(chosen):
             data = modelspec.prepare_data(prepared, batch_sizes)
             meta = json.dumps(model_meta(prepared, data), indent=2).encode()

@@ -642,7 +642,7 @@ def _save_torch_form(
         torch.export.save(program, str(work / "model.pt2"))
         inputs, outputs = _program_tensors(torch, program, names)
         named = [replace(o, name=n) for o, n in zip(outputs, out_names, strict=True)]
-        return "model.pt2", "pt2", inputs, named, program
+        return "model.pt2", "pt2", *_batch_named(inputs, named), program
     try:
         with _quiet(), torch.no_grad():
             traced = torch.jit.trace(module, example, check_trace=False)
@@ -658,6 +658,21 @@ def _save_torch_form(
         for n, v in zip(names, example, strict=False)
     ]
     return "model.ts", "torchscript", inputs, _outputs_of(torch, module, example, out_names), None
+
+
+def _batch_named(
+    inputs: list[TensorInfo], outputs: list[TensorInfo]
+) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The exporter's name for the batch axis ("s33") as "batch", where it made one."""
+    first = inputs[0].shape[0] if inputs and inputs[0].shape else None
+    if not isinstance(first, str):
+        return inputs, outputs
+
+    def named(t: TensorInfo) -> TensorInfo:
+        shape = None if t.shape is None else ["batch" if d == first else d for d in t.shape]
+        return replace(t, shape=shape)
+
+    return [named(t) for t in inputs], [named(t) for t in outputs]
 
 
 def _torch_dtype(dtype: Any) -> str:

@@ -29,6 +29,11 @@ import sys  # noqa: E402
 from array import array  # noqa: E402
 from typing import Any  # noqa: E402
 
+try:  # beside this file in the volume: CPU that others used around each timed loop
+    import cpuload  # type: ignore[import-not-found]
+except ImportError:  # imported on the host, or an older volume
+    cpuload = None
+
 RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
 PROGRESS_PREFIX = "BUILDBENCH_PROGRESS "
 # Reference files hold each output as one of these `array` typecodes (half floats as float32).
@@ -460,11 +465,13 @@ class OnnxModel:
         return found
 
 
-def timed_runs(model: Any, xs: list, args: argparse.Namespace) -> tuple[list[float], float]:
-    """Warm-up, then timed runs until at least --min-runs runs *and* --min-seconds seconds."""
+def timed_runs(model: Any, xs: list, args: argparse.Namespace) -> dict:
+    """Warm-up, then timed runs until at least --min-runs runs *and* --min-seconds seconds,
+    with the CPU share others used meanwhile (snapshots outside the timed calls)."""
     for _ in range(args.warmup):
         model.run(xs)
     samples: list[float] = []
+    before = cpuload.snapshot() if cpuload else None
     began = time.perf_counter()
     while len(samples) < args.min_runs or time.perf_counter() - began < args.min_seconds:
         t = time.perf_counter()
@@ -472,7 +479,14 @@ def timed_runs(model: Any, xs: list, args: argparse.Namespace) -> tuple[list[flo
         samples.append(time.perf_counter() - t)
         if len(samples) >= args.max_runs:
             break
-    return samples, time.perf_counter() - began
+    seconds = time.perf_counter() - began
+    share = cpuload.others_share(before, cpuload.snapshot()) if cpuload and before else None
+    return {
+        "samples": [round(s, 6) for s in samples],
+        "seconds": round(seconds, 3),
+        "warmup": args.warmup,
+        "cpu_others_share": share,
+    }
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -561,12 +575,7 @@ def time_setting(
                     summary,
                 )
         progress(f"timing batch size {key} ({entry['label']})")
-        samples, seconds = timed_runs(model, xs, args)
-        entry["latency"][key] = {
-            "samples": [round(s, 6) for s in samples],
-            "seconds": round(seconds, 3),
-            "warmup": args.warmup,
-        }
+        entry["latency"][key] = timed_runs(model, xs, args)
 
 
 def main() -> int:
