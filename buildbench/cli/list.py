@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 from tabulate import tabulate
 
-from buildbench.cli.options import matrix_options, resolve_matrix
+from buildbench.cli.options import Matrix, format_option, matrix_options, resolve_matrix
 from buildbench.labels import masked_build_args
 from buildbench.run.config import CONFIG_NAME
 from buildbench.run.matrix import Cell
@@ -31,8 +34,13 @@ def smoke_text(cell: Cell) -> str:
     return cell.framework or "-"
 
 
-def matrix_table(cells: list[Cell]) -> str:
-    rows = [
+FORMATS = ("text", "markdown", "json", "csv")
+JSON_FORMAT = "buildbench-list/1"
+HEADERS = ["cell", "dockerfile", "sha256", "build-args", "smoke"]
+
+
+def _rows(cells: list[Cell]) -> list[list[str]]:
+    return [
         [
             cell.key,
             shown(cell.dockerfile),
@@ -42,12 +50,37 @@ def matrix_table(cells: list[Cell]) -> str:
         ]
         for cell in cells
     ]
-    return tabulate(rows, headers=["cell", "dockerfile", "sha256", "build-args", "smoke"])
+
+
+def matrix_table(cells: list[Cell], tablefmt: str = "simple") -> str:
+    return tabulate(_rows(cells), headers=HEADERS, tablefmt=tablefmt)
+
+
+def _document(resolved: Matrix, origin: str) -> dict[str, Any]:
+    """The matrix as a tool reads it: a row per cell (build-args masked), and pip's settings."""
+    cells = [
+        {
+            "cell": cell.key,
+            "dockerfile": row[1],
+            "sha256": hashlib.sha256(cell.dockerfile_text().encode()).hexdigest(),
+            "build_args": masked_build_args(cell.build_args),
+            "smoke": row[4],
+        }
+        for cell, row in zip(resolved.cells, _rows(resolved.cells), strict=True)
+    ]
+    pip = resolved.pip.describe() if any(c.build_inputs for c in resolved.cells) else []
+    return {"format": JSON_FORMAT, "matrix": origin, "cells": cells, "pip": pip}
 
 
 @click.command(name="list")
 @matrix_options
-def list_matrix(**matrix: Any) -> None:
+@format_option(
+    "list",
+    FORMATS,
+    "markdown: the table for a job summary; json: one document (cells with their full sha256 "
+    "and build-args, pip's settings); csv: a row per cell.",
+)
+def list_matrix(format_: str, **matrix: Any) -> None:
     """Show the matrix `run` would build with the same options: each cell's Dockerfile and its
     sha256, build-args and smoke test, and what pip in the builder stage gets.
 
@@ -58,9 +91,17 @@ def list_matrix(**matrix: Any) -> None:
     resolved = resolve_matrix(**matrix)
     source = resolved.source
     origin = shown(source) if source else f"built-in (no {CONFIG_NAME} here)"
+    if format_ == "json":
+        click.echo(json.dumps(_document(resolved, origin), indent=2))
+        return
+    if format_ == "csv":
+        buffer = io.StringIO()
+        pd.DataFrame(_rows(resolved.cells), columns=HEADERS).to_csv(buffer, index=False)
+        click.echo(buffer.getvalue(), nl=False)
+        return
     count = len(resolved.cells)
     click.echo(f"matrix: {origin}, {count} cell{'s' * (count != 1)}\n")
-    click.echo(matrix_table(resolved.cells))
+    click.echo(matrix_table(resolved.cells, "github" if format_ == "markdown" else "simple"))
     if any(cell.build_inputs for cell in resolved.cells):
         click.echo("\npip in the builder stage:")
         for line in resolved.pip.describe() or ["pip's defaults (PyPI)"]:
