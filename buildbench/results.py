@@ -176,10 +176,13 @@ _V2_NO_GPU_WARNING = "no GPU: this CUDA image ran its inference on the CPU"
 def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 3 records the run's timeline (none before), and stops recording the no-GPU
     warning: readers derive it from the smoke fields (`cuda_build` and not `gpu_used`). A
-    smoke test may be an HTTP service's (`served`: none before)."""
+    smoke test may be an HTTP service's (`served`: none before). A cell may carry what its
+    smoke test touched and its slim candidate (`trace`, `slim`: none before)."""
     run = {"timeline": [], "wall_seconds": None, **data["run"]}
     results = [
         {
+            "trace": None,
+            "slim": None,
             **cell,
             "warnings": [w for w in cell.get("warnings") or [] if w != _V2_NO_GPU_WARNING],
             **({"smoke": {"served": None, **cell["smoke"]}} if cell.get("smoke") else {}),

@@ -74,12 +74,38 @@ def layer_tar(files: Mapping[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def entries_tar(entries: Sequence[tuple[str, str, bytes | str]]) -> bytes:
+    """One layer of any entries: (path, kind, content) where kind is file (content: bytes),
+    dir, symlink or hardlink (content: the target), or whiteout (`.wh.` + name is written)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, kind, content in entries:
+            if kind == "whiteout":
+                folder, _, name = path.rpartition("/")
+                path = f"{folder}/.wh.{name}" if folder else f".wh.{name}"
+            info = tarfile.TarInfo(path)
+            info.mode, info.uid, info.gid = 0o644, 1000, 1000
+            data = content if isinstance(content, bytes) else b""
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o750
+            elif kind in ("symlink", "hardlink"):
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                info.linkname = str(content)
+            else:
+                info.size = len(data)
+                if kind == "file" and path.endswith(".so"):
+                    info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buffer.getvalue()
+
+
 def docker_save(
     layers: Sequence[bytes],
     *,
     layout: Literal["legacy", "oci"] = "legacy",
     instructions: Sequence[str] | None = None,
     link_repeats: bool = True,
+    config: Mapping[str, Any] | None = None,
 ) -> bytes:
     """A `docker save` archive of `layers`. Legacy (engine 20.10): `<id>/layer.tar`, a config
     `<sha>.json` with `rootfs` and `history`, `manifest.json` last; a layer listed again is
@@ -90,7 +116,7 @@ def docker_save(
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Env": ["PATH=/usr/bin"]},
+            "config": {"Env": ["PATH=/usr/bin"], **(config or {})},
             "rootfs": {
                 "type": "layers",
                 "diff_ids": [f"sha256:{hashlib.sha256(data).hexdigest()}" for data in layers],
