@@ -21,12 +21,14 @@ EXIT_REGRESSION = 1
 @document_options(
     "history",
     FORMATS,
-    "Markdown for a job summary; csv and json give a row per run of each series.",
+    "Markdown for a job summary; json: one document (regressions, runs left out as busy, a row "
+    "per run of each series); csv: the rows.",
 )
 @option(
     "--fail-on-regression",
     is_flag=True,
-    help="Exit 1 when the newest run of a machine starts a worse segment of any series.",
+    help="Exit 1 when the newest run of a machine reveals a worse shift in a series that passes "
+    "its threshold and is significant over all the series it judges (Benjamini-Hochberg).",
 )
 def history_command(
     results: tuple[Path, ...], output: Path | None, format_: str, fail_on_regression: bool

@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from tabulate import tabulate
 
+from buildbench.analyze.compare import interference_warnings
 from buildbench.cli.options import (
     endpoints,
     engine_options,
@@ -292,6 +293,9 @@ def run(
     records = [r for run in outcome.runs for r in run.records]
     machines = [run.info.machine for run in outcome.runs for _ in run.records]
     click.echo(summary_table(records, machines))
+    for record in records:  # a busy machine, named where people look first
+        for line in interference_warnings(record):
+            click.secho(f"{record.key}: {line}", fg="yellow")
     for path in outcome.results:
         click.echo(f"\nresults: {path}")
     if outcome.report:

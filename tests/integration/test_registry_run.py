@@ -4,8 +4,12 @@ nothing local, its base set aside and put back afterwards."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -94,5 +98,16 @@ def test_the_report_has_the_shipping_table(shipped: tuple[Ran, str]):
 
 
 def test_the_local_registry_is_gone(shipped: tuple[Ran, str]):
-    found = subprocess.run(["pgrep", "-f", "docker-registry serve"], capture_output=True)
-    assert found.returncode == 1  # no such process
+    """The run's own registry: nothing answers at its address, and no `docker-registry serve`
+    process (another run's or a developer's may be running) serves a config naming it."""
+    ran, _ = shipped
+    address = ran.cells()["tiny/cpu"]["registry"]["registry"]
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        assert probe.connect_ex((host, int(port))) != 0, f"{address} still answers"
+    found = subprocess.run(["pgrep", "-f", "docker-registry serve"], capture_output=True, text=True)
+    for pid in found.stdout.split():
+        with contextlib.suppress(OSError, IndexError):  # gone meanwhile, or another shape
+            config = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[2].decode()
+            assert json.dumps(address) not in Path(config).read_text(), f"pid {pid} serves it"

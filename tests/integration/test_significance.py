@@ -1,8 +1,12 @@
 """Numbers a nightly job can trust, on real runs: an A/A pair compares clean, and an injected
-1.5x slowdown is flagged worse and significant."""
+1.5x slowdown is flagged worse and significant, and a CPU hog beside the builds is named."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +78,51 @@ def test_an_injected_slowdown_is_worse_and_significant(
         compared = buildbench("compare", str(old), str(new), cwd=tmp_path)
         assert compared.process.returncode == 1, compared.process.stdout
         row = next(line for line in compared.process.stdout.splitlines() if "build time" in line)
-        assert row.startswith("+") and "p=0.004 (5 vs 5)" in row
+        assert row.startswith("+") and "p=0.004 (5 vs 5 samples)" in row
         assert "REGRESSION: 1 metric(s) worse" in compared.process.stdout
+    finally:
+        remove_runs(engine, tmp_path / "results")
+
+
+def test_a_cpu_hog_beside_the_builds_is_named_and_marks_the_time_busy(
+    base_image: str, engine: DockerEngine, tmp_path: Path
+):
+    """Another process spinning on every core while a run builds: each cell says so in its
+    warnings, the terminal summary and the report, and compare marks its build time busy."""
+    (tmp_path / "sleepy.dockerfile").write_text(SLEEPY)
+    (tmp_path / "delay").write_text("2\n")
+    (tmp_path / "buildbench.toml").write_text(
+        '[[image]]\nname = "sleepy"\ndockerfile = "sleepy.dockerfile"\n'
+        f'variants = {{ cpu = "" }}\nbuild_args = {{ BASE_IMAGE = "{base_image}" }}\n'
+    )
+    options = ["--repeat", "2", "--no-smoke", "--no-read-images", "--no-keep-images"]
+    spin = "import time\nwhile True: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
+    try:
+        busy = buildbench("run", *options, cwd=tmp_path)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    try:
+        assert busy.process.returncode == 0, busy.process.stderr[-3000:]
+        cell = busy.cells()["sleepy/cpu"]
+        shares = cell["build"]["cpu_others_share"]
+        assert len(shares) == 2 and max(shares) > 0.5, shares
+        [warning] = [w for w in cell["warnings"] if w.startswith("busy machine:")]
+        assert f"sleepy/cpu: {warning}" in busy.process.stdout  # the terminal summary
+        report = (busy.results[0].parent / "report.md").read_text()
+        assert warning in report  # the report's warnings
+        quiet = buildbench("run", *options, cwd=tmp_path)
+        assert quiet.process.returncode == 0
+        old, new = sorted(tmp_path.glob("results/*/results.json"))
+        compared = buildbench("compare", str(old), str(new), "--format", "json", cwd=tmp_path)
+        row = next(
+            r
+            for r in json.loads(compared.process.stdout)["rows"]
+            if r["metric_key"] == "build_seconds"
+        )
+        assert row["cpu_others_share"] > 0.5
+        assert row["mark"] in ("#", " "), row  # busy if it moved; never + or -
     finally:
         remove_runs(engine, tmp_path / "results")
