@@ -173,11 +173,22 @@ def _v1_smoke(old: dict[str, Any]) -> dict[str, Any]:
 _V2_NO_GPU_WARNING = "no GPU: this CUDA image ran its inference on the CPU"
 
 
+_V3_MODEL: dict[str, Any] = {
+    "model": None,
+    "not_applicable": None,
+    "outputs": {},
+    "worst_output": {},
+    "settings": [],
+    "more_models": [],
+}
+
+
 def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 3 records the run's timeline (none before), and stops recording the no-GPU
     warning: readers derive it from the smoke fields (`cuda_build` and not `gpu_used`). A
     smoke test may be an HTTP service's (`served`: none before). A cell may carry what its
-    smoke test touched and its slim candidate (`trace`, `slim`: none before)."""
+    smoke test touched and its slim candidate (`trace`, `slim`: none before). A model smoke
+    test records its model, parity per output and runtime settings (none before)."""
     run = {"timeline": [], "wall_seconds": None, **data["run"]}
     results = [
         {
@@ -185,7 +196,11 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
             "slim": None,
             **cell,
             "warnings": [w for w in cell.get("warnings") or [] if w != _V2_NO_GPU_WARNING],
-            **({"smoke": {"served": None, **cell["smoke"]}} if cell.get("smoke") else {}),
+            **(
+                {"smoke": {"served": None, **_V3_MODEL, **cell["smoke"]}}
+                if cell.get("smoke")
+                else {}
+            ),
         }
         for cell in data["results"]
     ]
