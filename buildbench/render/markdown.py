@@ -229,7 +229,9 @@ def _smoke_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
                 *_machine(runs, e.machine),
                 e.record.key,
                 smoke.status.value,
-                parity_text(smoke) if smoke.kind == "model" else smoke.message,
+                parity_text(smoke)
+                if smoke.kind == "model" and not smoke.not_applicable
+                else smoke.message,
                 *(latency_text(smoke, b) for b in batches),
                 summary_interval(cold_start_summary(smoke)),
                 fmt.size(smoke.peak_memory_bytes),
