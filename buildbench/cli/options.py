@@ -201,6 +201,29 @@ engine_options = compose(
 )
 
 
+# ---------------------------------------------------------------------------------------------
+# What inference needs (--slim)
+
+
+slim_options = compose(
+    option(
+        "--slim",
+        is_flag=True,
+        help="Trace what each smoke test touches, build a slim image of only that (the "
+        "original's config, no host paths) and run the same smoke test on it: a saving counts "
+        "only when it passes with parity.",
+    ),
+    option(
+        "--slim-exclude",
+        "slim_exclude",
+        multiple=True,
+        metavar="GLOB",
+        help="Leave these paths out of the slim image even when touched (repeatable), e.g. "
+        "'/usr/share/*': the smoke test then says whether they were needed.",
+    ),
+)
+
+
 def format_option(command: str, formats: tuple[str, ...], format_help: str) -> Callable[[F], F]:
     """--format, one choice for every command that reads results (`compare`, `history`,
     `report`, `list`): formats drawn from text, markdown, json and csv, the first the default."""

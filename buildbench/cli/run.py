@@ -22,13 +22,14 @@ from buildbench.cli.options import (
     option,
     resolve_matrix,
     results_dir_option,
+    slim_options,
 )
 from buildbench.cli.progress import TerminalProgress
 from buildbench.engine.builders import BUILDERS
 from buildbench.engine.registry.address import parse_address
 from buildbench.engine.registry.local import LOCAL, LocalRegistry
 from buildbench.engine.registry.manifests import check_registry
-from buildbench.errors import Terminated
+from buildbench.errors import Terminated, UsageError
 from buildbench.measure.smoke.inference import check_models
 from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.measure.smoke.runner import SmokeOptions
@@ -203,6 +204,7 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     callback=lambda ctx, param, value: _batch_sizes(ctx, param, value) if value else (),
     help="Intra-op thread counts to time beside the default, for both frameworks, e.g. 1,2.",
 )
+@slim_options
 @option("--no-preflight", is_flag=True, help="Skip the disk and index checks before building.")
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
 @option("-q", "--quiet", is_flag=True, help="Print only the summary table.")
@@ -230,6 +232,8 @@ def run(
     inputs: tuple[str, ...],
     ort_settings: str,
     threads: tuple[int, ...],
+    slim: bool,
+    slim_exclude: tuple[str, ...],
     no_preflight: bool,
     verbose: bool,
     quiet: bool,
@@ -244,6 +248,8 @@ def run(
     """
     if cold_pull and not registry:
         raise click.UsageError("--cold-pull needs --registry")
+    if (slim or slim_exclude) and not smoke:
+        raise UsageError("--slim needs the smoke test", tip="drop --no-smoke")
     resolved = resolve_matrix(**matrix)
     plan = RunPlan(
         cells=resolved.cells,
@@ -258,6 +264,8 @@ def run(
         preflight=not no_preflight,
         cold_pull=cold_pull,
         machine=machine,
+        slim=slim or bool(slim_exclude),
+        slim_exclude=slim_exclude,
         smoke=SmokeOptions(
             batch_sizes=batch_sizes,
             gpus="all" if gpus == "all" else "none" if gpus == "none" else "auto",

@@ -34,6 +34,7 @@ from buildbench.record import CellRecord, RunInfo, SmokeResult, Summary
 from buildbench.render import fmt
 from buildbench.render.models import models_section
 from buildbench.render.served import served_section
+from buildbench.render.slim import slim_section
 from buildbench.render.timeline import timeline_section
 from buildbench.results import RunResults
 from buildbench.status import Status
@@ -62,6 +63,7 @@ def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str
         models_section(runs),
         _contents_section(runs, cells),
         _waste_section(runs, cells),
+        slim_section(runs),
         _shipping_section(runs, cells),
         timeline_section(runs),
         _charts_section(chart_links),

@@ -29,6 +29,7 @@ from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
 from buildbench.labels import LABEL_LOCK, masked_build_args, run_labels, smoke_volume
 from buildbench.measure.image import measure_image
 from buildbench.measure.shipping import cold_pulls, push_base, ship
+from buildbench.measure.slim import Slimmed, Slimmer, candidate_tag, trace_file
 from buildbench.measure.smoke import cpuload
 from buildbench.measure.smoke.runner import (
     Payload,
@@ -125,6 +126,8 @@ class RunPlan:
     machine: str | None = None  # a stable name for reports and history (CI runners' vary)
     registry: str | None = None  # HOST[:PORT]: push, size in, and pull back every image
     cold_pull: bool = False  # and pull each with nothing local, the base set aside meanwhile
+    slim: bool = False  # trace the smoke test, build a slim image of it, smoke-test that too
+    slim_exclude: tuple[str, ...] = ()  # globs (/paths) the slim image leaves out on purpose
 
     def smoke_kinds(self) -> dict[str, SmokeKind]:
         """Each cell's smoke test, by cell key (none for cells without one, or --no-smoke)."""
@@ -172,7 +175,7 @@ class Failure:
     log_tail: tuple[str, ...] = ()
 
 
-Value = Builds | Measurement | SmokeResult | Shipping | Failure
+Value = Builds | Measurement | SmokeResult | Shipping | Slimmed | Failure
 
 
 def apply(record: CellRecord, value: Value) -> None:
@@ -198,6 +201,8 @@ def apply(record: CellRecord, value: Value) -> None:
                     compressed_size_bytes=value.stored_bytes,
                     compressed_size_source="registry",
                 )
+        case Slimmed():  # the candidate's failure is its own: the cell stays as measured
+            record.trace, record.slim = value.trace, value.candidate
         case Failure():
             record.fail(value.status, value.message, list(value.log_tail))
 
@@ -336,12 +341,14 @@ class PreparedRun:
             self.engine.fill_volume(volume, self.payloads[payload.key], image)
         return self.volumes[payload.key]
 
-    def smoke(self, cell: Cell, image: str, progress: Progress) -> SmokeResult | None:
+    def smoke(
+        self, cell: Cell, image: str, progress: Progress, engine: Engine | None = None
+    ) -> SmokeResult | None:
         kind = self.kinds.get(cell.key)
         if kind is None or self.plan.smoke is None:
             return None
         context = SmokeContext(
-            engine=self.engine,
+            engine=engine or self.engine,
             image=image,
             options=self.plan.smoke,
             labels=self.labels(cell),
@@ -409,8 +416,9 @@ class PreparedRun:
                 return
             apply(record, measured)
             self.save()
-            result = self.smoke(cell, builds.image_id, progress)
-            if result is not None:
+            if self.plan.slim and cell.key in self.kinds:
+                self.slim(cell, record, builds.image_id, progress)
+            elif (result := self.smoke(cell, builds.image_id, progress)) is not None:
                 apply(record, result)
             if self.plan.registry and record.image_tag:
                 try:
@@ -439,6 +447,30 @@ class PreparedRun:
                 # so that a nightly job on a shared engine stays flat.
                 self.engine.remove_image(builds.image_id)
                 self.engine.prune_cache_records(list(builds.cache_records))
+
+    def slim(self, cell: Cell, record: CellRecord, image: str, progress: Progress) -> None:
+        """--slim: the smoke test traced, then an image of what it touched, smoke-tested the
+        same way (measure/slim.py)."""
+
+        def phase(text: str) -> None:
+            self.phase(progress, cell, "slim", f"slim: {text}", detail=text)
+
+        with Slimmer(self.engine, image, self.labels(cell), self.info.run_id, phase) as slimmer:
+            result = self.smoke(cell, image, progress, slimmer.smoke_engine())
+            if result is not None:
+                apply(record, result)
+            self.save()
+            found = slimmer.candidate(
+                result,
+                lambda candidate: self.smoke(cell, candidate, progress),
+                tag=candidate_tag(record.image_tag or cell.key),
+                cuda_without_gpu=cell.variant == "cuda" and not self.gpus,
+                keep=self.plan.keep_images,
+                exclude=self.plan.slim_exclude,
+                trace_path=self.run_dir / trace_file(cell.key),
+                trace_file=trace_file(cell.key),
+            )
+            apply(record, found)
 
     def build(self, cell: Cell, record: CellRecord, progress: Progress) -> Builds:
         """`repeat` no-cache builds; every finished sample is kept, whatever stops the next."""
