@@ -409,3 +409,26 @@ def test_a_config_names_its_models_relative_to_itself(tmp_path: Path) -> None:
     config.write_text('[[model]]\npath = "m.onnx"\nmodule = "a:b"\n')
     with pytest.raises(UsageError, match=r"\[\[model\]\] #1: needs path or module"):
         config_models(config)
+
+
+def test_a_torchscript_file_runs_in_pytorch_only_and_takes_its_shapes_from_input(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
+        traced = torch.jit.trace(torch.nn.Linear(4, 2).eval(), (torch.randn(1, 4),))
+    traced.save(str(tmp_path / "m.ts"))
+    spec = parse_spec(str(tmp_path / "m.ts"))
+    with pytest.raises(UsageError, match="the model does not say its shape"):
+        modelspec.load(spec)
+    prepared = modelspec.load(spec, [parse_input("input=1x4")])
+    assert prepared.torch_format == "torchscript" and prepared.onnx is None
+    assert "TorchScript file is not exported to ONNX" in prepared.info.not_applicable["onnx"]
+    (plan,) = prepared.inputs
+    assert (plan.name, plan.shape, plan.batched) == ("input", [1, 4], True)
+    meta = artifacts.model_meta(prepared, modelspec.prepare_data(prepared, (3,)))
+    assert meta["outputs"] == ["output_0"]  # numbered as its references are

@@ -48,7 +48,9 @@ def model_meta(prepared: PreparedModel, data: Path) -> dict[str, object]:
         "not_applicable": info.not_applicable,
         "fixed_batch": info.fixed_batch,
         "inputs": [asdict(p) for p in prepared.inputs],
-        "outputs": [o.name for o in info.outputs],
+        # A TorchScript file names no outputs: they are numbered as its references are.
+        "outputs": [o.name for o in info.outputs]
+        or [f"output_{i}" for i in range(len(described["batches"][0]["references"]))],
         "batch_sizes": [b["batch"] for b in described["batches"]],
         "batches": described["batches"],
         "rtol": modelspec.RTOL,

@@ -437,18 +437,23 @@ def _make_forms(torch: Any, onnx: Any, spec: ModelSpec, key: str, work: Path) ->
         torch_name, torch_format, inputs, outputs, program = form
         if not example and program is not None:  # a .pt2 file: the inputs it was exported with
             example = tuple((getattr(program, "example_inputs", None) or ((), {}))[0])
-        try:
-            if spec.kind == "torchscript":
-                raise ValueError(
-                    "a TorchScript file is not exported: give its .onnx or module:callable"
+        if spec.kind == "torchscript":
+            not_applicable["onnx"] = (
+                "a TorchScript file is not exported to ONNX (give its .onnx, or module:callable)"
+            )
+        else:
+            try:
+                with _quiet():
+                    _export_onnx(
+                        torch, program or module, example, names, outputs, work / "model.onnx"
+                    )
+                onnx.checker.check_model(str(work / "model.onnx"), full_check=True)
+                onnx_name = "model.onnx"
+                onnx_files = sorted(
+                    p.name for p in work.iterdir() if p.name.startswith("model.onnx")
                 )
-            with _quiet():
-                _export_onnx(torch, program or module, example, names, outputs, work / "model.onnx")
-            onnx.checker.check_model(str(work / "model.onnx"), full_check=True)
-            onnx_name = "model.onnx"
-            onnx_files = sorted(p.name for p in work.iterdir() if p.name.startswith("model.onnx"))
-        except Exception as exc:  # the exporter's many failures: ONNX cells say why
-            not_applicable["onnx"] = f"the ONNX export failed: {_first_line(exc)}"
+            except Exception as exc:  # the exporter's many failures: ONNX cells say why
+                not_applicable["onnx"] = f"the ONNX export failed: {_first_line(exc)}"
     graph = _onnx_facts(onnx, work / onnx_name, spec.text) if onnx_name else {}
     files = [work / n for n in onnx_files] if onnx_name else [work / str(torch_name)]
     found_inputs = inputs if inputs is not None else graph.get("inputs", [])
