@@ -87,7 +87,7 @@ class Row:
     mark: str
     cell: str
     metric: str
-    baseline: str
+    baseline: str  # a status row's text ("ok", "-"); "" for a metric: its value is shown
     current: str
     ratio: float | None = None
     evidence: str = ""  # how significance was decided, e.g. "p=0.004 (run vs 5 runs)"
@@ -281,8 +281,8 @@ def _metric_row(
         found.mark,
         after.key,
         metric.name,
-        metric.show(old),
-        metric.show(new),
+        "",  # a metric's values are shown by render, in its unit
+        "",
         change,
         found.evidence,
         found.threshold,

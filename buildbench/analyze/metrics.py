@@ -12,9 +12,10 @@ from typing import Literal
 
 from buildbench.analyze.stats import summarize
 from buildbench.record import CellRecord, Latency
-from buildbench.render import fmt
 
 MetricKind = Literal["time", "size"]
+# How a value reads: seconds, seconds shown in ms (latency), bytes (render.fmt.metric_value).
+Unit = Literal["seconds", "ms", "bytes"]
 
 
 def build_seconds(record: CellRecord) -> list[float]:
@@ -53,7 +54,7 @@ class Metric:
     key: str  # as CSV/JSON columns name it
     kind: MetricKind
     samples: Callable[[CellRecord], list[float]]
-    show: Callable[[float | None], str]
+    unit: Unit
 
     def value(self, record: CellRecord) -> float | None:
         """The point figure: the median of the samples (a size has one)."""
@@ -61,11 +62,11 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("build time", "build_seconds", "time", build_seconds, fmt.seconds),
-    Metric("image size", "image_size_bytes", "size", image_size, fmt.size),
-    Metric("compressed size", "compressed_size_bytes", "size", compressed_size, fmt.size),
-    Metric("p50 latency b=1", "latency_b1_seconds", "time", latency_samples, fmt.ms),
-    Metric("cold start", "cold_start_seconds", "time", cold_start_samples, fmt.seconds),
+    Metric("build time", "build_seconds", "time", build_seconds, "seconds"),
+    Metric("image size", "image_size_bytes", "size", image_size, "bytes"),
+    Metric("compressed size", "compressed_size_bytes", "size", compressed_size, "bytes"),
+    Metric("p50 latency b=1", "latency_b1_seconds", "time", latency_samples, "ms"),
+    Metric("cold start", "cold_start_seconds", "time", cold_start_samples, "seconds"),
 )
 METRIC_BY_KEY = {metric.key: metric for metric in METRICS}
 

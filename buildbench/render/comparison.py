@@ -25,6 +25,7 @@ from buildbench.analyze.compare import (
     regressions,
     verdict,
 )
+from buildbench.analyze.metrics import METRIC_BY_KEY
 from buildbench.record import RunInfo
 from buildbench.render import fmt
 from buildbench.render.markdown import markdown_table
@@ -53,8 +54,8 @@ def render_comparison(
             row.mark,
             row.cell,
             row.metric,
-            row.baseline,
-            row.current,
+            shown(row, row.baseline, row.baseline_value),
+            shown(row, row.current, row.current_value),
             fmt.ratio(row.ratio),
             "" if row.threshold is None else f"{row.threshold:.2f}",
             row.evidence,
@@ -85,6 +86,12 @@ def render_comparison(
     return "\n".join(lines) + "\n"
 
 
+def shown(row: Row, text: str, value: float | None) -> str:
+    """A metric row's value in its metric's unit; a status row's own text."""
+    metric = METRIC_BY_KEY.get(row.metric_key)
+    return fmt.metric_value(metric.unit, value) if metric else text
+
+
 def _run_json(info: RunInfo) -> dict[str, Any]:
     return {"run_id": info.run_id, "machine": info.machine, "started_at": info.started_at}
 
@@ -96,8 +103,8 @@ def _row_json(row: Row) -> dict[str, Any]:
         "cell": row.cell,
         "metric": row.metric,
         "metric_key": row.metric_key or None,
-        "baseline": row.baseline,
-        "current": row.current,
+        "baseline": shown(row, row.baseline, row.baseline_value),
+        "current": shown(row, row.current, row.current_value),
         "baseline_value": row.baseline_value,
         "current_value": row.current_value,
         "ratio": row.ratio,

@@ -71,3 +71,8 @@ def one_line(text: str, width: int) -> str:
 def md_cell(text: str) -> str:
     """Text that stays inside one cell of a Markdown table."""
     return text.replace("|", "\\|")
+
+
+def metric_value(unit: str, x: float | None) -> str:
+    """A metric's value as its unit reads (`analyze.metrics.Unit`)."""
+    return {"seconds": seconds, "ms": ms, "bytes": size}[unit](x)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from buildbench.analyze.changepoints import Shift
 from buildbench.analyze.history import MIN_SIZE, Restart, Series, by_machine, regressions
-from buildbench.render import charts
+from buildbench.render import charts, fmt
 from buildbench.render.markdown import markdown_table
 from buildbench.results import RunResults
 
@@ -34,7 +34,8 @@ METHOD = (
 def _shift_text(series: Series, shift: Shift) -> str:
     point = series.run_of(shift)
     change = f"{(shift.ratio - 1):+.0%}" if shift.ratio != float("inf") else "from 0"
-    values = f"{series.metric.show(shift.before)} -> {series.metric.show(shift.after)}"
+    unit = series.metric.unit
+    values = f"{fmt.metric_value(unit, shift.before)} -> {fmt.metric_value(unit, shift.after)}"
     return f"`{point.run_id}`: {change} ({values})"
 
 
@@ -72,9 +73,10 @@ def trend_table(series: Sequence[Series], machines: int) -> str:
                 s.cell,
                 s.metric.name,
                 len(values),
-                s.metric.show(values[0]),
-                s.metric.show(values[-1]),
-                f"{s.metric.show(min(values))} - {s.metric.show(max(values))}",
+                fmt.metric_value(s.metric.unit, values[0]),
+                fmt.metric_value(s.metric.unit, values[-1]),
+                f"{fmt.metric_value(s.metric.unit, min(values))} - "
+                f"{fmt.metric_value(s.metric.unit, max(values))}",
                 _changes_text(s),
                 _verdict_text(s),
             ]
