@@ -501,10 +501,11 @@ class DockerEngine:
         def watch() -> None:
             with contextlib.suppress(Exception):  # the service removed: nothing to stop
                 self.api.wait(service, timeout=math.ceil(timeout))
-                while not gone.wait(0.5):
+                while not gone.is_set():  # the client may not have started yet: again
                     for found in self.api.containers(filters={"label": f"{SERVICE_OF}={service}"}):
                         with contextlib.suppress(docker.errors.APIError):
                             self.api.kill(found["Id"], signal="SIGTERM")
+                    gone.wait(0.5)
 
         thread = threading.Thread(target=watch, daemon=True, name="buildbench-service")
         thread.start()

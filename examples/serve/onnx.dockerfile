@@ -13,13 +13,16 @@ ENV PIP_CONFIG_FILE=/build-inputs/pip.conf \
 COPY build-inputs/ /build-inputs/
 COPY model.py /src/
 SHELL ["/bin/sh", "-eux", "-c"]
-# A CPU torch is enough to export: a CPU wheel from build-inputs/wheels, else the CPU index.
+# A CPU torch is enough to export: a CPU wheel from build-inputs/wheels (buildbench gives CPU
+# wheels to CPU cells only), else the CPU index, else PyPI's torch (its CUDA build: large, but
+# it stays in this stage).
 RUN python3 -m venv /opt/export; \
     set -- /build-inputs/wheels/torch-*+cpu-*.whl; \
     if [ -f "$1" ]; then \
         /opt/export/bin/pip install "$1"; \
     else \
-        /opt/export/bin/pip install --index-url "${TORCH_CPU_INDEX_URL}" torch; \
+        /opt/export/bin/pip install --index-url "${TORCH_CPU_INDEX_URL}" torch \
+            || /opt/export/bin/pip install torch; \
     fi; \
     /opt/export/bin/pip install onnx; \
     mkdir /out; \

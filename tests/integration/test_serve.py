@@ -1,0 +1,170 @@
+"""Inference images that serve over HTTP, measured as services: a real FastAPI service (from
+PyPI in its builder stage) built and measured through the installed console script from a
+fresh directory, and three broken ones, each ending in its own status while the next runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from buildbench.engine.dockersdk import DockerEngine
+from buildbench.labels import LABEL_RUN
+from tests.integration.conftest import Ran, buildbench, remove_runs
+
+pytestmark = pytest.mark.integration
+
+# One small service, its behaviour chosen per image by a build-arg: answers (good), answers
+# 500 (fails), listens on another port than the config says (deaf), exits 1 s after its first
+# answer, half-way into the first level's measured second (dies). FastAPI and uvicorn come
+# from PyPI in the builder stage only.
+DOCKERFILE = """\
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS builder
+ENV PIP_CONFIG_FILE=/build-inputs/pip.conf PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY build-inputs/ /build-inputs/
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install fastapi uvicorn
+
+FROM ${BASE_IMAGE}
+ARG MODE=good
+COPY --from=builder /opt/venv /opt/venv
+COPY app.py /app/
+ENV PATH=/opt/venv/bin:${PATH} MODE=${MODE} PYTHONUNBUFFERED=1
+USER 10001:10001
+WORKDIR /app
+CMD ["python", "app.py"]
+"""
+APP = """\
+import os
+import time
+
+import uvicorn
+from fastapi import FastAPI, Response
+
+MODE = os.environ["MODE"]
+app = FastAPI()
+first = None
+
+
+@app.get("/health")
+def health():
+    return {"status": "ok"}
+
+
+@app.post("/predict")
+def predict(body: dict):
+    global first
+    first = first or time.monotonic()
+    if MODE == "fails":
+        return Response("model not loaded: weights missing", status_code=500)
+    if MODE == "dies" and time.monotonic() - first > 1.0:
+        print("dying on purpose under load", flush=True)
+        os._exit(3)
+    return {"embedding": [0.1, 0.2, 0.3], "n": len(body.get("text", ""))}
+
+
+print(f"starting in mode {MODE}", flush=True)
+uvicorn.run(app, host="0.0.0.0", port=9000 if MODE == "deaf" else 8000, log_level="warning")
+"""
+SMOKE = """
+[image.smoke.http]
+port = 8000
+ready = "/health"
+method = "POST"
+path = "/predict"
+json = { text = "a small red bicycle" }
+expect = "embedding"
+concurrency = [1, 4]
+seconds = 1
+"""
+MODES = ("good", "fails", "deaf", "dies")
+
+
+@pytest.fixture(scope="module")
+def served(
+    base_image: str,
+    engine: DockerEngine,
+    client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Ran]:
+    """The four services in one run, as a user types it, from a fresh directory."""
+    cwd = tmp_path_factory.mktemp("service")
+    (cwd / "svc").mkdir()
+    (cwd / "svc" / "Dockerfile").write_text(DOCKERFILE)
+    (cwd / "svc" / "app.py").write_text(APP)
+    config = "".join(
+        f'[[image]]\nname = "svc-{mode}"\ndockerfile = "svc/Dockerfile"\n'
+        f'variants = {{ cpu = "" }}\nbuild_inputs = true\n'
+        f'build_args = {{ MODE = "{mode}", BASE_IMAGE = "{base_image}" }}\n{SMOKE}\n'
+        for mode in MODES
+    )
+    (cwd / "buildbench.toml").write_text(config)
+    ran = buildbench("run", "--smoke-timeout", "20", cwd=cwd, timeout=900)
+    assert ran.results, f"no results:\n{ran.process.stdout}\n{ran.process.stderr[-3000:]}"
+    # Every service and load generator is gone already (the engine is shared: only this run's
+    # objects count), and the run's volumes went with it.
+    run_id = ran.data()["run"]["run_id"]
+    assert client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}) == []
+    volumes = client.api.volumes(filters={"label": f"{LABEL_RUN}={run_id}"})["Volumes"]
+    assert not volumes
+    yield ran
+    remove_runs(engine, cwd / "results")
+
+
+def test_a_fastapi_service_is_measured_as_a_service(served: Ran):
+    cell = served.cells()["svc-good/cpu"]
+    assert cell["status"] == "ok", cell["error"]
+    smoke = cell["smoke"]
+    assert smoke["kind"] == "http" and smoke["status"] == "ok"
+    found = smoke["served"]
+    assert found["request"] == "POST /predict on port 8000" and found["user"] == "10001:10001"
+    assert 0 < found["ready_seconds"] <= found["first_response_seconds"] < 20
+    assert smoke["cold_start_seconds"] == [found["first_response_seconds"]]
+    assert [level["concurrency"] for level in found["levels"]] == [1, 4]
+    for level in found["levels"]:
+        assert len(level["samples"]) == level["requests"] > 10
+        assert sum(level["errors"].values()) == 0
+        assert level["seconds"] == pytest.approx(1.0, abs=0.2)
+        assert level["throughput"] > 10 and level["quantiles"]["p95"] > 0
+    assert found["peak_memory_bytes"] > 10 * 1024**2 and found["cpu_seconds"] > 0
+    assert found["exit_code"] is None and found["knee"] in (1, 4)
+
+
+def test_a_service_answering_500_fails_naming_the_status_and_body(served: Ran):
+    cell = served.cells()["svc-fails/cpu"]
+    assert cell["status"] == "smoke_failed"
+    assert cell["error"] == (
+        "POST /predict answered status 500, not 200: 'model not loaded: weights missing'"
+    )
+    assert cell["smoke"]["served"]["levels"] == []
+
+
+def test_a_service_that_never_listens_is_a_timeout_with_its_last_log_lines(served: Ran):
+    cell = served.cells()["svc-deaf/cpu"]
+    assert cell["status"] == "smoke_timeout"
+    assert cell["error"].startswith("not ready within 2")
+    assert "(GET /health until a 2xx): connection: ConnectionRefusedError" in cell["error"]
+    assert "starting in mode deaf" in cell["smoke"]["output_tail"]
+
+
+def test_a_service_that_exits_under_load_is_recorded_with_its_exit_code(served: Ran):
+    cell = served.cells()["svc-dies/cpu"]
+    assert cell["status"] == "smoke_failed"
+    assert cell["error"] == "the service exited with code 3 under load at concurrency 1"
+    found = cell["smoke"]["served"]
+    assert found["exit_code"] == 3
+    assert "dying on purpose under load" in cell["smoke"]["output_tail"]
+    level = found["levels"][0]
+    assert level["samples"]  # what it answered before it died is kept
+    assert level["seconds"] < 1.0  # the load generator stopped when the service died
+
+
+def test_the_report_has_the_served_section_and_chart(served: Ran):
+    run_dir = served.results[0].parent
+    report = (run_dir / "report.md").read_text()
+    assert "## Served" in report
+    assert re.search(r"^\| svc-good/cpu +\| ok +\| POST /predict on port 8000 ", report, re.M)
+    assert (run_dir / "report-served.png").is_file()
+    assert served.process.returncode == 1  # failed cells: the run says so in its exit code
