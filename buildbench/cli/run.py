@@ -195,7 +195,8 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     default="",
     metavar="LIST",
     help="ONNX Runtime settings to time beside the default (all, online): any of disabled, "
-    "basic, extended, all, offline (optimised once, saved, then loaded), comma-separated.",
+    "basic, extended, all, offline (optimised once, saved, then loaded), providers (every "
+    "other execution provider order, where a cell has several), comma-separated.",
 )
 @option(
     "--threads",

@@ -432,3 +432,13 @@ def test_a_torchscript_file_runs_in_pytorch_only_and_takes_its_shapes_from_input
     assert (plan.name, plan.shape, plan.batched) == ("input", [1, 4], True)
     meta = artifacts.model_meta(prepared, modelspec.prepare_data(prepared, (3,)))
     assert meta["outputs"] == ["output_0"]  # numbered as its references are
+
+
+def test_provider_orders_are_the_other_orders_of_a_cells_providers() -> None:
+    cuda, cpu = "CUDAExecutionProvider", "CPUExecutionProvider"
+    assert program.provider_orders([cuda, cpu]) == [[cpu, cuda]]
+    assert program.provider_orders([cpu]) == []  # one provider: no order to choose
+    assert runtime_settings(["providers"])[1] == {**program.DEFAULT_SETTING, "providers": "each"}
+    assert program.OnnxModel.label({**program.DEFAULT_SETTING, "providers": [cpu, cuda]}) == (
+        "all CPU>CUDA"
+    )

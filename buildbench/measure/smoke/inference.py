@@ -60,7 +60,9 @@ _REPORTED = (
     "available_providers",
     "peak_memory_bytes",
 )
-ORT_SETTINGS = (*ORT_LEVELS, "offline")  # offline: optimised at `all` once, saved, then loaded
+# offline: optimised at `all` once, saved, then loaded; providers: every other order of the
+# cell's execution providers (a CUDA cell: CPU first), where it has several
+ORT_SETTINGS = (*ORT_LEVELS, "offline", "providers")
 NOT_APPLICABLE = "not applicable"
 
 
@@ -76,6 +78,9 @@ def runtime_settings(ort: Sequence[str] = (), threads: Sequence[int] = ()) -> li
         raise UsageError("--threads: counts are 1 or more", tip="e.g. --threads 1,2")
     found = [dict(DEFAULT_SETTING)]
     for item in ort:
+        if item == "providers":
+            found.append({**DEFAULT_SETTING, "providers": "each"})
+            continue
         offline = item == "offline"
         found.append({**DEFAULT_SETTING, "level": "all" if offline else item, "offline": offline})
     found += [{**DEFAULT_SETTING, "threads": n} for n in threads]

@@ -20,6 +20,7 @@ STARTED_EPOCH = time.time()  # first thing: the host measures container start up
 import argparse  # noqa: E402 - after the start time, on purpose
 import ctypes  # noqa: E402
 import glob  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -362,11 +363,18 @@ class OnnxModel:
         }
 
     def settings(self, requested: list[dict]) -> list[dict]:
+        """The settings as given, `providers: "each"` expanded to every other order of this
+        cell's providers (none where it has one)."""
         seen = []
         for setting in requested:
             chosen = {**DEFAULT_SETTING, **setting}
-            if chosen not in seen:
-                seen.append(chosen)
+            orders = [chosen["providers"]]
+            if chosen["providers"] == "each":
+                orders = provider_orders(self.default_providers)
+            for order in orders:
+                found = {**chosen, "providers": order}
+                if found not in seen:
+                    seen.append(found)
         return seen
 
     @staticmethod
@@ -466,6 +474,12 @@ class OnnxModel:
                 a = a.astype("float64")
             found.append((list(a.shape), a.ravel().tolist()))
         return found
+
+
+def provider_orders(providers: list[str]) -> list[list[str]]:
+    """Every order of the providers but the default one: ONNX Runtime gives each node to the
+    first provider that takes it, so the order decides where the model runs."""
+    return [list(order) for order in itertools.permutations(providers)][1:]
 
 
 def timed_runs(model: Any, xs: list, args: argparse.Namespace) -> dict:
