@@ -122,7 +122,9 @@ class Slimmer:
         a candidate built from it and smoke-tested; removed again unless `keep`."""
         assert self.analysis is not None and self.tracer is not None, "entered"
         tracer = self.tracer
-        selection = select(self.analysis, tracer.traces, tracer.commands, exclude)
+        selection = select(
+            self.analysis, tracer.traces, tracer.commands, exclude, sorted(tracer.mounts)
+        )
         if trace_path is not None:
             write_paths(trace_path, selection, tracer.traces)
         trace = touched(

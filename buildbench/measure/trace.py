@@ -93,6 +93,7 @@ class TracingEngine:
     containers: int = 0
     silent: int = 0  # containers that printed no trace (no Python, or killed)
     commands: list[list[str]] = field(default_factory=list)  # what the containers started
+    mounts: set[str] = field(default_factory=set)  # tmpfs targets: the image's own dirs count
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -105,6 +106,7 @@ class TracingEngine:
             environment["BUILDBENCH_TRACE_EVERY"] = str(every)
         self.containers += 1
         self.commands.append([*spec.entrypoint, *spec.command])
+        self.mounts.update(spec.tmpfs)
         return replace(
             spec,
             environment=environment,
@@ -232,9 +234,12 @@ def select(
     traces: Sequence[Mapping[str, Any]],
     commands: Iterable[Sequence[str]] = (),
     exclude: Sequence[str] = (),
+    mounts: Iterable[str] = (),
 ) -> Selection:
     """What to keep: the traced paths, their symlinks and directories, the loader's files and
-    the programs started; `exclude`: glob patterns (on /paths) left out on purpose."""
+    the programs started; `exclude`: glob patterns (on /paths) left out on purpose; `mounts`:
+    the containers' tmpfs targets, kept as the image has them (the engine gives a tmpfs the
+    mode of the directory under it: without the image's 1777 /tmp, /tmp is root's alone)."""
     fs = Filesystem(analysis.layers)
     resolver = _Resolver(fs, _directories(analysis.layers, fs))
     env = analysis.env
@@ -256,6 +261,8 @@ def select(
                 resolver.keep(where)
             untraced.append(f"{program}: a program the smoke test started (its own files unseen)")
     if traced_any:
+        for path in mounts:
+            resolver.keep(path, directory=True)
         for path in _LOADER_FILES:
             resolver.keep(path)
         for path in fs.files:
@@ -268,6 +275,7 @@ def select(
                     resolver.keep(where)
                 if posixpath.basename(command[0]) in _SHELLS:
                     untraced.append(f"{command[0]}: a shell (its own files unseen)")
+        _keep_links_to_kept(fs, resolver)
     files = {
         path: placed
         for path, placed in resolver.kept.items()
@@ -277,6 +285,22 @@ def select(
     for path in [*files, *resolver.directories]:
         directories.update(_parents(path))
     return Selection(files, directories, list(dict.fromkeys(untraced)), not traced_any)
+
+
+def _keep_links_to_kept(fs: Filesystem, resolver: _Resolver) -> None:
+    """Every symlink that leads to a kept file or directory: the loader opens a library by its
+    soname (libz.so.1 -> libz.so.1.2.13), a path maps never shows; and symlinks are tiny."""
+    kept_dirs = set(resolver.directories)
+    for path in resolver.kept:
+        kept_dirs.update(_parents(path))
+    scratch = _Resolver(fs, resolver.existing)
+    for path, placed in fs.files.items():
+        if placed.entry.kind is not EntryKind.SYMLINK or path in resolver.kept:
+            continue
+        real = scratch.keep(path)
+        if real is not None and (real in resolver.kept or real in kept_dirs):
+            resolver.kept.update(scratch.kept)  # the link and every link on its way
+        scratch.kept.clear()
 
 
 def _directories(layers: list[LayerInfo], fs: Filesystem) -> set[str]:

@@ -59,6 +59,7 @@ def test_sitecustomize_reports_what_python_opened_mapped_and_started(tmp_path: A
     assert any(".so" in p for p in trace["paths"])  # from /proc/self/maps
     assert trace["execs"] == ["true"]
     assert trace["loader"] and trace["loader"].startswith("/")
+    assert os.path.join(sys.prefix, "pyvenv.cfg") in trace["paths"]  # read before any hook
 
 
 def test_sitecustomize_runs_the_images_own_sitecustomize_too(tmp_path: Any) -> None:
@@ -92,6 +93,7 @@ def test_the_proxy_adds_the_tracer_and_strips_its_lines() -> None:
     _, sent = engine.runs[0]
     assert sent.environment["PYTHONPATH"] == f"{MOUNT}:/app"  # the image's own path kept
     assert sent.volumes == (VolumeMount("models", "/buildbench"), VolumeMount("vol", MOUNT))
+    assert tracer.mounts == {"/tmp"}
     assert [t["paths"] for t in tracer.traces] == [["/a"], ["/b"]]
     assert (tracer.containers, tracer.silent) == (1, 0)
 
@@ -130,8 +132,12 @@ def test_a_broken_trace_line_is_dropped() -> None:
 BASE = entries_tar(
     [
         ("usr", "dir", b""),
+        ("tmp", "dir", b""),
         ("usr/lib", "dir", b""),
         ("usr/lib/libc.so", "file", LIB),
+        ("usr/lib/libc.so.6", "symlink", "libc.so"),
+        ("usr/lib/libdev.so", "symlink", "libc.so.6"),
+        ("usr/lib/libother.so.1", "symlink", "libold.so.9"),
         ("usr/lib/libgone.so", "file", LIB),
         ("usr/lib/libold.so", "file", b"old"),
         ("lib", "symlink", "usr/lib"),
@@ -179,18 +185,22 @@ def test_the_kept_files_follow_symlinks_and_keep_their_directories() -> None:
             "loader": "/lib/libgone.so",
         }
     ]
-    selection = select(analysis, traces, [["python", "x.py"]])
+    selection = select(analysis, traces, [["python", "x.py"]], mounts=["/tmp"])
     kept = set(selection.files)
     # Through /lib -> usr/lib: the symlink and the real files; the started program's symlink
     # chain on PATH; the loader's cache and configuration.
     assert {"lib", "usr/lib/libc.so", "usr/lib/libold.so", "site/pkg/__init__.py"} <= kept
     assert {"usr/bin/python", "usr/bin/python3", "etc/ld.so.cache"} <= kept
     assert "etc/ld.so.conf.d/x.conf" in kept
+    # The loader opens libraries by soname: every link to a kept file goes too, no other.
+    assert {"usr/lib/libc.so.6", "usr/lib/libdev.so"} <= kept
+    assert "usr/lib/libother.so.1" not in kept
     assert selection.files["usr/lib/libold.so"].layer == 1  # the top layer's copy wins
     assert "usr/lib/libgone.so" not in kept  # a whiteout deleted it: nothing to keep
     assert not any(p.startswith("proc") for p in kept)
     assert {"usr", "usr/lib", "site", "site/pkg", "etc/ld.so.conf.d"} <= selection.directories
     assert "usr/share/doc" not in selection.directories
+    assert "tmp" in selection.directories  # a tmpfs target: the image's own directory
     assert not selection.found_nothing
 
 

@@ -104,6 +104,11 @@ def _collect():
     for name in (sys.executable, getattr(sys, "_base_executable", ""), *started):
         if name and "/" in name:
             found.add(os.path.abspath(name))
+    # Read at start-up, before any hook: a virtual environment's pyvenv.cfg (beside the
+    # interpreter as started, or one folder up) makes its site-packages part of sys.path.
+    for folder in (os.path.dirname(sys.executable), os.path.dirname(sys.prefix + "/")):
+        found.add(os.path.join(folder, "pyvenv.cfg"))
+    found.add(os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "pyvenv.cfg"))
     real = os.path.realpath("/proc/self/exe")
     found.add(real)
     loader = _interpreter_loader(real)
