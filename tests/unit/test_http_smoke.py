@@ -513,7 +513,7 @@ def test_a_wrong_status_names_the_status_and_the_start_of_the_body() -> None:
 
 
 def test_a_service_that_dies_under_load_is_recorded_with_its_exit_code_and_log() -> None:
-    bad = {"kind": "connection", "status": None, "body_start": ""}
+    bad = {"kind": "connection", "status": None, "body_start": "ConnectionResetError: [Errno 104]"}
     levels = [level(1, [0.01, 0.02]), level(4, [0.03], first_bad=bad)]
     levels[1]["errors"]["connection"] = 7
     result, _ = _serve(
@@ -531,7 +531,7 @@ def test_a_service_that_dies_under_load_is_recorded_with_its_exit_code_and_log()
     served = result.served
     assert served is not None and served.exit_code == 137
     assert served.levels[1].errors["connection"] == 7
-    assert served.levels[1].first_error == "connection: "
+    assert served.levels[1].first_error == "connection: ConnectionResetError: [Errno 104]"
 
 
 def test_a_level_without_one_good_answer_fails() -> None:

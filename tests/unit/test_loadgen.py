@@ -178,6 +178,7 @@ def test_slow_answers_are_timeouts_and_the_level_still_ends(service: Any):
     assert time.perf_counter() - began < 0.3 + 0.1 + 1.0
     assert found["errors"]["timeout"] >= 2 and found["good"] == 0
     assert found["first_bad"]["kind"] == "timeout"
+    assert found["first_bad"]["body_start"] == "TimeoutError: timed out"
 
 
 def test_a_service_gone_mid_level_counts_connection_errors(service: Any):

@@ -223,7 +223,8 @@ def _level(level: dict[str, Any]) -> LoadLevel:
     first_error = None
     if bad:
         status = f" {bad['status']}" if bad.get("status") is not None else ""
-        first_error = f"{bad['kind']}{status}: {' '.join(bad.get('body_start', '').split())}"
+        text = " ".join((bad.get("body_start") or "").split())
+        first_error = f"{bad['kind']}{status}" + (f": {text}" if text else "")
     return LoadLevel(
         concurrency=level["concurrency"],
         samples=level["samples"],

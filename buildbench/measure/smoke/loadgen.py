@@ -165,7 +165,7 @@ class Level:
                 status, data = client.send()
                 kind = judge(self.spec, status, data)
             except (OSError, http.client.HTTPException) as exc:
-                kind = error_kind(exc)
+                kind, data = error_kind(exc), f"{type(exc).__name__}: {exc}".encode()
             elapsed = time.perf_counter() - began
             if began < measure_from:  # warm-up: not counted
                 continue
@@ -177,6 +177,7 @@ class Level:
             self.samples.extend(samples)
 
     def record(self, kind: str | None, status: int | None, data: bytes) -> None:
+        """Count one measured request; `data`: its body, or the error for a failed one."""
         with self.lock:
             self.requests += 1
             if status is not None:
