@@ -4,12 +4,16 @@ fresh directory, and three broken ones, each ending in its own status while the 
 
 from __future__ import annotations
 
+import io
 import re
+import threading
+import time
 from collections.abc import Iterator
 
 import docker
 import pytest
 
+from buildbench.engine.api import ContainerSpec
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.labels import LABEL_RUN
 from tests.integration.conftest import Ran, buildbench, remove_runs
@@ -168,3 +172,75 @@ def test_the_report_has_the_served_section_and_chart(served: Ran):
     assert re.search(r"^\| svc-good/cpu +\| ok +\| POST /predict on port 8000 ", report, re.M)
     assert (run_dir / "report-served.png").is_file()
     assert served.process.returncode == 1  # failed cells: the run says so in its exit code
+
+
+HTTP_SERVER = 'FROM {base}\nUSER 10001\nCMD ["python3", "-m", "http.server", "8000"]\n'
+CLIENT_PROBE = """\
+import os, socket, time, urllib.request
+print("interfaces", sorted(os.listdir("/sys/class/net")))
+for _ in range(100):
+    try:
+        print("service", urllib.request.urlopen("http://127.0.0.1:8000/", timeout=2).status)
+        break
+    except OSError:
+        time.sleep(0.1)
+try:
+    socket.create_connection(("pypi.org", 443), timeout=3)
+    print("outside reachable")
+except OSError as exc:
+    print("outside unreachable", type(exc).__name__)
+time.sleep(3)  # long enough for the test to look at both containers
+"""
+
+
+def test_the_engine_runs_both_containers_locked_down_with_no_port(
+    engine: DockerEngine, client: docker.DockerClient, base_image: str
+):
+    """On the real engine: the service (the image's own CMD) has no network, a read-only root,
+    no capabilities and no port bindings; its client shares its namespace and sees only lo."""
+    tag = "buildbench-test/http-server:serve"
+    client.images.build(
+        fileobj=io.BytesIO(HTTP_SERVER.format(base=base_image).encode()),
+        tag=tag,
+        rm=True,
+        labels={"buildbench.test": "serve"},
+    )
+    labels = {"buildbench.test": "serve-lockdown"}
+    seen: dict[str, dict] = {}
+
+    def look() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(seen) < 2:
+            for found in client.api.containers(filters={"label": "buildbench.test=serve-lockdown"}):
+                seen[found["Id"]] = client.api.inspect_container(found["Id"])
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=look, daemon=True)
+    watcher.start()
+    try:
+        outcome = engine.serve(
+            tag,
+            ContainerSpec(command=[], user="10001", memory_bytes=256 * 1024**2, labels=labels),
+            tag,
+            ContainerSpec(command=["python3", "-c", CLIENT_PROBE], labels=labels),
+        )
+    finally:
+        watcher.join(timeout=30)
+        client.images.remove(tag)
+    out = outcome.client.stdout
+    assert "interfaces ['lo']" in out and "service 200" in out, outcome.client.stderr
+    assert "outside unreachable" in out
+    assert outcome.exit_code is None and outcome.peak_memory_bytes
+    service = next(c for c in seen.values() if c["Config"]["Cmd"][:2] == ["python3", "-m"])
+    helper = next(c for c in seen.values() if c is not service)
+    host = service["HostConfig"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert not host.get("PortBindings") and not host.get("PublishAllPorts")
+    assert service["Config"]["User"] == "10001" and not service["NetworkSettings"]["Ports"]
+    assert helper["HostConfig"]["NetworkMode"] == f"container:{service['Id']}"
+    assert helper["HostConfig"]["ReadonlyRootfs"] is True
+    assert helper["HostConfig"]["CapDrop"] == ["ALL"]
+    assert (
+        client.api.containers(all=True, filters={"label": "buildbench.test=serve-lockdown"}) == []
+    )
