@@ -28,6 +28,8 @@ def shown(path: Path) -> str:
 
 
 def smoke_text(cell: Cell) -> str:
+    if cell.smoke_http:
+        return f"http: {cell.smoke_http.describe()}"
     if cell.smoke_command:
         expect = f', expects "{cell.smoke_expect}"' if cell.smoke_expect is not None else ""
         return f"$ {shlex.join(cell.smoke_command)}{expect}"

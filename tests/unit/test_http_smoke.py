@@ -666,3 +666,12 @@ def test_the_serve_example_measures_both_services_the_same_way() -> None:
     )
     assert onnx.concurrency == (1, 4, 16)
     assert all(cell.build_inputs and cell.framework is None for cell in cells)
+
+
+def test_list_shows_the_service_request(project: Path) -> None:
+    path = project / "buildbench.toml"
+    path.write_text(IMAGE + FULL)
+    result = CliRunner().invoke(cli, ["list", "--config", str(path), "--cuda", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("svc/cpu")]
+    assert row.rstrip().endswith("http: POST /predict on port 8000")
