@@ -125,10 +125,15 @@ def _touched_line(entry: Entry) -> str:
     return (
         f"- {record.key}: inference touched {fmt.size(trace.touched_bytes)} of "
         f"{fmt.size(trace.image_bytes)} ({fmt.percent(share)}), {trace.touched_files} files "
-        f"from {trace.processes} traced processes in {trace.containers} containers"
+        f"from {_count(trace.processes, 'traced process', 'es')} in "
+        f"{_count(trace.containers, 'container')}"
         + (f"; by distribution: {by_owner}" if by_owner else "")
         + layer
     )
+
+
+def _count(n: int, noun: str, plural: str = "s") -> str:
+    return f"{n} {noun}{'' if n == 1 else plural}"
 
 
 def _untouched_rows(cells: list[Entry]) -> list[list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from dataclasses import replace
 from typing import Any
 
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
@@ -16,12 +17,15 @@ from buildbench.measure.slim import (
     candidate_tag,
     config_changes,
 )
+from buildbench.measure.smoke.inference import InferenceSmoke
+from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.measure.trace import PREFIX
 from buildbench.record import ImageFacts, SmokeResult
 from buildbench.render.slim import slim_section
 from buildbench.results import RunResults, load_results
 from buildbench.status import Status
-from tests.fakes import FakeEngine, docker_save
+from tests.fakes import FakeEngine, classic_stream, docker_save
+from tests.unit.test_pipeline import _engine, _plan, _run, _with_smoke, image
 from tests.unit.test_report import CURRENT
 from tests.unit.test_trace import BASE, TOP
 
@@ -169,3 +173,32 @@ def test_the_report_shows_the_floor_and_what_was_never_touched() -> None:
     text = slim_section([RunResults(run.info, [record])])
     assert "inference touched" in text and "proven" in text
     assert "/usr/share" in text and "unused" in text
+
+
+def test_a_run_with_slim_files_the_trace_and_the_candidate_on_each_cell(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(InferenceSmoke, "check", lambda self: None)  # no torch needed here
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    for n in (1, 2):
+        engine.archives[image(n)] = docker_save([BASE, TOP], config=CONFIG)
+
+    def traced(image_ref: str, spec: ContainerSpec) -> ContainerOutcome:
+        found = _with_smoke(image_ref, spec)
+        if "PYTHONPATH" not in spec.environment:
+            return found
+        return replace(found, stderr=PREFIX + json.dumps({"paths": TRACED}) + "\n")
+
+    engine.run_result = traced
+    plan = _plan(tmp_path, smoke=SmokeOptions(cold_starts=1), slim=True, keep_images=False)
+    run, (cpu, cuda) = _run(engine, plan)
+    assert cpu.trace is not None and cpu.slim is not None and cpu.slim.status == "proven"
+    assert cpu.slim.tag == f"buildbench/onnx:cpu-{run.info.run_id}-slim".lower()
+    assert (run.run_dir / "traces" / "onnx-cpu.json").is_file()
+    assert cpu.status == Status.OK and engine.image(cpu.slim.tag) is None  # removed
+    # Its smoke test failed (no CUDA build): nothing to prove against, no candidate.
+    assert cuda.slim is None and cuda.trace is not None and "did not pass" in str(cuda.trace.note)
+    assert any(p.name == "slim" for p in run.info.timeline)
+    assert engine.volumes == {}
+    reread = load_results(run.run_dir).records[0]
+    assert reread.trace == cpu.trace and reread.slim == cpu.slim
