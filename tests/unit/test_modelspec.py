@@ -442,3 +442,24 @@ def test_provider_orders_are_the_other_orders_of_a_cells_providers() -> None:
     assert program.OnnxModel.label({**program.DEFAULT_SETTING, "providers": [cpu, cuda]}) == (
         "all CPU>CUDA"
     )
+
+
+def test_a_factory_that_does_not_export_to_onnx_leaves_onnx_not_applicable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "noonnx.py").write_text(
+        "import torch\ndef make():\n    return torch.nn.Linear(3, 2).eval(), (torch.randn(2, 3),)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def refuse(*args: object) -> None:
+        raise RuntimeError("no ONNX symbolic for aten::made_up")
+
+    monkeypatch.setattr(modelspec, "_export_onnx", refuse)
+    prepared = modelspec.load(parse_spec("noonnx:make"))
+    assert prepared.onnx is None and prepared.torch_format == "pt2"
+    assert prepared.info.not_applicable == {
+        "onnx": "the ONNX export failed: RuntimeError: no ONNX symbolic for aten::made_up"
+    }
+    with pytest.raises(UsageError, match="the selected frameworks cannot run it"):
+        modelspec.load(parse_spec("noonnx:make"), frameworks=("onnx",))
