@@ -124,15 +124,7 @@ class TracingEngine:
     def run(
         self, image: str, spec: ContainerSpec, on_stderr: LineSink | None = None
     ) -> ContainerOutcome:
-        sink = None
-        if on_stderr is not None:
-            relay = on_stderr
-
-            def sink(line: str) -> None:
-                if not line.startswith(PREFIX):
-                    relay(line)
-
-        return self.take(self.inner.run(image, self.traced(spec), sink))
+        return self.take(self.inner.run(image, self.traced(spec), _without_trace(on_stderr)))
 
     def serve(
         self,
@@ -143,18 +135,32 @@ class TracingEngine:
         on_stderr: LineSink | None = None,
     ) -> ServiceOutcome:
         self.commands.append(["(the image's own ENTRYPOINT and CMD)"])
+        # The client runs in the service's image too (its Python): what it needs is traced.
         outcome = self.inner.serve(
             image,
             self.traced(service, SERVICE_EVERY_SECONDS),
             client_image,
-            client,
-            on_stderr,
+            self.traced(client),
+            _without_trace(on_stderr),
         )
         # The service prints its whole trace again and again: its last line has it all.
         tail, found = split_trace("\n".join(outcome.log_tail))
         self.traces.extend(found[-1:])
         self.silent += not found
-        return replace(outcome, log_tail=tuple(tail.splitlines()))
+        return replace(outcome, client=self.take(outcome.client), log_tail=tuple(tail.splitlines()))
+
+
+def _without_trace(on_stderr: LineSink | None) -> LineSink | None:
+    """A live stderr sink that never sees a trace line."""
+    if on_stderr is None:
+        return None
+    relay = on_stderr
+
+    def sink(line: str) -> None:
+        if not line.startswith(PREFIX):
+            relay(line)
+
+    return sink
 
 
 # ---------------------------------------------------------------------------------------------

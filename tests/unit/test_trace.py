@@ -112,10 +112,16 @@ def test_a_service_is_traced_from_its_last_trace_line() -> None:
         ContainerOutcome(0, "", ""),
         log_tail=("listening", trace_line("/old"), trace_line("/old", "/new"), "bye"),
     )
+    engine.run_result = lambda image, spec: ContainerOutcome(
+        0, '{"levels": []}\n', trace_line("/client") + "\n"
+    )
     tracer = TracingEngine(engine, "vol")
-    outcome = tracer.serve("svc", ContainerSpec([]), "client", ContainerSpec(["load"]))
+    outcome = tracer.serve("svc", ContainerSpec([]), "svc", ContainerSpec(["load"]))
     assert outcome.log_tail == ("listening", "bye")
-    assert [t["paths"] for t in tracer.traces] == [["/old", "/new"]]
+    assert (outcome.client.stdout, outcome.client.stderr) == ('{"levels": []}\n', "")
+    # The client runs in the service's image: what it needs is the candidate's too.
+    assert sorted(t["paths"] for t in tracer.traces) == [["/client"], ["/old", "/new"]]
+    assert engine.runs[0][1].environment["PYTHONPATH"] == MOUNT
     service = engine.served[0][1]
     assert service.environment["BUILDBENCH_TRACE_EVERY"] and VolumeMount("vol", MOUNT) in (
         service.volumes

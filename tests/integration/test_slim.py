@@ -1,0 +1,73 @@
+"""`buildbench run --slim` on the built-in ONNX Runtime CPU image (the cheapest), as a user runs
+it: the smoke test is traced, a candidate of only what it touched is built by the engine and
+passes the same smoke test with parity; a candidate with one traced shared object left out
+fails its smoke test and says so, and the cell stays as measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from buildbench.engine.dockersdk import DockerEngine
+from tests.integration.conftest import Ran, buildbench, remove_runs
+
+pytestmark = pytest.mark.integration
+
+SHORT = ["--cuda", "cpu", "--framework", "onnx", "--latency-seconds", "0.2"]
+SHORT += ["--cold-starts", "1", "--batch-sizes", "1", "--no-keep-images", "-q"]
+DROPPED = "onnxruntime_pybind11_state"  # ONNX Runtime's own extension module
+
+
+def slim_run(tmp_path: Path, engine: DockerEngine, *more: str) -> tuple[Ran, dict[str, Any]]:
+    ran = buildbench("run", "--slim", *SHORT, *more, cwd=tmp_path, timeout=900)
+    try:
+        assert ran.process.returncode == 0, ran.process.stderr[-3000:]
+        return ran, ran.cells()["onnx/cpu"]
+    finally:
+        remove_runs(engine, tmp_path / "results")
+
+
+@pytest.fixture(scope="module")
+def traced(
+    tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine, base_image: str
+) -> tuple[Ran, dict[str, Any]]:
+    return slim_run(tmp_path_factory.mktemp("slim"), engine)
+
+
+def test_a_slim_candidate_passes_the_same_smoke_test_and_is_smaller(
+    traced: tuple[Ran, dict[str, Any]], engine: DockerEngine
+) -> None:
+    ran, cell = traced
+    trace, slim = cell["trace"], cell["slim"]
+    assert cell["status"] == "ok" and cell["smoke"]["status"] == "ok"
+    assert trace["note"] is None and trace["processes"] >= 1
+    assert slim["status"] == "proven", slim["message"]
+    parity = slim["smoke"]["parity"]
+    assert parity and all(p["ok"] for p in parity.values())
+    assert slim["smoke"]["latency"]["1"]["samples"] and slim["smoke"]["cold_start_seconds"]
+    size = slim["size_bytes"]
+    assert trace["touched_bytes"] <= size < cell["image"]["size_bytes"]
+    assert slim["compressed_size_bytes"] < cell["image"]["compressed_size_bytes"]
+    onnxruntime = next(d for d in trace["distributions"] if d["name"] == "onnxruntime")
+    assert 0 < onnxruntime["touched_bytes"] <= onnxruntime["bytes"]
+    assert engine.image(slim["tag"]) is None  # removed with the run's images
+    report = (ran.results[0].parent / "report.md").read_text()
+    assert "inference touched" in report and "What inference needs" in report
+    kept = json.loads((ran.results[0].parent / trace["file"]).read_text())["kept"]
+    assert any(DROPPED in path for path in kept)
+
+
+def test_a_candidate_without_a_traced_shared_object_fails_and_says_so(
+    traced: tuple[Ran, dict[str, Any]], tmp_path: Path, engine: DockerEngine
+) -> None:
+    ran, cell = traced
+    kept = json.loads((ran.results[0].parent / cell["trace"]["file"]).read_text())["kept"]
+    dropped = next(path for path in kept if DROPPED in path and path.endswith(".so"))
+    _, again = slim_run(tmp_path, engine, "--slim-exclude", dropped)
+    slim = again["slim"]
+    assert again["status"] == "ok"  # the cell stays as measured
+    assert slim["status"] == "failed" and slim["excluded"] == [dropped]
+    assert "smoke test failed" in slim["message"] and DROPPED in slim["message"], slim
