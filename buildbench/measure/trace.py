@@ -430,7 +430,7 @@ def _untouched(
     """Distributions with no byte touched, and the top-most directories nothing under which
     was touched, largest first."""
     found = [
-        Untouched("distribution", d.name, d.bytes, [])
+        Untouched("distribution", f"{d.name} {d.version}".strip(), d.bytes, [])
         for d in distributions
         if d.bytes and not d.touched_bytes
     ]

@@ -172,7 +172,7 @@ def test_the_report_shows_the_floor_and_what_was_never_touched() -> None:
     record.image = ImageFacts(size_bytes=20_000, layers=2)
     text = slim_section([RunResults(run.info, [record])])
     assert "inference touched" in text and "proven" in text
-    assert "/usr/share" in text and "unused" in text
+    assert "/usr/share" in text and "unused 2.0" in text
 
 
 def test_a_run_with_slim_files_the_trace_and_the_candidate_on_each_cell(

@@ -237,7 +237,7 @@ def test_touched_bytes_by_distribution_layer_and_what_was_never_touched() -> Non
     assert trace.image_bytes > trace.touched_bytes
     assert sum(layer.touched_bytes for layer in trace.layers) == trace.touched_bytes
     untouched = {(u.kind, u.name) for u in trace.untouched}
-    assert ("distribution", "unused") in untouched
+    assert ("distribution", "unused 2.0") in untouched
     assert ("directory", "/site/unused") in untouched
     assert ("directory", "/usr/share") in untouched
     assert any("ldd" in line for line in trace.untraced)  # a program it started: unseen inside
