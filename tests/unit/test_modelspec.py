@@ -302,22 +302,46 @@ def test_float_parity_has_a_tolerance_and_integers_none() -> None:
     assert floats["ok"] and not floats["exact"] and 0 < floats["ratio"] < 1
     ints = program.parity([3, 4], array("q", [3, 5]), rtol=1e-3, atol=1e-4, exact=True)
     assert (ints["ok"], ints["mismatches"], ints["max_abs_diff"]) == (False, 1, 1.0)
-    nan = program.parity([math.nan], array("f", [math.nan]), rtol=1e-3, atol=1e-4)
-    assert nan["ok"]
+    nan = program.parity([math.nan, 1.0], [math.nan, math.nan], rtol=1e-3, atol=1e-4)
+    assert (nan["mismatches"], nan["max_abs_diff"]) == (1, math.inf)  # NaN on one side only
+    assert program.parity([math.nan], [math.nan], rtol=1e-3, atol=1e-4)["ok"]
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_parity_is_the_same_in_either_images_array_library(library: str) -> None:
+    """torch in the PyTorch image, numpy beside onnxruntime: one vectorised comparison."""
+    xp = __import__(library)
+    got = xp.asarray([1.0, 2.0005, 3.0, math.nan], dtype=xp.float64)
+    want = xp.asarray([1.0, 2.0, 3.1, math.nan], dtype=xp.float64)
+    found = program.parity(got, want, rtol=1e-3, atol=1e-4, xp=xp)
+    assert (found["ok"], found["mismatches"], found["count"]) == (False, 1, 4)
+    assert found["max_abs_diff"] == pytest.approx(0.1)
+
+
+class NumpyArrays:
+    """What compare_outputs needs of a framework: its arrays and its reference reader."""
+
+    import numpy as xp
+
+    def reference(self, path: str, dtype: str) -> object:
+        return self.xp.fromfile(path, dtype=dtype).astype("float64")
 
 
 def test_every_output_is_compared_and_the_worst_named(tmp_path: Path) -> None:
-    (tmp_path / "reference-0.bin").write_bytes(array("f", [1.0, 2.0]).tobytes())
-    (tmp_path / "reference-1.bin").write_bytes(array("B", [1, 0]).tobytes())
+    import numpy
+
+    numpy.asarray([1.0, 2.0], dtype="float32").tofile(tmp_path / "reference-0.bin")
+    numpy.asarray([True, False]).tofile(tmp_path / "reference-1.bin")
     batch = {"references": [{"shape": [2], "dtype": "float32"}, {"shape": [2], "dtype": "bool"}]}
     meta = {"outputs": ["y", "mask"], "rtol": 1e-3, "atol": 1e-4}
-    found = program.compare_outputs(
-        [([2], [1.0, 2.0001]), ([2], [True, True])], batch, meta, str(tmp_path)
-    )
+    got = [([2], numpy.asarray([1.0, 2.0001])), ([2], numpy.asarray([1.0, 1.0]))]
+    found = program.compare_outputs(NumpyArrays(), got, batch, meta, str(tmp_path))
     assert found["y"]["ok"] and not found["mask"]["ok"]
     name, summary = program.worst(found)
     assert (name, summary["ok"]) == ("mask", False)
-    shaped = program.compare_outputs([([1, 2], [1.0, 2.0])], batch, meta, str(tmp_path))
+    shaped = program.compare_outputs(
+        NumpyArrays(), [([1, 2], numpy.asarray([1.0, 2.0]))], batch, meta, str(tmp_path)
+    )
     assert shaped["y"]["note"] == "shape [1, 2], reference [2]"
     assert shaped["mask"]["note"] == "missing"
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from buildbench.errors import UsageError
-from buildbench.measure.smoke.program import TYPECODES
+from buildbench.measure.smoke.program import STORED_DTYPES
 from buildbench.record import ModelInfo, TensorInfo
 
 SEED = 0
@@ -878,12 +878,12 @@ def prepare_data(prepared: PreparedModel, batch_sizes: Sequence[int]) -> Path:
             refs = []
             for i, out in enumerate(outputs):
                 dtype = str(out.dtype)
-                stored = out.astype("float32" if dtype in ("float16", "bfloat16") else dtype)
-                if dtype not in TYPECODES:
+                if dtype not in STORED_DTYPES:
                     raise UsageError(
                         f"--model {prepared.info.source}: output {i} is {dtype}",
-                        tip=f"outputs are one of {', '.join(TYPECODES)}",
+                        tip=f"outputs are one of {', '.join(STORED_DTYPES)}",
                     )
+                stored = out.astype(STORED_DTYPES[dtype])
                 (work / str(batch) / f"reference-{i}.bin").write_bytes(stored.tobytes())
                 refs.append({"shape": list(out.shape), "dtype": dtype})
             described.append(

@@ -27,7 +27,6 @@ import os  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-from array import array  # noqa: E402
 from typing import Any  # noqa: E402
 
 try:  # beside this file in the volume: CPU that others used around each timed loop
@@ -37,18 +36,19 @@ except ImportError:  # imported on the host, or an older volume
 
 RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
 PROGRESS_PREFIX = "BUILDBENCH_PROGRESS "
-# Reference files hold each output as one of these `array` typecodes (half floats as float32).
-TYPECODES = {
-    "float32": "f",
-    "float16": "f",
-    "bfloat16": "f",
-    "float64": "d",
-    "int64": "q",
-    "int32": "i",
-    "int16": "h",
-    "int8": "b",
-    "uint8": "B",
-    "bool": "B",
+# Each output dtype a reference file can hold, and the dtype it is stored in (half floats as
+# float32, which every reader has).
+STORED_DTYPES = {
+    "float32": "float32",
+    "float16": "float32",
+    "bfloat16": "float32",
+    "float64": "float64",
+    "int64": "int64",
+    "int32": "int32",
+    "int16": "int16",
+    "int8": "int8",
+    "uint8": "uint8",
+    "bool": "bool",
 }
 ORT_LEVELS = ("disabled", "basic", "extended", "all")
 DEFAULT_SETTING = {"level": "all", "offline": False, "threads": None, "providers": None}
@@ -58,55 +58,73 @@ def progress(text: str) -> None:
     print(PROGRESS_PREFIX + text, file=sys.stderr, flush=True)
 
 
-def read_array(path: str, typecode: str) -> array:
-    values = array(typecode)
-    with open(path, "rb") as handle:
-        values.frombytes(handle.read())
-    return values
-
-
-def parity(got: list, want: array | list, rtol: float, atol: float, exact: bool = False) -> dict:
+def parity(
+    got: Any, want: Any, rtol: float, atol: float, exact: bool = False, xp: Any = None
+) -> dict:
     """Floats within atol + rtol * |reference| (NaN matches NaN); integers and booleans
-    exactly. `ratio`: the worst difference over what the tolerance allows (above 1 fails)."""
-    max_abs = max_rel = ratio = 0.0
-    mismatches = 0
-    for g, w in zip(got, want, strict=True):
-        g, w = float(g), float(w)
-        if g == w or (math.isnan(g) and math.isnan(w)):
-            continue
-        diff = abs(g - w) if not (math.isnan(g) or math.isnan(w)) else math.inf
-        max_abs = max(max_abs, diff)
-        max_rel = max(max_rel, diff / max(abs(w), 1e-12))
-        allowed = 0.0 if exact else atol + rtol * abs(w)
-        mismatches += diff > allowed
-        ratio = max(ratio, diff / allowed if allowed else math.inf)
+    exactly. `ratio`: the worst difference over what the tolerance allows (above 1 fails).
+
+    Vectorised in the image's own array library `xp` (torch, or numpy beside onnxruntime) over
+    float64 arrays, so that a large output (a vocabulary's logits) costs no Python loop; plain
+    sequences are read with numpy."""
+    if xp is None:
+        import numpy
+
+        xp = numpy
+        got, want = xp.asarray(got, dtype="float64"), xp.asarray(want, dtype="float64")
+    g, w = got.reshape(-1), want.reshape(-1)
+    if len(g) != len(w):
+        raise ValueError(f"{len(g)} values against {len(w)} in the reference")
+    if not len(w):
+        return _parity_found(0.0, 0.0, 0, 0, 0.0, exact)
+    magnitude = xp.where(xp.isnan(w), 0.0, xp.abs(w))  # a NaN reference allows nothing
+    diff = xp.where(xp.isnan(g) & xp.isnan(w), 0.0, xp.abs(g - w))
+    diff = xp.where(xp.isnan(diff), math.inf, diff)  # NaN on one side only
+    allowed = magnitude * 0.0 if exact else atol + rtol * magnitude
+    over = xp.where(allowed > 0, diff / xp.where(allowed > 0, allowed, 1.0), 0.0)
+    over = xp.where((allowed <= 0) & (diff > 0), math.inf, over)
+    relative = diff / xp.where(magnitude > 1e-12, magnitude, 1e-12)
+    return _parity_found(
+        float(diff.max()),
+        float(relative.max()),
+        int((diff > allowed).sum()),
+        len(w),
+        float(over.max()),
+        exact,
+    )
+
+
+def _parity_found(
+    max_abs: float, max_rel: float, mismatches: int, count: int, ratio: float, exact: bool
+) -> dict:
     return {
         "max_abs_diff": max_abs,
         "max_rel_diff": max_rel,
         "ok": mismatches == 0,
         "exact": exact,
         "mismatches": mismatches,
-        "count": len(want),
+        "count": count,
         "ratio": ratio,
     }
 
 
-def compare_outputs(got: list, batch: dict, meta: dict, folder: str) -> dict[str, dict]:
-    """Parity of every output with its reference, by name; a missing output or another shape
-    fails by itself."""
+def compare_outputs(model: Any, got: list, batch: dict, meta: dict, folder: str) -> dict[str, dict]:
+    """Parity of every output with its reference, by name, in `model`'s array library; a
+    missing output or another shape fails by itself."""
     found: dict[str, dict] = {}
     for i, (name, ref) in enumerate(zip(meta["outputs"], batch["references"], strict=True)):
-        want = read_array(os.path.join(folder, f"reference-{i}.bin"), TYPECODES[ref["dtype"]])
         exact = not ref["dtype"].startswith(("float", "bfloat"))
         if i >= len(got):
-            found[name] = {**parity([], [], 0, 0, exact), "ok": False, "note": "missing"}
+            found[name] = {**_parity_found(0, 0, 0, 0, 0, exact), "ok": False, "note": "missing"}
             continue
         shape, values = got[i]
         if list(shape) != list(ref["shape"]):
             note = f"shape {list(shape)}, reference {ref['shape']}"
-            found[name] = {**parity([], [], 0, 0, exact), "ok": False, "note": note}
+            found[name] = {**_parity_found(0, 0, 0, 0, 0, exact), "ok": False, "note": note}
             continue
-        found[name] = parity(values, want, meta["rtol"], meta["atol"], exact)
+        path = os.path.join(folder, f"reference-{i}.bin")
+        want = model.reference(path, STORED_DTYPES[ref["dtype"]])
+        found[name] = parity(values, want, meta["rtol"], meta["atol"], exact, xp=model.xp)
     return found
 
 
@@ -316,13 +334,23 @@ class TorchModel:
             self.torch.cuda.synchronize()
         return y
 
-    def outputs(self, y: object) -> list[tuple[list[int], list]]:
-        found = []
-        for t in flatten(y):
-            if t.dtype in (self.torch.float16, self.torch.bfloat16):
-                t = t.float()
-            found.append((list(t.shape), t.detach().cpu().flatten().tolist()))
-        return found
+    @property
+    def xp(self) -> Any:
+        return self.torch
+
+    def outputs(self, y: object) -> list[tuple[list[int], Any]]:
+        """Each output's shape, and its values as float64 on the CPU (for parity)."""
+        return [
+            (list(t.shape), t.detach().cpu().reshape(-1).to(self.torch.float64)) for t in flatten(y)
+        ]
+
+    def reference(self, path: str, dtype: str) -> Any:
+        with open(path, "rb") as handle:
+            raw = bytearray(handle.read())
+        if not raw:  # torch.frombuffer refuses an empty buffer
+            return self.torch.zeros(0, dtype=self.torch.float64)
+        values = self.torch.frombuffer(raw, dtype=getattr(self.torch, dtype))
+        return values.to(self.torch.float64)
 
 
 class OnnxModel:
@@ -466,14 +494,20 @@ class OnnxModel:
     def run(self, xs: list) -> object:
         return self.session.run(None, dict(zip(self.input_names, xs, strict=True)))
 
-    def outputs(self, y: Any) -> list[tuple[list[int], list]]:
+    @property
+    def xp(self) -> Any:
+        return self.numpy
+
+    def outputs(self, y: Any) -> list[tuple[list[int], Any]]:
+        """Each output's shape, and its values as float64 (for parity)."""
         found = []
         for a in y:
             a = self.numpy.asarray(a)
-            if a.dtype.kind == "f":
-                a = a.astype("float64")
-            found.append((list(a.shape), a.ravel().tolist()))
+            found.append((list(a.shape), a.reshape(-1).astype("float64")))
         return found
+
+    def reference(self, path: str, dtype: str) -> Any:
+        return self.numpy.fromfile(path, dtype=dtype).astype("float64")
 
 
 def provider_orders(providers: list[str]) -> list[list[str]]:
@@ -583,7 +617,7 @@ def time_setting(
         xs = model.inputs(folder, batch, meta)
         y = model.run(xs)
         if top is not None or n == 0:
-            outputs = compare_outputs(model.outputs(y), batch, meta, folder)
+            outputs = compare_outputs(model, model.outputs(y), batch, meta, folder)
             name, summary = worst(outputs)
             if n == 0:
                 entry["parity"], entry["worst_output"] = summary, name
