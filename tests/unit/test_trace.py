@@ -43,6 +43,7 @@ def test_sitecustomize_reports_what_python_opened_mapped_and_started(tmp_path: A
         "import json, subprocess, sys;"
         f"open({str(data)!r}).read();"
         "subprocess.run(['true']);"
+        f"import os; os.path.exists({str(tmp_path / 'probe')!r});"
         "print('done')"
     )
     env = {**os.environ, "PYTHONPATH": str(SITECUSTOMIZE.parent)}
@@ -54,6 +55,7 @@ def test_sitecustomize_reports_what_python_opened_mapped_and_started(tmp_path: A
     assert rest == "" and len(traces) == 1
     trace = traces[0]
     assert str(data) in trace["paths"]
+    assert str(tmp_path / "probe") in trace["paths"]  # an existence check: a stat, not audited
     assert json.__file__ in trace["paths"]  # imported before or after the hook: both seen
     assert os.path.realpath(sys.executable) == trace["executable"]
     assert any(".so" in p for p in trace["paths"])  # from /proc/self/maps

@@ -2,17 +2,19 @@
 (measure/trace.py), it runs before the program, needs nothing but the standard library and no
 privilege, and prints one line at exit:
 
-    BUILDBENCH_TRACE {"paths": [...], "execs": [...], "pid": ..., "notes": [...]}
+    BUILDBENCH_TRACE {"paths": [...], "directories": [...], "execs": [...], "loader": ...}
 
 Paths come from an audit hook (files opened, directories listed, libraries loaded with ctypes,
-programs started), from `/proc/self/maps` (every shared object mapped: extension modules and
-their libraries too) and from the modules imported before this file ran. A file a native
+programs started), from os.stat/lstat/access (existence checks), from `/proc/self/maps` (every
+shared object mapped: extension modules and their libraries too) and from the modules imported
+before this file ran. A file a native
 library reads with its own I/O is not seen: that is why the slim candidate is proven by running
 the smoke test again, not trusted.
 """
 
 import atexit
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -28,17 +30,32 @@ _execs: set = set()
 _lock = threading.Lock()
 
 
+def _note(path):
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if isinstance(path, str):  # not a file descriptor
+        _paths.add(os.path.abspath(path))
+
+
+def _watched(name):
+    """os.stat, os.lstat, os.access recording their path: a check that a file exists
+    (os.path.exists, pathlib) is not audited, yet a program may need the file to be there.
+    The import system calls posix's own stat, so imports do not pay for this."""
+    original = getattr(os, name)
+
+    def watched(path, *args, **kwargs):
+        with contextlib.suppress(Exception):
+            _note(os.fspath(path) if hasattr(path, "__fspath__") else path)
+        return original(path, *args, **kwargs)
+
+    return functools.wraps(original)(watched)
+
+
 def _hook(event, args):
     # Called for every audited event in the process: stay cheap and never raise.
     try:
-        if event == "open":
-            path = args[0]
-            if isinstance(path, bytes):
-                path = os.fsdecode(path)
-            if isinstance(path, str):
-                _paths.add(os.path.abspath(path))
-        elif event in ("os.listdir", "os.scandir", "ctypes.dlopen") and isinstance(args[0], str):
-            _paths.add(os.path.abspath(args[0]))  # a dlopen by bare name: maps has it
+        if event in ("open", "os.listdir", "os.scandir", "ctypes.dlopen"):
+            _note(args[0])  # a dlopen by bare name: /proc/self/maps has its file
         elif event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn"):
             program = args[0] if event != "os.spawn" else args[1]
             if isinstance(program, bytes):
@@ -172,6 +189,8 @@ def _chain():
 
 def _install():
     sys.addaudithook(_hook)
+    for name in ("stat", "lstat", "access"):
+        setattr(os, name, _watched(name))
     atexit.register(_report)
     main = threading.current_thread() is threading.main_thread()
     if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
