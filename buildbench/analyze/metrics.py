@@ -10,12 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from buildbench.analyze.served import level_at, level_quantiles, throughput
 from buildbench.analyze.stats import summarize
 from buildbench.record import CellRecord, Latency
 
 MetricKind = Literal["time", "size"]
 # How a value reads: seconds, seconds shown in ms (latency), bytes (render.fmt.metric_value).
 Unit = Literal["seconds", "ms", "bytes"]
+# The concurrency levels of HTTP services that compare and history follow (configs pick theirs).
+SERVED_LEVELS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def build_seconds(record: CellRecord) -> list[float]:
@@ -44,6 +47,35 @@ def compressed_size(record: CellRecord) -> list[float]:
     return [] if found is None else [float(found)]
 
 
+def ready_samples(record: CellRecord) -> list[float]:
+    """An HTTP service's time to ready (one per run)."""
+    served = record.smoke.served if record.smoke else None
+    return [] if served is None or served.ready_seconds is None else [served.ready_seconds]
+
+
+def served_p95(concurrency: int) -> Callable[[CellRecord], list[float]]:
+    """An HTTP service's p95 latency at this concurrency (one figure per run)."""
+
+    def samples(record: CellRecord) -> list[float]:
+        level = level_at(record.smoke.served if record.smoke else None, concurrency)
+        p95 = level_quantiles(level).p95 if level else None
+        return [] if p95 is None else [p95]
+
+    return samples
+
+
+def served_seconds_per_answer(concurrency: int) -> Callable[[CellRecord], list[float]]:
+    """1 / throughput at this concurrency (one figure per run): a time, so that more is worse
+    as for every other metric."""
+
+    def samples(record: CellRecord) -> list[float]:
+        level = level_at(record.smoke.served if record.smoke else None, concurrency)
+        rate = throughput(level) if level else None
+        return [1 / rate] if rate else []
+
+    return samples
+
+
 def median(samples: list[float]) -> float | None:
     return summarize(samples).median
 
@@ -67,6 +99,21 @@ METRICS: tuple[Metric, ...] = (
     Metric("compressed size", "compressed_size_bytes", "size", compressed_size, "bytes"),
     Metric("p50 latency b=1", "latency_b1_seconds", "time", latency_samples, "ms"),
     Metric("cold start", "cold_start_seconds", "time", cold_start_samples, "seconds"),
+    Metric("ready time", "ready_seconds", "time", ready_samples, "seconds"),
+    *(
+        Metric(f"p95 latency c={c}", f"served_p95_c{c}_seconds", "time", served_p95(c), "ms")
+        for c in SERVED_LEVELS
+    ),
+    *(
+        Metric(
+            f"time per answer c={c} (1/throughput)",
+            f"served_c{c}_seconds_per_answer",
+            "time",
+            served_seconds_per_answer(c),
+            "ms",
+        )
+        for c in SERVED_LEVELS
+    ),
 )
 METRIC_BY_KEY = {metric.key: metric for metric in METRICS}
 

@@ -17,9 +17,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from buildbench.analyze.compare import Thresholds, compare
 from buildbench.analyze.course import Entry
 from buildbench.analyze.derived import cell_json
-from buildbench.analyze.served import knee, level_at, throughput
+from buildbench.analyze.metrics import METRIC_BY_KEY
+from buildbench.analyze.served import knee, level_at, level_quantiles, throughput
 from buildbench.cli import cli
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, ServiceOutcome, VolumeMount
 from buildbench.engine.dockersdk import SERVICE_OF, DockerEngine
@@ -30,6 +32,7 @@ from buildbench.measure.smoke.http import HttpSmoke, loadgen_spec, service_user
 from buildbench.measure.smoke.runner import SmokeContext, SmokeOptions
 from buildbench.record import CellRecord, LoadLevel, Served, SmokeResult, from_json, to_json
 from buildbench.render.served import served_charts, served_section
+from buildbench.results import load_results
 from buildbench.run.config import UserImage, load_config
 from buildbench.run.matrix import MatrixOptions
 from buildbench.status import Status
@@ -675,3 +678,32 @@ def test_list_shows_the_service_request(project: Path) -> None:
     assert result.exit_code == 0, result.stderr
     (row,) = [line for line in result.stdout.splitlines() if line.startswith("svc/cpu")]
     assert row.rstrip().endswith("http: POST /predict on port 8000")
+
+
+def test_compare_and_history_follow_ready_time_p95_and_throughput() -> None:
+    record = _served_record()
+    served = record.smoke.served if record.smoke else None
+    assert served is not None
+    assert METRIC_BY_KEY["ready_seconds"].value(record) == served.ready_seconds
+    p95 = METRIC_BY_KEY["served_p95_c4_seconds"]
+    assert p95.value(record) == level_quantiles(served.levels[1]).p95
+    per_answer = METRIC_BY_KEY["served_c4_seconds_per_answer"]
+    assert per_answer.value(record) == pytest.approx(1 / 4.0)  # 4 good answers in 1 s
+    assert METRIC_BY_KEY["served_p95_c16_seconds"].value(record) is None  # not measured
+
+
+def test_a_service_that_slowed_down_is_a_regression_in_compare() -> None:
+    base = load_results(Path(__file__).parent / "data" / "vm.json")
+    before, slower = _served_record(), _served_record()
+    assert slower.smoke is not None and slower.smoke.served is not None
+    levels = [  # three times slower, a third of the answers
+        replace(level, samples=[s * 3 for s in level.samples[:1]])
+        for level in slower.smoke.served.levels
+    ]
+    slower.smoke = replace(slower.smoke, served=replace(slower.smoke.served, levels=levels))
+    rows = compare([replace(base, records=[before])], replace(base, records=[slower]), Thresholds())
+    found = {row.metric_key: row for row in rows}
+    assert found["served_c4_seconds_per_answer"].regressed
+    assert found["served_p95_c4_seconds"].regressed
+    assert not found["ready_seconds"].regressed  # the same start-up
+    assert "served_p95_c16_seconds" not in found  # measured on neither side
