@@ -188,23 +188,32 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     warning: readers derive it from the smoke fields (`cuda_build` and not `gpu_used`). A
     smoke test may be an HTTP service's (`served`: none before). A cell may carry what its
     smoke test touched and its slim candidate (`trace`, `slim`: none before). A model smoke
-    test records its model, parity per output and runtime settings (none before)."""
+    test records its model, parity per output and runtime settings (none before). Builds and
+    latency loops record the CPU others used meanwhile (none before)."""
     run = {"timeline": [], "wall_seconds": None, **data["run"]}
-    results = [
-        {
-            "trace": None,
-            "slim": None,
-            **cell,
-            "warnings": [w for w in cell.get("warnings") or [] if w != _V2_NO_GPU_WARNING],
-            **(
-                {"smoke": {"served": None, **_V3_MODEL, **cell["smoke"]}}
-                if cell.get("smoke")
-                else {}
-            ),
+    return {
+        **data,
+        "schema_version": 3,
+        "run": run,
+        "results": list(map(_v3_cell, data["results"])),
+    }
+
+
+def _v3_cell(old: dict[str, Any]) -> dict[str, Any]:
+    cell = {
+        "trace": None,
+        "slim": None,
+        **old,
+        "warnings": [w for w in old.get("warnings") or [] if w != _V2_NO_GPU_WARNING],
+        "build": {"cpu_others_share": [], **old["build"]},
+    }
+    if smoke := old.get("smoke"):
+        latency = {
+            batch: {"cpu_others_share": None, **loop}
+            for batch, loop in (smoke.get("latency") or {}).items()
         }
-        for cell in data["results"]
-    ]
-    return {**data, "schema_version": 3, "run": run, "results": results}
+        cell["smoke"] = {"served": None, **_V3_MODEL, **smoke, "latency": latency}
+    return cell
 
 
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
