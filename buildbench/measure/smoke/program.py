@@ -18,6 +18,7 @@ import time
 STARTED_EPOCH = time.time()  # first thing: the host measures container start up to here
 
 import argparse  # noqa: E402 - after the start time, on purpose
+import contextlib  # noqa: E402
 import ctypes  # noqa: E402
 import glob  # noqa: E402
 import itertools  # noqa: E402
@@ -272,9 +273,19 @@ class TorchModel:
     Its only runtime setting is intra-op threads: one load serves them all."""
 
     @staticmethod
-    def framework() -> Any:
+    def framework(meta: dict) -> Any:
+        """torch, with what loading the model's form needs: a torch.export program needs the
+        export runtime (its serialiser, sympy), over a second of imports that belong to the
+        framework's start-up rather than to this model's load."""
         import torch
 
+        if meta.get("torch_format") == "pt2":
+            import torch.export
+
+            # What torch.export.load uses; another torch may lay it out differently (then the
+            # load pays for it).
+            with contextlib.suppress(ImportError):
+                import torch._export.serde.serialize
         return torch
 
     def __init__(self, torch: Any, artifacts: str, meta: dict, want_gpu: bool) -> None:
@@ -358,7 +369,7 @@ class OnnxModel:
     optimisation level, online or an offline-optimised file, providers, intra-op threads)."""
 
     @staticmethod
-    def framework() -> Any:
+    def framework(meta: dict) -> Any:
         import onnxruntime
 
         return onnxruntime
@@ -550,7 +561,7 @@ def measure(args: argparse.Namespace) -> dict:
     model_class: Any = TorchModel if args.framework == "pytorch" else OnnxModel
     progress("importing the framework")
     began = time.perf_counter()
-    framework = model_class.framework()
+    framework = model_class.framework(meta)
     imported = time.perf_counter()
     progress("loading the model")
     model = model_class(framework, args.artifacts, meta, args.gpu)
