@@ -274,6 +274,15 @@ def select(
         for path in fs.files:
             if path.startswith(_LOADER_DIR):
                 resolver.keep(path)
+        workdir = clean((analysis.config.get("config") or {}).get("WorkingDir") or "")
+        if workdir:
+            for path in fs.files:
+                if path.startswith(workdir + "/"):
+                    resolver.keep(path)
+            untraced.append(
+                f"/{workdir} (the working directory): kept whole, as an app reads its own "
+                "files there, often from native code the trace does not see"
+            )
         for command in [*commands, *_config_commands(analysis)]:
             if command and not command[0].startswith("("):
                 where = _program(command[0], env, fs)

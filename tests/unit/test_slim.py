@@ -32,7 +32,7 @@ from tests.unit.test_trace import BASE, TOP
 CONFIG = {
     "Env": ["PATH=/usr/bin", 'GREETING=say "hi" for $5'],
     "User": "1000:1000",
-    "WorkingDir": "/site",
+    "WorkingDir": "/site/pkg",
     "Entrypoint": ["python"],
     "Cmd": ["-m", "pkg"],
     "Labels": {"org.example": "yes"},
@@ -104,7 +104,7 @@ def test_the_candidate_holds_the_traced_files_with_their_modes_owners_and_links(
 def test_the_candidate_gets_the_originals_config_and_the_runs_labels() -> None:
     changes = config_changes({"config": CONFIG}, {LABEL_RUN: "r1"})
     assert 'ENV GREETING="say \\"hi\\" for \\$5"' in changes
-    assert "USER 1000:1000" in changes and "WORKDIR /site" in changes
+    assert "USER 1000:1000" in changes and "WORKDIR /site/pkg" in changes
     assert 'ENTRYPOINT ["python"]' in changes and 'CMD ["-m", "pkg"]' in changes
     assert f'LABEL "{LABEL_RUN}"="r1"' in changes and 'LABEL "org.example"="yes"' in changes
     engine = engine_with_image()

@@ -212,6 +212,13 @@ def test_the_kept_files_follow_symlinks_and_keep_their_directories() -> None:
     assert not selection.found_nothing
 
 
+def test_the_working_directory_is_kept_whole_and_said_so() -> None:
+    analysis = analysis_of(BASE, TOP, config={"WorkingDir": "/site/pkg"})
+    selection = select(analysis, [{"paths": ["/lib/libc.so"]}])
+    assert {"site/pkg/__init__.py", "site/pkg/huge.bin"} <= set(selection.files)
+    assert any(line.startswith("/site/pkg (the working directory)") for line in selection.untraced)
+
+
 def test_excluded_paths_are_left_out() -> None:
     analysis = analysis_of(BASE, TOP)
     selection = select(analysis, [{"paths": ["/lib/libc.so"]}], exclude=["*/libc.so"])
