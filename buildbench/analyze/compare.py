@@ -65,7 +65,6 @@ METHOD = (
 
 # Metrics of the smoke test: a different smoke test (another model or command) measures
 # something else; build time and sizes do not depend on it.
-SMOKE_METRICS = frozenset({"latency_b1_seconds", "cold_start_seconds"})
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class Thresholds:
     def default(self, metric: Metric) -> float:
         if metric.kind == "size":
             return self.growth
-        return self.smoke_slowdown if metric.key in SMOKE_METRICS else self.slowdown
+        return self.smoke_slowdown if metric.stage == "smoke" else self.slowdown
 
 
 @dataclass(frozen=True)
@@ -114,11 +113,13 @@ def base_image_id(record: CellRecord) -> str | None:
 
 
 def smoke_identity(record: CellRecord) -> tuple[str, ...] | None:
-    """What the smoke test ran: its kind, command and model (the model's files' sha256)."""
+    """What the smoke test ran: its kind, command, model (the model's files' sha256) and, for a
+    service, its request."""
     if record.smoke is None:
         return None
     model = record.smoke.model.sha256 if record.smoke.model else ""
-    return (record.smoke.kind, *(record.smoke.command or ()), model)
+    request = record.smoke.served.request if record.smoke.served else ""
+    return (record.smoke.kind, *(record.smoke.command or ()), model, request)
 
 
 IDENTITY: tuple[tuple[str, Callable[[CellRecord], object]], ...] = (
@@ -138,7 +139,7 @@ def differences(before: CellRecord, after: CellRecord, metric: Metric | None = N
     checks = list(IDENTITY)
     if metric is None or metric.key == "build_seconds":
         checks.append(("wheel mode", lambda r: r.build.mode))
-    if metric is None or metric.key in SMOKE_METRICS:
+    if metric is None or metric.stage == "smoke":
         checks.append(("smoke test", smoke_identity))
     found = []
     for name, value in checks:

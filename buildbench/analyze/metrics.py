@@ -17,6 +17,7 @@ from buildbench.record import CellRecord, Latency
 MetricKind = Literal["time", "size"]
 # How a value reads: seconds, seconds shown in ms (latency), bytes (render.fmt.metric_value).
 Unit = Literal["seconds", "ms", "bytes"]
+Stage = Literal["build", "image", "smoke"]
 # The concurrency levels of HTTP services that compare and history follow (configs pick theirs).
 SERVED_LEVELS = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -87,6 +88,7 @@ class Metric:
     kind: MetricKind
     samples: Callable[[CellRecord], list[float]]
     unit: Unit
+    stage: Stage  # what it measures: what makes two records comparable, its default threshold
 
     def value(self, record: CellRecord) -> float | None:
         """The point figure: the median of the samples (a size has one)."""
@@ -94,14 +96,16 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("build time", "build_seconds", "time", build_seconds, "seconds"),
-    Metric("image size", "image_size_bytes", "size", image_size, "bytes"),
-    Metric("compressed size", "compressed_size_bytes", "size", compressed_size, "bytes"),
-    Metric("p50 latency b=1", "latency_b1_seconds", "time", latency_samples, "ms"),
-    Metric("cold start", "cold_start_seconds", "time", cold_start_samples, "seconds"),
-    Metric("ready time", "ready_seconds", "time", ready_samples, "seconds"),
+    Metric("build time", "build_seconds", "time", build_seconds, "seconds", "build"),
+    Metric("image size", "image_size_bytes", "size", image_size, "bytes", "image"),
+    Metric("compressed size", "compressed_size_bytes", "size", compressed_size, "bytes", "image"),
+    Metric("p50 latency b=1", "latency_b1_seconds", "time", latency_samples, "ms", "smoke"),
+    Metric("cold start", "cold_start_seconds", "time", cold_start_samples, "seconds", "smoke"),
+    Metric("ready time", "ready_seconds", "time", ready_samples, "seconds", "smoke"),
     *(
-        Metric(f"p95 latency c={c}", f"served_p95_c{c}_seconds", "time", served_p95(c), "ms")
+        Metric(
+            f"p95 latency c={c}", f"served_p95_c{c}_seconds", "time", served_p95(c), "ms", "smoke"
+        )
         for c in SERVED_LEVELS
     ),
     *(
@@ -111,6 +115,7 @@ METRICS: tuple[Metric, ...] = (
             "time",
             served_seconds_per_answer(c),
             "ms",
+            "smoke",
         )
         for c in SERVED_LEVELS
     ),

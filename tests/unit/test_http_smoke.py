@@ -17,7 +17,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from buildbench.analyze.compare import Thresholds, compare
+from buildbench.analyze.compare import NOT_COMPARABLE, Thresholds, compare, differences
 from buildbench.analyze.course import Entry
 from buildbench.analyze.derived import cell_json
 from buildbench.analyze.metrics import METRIC_BY_KEY
@@ -707,3 +707,19 @@ def test_a_service_that_slowed_down_is_a_regression_in_compare() -> None:
     assert found["served_p95_c4_seconds"].regressed
     assert not found["ready_seconds"].regressed  # the same start-up
     assert "served_p95_c16_seconds" not in found  # measured on neither side
+
+
+def test_served_figures_are_judged_as_smoke_metrics_and_another_request_is_not_comparable() -> None:
+    base = load_results(Path(__file__).parent / "data" / "vm.json")
+    before, after = _served_record(), _served_record()
+    thresholds = Thresholds()
+    assert thresholds.default(METRIC_BY_KEY["served_p95_c4_seconds"]) == thresholds.smoke_slowdown
+    assert thresholds.default(METRIC_BY_KEY["build_seconds"]) == thresholds.slowdown
+    assert after.smoke is not None and after.smoke.served is not None
+    other = replace(after.smoke.served, request="POST /v2/predict on port 8000")
+    after.smoke = replace(after.smoke, served=other)
+    rows = compare([replace(base, records=[before])], replace(base, records=[after]), thresholds)
+    found = {row.metric_key: row for row in rows}
+    assert found["served_p95_c4_seconds"].mark == NOT_COMPARABLE
+    assert found["ready_seconds"].mark == NOT_COMPARABLE
+    assert differences(before, after) == ["smoke test"]  # nothing else differs
