@@ -201,7 +201,8 @@ def _verdict(smoke: SmokeResult | None, cuda_without_gpu: bool) -> tuple[Any, st
         return "failed", f"its smoke test failed: {smoke.message}" + (f" ({hint})" if hint else "")
     if cuda_without_gpu:
         return "unproven", UNPROVEN
-    return "proven", "its smoke test passed with parity"
+    checks = "with parity" if smoke.kind == "model" else "with the original's checks"
+    return "proven", f"its smoke test passed {checks}"
 
 
 # ---------------------------------------------------------------------------------------------
