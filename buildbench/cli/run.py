@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -36,7 +37,7 @@ from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import CellRecord
 from buildbench.render.markdown import CELL_HEADERS, cell_columns
 from buildbench.run.config import load_models
-from buildbench.run.engines import run_on_engines
+from buildbench.run.engines import Outcome, run_on_engines
 from buildbench.run.pipeline import RunPlan
 from buildbench.status import Status
 
@@ -252,6 +253,22 @@ def run(
     if (slim or slim_exclude) and not smoke:
         raise UsageError("--slim needs the smoke test", tip="drop --no-smoke")
     resolved = resolve_matrix(**matrix)
+    smoke_options = None
+    if smoke:
+        smoke_options = SmokeOptions(
+            batch_sizes=batch_sizes,
+            gpus="all" if gpus == "all" else "none" if gpus == "none" else "auto",
+            timeout_seconds=smoke_timeout,
+            min_runs=latency_runs,
+            min_seconds=latency_seconds,
+            cold_starts=cold_starts,
+            memory_bytes=smoke_memory * 1024**2,
+            models=(*(ModelRequest(m, inputs) for m in models), *load_models(resolved.source)),
+            ort_settings=tuple(s.strip() for s in ort_settings.split(",") if s.strip()),
+            threads=threads,
+            frameworks=tuple(dict.fromkeys(c.framework for c in resolved.cells if c.framework)),
+        )
+        check_models(smoke_options)  # a user's model is refused before any engine is asked
     plan = RunPlan(
         cells=resolved.cells,
         base_image=resolved.base_image,
@@ -267,38 +284,31 @@ def run(
         machine=machine,
         slim=slim or bool(slim_exclude),
         slim_exclude=slim_exclude,
-        smoke=SmokeOptions(
-            batch_sizes=batch_sizes,
-            gpus="all" if gpus == "all" else "none" if gpus == "none" else "auto",
-            timeout_seconds=smoke_timeout,
-            min_runs=latency_runs,
-            min_seconds=latency_seconds,
-            cold_starts=cold_starts,
-            memory_bytes=smoke_memory * 1024**2,
-            models=(
-                *(ModelRequest(m, inputs) for m in models),
-                *load_models(resolved.source),
-            ),
-            ort_settings=tuple(s.strip() for s in ort_settings.split(",") if s.strip()),
-            threads=threads,
-            frameworks=tuple(dict.fromkeys(c.framework for c in resolved.cells if c.framework)),
-        )
-        if smoke
-        else None,
+        smoke=smoke_options,
     )
-    if plan.smoke is not None:
-        check_models(plan.smoke)
     signal.signal(signal.SIGTERM, _terminate)
-    console = Console(stderr=True, highlight=False)
-    screen = TerminalProgress(console, verbose=verbose, quiet=quiet)
-    with contextlib.ExitStack() as stack:
-        if registry == LOCAL:
-            registry = stack.enter_context(LocalRegistry()).address
-        elif registry is not None:
-            registry = parse_address(registry)
-            check_registry(registry)
-        plan = replace(plan, registry=registry)
+    screen = TerminalProgress(Console(stderr=True, highlight=False), verbose=verbose, quiet=quiet)
+    with _registry(registry) as address:
+        plan = replace(plan, registry=address)
         outcome = run_on_engines(endpoints(engines, contexts), plan, screen)
+    _print_outcome(outcome)
+
+
+@contextlib.contextmanager
+def _registry(registry: str | None) -> Iterator[str | None]:
+    """The registry's address for the run: `local` starts one for as long as the run goes."""
+    if registry == LOCAL:
+        with LocalRegistry() as local:
+            yield local.address
+        return
+    if registry is not None:
+        registry = parse_address(registry)
+        check_registry(registry)
+    yield registry
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    """The summary table, busy machines, where results went; exit 1 when a cell failed."""
     records = [r for run in outcome.runs for r in run.records]
     machines = [run.info.machine for run in outcome.runs for _ in run.records]
     click.echo(summary_table(records, machines))
