@@ -59,13 +59,21 @@ def cell_json(record: CellRecord) -> dict[str, Any]:
     data: dict[str, Any] = to_json(record)
     data["build"]["stats"] = to_json(build_summary(record))
     if record.smoke is not None:
-        smoke = data["smoke"]
-        for batch, latency in record.smoke.latency.items():
-            smoke["latency"][batch]["quantiles"] = to_json(quantiles(latency))
-        smoke["parity_summary"] = to_json(worst_parity(record.smoke))
-        if record.smoke.served is not None:
-            smoke["served"] = served_json(record.smoke.served)
+        data["smoke"] = smoke_json(record.smoke)
+    if record.slim is not None and record.slim.smoke is not None:  # the candidate's own test
+        data["slim"]["smoke"] = smoke_json(record.slim.smoke)
     return data
+
+
+def smoke_json(result: SmokeResult) -> dict[str, Any]:
+    """A smoke result with the statistics of its samples."""
+    smoke: dict[str, Any] = to_json(result)
+    for batch, latency in result.latency.items():
+        smoke["latency"][batch]["quantiles"] = to_json(quantiles(latency))
+    smoke["parity_summary"] = to_json(worst_parity(result))
+    if result.served is not None:
+        smoke["served"] = served_json(result.served)
+    return smoke
 
 
 def results_document(run: RunInfo, records: Sequence[CellRecord]) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def analyse_archive(
     """
     if base_layers < 0:
         raise ValueError("base_layers cannot be negative")
-    stream = _ChunkStream(chunks, on_progress)
+    stream = ChunkStream(chunks, on_progress)
     archive = _Archive()
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         compressor = _Compressor(pool)
@@ -140,7 +140,7 @@ def analyse_archive(
 # Reading: the engine's chunks as a file, the tee and the compressor
 
 
-class _ChunkStream(io.RawIOBase):
+class ChunkStream(io.RawIOBase):
     """The `docker save` chunks as a file for `tarfile`, counting bytes for `on_progress`."""
 
     def __init__(self, chunks: Iterable[bytes], on_progress: ProgressCallback | None) -> None:
@@ -316,20 +316,20 @@ class _Tee(io.RawIOBase):
 # The archive's members
 
 
-class _Format(Enum):
+class LayerFormat(Enum):
     TAR = "tar"
     GZIP = "gzip"
     ZSTD = "zstd"
 
 
-def _sniff(head: bytes) -> _Format | None:
+def sniff_format(head: bytes) -> LayerFormat | None:
     """What a member holds, from its first 512 bytes; None for JSON and other small files."""
     if head.startswith(b"\x1f\x8b"):
-        return _Format.GZIP
+        return LayerFormat.GZIP
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return _Format.ZSTD
+        return LayerFormat.ZSTD
     if len(head) == 512 and (head[257:262] == b"ustar" or head == _ZERO_BLOCK):
-        return _Format.TAR  # an empty layer is just the tar's zero end blocks
+        return LayerFormat.TAR  # an empty layer is just the tar's zero end blocks
     return None
 
 
@@ -350,7 +350,7 @@ class _Archive:
         if handle is None:
             return
         head = handle.read(512)
-        kind = _sniff(head)
+        kind = sniff_format(head)
         if kind is None and member.size <= _SMALL_LIMIT:
             self.small[member.name] = head + handle.read()
             return
@@ -439,16 +439,16 @@ def _blob_path(digest: str) -> str:
 
 
 def _read_blob(
-    handle: IO[bytes], head: bytes, kind: _Format | None, blob: _Blob, compressor: _Compressor
+    handle: IO[bytes], head: bytes, kind: LayerFormat | None, blob: _Blob, compressor: _Compressor
 ) -> None:
     """Size one big member and, when it is a layer tar we can read, index its entries."""
-    stored = kind in (_Format.GZIP, _Format.ZSTD)
+    stored = kind in (LayerFormat.GZIP, LayerFormat.ZSTD)
     tee = _Tee(handle, head, _Stored(blob) if stored else _Blocks(compressor, blob))
-    if kind == _Format.ZSTD:
+    if kind == LayerFormat.ZSTD:
         blob.error = "zstd layer: sized as stored, not indexed"
     elif kind is not None:
         try:
-            mode: Literal["r|gz", "r|"] = "r|gz" if kind == _Format.GZIP else "r|"
+            mode: Literal["r|gz", "r|"] = "r|gz" if kind == LayerFormat.GZIP else "r|"
             with tarfile.open(fileobj=tee, mode=mode, bufsize=_LAYER_BUFSIZE) as layer:
                 for entry in layer:
                     _index_entry(layer, entry, blob)
@@ -462,7 +462,7 @@ def _read_blob(
 
 
 def _index_entry(layer: tarfile.TarFile, entry: tarfile.TarInfo, blob: _Blob) -> None:
-    path = _normalise(entry.name)
+    path = normalise_path(entry.name)
     if not path:
         return
     directory, name = posixpath.split(path)
@@ -484,12 +484,12 @@ def _index_entry(layer: tarfile.TarFile, entry: tarfile.TarInfo, blob: _Blob) ->
         blob.files.append(FileEntry(path, EntryKind.SYMLINK, size, entry.linkname))
         blob.size_bytes += size
     elif entry.islnk():
-        blob.files.append(FileEntry(path, EntryKind.HARDLINK, 0, _normalise(entry.linkname)))
+        blob.files.append(FileEntry(path, EntryKind.HARDLINK, 0, normalise_path(entry.linkname)))
     else:
         blob.files.append(FileEntry(path, EntryKind.OTHER))
 
 
-def _normalise(name: str) -> str:
+def normalise_path(name: str) -> str:
     path = posixpath.normpath("/" + name).lstrip("/")
     return "" if path == "." else path
 

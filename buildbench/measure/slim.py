@@ -34,12 +34,12 @@ from buildbench.errors import EngineUnavailable
 from buildbench.labels import SMOKE_VOLUME_PREFIX
 from buildbench.measure.archive import (
     ArchiveAnalysis,
+    ChunkStream,
     EntryKind,
-    _ChunkStream,
-    _Format,
-    _normalise,
-    _sniff,
+    LayerFormat,
     analyse_archive,
+    normalise_path,
+    sniff_format,
 )
 from buildbench.measure.trace import (
     Selection,
@@ -273,17 +273,17 @@ def _read_layers(chunks: Iterable[bytes], wanted: set[str], spool: IO[bytes]) ->
     """Every layer of a `docker save` stream, by diff id: the wanted entries (their data in
     `spool`) and the directories. The manifest may come last: layers are known by their hash."""
     found: dict[str, _Layer] = {}
-    with tarfile.open(fileobj=_ChunkStream(chunks, None), mode="r|", bufsize=1024 * 1024) as tar:
+    with tarfile.open(fileobj=ChunkStream(chunks, None), mode="r|", bufsize=1024 * 1024) as tar:
         for member in tar:
             handle = tar.extractfile(member) if member.isfile() else None
             if handle is None:  # a repeated layer saved as a link: read at its first copy
                 continue
             head = handle.read(512)
-            kind = _sniff(head)
-            if kind not in (_Format.TAR, _Format.GZIP):
+            kind = sniff_format(head)
+            if kind not in (LayerFormat.TAR, LayerFormat.GZIP):
                 continue  # configs and manifests (the analysis has them), zstd layers
             source: IO[bytes] = handle
-            if kind is _Format.GZIP:  # the diff id is the uncompressed tar's hash
+            if kind is LayerFormat.GZIP:  # the diff id is the uncompressed tar's hash
                 source = gzip.GzipFile(fileobj=_Hashing(handle, head))  # type: ignore[assignment]
                 head = b""
             stream = _Hashing(source, head)
@@ -302,7 +302,7 @@ def _take(
     wanted: set[str],
     spool: IO[bytes],
 ) -> None:
-    path = _normalise(entry.name)
+    path = normalise_path(entry.name)
     if not path:
         return
     if entry.isdir():
@@ -347,7 +347,7 @@ def _write_rootfs(
                 raise LookupError(f"/{path} was not found in its layer of the image archive")
             info, offset = layer.entries[path]
             if info.islnk():  # a copy of its target: its target may not be kept, or not here
-                target = layer.entries.get(_normalise(info.linkname))
+                target = layer.entries.get(normalise_path(info.linkname))
                 if target is None:
                     raise LookupError(f"/{path}: its hard link target is not in its layer")
                 info, offset = target

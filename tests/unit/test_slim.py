@@ -202,3 +202,7 @@ def test_a_run_with_slim_files_the_trace_and_the_candidate_on_each_cell(
     assert engine.volumes == {}
     reread = load_results(run.run_dir).records[0]
     assert reread.trace == cpu.trace and reread.slim == cpu.slim
+    saved = json.loads((run.run_dir / "results.json").read_text())["results"][0]
+    candidate = saved["slim"]["smoke"]  # the candidate's figures, derived as the cell's are
+    assert candidate["parity_summary"] == saved["smoke"]["parity_summary"]
+    assert candidate["latency"]["1"]["quantiles"]["n"] == len(candidate["latency"]["1"]["samples"])
