@@ -586,12 +586,12 @@ def _check(
 
 
 def _run_info(
-    engine: Engine, plan: RunPlan, builder: Builder, checked: _Checked, local: bool
+    engine: Engine, plan: RunPlan, builder: Builder, checked: _Checked, local: bool, started: str
 ) -> RunInfo:
     bases = checked.bases
     return RunInfo(
         run_id=new_run_id(),
-        started_at=_now(),
+        started_at=started,
         host=platform.node(),
         cpu=cpu_model(),
         cpu_count=os.cpu_count() or 0,
@@ -642,12 +642,12 @@ def prepare(
     """Check what the run needs before building anything, create its results folder (named
     `name`, else the run id), hold its lock and make the smoke tests' files; release them all
     when the run is done."""
-    timeline = Timeline()
+    started, timeline = _now(), Timeline()  # the run starts with its checks
     timeline.enter("preflight")
     kinds = plan.smoke_kinds()
     previous = newest_run(plan.results_dir)
     checked = _check(engine, plan, kinds, previous)
-    info = _run_info(engine, plan, builder, checked, local)
+    info = _run_info(engine, plan, builder, checked, local, started)
     info.timeline = timeline.phases
     run_dir = plan.results_dir.resolve() / (name or info.run_id)
     run_dir.mkdir(parents=True)
