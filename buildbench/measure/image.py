@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 
 from buildbench.engine.api import ContainerSpec, Engine, ImageInfo
-from buildbench.measure.archive import analyse_archive
+from buildbench.measure.archive import ArchiveAnalysis, analyse_archive
 from buildbench.measure.contents import image_contents
 from buildbench.record import ImageFacts, Measurement
 
@@ -49,9 +49,10 @@ def measure_image(
     framework: str | None,
     read_image: bool = True,
     on_read: ReadProgress = lambda done, total: None,
+    on_analysis: Callable[[ArchiveAnalysis], None] = lambda analysis: None,
 ) -> Measurement:
     """Sizes, versions and (`read_image`) one pass over `docker save` for the compressed size,
-    the size attribution and the waste findings."""
+    the size attribution and the waste findings; `on_analysis` gets that pass (--slim's)."""
     info = engine.image(image_id)
     if info is None:
         raise LookupError(f"image {image_id} vanished before it was measured")
@@ -71,6 +72,7 @@ def measure_image(
             # The archive is a little more than the image (tar headers): a bar, not a figure.
             on_progress=lambda done: on_read(min(done, info.size_bytes), info.size_bytes),
         )
+        on_analysis(analysis)
         compressed = analysis.compressed_size_bytes
         if over_base is not None:
             contents = image_contents(analysis, bytes_over_base=over_base)

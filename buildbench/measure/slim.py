@@ -1,13 +1,15 @@
 """`--slim`: an image of only what the smoke test touched, proven by the same smoke test.
 
-`Slimmer` is the cell's slim step. Made before the smoke test, it reads the image once
-(`analyse_archive`: its layers, config and compressed size) and holds a `TracingEngine` for the
-smoke test to run on. Then `candidate` selects what to keep (measure/trace.py), reads those
-files out of the image's own layers (`Engine.image_archive`: modes, owners, symlinks and
-directories as the layers have them, whiteouts already applied by the stacking), imports them
-as one layer with the original's config (`Engine.import_image`: no host path), and runs the same
-smoke test on it. A candidate is a saving only when that smoke test passes with parity; else it
-is recorded as failed, with the error, and the cell stays as measured.
+`Slimmer` is the cell's slim step. Made before the smoke test, with the measure phase's read of
+the image (`analyse_archive`: its layers, config and compressed size; it reads the image itself
+only when that phase did not), it holds a `TracingEngine` for the smoke test to run on. Then
+`candidate` selects what to keep (measure/trace.py), reads those files out of the image's own
+layers in a second pass, as the selection is known only after the smoke test
+(`Engine.image_archive`: modes, owners, symlinks and directories as the layers have them,
+whiteouts already applied by the stacking), imports them as one layer with the original's
+config (`Engine.import_image`: no host path), reads the candidate once for its compressed size,
+and runs the same smoke test on it. A candidate is a saving only when that smoke test passes
+with parity; else it is recorded as failed, with the error, and the cell stays as measured.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ class Slimmer:
     volume: str | None = None
 
     def __enter__(self) -> Slimmer:
-        self.on_phase("reading the image")
-        self.analysis = analyse_archive(self.engine.image_archive(self.image), base_layers=0)
+        if self.analysis is None:  # not read by the measure phase (--no-read-images, say)
+            self.on_phase("reading the image")
+            self.analysis = analyse_archive(self.engine.image_archive(self.image), base_layers=0)
         self.volume = f"{SMOKE_VOLUME_PREFIX}{self.run_id}-trace-{self.image[-12:]}"
         self.engine.create_volume(self.volume, self.labels)
         self.engine.fill_volume(self.volume, payload_archive(), self.image)

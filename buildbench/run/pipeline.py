@@ -27,6 +27,7 @@ from buildbench.engine.api import Engine, ImageInfo
 from buildbench.engine.builders import Builder, BuilderName, BuildRequest, BuildSample
 from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
 from buildbench.labels import LABEL_LOCK, masked_build_args, run_labels, smoke_volume
+from buildbench.measure.archive import ArchiveAnalysis
 from buildbench.measure.image import measure_image
 from buildbench.measure.shipping import cold_pulls, push_base, ship
 from buildbench.measure.slim import Slimmed, Slimmer, candidate_tag, trace_file
@@ -392,6 +393,7 @@ class PreparedRun:
         try:
             self.phase(progress, cell, "measure", "measuring the image")
             base = self.bases.get(cell.base_image or "")
+            analysed: list[ArchiveAnalysis] = []  # the image read once: --slim reuses it
             try:
                 measured = measure_image(
                     self.engine,
@@ -399,6 +401,7 @@ class PreparedRun:
                     base=base,
                     framework=cell.framework,
                     read_image=self.plan.read_images,
+                    on_analysis=analysed.append,
                     on_read=lambda done, all_: self.phase(
                         progress,
                         cell,
@@ -417,7 +420,7 @@ class PreparedRun:
             apply(record, measured)
             self.save()
             if self.plan.slim and cell.key in self.kinds:
-                self.slim(cell, record, builds.image_id, progress)
+                self.slim(cell, record, builds.image_id, progress, *analysed[:1])
             elif (result := self.smoke(cell, builds.image_id, progress)) is not None:
                 apply(record, result)
             if self.plan.registry and record.image_tag:
@@ -448,14 +451,22 @@ class PreparedRun:
                 self.engine.remove_image(builds.image_id)
                 self.engine.prune_cache_records(list(builds.cache_records))
 
-    def slim(self, cell: Cell, record: CellRecord, image: str, progress: Progress) -> None:
+    def slim(
+        self,
+        cell: Cell,
+        record: CellRecord,
+        image: str,
+        progress: Progress,
+        analysis: ArchiveAnalysis | None = None,
+    ) -> None:
         """--slim: the smoke test traced, then an image of what it touched, smoke-tested the
-        same way (measure/slim.py)."""
+        same way (measure/slim.py); `analysis`: the measure phase's read of the image."""
 
         def phase(text: str) -> None:
             self.phase(progress, cell, "slim", f"slim: {text}", detail=text)
 
-        with Slimmer(self.engine, image, self.labels(cell), self.info.run_id, phase) as slimmer:
+        labels = self.labels(cell)
+        with Slimmer(self.engine, image, labels, self.info.run_id, phase, analysis) as slimmer:
             result = self.smoke(cell, image, progress, slimmer.smoke_engine())
             if result is not None:
                 apply(record, result)

@@ -190,8 +190,14 @@ def test_a_run_with_slim_files_the_trace_and_the_candidate_on_each_cell(
         return replace(found, stderr=PREFIX + json.dumps({"paths": TRACED}) + "\n")
 
     engine.run_result = traced
+    read: list[str] = []
+    archive = engine.image_archive
+    monkeypatch.setattr(engine, "image_archive", lambda ref: read.append(ref) or archive(ref))
     plan = _plan(tmp_path, smoke=SmokeOptions(cold_starts=1), slim=True, keep_images=False)
     run, (cpu, cuda) = _run(engine, plan)
+    # The original read once by the measure phase (the slim step reuses it), once for its
+    # files; the candidate once, for its compressed size.
+    assert read.count(image(1)) == 2 and read.count(cpu.slim.image_id if cpu.slim else "") == 1
     assert cpu.trace is not None and cpu.slim is not None and cpu.slim.status == "proven"
     assert cpu.slim.tag == f"buildbench/onnx:cpu-{run.info.run_id}-slim".lower()
     assert (run.run_dir / "traces" / "onnx-cpu.json").is_file()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, ServiceOutcome, VolumeMount
@@ -62,6 +63,39 @@ def test_sitecustomize_reports_what_python_opened_mapped_and_started(tmp_path: A
     assert trace["execs"] == ["true"]
     assert trace["loader"] and trace["loader"].startswith("/")
     assert os.path.join(sys.prefix, "pyvenv.cfg") in trace["paths"]  # read before any hook
+
+
+def test_the_cuda_checks_libraries_are_traced_though_nothing_maps_them(tmp_path: Any) -> None:
+    """The CUDA variant check lists a library's dependencies with the loader (no GPU: nothing
+    loads them); a slim image keeps them only if the trace has them. Here: a copy of the ssl
+    extension, never imported, that needs one library no one has (a renamed libssl)."""
+    import _ssl
+
+    library = tmp_path / "ext.so"
+    data = Path(_ssl.__file__).read_bytes()
+    assert data.count(b"libssl.so.3\0") == 1
+    library.write_bytes(data.replace(b"libssl.so.3\0", b"libxyz.so.3\0"))
+    listed = subprocess.run(["ldd", str(library)], capture_output=True, text=True, check=False)
+    resolved = {
+        line.split(" => ")[1].split(" (")[0]
+        for line in listed.stdout.splitlines()
+        if " => /" in line
+    }
+    assert resolved and "libxyz.so.3 => not found" in listed.stdout
+    program = (
+        "import program, sys;"
+        f"missing = program.unresolved_libraries({str(library)!r}, []);"
+        "print(missing, 'ssl' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SITECUSTOMIZE.parent)}
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
+    )
+    assert ran.stdout == "['libxyz.so.3'] False\n"  # and what it found, not by importing it
+    (trace,) = split_trace(ran.stderr)[1]
+    assert resolved <= set(trace["paths"])
+    # The loader lists them, not ldd (a bash script: a slim image has no bash).
+    assert [os.path.realpath(p) for p in trace["execs"]] == [os.path.realpath(trace["loader"])]
 
 
 def test_sitecustomize_runs_the_images_own_sitecustomize_too(tmp_path: Any) -> None:

@@ -229,16 +229,47 @@ def peak_memory_bytes() -> int:
 DRIVER = "libcuda.so.1"  # the GPU driver: only a host with a GPU (and its runtime) has it
 
 
+def dynamic_loader() -> str | None:
+    """This process's dynamic loader (glibc's ld-linux or musl's ld-musl), as mapped."""
+    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.rstrip("\n").partition(" /")[2]
+            if os.path.basename(path).startswith(("ld-linux", "ld-musl")):
+                return "/" + path
+    return None
+
+
 def unresolved_libraries(library: str, search: list[str]) -> list[str]:
-    """Sonames `library` links against that the dynamic linker cannot find (via ldd)."""
+    """Sonames `library` links against that the dynamic linker cannot find.
+
+    The loader lists them itself, as ldd has it do (ldd is a bash script, and a slim image
+    keeps no shell; `ld.so --list` stops at the first missing library). Each library it did
+    find is stat'ed: nothing maps them on a host without a GPU, and a trace of this process
+    (--slim) must keep what the check proved is there, or the slim image fails the check."""
     env = {**os.environ, "LD_LIBRARY_PATH": ":".join(search)}
+    loader = dynamic_loader()
+    if loader is not None:
+        env["LD_TRACE_LOADED_OBJECTS"] = "1"
     try:
         out = subprocess.run(
-            ["ldd", library], capture_output=True, text=True, env=env, timeout=30, check=False
+            [loader or "ldd", library],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+            check=False,
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         return [f"ldd failed: {exc}"]
-    return [line.split()[0] for line in out.splitlines() if "not found" in line]
+    missing = []
+    for line in out.splitlines():
+        name, _, found = line.strip().partition(" => ")
+        if "not found" in found:
+            missing.append(name)
+        elif found.startswith("/"):
+            with contextlib.suppress(OSError):
+                os.stat(found.rpartition(" (")[0] or found)
+    return missing
 
 
 def load_cuda_provider(ort: Any) -> tuple[bool, str | None]:
