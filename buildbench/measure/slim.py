@@ -56,7 +56,10 @@ from buildbench.status import Status
 
 log = logging.getLogger("buildbench")
 
-UNPROVEN = "unproven without a GPU: the trace covers only what CPU inference loads"
+UNPROVEN = (  # after "unproven: " in the report
+    "without a GPU: its smoke test passed on the CPU, but the trace covers only what CPU "
+    "inference loads"
+)
 _CONFIG_CHANGES = ("User", "WorkingDir", "StopSignal")  # one line each, as written
 _DIRECTORY_MODE = 0o755
 _HINT_WORDS = ("Error", "error", "No such file", "not found", "cannot open")
