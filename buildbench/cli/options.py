@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from buildbench.cli import host_pip
 from buildbench.engine import factory
 from buildbench.engine.api import Engine
 from buildbench.engine.endpoint import Endpoint, resolve
@@ -155,6 +156,7 @@ def resolve_matrix(
     """The cells `run` builds (and `list` shows) for these options, with the builder stage's
     pip settings: the host's pip configuration unless an option overrides it."""
     pip = pip_inputs(
+        host=host_pip.result(),
         ca_bundle=ca_bundle,
         index_url=pip_index_url,
         extra_index_url=pip_extra_index_url,

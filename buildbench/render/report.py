@@ -3,6 +3,8 @@ Several results files (machines, engines, CI jobs) merge into one report."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -173,6 +175,14 @@ def _startup_stack(entry: Entry, merged: bool) -> charts.Stack:
 
 def _stacked_chart(stacks: list[charts.Stack], title: str) -> Callable[[Path], Path]:
     return lambda path: charts.stacked_bars(path, stacks, title=title, ylabel="seconds")
+
+
+def preload() -> None:
+    """What writing the report imports and loads (pandas, matplotlib and its font), done ahead
+    by a caller with time to spare: a run, while its preflight waits on the engine."""
+    importlib.import_module("pandas")
+    with contextlib.suppress(charts.ChartsUnavailable):  # the report says so when it is written
+        charts.preload()
 
 
 def write_output(

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from buildbench.analyze.course import labelled
 from buildbench.analyze.derived import build_summary, cold_start_summary, quantiles, worst_parity
@@ -17,6 +15,9 @@ from buildbench.analyze.metrics import latency
 from buildbench.analyze.stats import coefficient_of_variation
 from buildbench.record import CellRecord, RunInfo
 from buildbench.results import RunResults, atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESULTS_CSV = "results.csv"
 
@@ -91,6 +92,8 @@ def cell_row(run: RunInfo, machine: str, r: CellRecord) -> dict[str, Any]:
 
 def cells_frame(runs: Sequence[RunResults]) -> pd.DataFrame:
     """One row per cell of every run."""
+    import pandas as pd  # a quarter of a second: paid when a table is written, not at start-up
+
     rows = [
         cell_row(run.info, machine, record)
         for machine, run in labelled(runs)

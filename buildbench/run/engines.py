@@ -29,7 +29,7 @@ from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildbenchError, EngineUnavailable, Terminated
 from buildbench.measure.smoke.runner import Payload
 from buildbench.record import CellRecord
-from buildbench.render.report import REPORT_MD, write_report
+from buildbench.render.report import REPORT_MD, preload, write_report
 from buildbench.results import RESULTS_JSON, RunResults, load_results
 from buildbench.run.matrix import Cell
 from buildbench.run.pipeline import Progress, RunHeader, RunPlan, new_run_id, prepare
@@ -67,14 +67,22 @@ def run_one(
     *,
     name: str | None = None,
     payloads: Mapping[str, Path] | None = None,
+    spare: Callable[[], None] | None = None,
 ) -> tuple[RunResults, BaseException | None]:
     """One engine's whole run; what it measured, and what stopped it early (not raised: the
-    caller reports first). Errors before the first build (bad options, no engine) raise."""
+    caller reports first). Errors before the first build (bad options, no engine) raise.
+    `spare`: work done while the preflight waits on the engine (see `prepare`)."""
     stopped: BaseException | None = None
     with factory.engine_at(endpoint) as engine:
         builder = choose_builder(plan.builder, engine, endpoint)
         with prepare(
-            engine, plan, builder, local=endpoint.local, make_payload=_reader(payloads), name=name
+            engine,
+            plan,
+            builder,
+            local=endpoint.local,
+            make_payload=_reader(payloads),
+            name=name,
+            spare=spare,
         ) as run:
             try:
                 run.run_all(progress)
@@ -86,7 +94,9 @@ def run_one(
 def _run_here(endpoint: Endpoint, plan: RunPlan, screen: Screen) -> Outcome:
     outcome = Outcome()
     with screen:
-        result, outcome.error = run_one(endpoint, plan, screen.view())
+        # The report is written here, after the run: its libraries load during the preflight.
+        # (With several engines, the report's process waits while others build: it loads none.)
+        result, outcome.error = run_one(endpoint, plan, screen.view(), spare=preload)
     run_dir = plan.results_dir / result.info.run_id
     outcome.runs = [result]
     outcome.results = [run_dir / RESULTS_JSON]

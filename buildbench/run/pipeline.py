@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -262,10 +263,18 @@ class PreparedRun:
     timeline: Timeline = field(default_factory=Timeline)
     # The previous run's seconds per (cell, phase, detail): the live view's "last run".
     estimates: Mapping[tuple[str | None, str, str | None], float] = field(default_factory=dict)
+    spare: threading.Thread | None = None  # `prepare`'s spare work, done by the first build
 
-    def save(self) -> None:
+    def save(self, *, table: bool = False) -> None:
+        """The results file, after every stage; with `table`, its CSV view too (after every
+        cell: the same figures, and a frame costs more than the file)."""
         write_results(self.run_dir, results_document(self.info, self.records))
-        write_cells_csv(self.run_dir, RunResults(self.info, self.records))
+        if table:
+            write_cells_csv(self.run_dir, RunResults(self.info, self.records))
+
+    def spare_done(self) -> None:
+        if self.spare is not None:
+            self.spare.join()
 
     def header(self) -> RunHeader:
         return RunHeader(
@@ -319,7 +328,7 @@ class PreparedRun:
                     log.debug("%s: unexpected error", cell.key, exc_info=True)
                     apply(record, Failure(Status.ERROR, f"{type(exc).__name__}: {exc}"))
                 finally:
-                    self.save()
+                    self.save(table=True)
                     progress.cell_finished(record)
             if self.plan.registry and self.plan.cold_pull:
                 self.cold_pulls(progress)
@@ -327,7 +336,7 @@ class PreparedRun:
         finally:
             self.info.wall_seconds = self.timeline.close()
             self.info.finished_at = _now()
-            self.save()
+            self.save(table=True)
         return self.records
 
     def payload_volume(self, payload: Payload | None, image: str) -> str | None:
@@ -502,10 +511,17 @@ class PreparedRun:
             progress.build_log(cell, line)
 
         # Others' load on the engine host, in quiet windows around each sample (untimed): the
-        # host's own /proc/stat, so only where the engine runs on this machine.
-        quiet = cpuload.quiet_share if self.info.engine.local else lambda: None
+        # host's own /proc/stat, so only where the engine runs on this machine. The run's spare
+        # work ends inside the first window (its CPU is not others'), before anything is timed.
+        def quiet(meanwhile: Callable[[], None] | None = None) -> float | None:
+            if self.info.engine.local:
+                return cpuload.quiet_share(meanwhile=meanwhile)
+            if meanwhile is not None:
+                meanwhile()
+            return None
+
         try:
-            others = quiet()
+            others = quiet(self.spare_done)
             for n in range(1, self.plan.repeat + 1):
                 if samples:  # the previous sample's image: identical content, not kept
                     self.engine.remove_image(samples[-1].image_id)
@@ -568,16 +584,18 @@ class _Checked:
     probe: preflight.EngineProbe | None
 
 
-def _check(
-    engine: Engine, plan: RunPlan, kinds: Mapping[str, SmokeKind], previous: RunResults | None
-) -> _Checked:
-    """Everything a run needs, checked before any build: a failure is one line and a tip."""
+def _check_inputs(plan: RunPlan, kinds: Mapping[str, SmokeKind]) -> None:
+    """What the user gave, checked here before the engine is asked: one line and a tip."""
     for cell in plan.cells:
         cell.dockerfile_text()
     plan.pip.validate()
     for kind in kinds.values():
         kind.check()
     preflight.check_results_dir(plan.results_dir)
+
+
+def _check(engine: Engine, plan: RunPlan, previous: RunResults | None) -> _Checked:
+    """What the engine must have before any build: a failure is one line and a tip."""
     # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
     bases = {
         ref: preflight.ensure_base_image(engine, ref)
@@ -649,15 +667,21 @@ def prepare(
     local: bool = True,
     make_payload: Callable[[Payload], bytes] = lambda payload: payload.make(),
     name: str | None = None,
+    spare: Callable[[], None] | None = None,
 ) -> Iterator[PreparedRun]:
     """Check what the run needs before building anything, create its results folder (named
     `name`, else the run id), hold its lock and make the smoke tests' files; release them all
-    when the run is done."""
+    when the run is done. `spare`: work for later (loading the report's libraries), done in a
+    thread while the checks wait on the engine, and finished before the first build."""
     started, timeline = _now(), Timeline()  # the run starts with its checks
     timeline.enter("preflight")
     kinds = plan.smoke_kinds()
     previous = newest_run(plan.results_dir)
-    checked = _check(engine, plan, kinds, previous)
+    _check_inputs(plan, kinds)
+    in_background = threading.Thread(target=spare, daemon=True) if spare else None
+    if in_background is not None:
+        in_background.start()
+    checked = _check(engine, plan, previous)
     info = _run_info(engine, plan, builder, checked, local, started)
     info.timeline = timeline.phases
     run_dir = plan.results_dir.resolve() / (name or info.run_id)
@@ -674,6 +698,7 @@ def prepare(
         kinds=kinds,
         timeline=timeline,
         estimates=phase_seconds(previous.info.timeline) if previous else {},
+        spare=in_background,
     )
     run.save()
     # The lock is a container of a base image: the run's own, or the default base if local.
@@ -690,7 +715,7 @@ def prepare(
             except (KeyboardInterrupt, Terminated):  # before the first cell: still on record
                 run.info.exit_reason, run.info.finished_at = ExitReason.INTERRUPTED, _now()
                 run.info.wall_seconds = timeline.close()
-                run.save()
+                run.save(table=True)
                 raise
             yield run
         finally:

@@ -3,12 +3,13 @@ and what pip in the builder stage gets (the host's pip configuration unless opti
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from buildbench.cli import cli
+from buildbench.cli import cli, host_pip
 from buildbench.run import pipconfig
 
 DOCKERFILE = "FROM python:3.11-slim\nARG CUDA\nRUN pip install onnxruntime\n"  # sha256 d919d1adbe0d
@@ -124,6 +125,29 @@ def test_list_shows_the_hosts_pip_configuration_and_what_it_leaves_out(
     # An option wins over the host's setting.
     result = _list("--cuda", "cpu", "--framework", "onnx", "--pip-index-url", "https://own/simple")
     assert "  index: https://own/simple (option)" in result.output.splitlines()
+
+
+def test_the_hosts_pip_configuration_is_read_beside_the_commands_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip config list` is a Python start-up of its own: it runs in a thread from when the
+    command is known, and the command waits for what it read."""
+    monkeypatch.chdir(tmp_path)
+    readers: list[threading.Thread] = []
+
+    def slow_host() -> dict[str, tuple[str, str]]:
+        readers.append(threading.current_thread())
+        threading.Event().wait(0.05)
+        return {"index-url": ("https://late.example/simple", "pip config global")}
+
+    monkeypatch.setattr(pipconfig, "host_pip_config", slow_host)
+    result = _list("--cuda", "cpu", "--framework", "onnx")
+    assert result.exit_code == 0, result.output
+    assert "  index: https://late.example/simple (pip config global)" in result.output
+    assert len(readers) == 1 and readers[0] is not threading.main_thread()
+    # Without the command line (the library's own callers), it is read there and then.
+    assert host_pip.result()["index-url"][0] == "https://late.example/simple"
+    assert readers[-1] is threading.main_thread()
 
 
 @pytest.mark.parametrize(

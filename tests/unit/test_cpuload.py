@@ -99,3 +99,30 @@ def test_a_quiet_window_reads_this_machine_and_larger_skips_the_unknown() -> Non
     assert share is None or 0.0 <= share <= 1.0
     assert cpuload.larger(None, 0.2, 0.1) == 0.2
     assert cpuload.larger(None, None) is None
+
+
+def test_a_quiet_window_takes_out_its_own_work_and_lasts_at_least_its_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's own work (the report's imports) is not others' load: 1 s busy of 2 s is
+    0.5, less this process's 0.6 s of CPU over the host's 2 s."""
+    snapshots = iter([snap(tmp_path, 0.0, 0.0, None), snap(tmp_path, 1.0, 1.0, None)])
+    monkeypatch.setattr(cpuload, "snapshot", lambda: next(snapshots))
+    own = iter([10.0, 10.6])
+    monkeypatch.setattr(cpuload.time, "process_time", lambda: next(own))
+    done: list[float] = []
+    began = cpuload.time.monotonic()
+    share = cpuload.quiet_share(0.05, meanwhile=lambda: done.append(cpuload.time.monotonic()))
+    assert share == pytest.approx(0.2)
+    assert len(done) == 1 and done[0] - began < 0.05  # inside the window, not after it
+    assert cpuload.time.monotonic() - began >= 0.05
+
+
+def test_a_window_whose_own_work_exceeds_the_busy_time_shows_no_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshots = iter([snap(tmp_path, 0.0, 0.0, None), snap(tmp_path, 0.2, 1.8, None)])
+    monkeypatch.setattr(cpuload, "snapshot", lambda: next(snapshots))
+    own = iter([0.0, 0.5])  # ticks are coarser than the process clock
+    monkeypatch.setattr(cpuload.time, "process_time", lambda: next(own))
+    assert cpuload.quiet_share(0.0) == 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -161,6 +162,60 @@ def test_repeat_keeps_every_sample_and_only_the_last_image(tmp_path: Path) -> No
     assert image(3) in engine.removed  # --no-keep-images, after measuring
     assert image(3) not in engine.images and image(6) not in engine.images
     assert build_summary(cpu).n == 3
+
+
+def test_the_results_file_follows_every_stage_and_its_csv_every_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from buildbench.run import pipeline
+
+    written: list[str] = []
+    for name in ("write_results", "write_cells_csv"):
+        real = getattr(pipeline, name)
+        monkeypatch.setattr(
+            pipeline, name, lambda *a, real=real, name=name: (written.append(name), real(*a))[1]
+        )
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    run, _ = _run(engine, _plan(tmp_path))
+    # the folder, then per cell its build, its image and its end; the run's end
+    assert written.count("write_results") == 1 + 2 * 3 + 1
+    assert written.count("write_cells_csv") == 2 + 1
+    assert written[-1] == "write_cells_csv"  # the CSV is the run's last word too
+    assert len((run.run_dir / "results.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_spare_work_runs_beside_the_preflight_and_ends_before_the_first_build(
+    tmp_path: Path,
+) -> None:
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    began, done = threading.Event(), threading.Event()
+    spare_thread: list[threading.Thread] = []
+
+    def spare() -> None:
+        spare_thread.append(threading.current_thread())
+        began.set()
+        threading.Event().wait(0.05)  # slower than the rest of the preflight
+        done.set()
+
+    def probe(image: str, spec: ContainerSpec) -> ContainerOutcome:
+        assert began.wait(5)  # the engine's answer awaited while the spare work goes on
+        return default_outcome(image, spec)
+
+    engine.run_result = probe
+    build = engine.build
+    finished_first: list[bool] = []
+
+    def build_after_spare(*args: Any, **kwargs: Any) -> Any:
+        finished_first.append(done.is_set())
+        return build(*args, **kwargs)
+
+    engine.build = build_after_spare  # type: ignore[method-assign]
+    progress = Recorder()
+    with prepare(engine, _plan(tmp_path), ClassicBuilder(engine), spare=spare) as run:
+        progress.run = run
+        run.run_all(progress)
+    assert spare_thread and spare_thread[0] is not threading.current_thread()
+    assert finished_first == [True, True]
 
 
 def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path) -> None:

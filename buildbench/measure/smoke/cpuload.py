@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROC_STAT = Path("/proc/stat")
@@ -118,12 +119,23 @@ def others_share(before: dict[str, float | None], after: dict[str, float | None]
     return min(1.0, max(0.0, share - own / total))
 
 
-def quiet_share(seconds: float = 0.25) -> float | None:
-    """The host's busy share over the next `seconds`, for a caller that does nothing meanwhile
-    (between build samples): the load of everyone else at that moment."""
-    before = snapshot()
-    time.sleep(seconds)
-    return busy_share(before, snapshot())
+def quiet_share(
+    seconds: float = 0.25, meanwhile: Callable[[], object] | None = None
+) -> float | None:
+    """The host's busy share over the next `seconds` (at least), less this process's own CPU
+    time: the load of everyone else at that moment (between build samples). `meanwhile` is
+    work of this process's own to do inside the window rather than after it (untimed, and no
+    engine calls: the engine's CPU would count as others')."""
+    before, own, began = snapshot(), time.process_time(), time.monotonic()
+    if meanwhile is not None:
+        meanwhile()
+    time.sleep(max(0.0, seconds - (time.monotonic() - began)))
+    after, used = snapshot(), time.process_time() - own
+    share = busy_share(before, after)
+    if share is None:
+        return None
+    total = _delta(before, after, "host_total_seconds")  # known: the share is
+    return min(1.0, max(0.0, share - used / total))
 
 
 def larger(*shares: float | None) -> float | None:
