@@ -7,8 +7,9 @@ import json
 from collections.abc import Callable
 
 from buildbench.engine.api import ContainerSpec, Engine, ImageInfo
-from buildbench.measure.archive import ArchiveAnalysis, analyse_archive
+from buildbench.measure.archive import ArchiveAnalysis, LayerSizes, StaleLayerSizes, analyse_archive
 from buildbench.measure.contents import image_contents
+from buildbench.measure.sizecache import DiskLayerSizes
 from buildbench.record import ImageFacts, Measurement
 
 # Import names of the frameworks the built-in smoke tests know; others report only Python.
@@ -41,6 +42,31 @@ def probe_versions(engine: Engine, image: str, framework: str | None) -> dict[st
     return {str(k): str(v) for k, v in found.items()}
 
 
+def read_archive(
+    engine: Engine,
+    image_id: str,
+    *,
+    base_layers: int,
+    on_progress: Callable[[int], None],
+    sizes: LayerSizes,
+) -> ArchiveAnalysis:
+    """One pass over `docker save`; a second should a known size turn out to be for other bytes
+    (never, unless the cache was tampered with: sizes are kept by content)."""
+
+    def read() -> ArchiveAnalysis:
+        return analyse_archive(
+            engine.image_archive(image_id),
+            base_layers=base_layers,
+            on_progress=on_progress,
+            sizes=sizes,
+        )
+
+    try:
+        return read()
+    except StaleLayerSizes:  # every stale size is forgotten: the second pass deflates them
+        return read()
+
+
 def measure_image(
     engine: Engine,
     image_id: str,
@@ -50,9 +76,11 @@ def measure_image(
     read_image: bool = True,
     on_read: ReadProgress = lambda done, total: None,
     on_analysis: Callable[[ArchiveAnalysis], None] = lambda analysis: None,
+    sizes: LayerSizes | None = None,
 ) -> Measurement:
     """Sizes, versions and (`read_image`) one pass over `docker save` for the compressed size,
-    the size attribution and the waste findings; `on_analysis` gets that pass (--slim's)."""
+    the size attribution and the waste findings; `on_analysis` gets that pass (--slim's).
+    `sizes`: compressed sizes known from earlier reads (by default those kept on disk)."""
     info = engine.image(image_id)
     if info is None:
         raise LookupError(f"image {image_id} vanished before it was measured")
@@ -66,11 +94,14 @@ def measure_image(
     compressed, contents = None, None
     if read_image:
         shared = len(base.layers) if base and info.layers[: len(base.layers)] == base.layers else 0
-        analysis = analyse_archive(
-            engine.image_archive(image_id),
+        on_read(0, info.size_bytes)  # the read begins with the request, before the first bytes
+        analysis = read_archive(
+            engine,
+            image_id,
             base_layers=shared,
             # The archive is a little more than the image (tar headers): a bar, not a figure.
             on_progress=lambda done: on_read(min(done, info.size_bytes), info.size_bytes),
+            sizes=DiskLayerSizes(info.layers) if sizes is None else sizes,
         )
         on_analysis(analysis)
         compressed = analysis.compressed_size_bytes

@@ -12,14 +12,23 @@ import itertools
 import json
 import random
 import tarfile
-import zlib
 from collections.abc import Iterator, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from zlib_ng import zlib_ng
 
-from buildbench.measure.archive import ArchiveAnalysis, EntryKind, FileEntry, analyse_archive
+from buildbench.measure.archive import (
+    ArchiveAnalysis,
+    EntryKind,
+    FileEntry,
+    KnownSize,
+    StaleLayerSizes,
+    analyse_archive,
+)
+from buildbench.measure.sizecache import DiskLayerSizes
 
 Entry = tuple[tarfile.TarInfo, bytes | None]
 MiB = 1024 * 1024
@@ -84,8 +93,14 @@ def nop(instruction: str, *, empty: bool = True) -> dict[str, Any]:
     return entry
 
 
-def config(layers: Sequence[bytes], history: list[dict[str, Any]], env: list[str]) -> bytes:
-    diff_ids = [f"sha256:{hashlib.sha256(data).hexdigest()}" for data in layers]
+def config(
+    layers: Sequence[bytes],
+    history: list[dict[str, Any]],
+    env: list[str],
+    diff_ids: list[str] | None = None,
+) -> bytes:
+    if diff_ids is None:
+        diff_ids = [f"sha256:{hashlib.sha256(data).hexdigest()}" for data in layers]
     document = {
         "architecture": "amd64",
         "os": "linux",
@@ -104,11 +119,12 @@ def save(
     layout: Literal["legacy", "oci", "oci-index-only"] = "legacy",
     gzip_layers: bool = False,
     manifest_first: bool = False,
+    diff_ids: list[str] | None = None,
 ) -> bytes:
     """A `docker save` archive. Legacy: a layer listed twice is saved as a symlink to its first
     copy, as engine 20.10 does. OCI: blobs by digest (gzip'd with `gzip_layers`)."""
     steps = history if history is not None else [run(f"step {i}") for i in range(len(layers))]
-    cfg = config(layers, steps, env or ["PATH=/usr/bin"])
+    cfg = config(layers, steps, env or ["PATH=/usr/bin"], diff_ids)
     manifest: list[dict[str, Any]] | None
     if layout == "legacy":
         members, manifest = _legacy(layers, cfg)
@@ -185,8 +201,10 @@ def chunks(data: bytes, size: int = 65_537) -> Iterator[bytes]:
     return (data[i : i + size] for i in range(0, len(data), size))
 
 
-def analyse(data: bytes, base_layers: int = 0) -> ArchiveAnalysis:
-    return analyse_archive(chunks(data), base_layers=base_layers)
+def analyse(
+    data: bytes, base_layers: int = 0, sizes: DiskLayerSizes | None = None
+) -> ArchiveAnalysis:
+    return analyse_archive(chunks(data), base_layers=base_layers, sizes=sizes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,10 +213,10 @@ def analyse(data: bytes, base_layers: int = 0) -> ArchiveAnalysis:
 
 @cache
 def gzip_size(data: bytes) -> int:
-    """gzip level 6 in independent 8 MiB deflate blocks, plus 18 bytes of gzip framing."""
+    """zlib-ng level 6 in independent 8 MiB deflate blocks, plus 18 bytes of gzip framing."""
     size = 18
     for start in range(0, len(data), 8 * MiB):
-        deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        deflate = zlib_ng.compressobj(6, zlib_ng.DEFLATED, -15)
         size += len(deflate.compress(data[start : start + 8 * MiB])) + len(deflate.flush())
     return size
 
@@ -211,6 +229,7 @@ def compressible(size: int) -> bytes:
 
 # Over 8 MiB: two blocks, the second partial.
 BIG = layer(file("usr/lib/libbig.so", compressible(9 * MiB)), file("usr/lib/noise", MiB))
+MID = layer(file("usr/lib/libmid.so", compressible(MiB + 1000)))  # just worth a look-up
 SMALL = layer(directory("etc"), file("etc/hostname", b"buildbench\n"), symlink("etc/x", "hostname"))
 
 
@@ -376,3 +395,107 @@ def test_progress_rises_every_8_mib_and_ends_at_the_total():
     assert seen[-1] == len(data)
     assert len(seen) == len(data) // (8 * MiB) + 1
     assert all(later - earlier >= 8 * MiB for earlier, later in itertools.pairwise(seen[:-1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizes known from earlier reads
+
+
+def diff_id(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+class Deflates:
+    """Counts the blocks deflated, to tell a size read from the cache from one computed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import buildbench.measure.archive as archive
+
+        self.blocks = 0
+        real = archive._deflate_size
+
+        def counting(block: bytes) -> int:
+            self.blocks += 1
+            return real(block)
+
+        monkeypatch.setattr(archive, "_deflate_size", counting)
+
+
+@pytest.mark.parametrize("layout", ["legacy", "oci"])
+def test_a_known_size_gives_the_figure_a_deflate_gives_without_deflating(
+    layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    deflates = Deflates(monkeypatch)
+    archive = save([BIG, SMALL], layout=layout)
+    missed = analyse(archive, sizes=DiskLayerSizes([diff_id(BIG), diff_id(SMALL)], tmp_path))
+    computed = deflates.blocks
+    hit = analyse(archive, sizes=DiskLayerSizes([diff_id(BIG), diff_id(SMALL)], tmp_path))
+    # BIG (two blocks) came from the cache; SMALL is under the 1 MiB worth a look-up.
+    assert (computed, deflates.blocks - computed) == (3, 1)
+    assert hit == missed == analyse(archive)
+    assert [lay.compressed_bytes for lay in hit.layers] == [gzip_size(BIG), gzip_size(SMALL)]
+
+
+def test_a_base_layer_known_from_another_image_is_not_deflated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    other = layer(file("app/model.onnx", compressible(2 * MiB)))
+    analyse(save([BIG, SMALL]), sizes=DiskLayerSizes([diff_id(BIG)], tmp_path))
+    deflates = Deflates(monkeypatch)
+    # The same base layer under the same member name, below another image's layers.
+    image = save([BIG, other])
+    analysis = analyse(image, sizes=DiskLayerSizes([diff_id(BIG), diff_id(other)], tmp_path))
+    assert deflates.blocks == 1  # `other`'s one block: BIG's two were known
+    assert analysis == analyse(image)
+
+
+def test_a_wrong_known_size_is_found_out_and_forgotten(tmp_path: Path):
+    archive = save([MID, SMALL])
+    sizes = DiskLayerSizes([diff_id(MID)], tmp_path)
+    analyse(archive, sizes=sizes)
+    (entry,) = (tmp_path).rglob("*.json")
+    document = json.loads(entry.read_text())
+    # Another layer's size recorded under this member's name: the bytes do not hash to it.
+    document["diff_id"] = "sha256:" + "0" * 64
+    (entry.parent / "sha256-{}.json".format("0" * 64)).write_text(json.dumps(document))
+    entry.unlink()
+    tampered = DiskLayerSizes(["sha256:" + "0" * 64, diff_id(MID)], tmp_path)
+    with pytest.raises(StaleLayerSizes, match="0000"):
+        analyse(archive, sizes=tampered)
+    assert not list(tmp_path.rglob("sha256-0000*.json"))
+    # Forgotten: the next pass deflates, and gets the true figure.
+    assert analyse(archive, sizes=tampered) == analyse(archive)
+
+
+def test_an_entry_that_cannot_be_parsed_or_believed_is_a_miss(tmp_path: Path):
+    archive = save([MID, SMALL])
+    reference = analyse(archive, sizes=DiskLayerSizes([diff_id(MID)], tmp_path))
+    (entry,) = tmp_path.rglob("*.json")
+    good = json.loads(entry.read_text())
+    for broken in (
+        "not json",
+        json.dumps({**good, "compressed_bytes": 1}),  # smaller than deflate can make it
+        json.dumps({**good, "compressed_bytes": 2 * len(MID)}),  # bigger than stored
+        json.dumps({**good, "diff_id": "sha256:" + "1" * 64}),  # another layer's entry
+        json.dumps({k: v for k, v in good.items() if k != "raw_bytes"}),
+    ):
+        entry.write_text(broken)
+        sizes = DiskLayerSizes([diff_id(MID)], tmp_path)
+        assert sizes.lookup(good["members"][0], len(MID)) is None
+        assert analyse(archive, sizes=sizes) == reference
+    assert json.loads(entry.read_text()) == good  # and the miss wrote the entry afresh
+
+
+def test_a_known_size_for_bytes_of_another_length_is_not_used(tmp_path: Path):
+    sizes = DiskLayerSizes([diff_id(MID)], tmp_path)
+    analyse(save([MID]), sizes=sizes)
+    (member,) = json.loads(next(tmp_path.rglob("*.json")).read_text())["members"]
+    assert sizes.lookup(member, len(MID) + 512) is None
+    known = sizes.lookup(member, len(MID))
+    assert known == KnownSize(diff_id(MID), len(MID), gzip_size(MID))
+
+
+def test_nothing_is_recorded_for_bytes_that_are_not_the_configs_diff_id(tmp_path: Path):
+    archive = save([MID], diff_ids=["sha256:" + "2" * 64])
+    analyse(archive, sizes=DiskLayerSizes([diff_id(MID), "sha256:" + "2" * 64], tmp_path))
+    assert not list(tmp_path.rglob("*.json"))
