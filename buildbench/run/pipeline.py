@@ -17,6 +17,7 @@ import platform
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -594,8 +595,16 @@ def _check_inputs(plan: RunPlan, kinds: Mapping[str, SmokeKind]) -> None:
     preflight.check_results_dir(plan.results_dir)
 
 
-def _check(engine: Engine, plan: RunPlan, previous: RunResults | None) -> _Checked:
-    """What the engine must have before any build: a failure is one line and a tip."""
+def _check(
+    engine: Engine,
+    plan: RunPlan,
+    previous: RunResults | None,
+    lock: contextlib.ExitStack,
+    labels: Mapping[str, str],
+) -> _Checked:
+    """What the engine must have before any build (a failure is one line and a tip), and the
+    run's lock held. The probe, the index check and the lock are containers of their own: they
+    start side by side, each a second or more on a busy engine."""
     # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
     bases = {
         ref: preflight.ensure_base_image(engine, ref)
@@ -603,23 +612,52 @@ def _check(engine: Engine, plan: RunPlan, previous: RunResults | None) -> _Check
         if ref
     }
     main_base = plan.base_image if plan.base_image in bases else next(iter(bases), None)
-    probe = preflight.probe_engine(engine, main_base) if main_base else None
-    if plan.preflight and probe is not None:
-        sizes = {r.key: r.image.size_bytes for r in previous.records if r.image} if previous else {}
-        needed = preflight.needed_bytes(plan.cells, plan.keep_images, sizes)
-        preflight.check_disk(probe, needed, plan.keep_images)
-        if not plan.prefetch:
-            urls = preflight.index_urls(plan.cells, plan.pip)
-            preflight.check_index(engine, main_base or plan.base_image, urls, plan.pip)
+    urls = preflight.index_urls(plan.cells, plan.pip) if plan.preflight and main_base else []
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="buildbench-preflight") as pool:
+        probing = pool.submit(preflight.probe_engine, engine, main_base) if main_base else None
+        reaching = None
+        if main_base and urls and not plan.prefetch:
+            reaching = pool.submit(preflight.check_index, engine, main_base, urls, plan.pip)
+        _hold_lock(engine, plan, main_base, lock, labels)
+        probe = probing.result() if probing else None
+        # Without a probe (an image without Python) the index is not asked: that answer is void.
+        if plan.preflight and probe is not None:
+            records = previous.records if previous else []
+            sizes = {r.key: r.image.size_bytes for r in records if r.image}
+            needed = preflight.needed_bytes(plan.cells, plan.keep_images, sizes)
+            preflight.check_disk(probe, needed, plan.keep_images)
+            if reaching is not None:
+                reaching.result()
     return _Checked(bases, main_base, probe)
 
 
+def _hold_lock(
+    engine: Engine,
+    plan: RunPlan,
+    base: str | None,
+    lock: contextlib.ExitStack,
+    labels: Mapping[str, str],
+) -> None:
+    """The lock is a container of a base image: the run's own, or the default base if local."""
+    lock_image = base or (plan.base_image if engine.image(plan.base_image) else None)
+    if lock_image:
+        lock.enter_context(engine.hold(lock_image, {**labels, LABEL_LOCK: "1"}))
+    else:
+        log.warning("no base image to hold this run's lock: `buildbench clean` may not see it")
+
+
 def _run_info(
-    engine: Engine, plan: RunPlan, builder: Builder, checked: _Checked, local: bool, started: str
+    engine: Engine,
+    plan: RunPlan,
+    builder: Builder,
+    checked: _Checked,
+    local: bool,
+    started: str,
+    run_id: str,
 ) -> RunInfo:
     bases = checked.bases
     return RunInfo(
-        run_id=new_run_id(),
+        run_id=run_id,
         started_at=started,
         host=platform.node(),
         cpu=cpu_model(),
@@ -681,34 +719,29 @@ def prepare(
     in_background = threading.Thread(target=spare, daemon=True) if spare else None
     if in_background is not None:
         in_background.start()
-    checked = _check(engine, plan, previous)
-    info = _run_info(engine, plan, builder, checked, local, started)
-    info.timeline = timeline.phases
-    run_dir = plan.results_dir.resolve() / (name or info.run_id)
-    run_dir.mkdir(parents=True)
-    run = PreparedRun(
-        plan=plan,
-        engine=engine,
-        builder=builder,
-        info=info,
-        run_dir=run_dir,
-        bases=checked.bases,
-        journal=Journal(run_dir),
-        gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
-        kinds=kinds,
-        timeline=timeline,
-        estimates=phase_seconds(previous.info.timeline) if previous else {},
-        spare=in_background,
-    )
-    run.save()
-    # The lock is a container of a base image: the run's own, or the default base if local.
-    base = checked.main_base
-    lock_image = base or (plan.base_image if engine.image(plan.base_image) else None)
-    with run.lock:
-        if lock_image:
-            run.lock.enter_context(engine.hold(lock_image, {**run.labels(), LABEL_LOCK: "1"}))
-        else:
-            log.warning("no base image to hold this run's lock: `buildbench clean` may not see it")
+    run_id, lock = new_run_id(), contextlib.ExitStack()
+    with lock:
+        checked = _check(engine, plan, previous, lock, run_labels(run_id, None))
+        info = _run_info(engine, plan, builder, checked, local, started, run_id)
+        info.timeline = timeline.phases
+        run_dir = plan.results_dir.resolve() / (name or info.run_id)
+        run_dir.mkdir(parents=True)
+        run = PreparedRun(
+            plan=plan,
+            engine=engine,
+            builder=builder,
+            info=info,
+            run_dir=run_dir,
+            bases=checked.bases,
+            journal=Journal(run_dir),
+            gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
+            kinds=kinds,
+            lock=lock,
+            timeline=timeline,
+            estimates=phase_seconds(previous.info.timeline) if previous else {},
+            spare=in_background,
+        )
+        run.save()
         try:
             try:
                 _before_first_cell(run, checked, make_payload)

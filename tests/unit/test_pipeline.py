@@ -241,10 +241,11 @@ def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path
     assert load_results(run.run_dir).info == run.info  # what was written reads back
 
 
-def test_preflight_probes_the_engine_then_its_reach_of_the_index(tmp_path: Path) -> None:
+def test_preflight_probes_the_engine_and_its_reach_of_the_index(tmp_path: Path) -> None:
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     _run(engine, _plan(tmp_path))
-    probe, index = (spec for _, spec in engine.runs[:2])
+    # side by side: in either order
+    index, probe = sorted((spec for _, spec in engine.runs[:2]), key=lambda s: not s.network)
     assert probe.command[:2] == ["python3", "-c"] and probe.network is False
     assert index.network is True  # the build network: the default bridge, as builds use
     assert index.command[-1] == "https://pypi.org/simple/"
@@ -266,8 +267,36 @@ def test_a_full_disk_stops_the_run_before_anything_is_built(tmp_path: Path) -> N
     ):
         pass
     assert engine.builds == [] and list(tmp_path.iterdir()) == []
+    assert engine.holds and engine.held_now() == []  # the lock, held beside the probe, is let go
     with _prepared(engine, _plan(tmp_path, preflight=False)):  # --no-preflight: it goes on
         pass
+
+
+def test_the_probe_the_index_check_and_the_lock_start_side_by_side(tmp_path: Path) -> None:
+    """Three containers of their own, each a second or more on a busy engine: the probe and
+    the index check are answered only once both were asked and the lock is held."""
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    both_asked, locked = threading.Barrier(2, timeout=5), threading.Event()
+
+    def side_by_side(image: str, spec: ContainerSpec) -> ContainerOutcome:
+        if not locked.is_set():  # the preflight's two (the cells' own containers come later)
+            both_asked.wait()
+            assert locked.wait(5), "the lock waited for the probe"
+        return default_outcome(image, spec)
+
+    engine.run_result = side_by_side
+    hold = engine.hold
+
+    @contextmanager
+    def signalling_hold(image: str, labels: dict[str, str]) -> Iterator[None]:
+        with hold(image, labels):
+            locked.set()
+            yield
+
+    engine.hold = signalling_hold  # type: ignore[method-assign]
+    run, (cpu, _) = _run(engine, _plan(tmp_path))
+    assert cpu.status == Status.OK and run.info.engine.cpu_model == PROBE_ANSWER["cpu_model"]
+    assert engine.holds[0][1][LABEL_RUN] == run.info.run_id and engine.held_now() == []
 
 
 def test_an_unreachable_index_stops_the_run(tmp_path: Path) -> None:
