@@ -1,7 +1,8 @@
 """`buildbench run --slim` on the built-in ONNX Runtime CPU image (the cheapest), as a user runs
 it: the smoke test is traced, a candidate of only what it touched is built by the engine and
-passes the same smoke test with parity; a candidate with one traced shared object left out
-fails its smoke test and says so, and the cell stays as measured."""
+passes the same smoke test with parity, for the built-in model (named as `--model`, as the
+default is) and a user's ONNX file beside it in the same run; a candidate with one traced shared
+object left out fails its smoke test and says so, and the cell stays as measured."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 
 from buildbench.engine.dockersdk import DockerEngine
+from buildbench.measure.smoke.artifacts import DEFAULT_MODEL
 from tests.integration.conftest import Ran, buildbench, remove_runs
+from tests.unit.test_modelspec import tiny_onnx
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +37,9 @@ def slim_run(tmp_path: Path, engine: DockerEngine, *more: str) -> tuple[Ran, dic
 def traced(
     tmp_path_factory: pytest.TempPathFactory, engine: DockerEngine, base_image: str
 ) -> tuple[Ran, dict[str, Any]]:
-    return slim_run(tmp_path_factory.mktemp("slim"), engine)
+    cwd = tmp_path_factory.mktemp("slim")
+    tiny_onnx(cwd / "tiny.onnx")
+    return slim_run(cwd, engine, "--model", DEFAULT_MODEL, "--model", "tiny.onnx")
 
 
 def test_a_slim_candidate_passes_the_same_smoke_test_and_is_smaller(
@@ -58,6 +63,20 @@ def test_a_slim_candidate_passes_the_same_smoke_test_and_is_smaller(
     assert "inference touched" in report and "What inference needs" in report
     kept = json.loads((ran.results[0].parent / trace["file"]).read_text())["kept"]
     assert any(DROPPED in path for path in kept)
+
+
+def test_a_users_model_file_is_traced_and_its_candidate_proven_with_parity(
+    traced: tuple[Ran, dict[str, Any]],
+) -> None:
+    _, cell = traced
+    user = [cell["smoke"]["more_models"], cell["slim"]["smoke"]["more_models"]]
+    for original, candidate in zip(*user, strict=True):  # the cell's, then the candidate's
+        assert original["model"]["source"] == candidate["model"]["source"] == "tiny.onnx"
+        for smoke in (original, candidate):
+            assert smoke["status"] == "ok", smoke["message"]
+            assert all(o["ok"] for o in smoke["outputs"]["1"].values())
+    assert [len(u) for u in user] == [1, 1]
+    assert cell["trace"]["containers"] >= 2  # a full run for each model, at least
 
 
 def test_a_candidate_without_a_traced_shared_object_fails_and_says_so(
