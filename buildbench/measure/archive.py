@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from typing import IO, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from zlib_ng import zlib_ng
 
@@ -50,9 +50,8 @@ _GZIP_FRAMING = 18  # gzip header and trailer around each layer's deflate data
 _WORKERS = os.cpu_count() or 1
 _IN_FLIGHT = 2 * _WORKERS  # blocks held in memory at once
 _PIECE = 1024 * 1024  # the tee takes the archive in pieces that tile the 8 MiB blocks exactly
-_OUTER_BUFSIZE = 1024 * 1024  # few, large members: big reads keep the per-call cost negligible
-# Many small entries: each header read copies what is left of this buffer, so keep it modest.
-_LAYER_BUFSIZE = 64 * 1024
+# A gzip'd layer is read as a stream: each header read copies what is left of this buffer.
+_GZIP_BUFSIZE = 64 * 1024
 _PROGRESS_STEP = 8 * 1024 * 1024
 # Below this a layer is deflated whatever is known: it costs less than the look-up is worth.
 KNOWN_MIN_BYTES = 1024 * 1024
@@ -182,9 +181,9 @@ def analyse_archive(
     archive = _Archive(sizes)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         compressor = _Compressor(pool)
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=_OUTER_BUFSIZE) as tar:
+        with tarfile.open(fileobj=stream, mode="r:") as tar:
             for member in tar:
-                archive.take(tar, member, compressor)
+                archive.take(stream, member, compressor)
         compressor.drain()
     stream.drain()  # the tar's zero padding: read so the progress ends at the stream's length
     return archive.resolve(base_layers)
@@ -194,49 +193,109 @@ def analyse_archive(
 # Reading: the engine's chunks as a file, the tee and the compressor
 
 
-class ChunkStream(io.RawIOBase):
+class _Pieces(io.RawIOBase):
+    """Byte strings read once, front to back, as a file: `read`, and `seek` forward only, so
+    that `tarfile` in random-access mode skips a member's data by moving an offset instead of
+    copying it through a stream buffer (most of an archive's bytes are file data)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._piece = b""
+        self._offset = 0
+        self._passed = 0  # bytes in the pieces before this one
+
+    def _next_piece(self) -> bytes:
+        """The next piece; b"" at the end."""
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._passed + self._offset
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        target = offset if whence == io.SEEK_SET else self.tell() + offset
+        if whence not in (io.SEEK_SET, io.SEEK_CUR) or target < self.tell():
+            raise io.UnsupportedOperation("a stream read once only seeks forward")
+        while target > self._passed + len(self._piece) and self._advance():
+            pass
+        self._offset = min(target - self._passed, len(self._piece))
+        return self.tell()
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0:
+            return b"".join(iter(lambda: self.read(_PIECE), b""))
+        parts = []
+        while size > 0 and (self._offset < len(self._piece) or self._advance()):
+            # Slicing at an offset, not chopping the piece's front off: no quadratic copying.
+            data = self._piece[self._offset : self._offset + size]
+            self._offset += len(data)
+            size -= len(data)
+            parts.append(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def drain(self) -> None:
+        """Read to the end (what follows a tar's end marker: its zero padding)."""
+        self._offset = len(self._piece)
+        while self._advance():
+            self._offset = len(self._piece)
+
+    def _advance(self) -> bool:
+        self._passed += len(self._piece)
+        self._piece, self._offset = self._next_piece(), 0
+        return bool(self._piece)
+
+
+class ChunkStream(_Pieces):
     """The `docker save` chunks as a file for `tarfile`, counting bytes for `on_progress`."""
 
     def __init__(self, chunks: Iterable[bytes], on_progress: ProgressCallback | None) -> None:
         super().__init__()
         self._chunks: Iterator[bytes] = iter(chunks)
-        self._chunk = b""
-        self._offset = 0
         self._read = 0
         self._reported = 0
         self._on_progress = on_progress
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1, /) -> bytes:
-        parts: list[bytes] = []
-        wanted = size
-        while wanted != 0 and self._fill():
-            end = len(self._chunk) if wanted < 0 else min(len(self._chunk), self._offset + wanted)
-            # Slicing at an offset, not chopping the chunk's front off: no quadratic copying.
-            parts.append(self._chunk[self._offset : end])
-            wanted -= 0 if wanted < 0 else end - self._offset
-            self._offset = end
-        return b"".join(parts)
-
     def drain(self) -> None:
-        while self._fill():
-            self._offset = len(self._chunk)
+        super().drain()
         if self._on_progress is not None and self._reported != self._read:
             self._on_progress(self._read)
 
-    def _fill(self) -> bool:
-        while self._offset >= len(self._chunk):
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return False
-            self._chunk, self._offset = chunk, 0
+    def _next_piece(self) -> bytes:
+        for chunk in self._chunks:
+            if not chunk:
+                continue  # an empty chunk is not the end
             self._read += len(chunk)
             if self._on_progress is not None and self._read - self._reported >= _PROGRESS_STEP:
                 self._reported = self._read
                 self._on_progress(self._read)
-        return True
+            return chunk
+        return b""
+
+
+class _Reader(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Member:
+    """A regular member's data, read straight from the archive: no buffer between."""
+
+    def __init__(self, stream: ChunkStream, start: int, size: int) -> None:
+        self._stream = stream
+        self._start = start
+        self._size = size
+        self._position = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        left = self._size - self._position
+        self._stream.seek(self._start + self._position)
+        data = self._stream.read(left if size < 0 else min(size, left))
+        self._position += len(data)
+        return data
 
 
 class _Sink(Protocol):
@@ -345,46 +404,30 @@ class _Stored:
         pass
 
 
-class _Tee(io.RawIOBase):
+class _Tee(_Pieces):
     """A layer blob as `tarfile` reads it; every byte is also fed to `sink`, in 1 MiB pieces."""
 
-    def __init__(self, source: IO[bytes], head: bytes, sink: _Sink) -> None:
+    def __init__(self, source: _Reader, head: bytes, sink: _Sink) -> None:
         super().__init__()
         self._source = source
         self._head: bytes | None = head
         self._sink = sink
-        self._piece = b""
-        self._offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._offset >= len(self._piece) and not self._next_piece():
-            return b""
-        end = len(self._piece) if size < 0 else self._offset + size
-        data = self._piece[self._offset : end]  # a short read at a piece's end: tarfile loops
-        self._offset += len(data)
-        return data
 
     def drain(self) -> None:
         """Feed the rest of the blob (what follows the tar's end marker) to the sink."""
-        self._offset = len(self._piece)
-        while self._next_piece():
-            self._offset = len(self._piece)
+        super().drain()
         self._sink.close()
 
-    def _next_piece(self) -> bool:
+    def _next_piece(self) -> bytes:
         if self._head is not None:
             # The sniffed head and the rest of its piece: later pieces stay block-aligned.
             piece = self._head + self._source.read(_PIECE - len(self._head))
             self._head = None
         else:
             piece = self._source.read(_PIECE)
-        self._piece, self._offset = piece, 0
         if piece:
             self._sink.feed(piece)
-        return bool(piece)
+        return piece
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,13 +461,13 @@ class _Archive:
         self.links: dict[str, str] = {}  # 20.10 saves a repeated layer as a link to its first
         self.warnings: list[str] = []
 
-    def take(self, tar: tarfile.TarFile, member: tarfile.TarInfo, compressor: _Compressor) -> None:
+    def take(self, stream: ChunkStream, member: tarfile.TarInfo, compressor: _Compressor) -> None:
         if member.issym() or member.islnk():
             self.links[member.name] = _member_link(member)
             return
-        handle = tar.extractfile(member) if member.isfile() else None
-        if handle is None:
-            return
+        if not member.isreg() or member.issparse():  # `docker save` writes neither sparse files
+            return  # nor devices: directories are all that is left
+        handle = _Member(stream, member.offset_data, member.size)
         head = handle.read(512)
         kind = sniff_format(head)
         if kind is None and member.size <= _SMALL_LIMIT:
@@ -539,7 +582,7 @@ def _blob_path(digest: str) -> str:
 
 
 def _read_blob(
-    handle: IO[bytes], head: bytes, kind: LayerFormat | None, blob: _Blob, compressor: _Compressor
+    handle: _Reader, head: bytes, kind: LayerFormat | None, blob: _Blob, compressor: _Compressor
 ) -> None:
     """Size one big member and, when it is a layer tar we can read, index its entries."""
     sink: _Sink
@@ -552,8 +595,9 @@ def _read_blob(
         blob.error = "zstd layer: sized as stored, not indexed"
     elif kind is not None:
         try:
-            mode: Literal["r|gz", "r|"] = "r|gz" if kind == LayerFormat.GZIP else "r|"
-            with tarfile.open(fileobj=tee, mode=mode, bufsize=_LAYER_BUFSIZE) as layer:
+            # A gzip'd layer decompresses as a stream; a plain one is read at random (forward).
+            mode: Literal["r|gz", "r:"] = "r|gz" if kind == LayerFormat.GZIP else "r:"
+            with tarfile.open(fileobj=tee, mode=mode, bufsize=_GZIP_BUFSIZE) as layer:
                 for entry in layer:
                     _index_entry(layer, entry, blob)
         except (tarfile.TarError, EOFError, OSError) as exc:
