@@ -3,7 +3,6 @@ Several results files (machines, engines, CI jobs) merge into one report."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 from collections.abc import Callable, Sequence
@@ -177,12 +176,15 @@ def _stacked_chart(stacks: list[charts.Stack], title: str) -> Callable[[Path], P
     return lambda path: charts.stacked_bars(path, stacks, title=title, ylabel="seconds")
 
 
-def preload() -> None:
-    """What writing the report imports and loads (pandas, matplotlib and its font), done ahead
-    by a caller with time to spare: a run, while its preflight waits on the engine."""
-    importlib.import_module("pandas")
-    with contextlib.suppress(charts.ChartsUnavailable):  # the report says so when it is written
-        charts.preload()
+def preload_steps() -> list[Callable[[], object]]:
+    """What writing the report imports and loads (pandas, matplotlib, its font), in steps of a
+    few tenths of a second each, for a caller with time to spare (a run's preflight and quiet
+    windows). Without matplotlib, the report says so when it is written."""
+    return [
+        lambda: importlib.import_module("pandas"),
+        lambda: importlib.import_module("matplotlib.backends.backend_agg"),
+        charts.preload,
+    ]
 
 
 def write_output(

@@ -17,7 +17,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
@@ -29,10 +29,11 @@ from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildbenchError, EngineUnavailable, Terminated
 from buildbench.measure.smoke.runner import Payload
 from buildbench.record import CellRecord
-from buildbench.render.report import REPORT_MD, preload, write_report
+from buildbench.render.report import REPORT_MD, preload_steps, write_report
 from buildbench.results import RESULTS_JSON, RunResults, load_results
 from buildbench.run.matrix import Cell
 from buildbench.run.pipeline import Progress, RunHeader, RunPlan, new_run_id, prepare
+from buildbench.run.spare import SpareStep
 
 log = logging.getLogger("buildbench")
 
@@ -67,11 +68,11 @@ def run_one(
     *,
     name: str | None = None,
     payloads: Mapping[str, Path] | None = None,
-    spare: Callable[[], None] | None = None,
+    spare: Sequence[SpareStep] = (),
 ) -> tuple[RunResults, BaseException | None]:
     """One engine's whole run; what it measured, and what stopped it early (not raised: the
     caller reports first). Errors before the first build (bad options, no engine) raise.
-    `spare`: work done while the preflight waits on the engine (see `prepare`)."""
+    `spare`: work done while the run waits anyway (see `prepare`)."""
     stopped: BaseException | None = None
     with factory.engine_at(endpoint) as engine:
         builder = choose_builder(plan.builder, engine, endpoint)
@@ -94,9 +95,9 @@ def run_one(
 def _run_here(endpoint: Endpoint, plan: RunPlan, screen: Screen) -> Outcome:
     outcome = Outcome()
     with screen:
-        # The report is written here, after the run: its libraries load during the preflight.
+        # The report is written here, after the run: its libraries load while the run waits.
         # (With several engines, the report's process waits while others build: it loads none.)
-        result, outcome.error = run_one(endpoint, plan, screen.view(), spare=preload)
+        result, outcome.error = run_one(endpoint, plan, screen.view(), spare=preload_steps())
     run_dir = plan.results_dir / result.info.run_id
     outcome.runs = [result]
     outcome.results = [run_dir / RESULTS_JSON]

@@ -15,8 +15,8 @@ import logging
 import os
 import platform
 import secrets
-import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -62,6 +62,7 @@ from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 from buildbench.run.prefetch import prefetch_wheels
 from buildbench.run.smokes import smoke_kind
+from buildbench.run.spare import SpareStep, SpareWork
 from buildbench.run.timeline import Timeline, phase_seconds
 from buildbench.status import ExitReason, Status
 
@@ -264,7 +265,7 @@ class PreparedRun:
     timeline: Timeline = field(default_factory=Timeline)
     # The previous run's seconds per (cell, phase, detail): the live view's "last run".
     estimates: Mapping[tuple[str | None, str, str | None], float] = field(default_factory=dict)
-    spare: threading.Thread | None = None  # `prepare`'s spare work, done by the first build
+    spare: SpareWork | None = None  # `prepare`'s work for later, never beside a timed build
 
     def save(self, *, table: bool = False) -> None:
         """The results file, after every stage; with `table`, its CSV view too (after every
@@ -272,10 +273,6 @@ class PreparedRun:
         write_results(self.run_dir, results_document(self.info, self.records))
         if table:
             write_cells_csv(self.run_dir, RunResults(self.info, self.records))
-
-    def spare_done(self) -> None:
-        if self.spare is not None:
-            self.spare.join()
 
     def header(self) -> RunHeader:
         return RunHeader(
@@ -513,16 +510,23 @@ class PreparedRun:
 
         # Others' load on the engine host, in quiet windows around each sample (untimed): the
         # host's own /proc/stat, so only where the engine runs on this machine. The run's spare
-        # work ends inside the first window (its CPU is not others'), before anything is timed.
-        def quiet(meanwhile: Callable[[], None] | None = None) -> float | None:
+        # work pauses before anything is timed, and goes on inside the windows (its CPU time is
+        # this process's own, not others').
+        def quiet() -> float | None:
+            deadline = time.monotonic() + cpuload.QUIET_SECONDS
+
+            def meanwhile() -> None:
+                if self.spare is not None:
+                    self.spare.pause()
+                    self.spare.until(deadline)
+
             if self.info.engine.local:
                 return cpuload.quiet_share(meanwhile=meanwhile)
-            if meanwhile is not None:
-                meanwhile()
+            meanwhile()
             return None
 
         try:
-            others = quiet(self.spare_done)
+            others = quiet()
             for n in range(1, self.plan.repeat + 1):
                 if samples:  # the previous sample's image: identical content, not kept
                     self.engine.remove_image(samples[-1].image_id)
@@ -705,20 +709,18 @@ def prepare(
     local: bool = True,
     make_payload: Callable[[Payload], bytes] = lambda payload: payload.make(),
     name: str | None = None,
-    spare: Callable[[], None] | None = None,
+    spare: Sequence[SpareStep] = (),
 ) -> Iterator[PreparedRun]:
     """Check what the run needs before building anything, create its results folder (named
     `name`, else the run id), hold its lock and make the smoke tests' files; release them all
-    when the run is done. `spare`: work for later (loading the report's libraries), done in a
-    thread while the checks wait on the engine, and finished before the first build."""
+    when the run is done. `spare`: steps of work for later (loading the report's libraries), done
+    in a thread while the checks wait on the engine, then in the quiet windows (run/spare.py)."""
     started, timeline = _now(), Timeline()  # the run starts with its checks
     timeline.enter("preflight")
     kinds = plan.smoke_kinds()
     previous = newest_run(plan.results_dir)
     _check_inputs(plan, kinds)
-    in_background = threading.Thread(target=spare, daemon=True) if spare else None
-    if in_background is not None:
-        in_background.start()
+    in_background = SpareWork(spare).start() if spare else None
     run_id, lock = new_run_id(), contextlib.ExitStack()
     with lock:
         checked = _check(engine, plan, previous, lock, run_labels(run_id, None))

@@ -184,18 +184,19 @@ def test_the_results_file_follows_every_stage_and_its_csv_every_cell(
     assert len((run.run_dir / "results.csv").read_text().splitlines()) == 1 + 2
 
 
-def test_spare_work_runs_beside_the_preflight_and_ends_before_the_first_build(
-    tmp_path: Path,
-) -> None:
+def test_spare_work_runs_beside_the_preflight_and_never_beside_a_build(tmp_path: Path) -> None:
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
-    began, done = threading.Event(), threading.Event()
-    spare_thread: list[threading.Thread] = []
+    began = threading.Event()
+    building: list[bool] = []  # True while the fake engine streams a build
+    steps_seen: list[tuple[str, threading.Thread, bool]] = []
 
-    def spare() -> None:
-        spare_thread.append(threading.current_thread())
-        began.set()
-        threading.Event().wait(0.05)  # slower than the rest of the preflight
-        done.set()
+    def step(name: str) -> Any:
+        def run() -> None:
+            began.set()
+            threading.Event().wait(0.02)
+            steps_seen.append((name, threading.current_thread(), bool(building and building[-1])))
+
+        return run
 
     def probe(image: str, spec: ContainerSpec) -> ContainerOutcome:
         assert began.wait(5)  # the engine's answer awaited while the spare work goes on
@@ -203,19 +204,21 @@ def test_spare_work_runs_beside_the_preflight_and_ends_before_the_first_build(
 
     engine.run_result = probe
     build = engine.build
-    finished_first: list[bool] = []
 
-    def build_after_spare(*args: Any, **kwargs: Any) -> Any:
-        finished_first.append(done.is_set())
-        return build(*args, **kwargs)
+    def tracked_build(*args: Any, **kwargs: Any) -> Any:
+        building.append(True)
+        yield from build(*args, **kwargs)
+        building.append(False)
 
-    engine.build = build_after_spare  # type: ignore[method-assign]
+    engine.build = tracked_build  # type: ignore[method-assign]
     progress = Recorder()
-    with prepare(engine, _plan(tmp_path), ClassicBuilder(engine), spare=spare) as run:
+    steps = [step("pandas"), step("matplotlib"), step("font")]
+    with prepare(engine, _plan(tmp_path), ClassicBuilder(engine), spare=steps) as run:
         progress.run = run
         run.run_all(progress)
-    assert spare_thread and spare_thread[0] is not threading.current_thread()
-    assert finished_first == [True, True]
+    assert [name for name, _, _ in steps_seen] == ["pandas", "matplotlib", "font"]
+    assert steps_seen[0][1] is not threading.current_thread()  # the first beside the preflight
+    assert not any(during_build for _, _, during_build in steps_seen)
 
 
 def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path) -> None:

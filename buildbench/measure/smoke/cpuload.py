@@ -28,6 +28,7 @@ CGROUP = Path("/sys/fs/cgroup")
 # inside user and nice), in clock ticks.
 _IDLE_FIELDS = (3, 4)
 _COUNTED_FIELDS = 8
+QUIET_SECONDS = 0.25  # a quiet window: 2 CPUs tick 50 times in it (a 2% step)
 
 
 def _ticks_per_second() -> float:
@@ -120,7 +121,7 @@ def others_share(before: dict[str, float | None], after: dict[str, float | None]
 
 
 def quiet_share(
-    seconds: float = 0.25, meanwhile: Callable[[], object] | None = None
+    seconds: float = QUIET_SECONDS, meanwhile: Callable[[], object] | None = None
 ) -> float | None:
     """The host's busy share over the next `seconds` (at least), less this process's own CPU
     time: the load of everyone else at that moment (between build samples). `meanwhile` is

@@ -1,0 +1,67 @@
+"""Work for later (the report's imports), done where a run waits anyway: in a thread while the
+preflight waits on the engine, then inside the quiet windows around build samples (whose own
+CPU time is not counted as others'), and never while a build is timed.
+
+    spare = SpareWork([step, ...]).start()  # the thread takes steps in turn
+    spare.pause()                            # before a timed build: it ends its current step
+    spare.until(deadline)                    # in a quiet window: more steps, here
+
+A step left over runs nowhere: what it would have loaded is loaded when it is used. A step that
+fails is logged and dropped (its work is only a head start).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+log = logging.getLogger("buildbench")
+
+SpareStep = Callable[[], object]
+
+
+class SpareWork:
+    def __init__(self, steps: Iterable[SpareStep]) -> None:
+        self._steps = collections.deque(steps)
+        self._guard = threading.Lock()
+        self._paused = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SpareWork:
+        self._thread = threading.Thread(target=self._work, daemon=True, name="buildbench-spare")
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        """The thread stops after its current step and is waited for."""
+        self._paused.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def until(self, deadline: float) -> None:
+        """Steps here, one after another, while time.monotonic() is before `deadline`."""
+        while time.monotonic() < deadline and self._take():
+            pass
+
+    def left(self) -> int:
+        with self._guard:
+            return len(self._steps)
+
+    def _work(self) -> None:
+        while not self._paused.is_set() and self._take():
+            pass
+
+    def _take(self) -> bool:
+        """Run the next step; False when none was left."""
+        with self._guard:
+            if not self._steps:
+                return False
+            step = self._steps.popleft()
+        try:
+            step()
+        except Exception:  # a head start only: the real use reports its own failure
+            log.debug("spare work %r failed", step, exc_info=True)
+        return True

@@ -1,0 +1,60 @@
+"""Work for later, where a run waits anyway: a thread that stops between steps when asked,
+then steps taken in a quiet window until its deadline."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from buildbench.run.spare import SpareWork
+
+
+def test_paused_the_thread_ends_its_step_and_the_rest_is_taken_in_a_window() -> None:
+    inside, release = threading.Event(), threading.Event()
+    ran: list[tuple[str, threading.Thread]] = []
+
+    def first() -> None:
+        inside.set()
+        release.wait(5)
+        ran.append(("first", threading.current_thread()))
+
+    def later(name: str) -> None:
+        ran.append((name, threading.current_thread()))
+
+    spare = SpareWork([first, lambda: later("second"), lambda: later("third")]).start()
+    assert inside.wait(5)
+    pauser = threading.Thread(target=spare.pause)
+    pauser.start()
+    time.sleep(0.02)
+    assert pauser.is_alive()  # waiting for the step in progress, not cutting it short
+    release.set()
+    pauser.join(5)
+    assert [name for name, _ in ran] == ["first"] and spare.left() == 2
+    spare.until(time.monotonic() - 1)  # a window already over takes nothing
+    assert spare.left() == 2
+    spare.until(time.monotonic() + 5)
+    assert [name for name, _ in ran] == ["first", "second", "third"]
+    assert ran[0][1] is not threading.current_thread()
+    assert all(thread is threading.current_thread() for _, thread in ran[1:])
+
+
+def test_a_window_takes_no_step_once_its_deadline_has_passed() -> None:
+    ran: list[int] = []
+    spare = SpareWork([lambda: (time.sleep(0.03), ran.append(1)), lambda: ran.append(2)])
+    spare.until(time.monotonic() + 0.01)  # the first step overruns it: the second waits
+    assert ran == [1] and spare.left() == 1
+
+
+def test_a_failing_step_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise ImportError("no matplotlib here")
+
+    spare = SpareWork([broken, lambda: ran.append("next")])
+    with caplog.at_level("DEBUG", logger="buildbench"):
+        spare.until(time.monotonic() + 5)
+    assert ran == ["next"] and spare.left() == 0
+    assert "spare work" in caplog.text and "no matplotlib here" in caplog.text
