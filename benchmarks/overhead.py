@@ -12,8 +12,12 @@ drifts during the benchmark biases neither side:
 2. overhead: `buildbench run` wall time (the whole process: start-up, preflight, reading the
    image, results, report and charts) - the same `docker build` wall time (goal: at most 1 s),
    with the run's own timeline saying where it went;
-3. reading an image: buildbench's "measure" phase (one pass over `docker save`: compressed size,
-   contents, waste) / `docker save IMAGE > /dev/null` of the same image (goal: within 1.1x);
+3. reading an image: the measure phase's "reading the image" part (one pass over `docker save`,
+   from the request to the contents analysis: compressed size, contents, waste; not the inspect
+   and the version probe before it, reported apart) / `docker save IMAGE > /dev/null` of the same
+   image right after (goal: within 1.1x). The runs share ~/.cache/buildbench/layer-sizes as a
+   user's do: the first may deflate the base image's layers, later ones find them known
+   (benchmarks/image_read.py times each state of that cache on its own);
 4. the smoke test: its wall time / the timed work it was asked for (every timed inference loop,
    and every cold start from its start request to its first inference) (goal: within 1.15x),
    and the model preparation of a second run (goal: nothing prepared again).
@@ -60,8 +64,12 @@ def newest_results(results: Path) -> dict[str, Any]:
     return data
 
 
-def phases(run: dict[str, Any], name: str) -> float:
-    return sum(p["seconds"] for p in run["timeline"] if p["name"] == name)
+def phases(run: dict[str, Any], name: str, detail: str | None = "any") -> float:
+    return sum(
+        p["seconds"]
+        for p in run["timeline"]
+        if p["name"] == name and (detail == "any" or p["detail"] == detail)
+    )
 
 
 def docker_build(folder: Path) -> float:
@@ -131,7 +139,8 @@ def onnx_runs(folder: Path, pairs: int) -> list[dict[str, Any]]:
         )
         samples.append(
             {
-                "measure_seconds": phases(run["run"], "measure"),
+                "read_seconds": phases(run["run"], "measure", "reading the image"),
+                "inspect_and_probe_seconds": phases(run["run"], "measure", None),
                 "docker_save_seconds": save,
                 "smoke_seconds": phases(run["run"], "smoke"),
                 "smoke_timed_work_seconds": asked,
@@ -163,7 +172,7 @@ def main() -> int:
     ratio = median([b["build_seconds"] / b["docker_build_seconds"] for b in builds])
     overhead = median([b["process_seconds"] - b["docker_build_seconds"] for b in builds])
     outside = median([b["process_seconds"] - b["wall_seconds"] for b in builds])
-    read = median([o["measure_seconds"] / o["docker_save_seconds"] for o in onnx])
+    read = median([o["read_seconds"] / o["docker_save_seconds"] for o in onnx])
     smoke = median([o["smoke_seconds"] / o["smoke_timed_work_seconds"] for o in onnx])
     figures = {
         "build_ratio_median": round(ratio, 4),
