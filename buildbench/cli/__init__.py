@@ -62,7 +62,8 @@ class _Group(click.Group):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] in READS_PIP:  # before get_command imports the command
+        asks_help = any(arg in ctx.help_option_names for arg in args[1:])
+        if args and args[0] in READS_PIP and not asks_help:  # before the command's imports
             host_pip.start()
         return super().resolve_command(ctx, args)
 

@@ -145,6 +145,7 @@ def test_the_hosts_pip_configuration_is_read_beside_the_commands_imports(
     assert result.exit_code == 0, result.output
     assert "  index: https://late.example/simple (pip config global)" in result.output
     assert len(readers) == 1 and readers[0] is not threading.main_thread()
+    assert _list("--help").exit_code == 0 and len(readers) == 1  # help reads nothing
     # Without the command line (the library's own callers), it is read there and then.
     assert host_pip.result()["index-url"][0] == "https://late.example/simple"
     assert readers[-1] is threading.main_thread()
