@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner, Result
 
-from buildbench.cli import cli
+from buildbench.cli import cli, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,3 +87,28 @@ def test_a_bad_value_names_its_environment_variable_only_when_it_came_from_it():
     from_option = invoke("run", "--cuda", "tpu")
     assert "Invalid value for '--cuda': 'tpu'" in from_option.stderr
     assert "BUILDBENCH_CUDA" not in from_option.stderr.splitlines()[-1]
+
+
+def test_run_and_list_start_without_pandas_or_matplotlib() -> None:
+    """A quarter and a third of a second at every start: they load when a table or a chart is
+    written (a run loads them while its preflight waits on the engine)."""
+    check = (
+        "import sys, buildbench.cli.run, buildbench.cli.list; "
+        "print(sorted({'pandas', 'matplotlib'} & set(sys.modules)))"
+    )
+    found = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
+
+
+def test_main_freezes_the_collector_before_the_interpreter_tears_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Teardown's last collections walk every object pandas, numpy and matplotlib made (a
+    quarter of a second after a run); frozen, they are skipped, whatever the exit."""
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(sys, "argv", ["buildbench", "--version"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 0 and frozen == [True]
