@@ -68,6 +68,11 @@ def one_run(folder: Path, tree: str | None, results: str) -> dict[str, float]:
     }
 
 
+def startup(folder: Path, tree: str | None) -> dict[str, float]:
+    """Start-up alone: `buildbench list` (imports, pip's settings, the matrix, exit)."""
+    return {"list": _wall([BUILDBENCH, "list"], folder, _env(tree))}
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -75,6 +80,9 @@ def load() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--startup-only", action="store_true", help="only `buildbench list`, no builds"
+    )
     parser.add_argument(
         "--tree", action="append", default=[], help="NAME=FOLDER holding a buildbench/ package"
     )
@@ -89,6 +97,10 @@ def main() -> int:
         (folder / "buildbench.toml").write_text(CONFIG)
         for n in range(args.pairs):
             order = list(trees) if n % 2 == 0 else list(reversed(trees))
+            if args.startup_only:
+                for name in order:
+                    samples[name].append(startup(folder, trees[name]))
+                continue
             docker = docker_build(folder)
             for name in order:
                 found = one_run(folder, trees[name], f"r-{name}")
