@@ -12,10 +12,10 @@ believed is a miss; one that cannot be written is not kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -69,17 +69,17 @@ class DiskLayerSizes:
             "compressed_bytes": size.compressed_bytes,
             "members": members,
         }
+        # Written whole, then renamed: a reader, or a run beside this one, sees an old entry
+        # or the new one, never half of one.
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             self._folder.mkdir(parents=True, exist_ok=True)
-            # Written whole, then renamed: a reader, or a run beside this one, sees an old
-            # entry or the new one, never half of one.
-            with tempfile.NamedTemporaryFile(
-                "w", dir=self._folder, suffix=".tmp", delete=False
-            ) as handle:
-                json.dump(document, handle)
-            os.replace(handle.name, path)
-        except OSError:
-            return  # a cache that cannot be written costs a deflate next time, nothing more
+            temporary.write_text(json.dumps(document))
+            os.replace(temporary, path)
+        except OSError:  # a cache that cannot be written costs a deflate next time, no more
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            return
         self._members[size.diff_id] = members
         self._by_member[member] = size
 
@@ -87,7 +87,8 @@ class DiskLayerSizes:
         for member in self._members.pop(diff_id, []):
             self._by_member.pop(member, None)
         if (path := self._path(diff_id)) is not None:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # forgotten here all the same
+                path.unlink(missing_ok=True)
 
     def _path(self, diff_id: str) -> Path | None:
         if not _DIFF_ID.match(diff_id):

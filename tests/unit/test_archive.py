@@ -499,3 +499,19 @@ def test_nothing_is_recorded_for_bytes_that_are_not_the_configs_diff_id(tmp_path
     archive = save([MID], diff_ids=["sha256:" + "2" * 64])
     analyse(archive, sizes=DiskLayerSizes([diff_id(MID), "sha256:" + "2" * 64], tmp_path))
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_a_cache_that_cannot_be_written_changes_no_figure(tmp_path: Path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    archive = save([MID, SMALL])
+    sizes = DiskLayerSizes([diff_id(MID)], blocked)
+    assert analyse(archive, sizes=sizes) == analyse(archive)
+    assert sizes.lookup(save_members(archive)[0], len(MID)) is None
+    assert [p.name for p in tmp_path.iterdir()] == ["not-a-folder"]
+
+
+def save_members(archive: bytes) -> list[str]:
+    """The layer members of a `save` archive, by name."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return [m.name for m in tar if m.name.endswith("layer.tar")]
