@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from buildbench.engine.api import ContainerSpec, Engine, ImageInfo
 from buildbench.measure.archive import ArchiveAnalysis, LayerSizes, StaleLayerSizes, analyse_archive
 from buildbench.measure.contents import image_contents
 from buildbench.measure.sizecache import DiskLayerSizes
-from buildbench.record import ImageFacts, Measurement
+from buildbench.record import ImageContents, ImageFacts, Measurement
 
 # Import names of the frameworks the built-in smoke tests know; others report only Python.
 FRAMEWORK_MODULES = {"pytorch": "torch", "onnx": "onnxruntime"}
@@ -84,29 +85,22 @@ def measure_image(
     info = engine.image(image_id)
     if info is None:
         raise LookupError(f"image {image_id} vanished before it was measured")
+    over_base = None if base is None else info.size_bytes - base.size_bytes
+    compressed, contents = None, None
+    # The version probe (a container: most of its second is the engine starting it) runs while
+    # the archive streams; the read is the measure phase's critical path.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="buildbench-probe") as pool:
+        probing = pool.submit(probe_versions, engine, image_id, framework)
+        if read_image:
+            compressed, contents = _read(
+                engine, image_id, info, base, over_base, on_read, on_analysis, sizes
+            )
+        versions = probing.result()
     warnings: list[str] = []
-    versions = probe_versions(engine, image_id, framework)
     if "error" in versions:
         warnings.append(f"version probe failed: {versions['error']}")
     if "framework_error" in versions:
         warnings.append(f"framework does not import: {versions['framework_error']}")
-    over_base = None if base is None else info.size_bytes - base.size_bytes
-    compressed, contents = None, None
-    if read_image:
-        shared = len(base.layers) if base and info.layers[: len(base.layers)] == base.layers else 0
-        on_read(0, info.size_bytes)  # the read begins with the request, before the first bytes
-        analysis = read_archive(
-            engine,
-            image_id,
-            base_layers=shared,
-            # The archive is a little more than the image (tar headers): a bar, not a figure.
-            on_progress=lambda done: on_read(min(done, info.size_bytes), info.size_bytes),
-            sizes=DiskLayerSizes(info.layers) if sizes is None else sizes,
-        )
-        on_analysis(analysis)
-        compressed = analysis.compressed_size_bytes
-        if over_base is not None:
-            contents = image_contents(analysis, bytes_over_base=over_base)
     facts = ImageFacts(
         size_bytes=info.size_bytes,
         layers=len(info.layers),
@@ -118,3 +112,29 @@ def measure_image(
         framework_version=versions.get("framework"),
     )
     return Measurement(facts, contents, tuple(warnings))
+
+
+def _read(
+    engine: Engine,
+    image_id: str,
+    info: ImageInfo,
+    base: ImageInfo | None,
+    over_base: int | None,
+    on_read: ReadProgress,
+    on_analysis: Callable[[ArchiveAnalysis], None],
+    sizes: LayerSizes | None,
+) -> tuple[int, ImageContents | None]:
+    """The compressed size and (over a known base) the contents, from one pass."""
+    shared = len(base.layers) if base and info.layers[: len(base.layers)] == base.layers else 0
+    on_read(0, info.size_bytes)  # the read begins with the request, before the first bytes
+    analysis = read_archive(
+        engine,
+        image_id,
+        base_layers=shared,
+        # The archive is a little more than the image (tar headers): a bar, not a figure.
+        on_progress=lambda done: on_read(min(done, info.size_bytes), info.size_bytes),
+        sizes=DiskLayerSizes(info.layers) if sizes is None else sizes,
+    )
+    on_analysis(analysis)
+    contents = None if over_base is None else image_contents(analysis, bytes_over_base=over_base)
+    return analysis.compressed_size_bytes, contents

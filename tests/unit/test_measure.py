@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from zlib_ng import zlib_ng
@@ -76,6 +79,25 @@ def test_the_version_probe_runs_locked_down_and_asks_for_the_framework() -> None
     assert spec.command[:2] == ["python", "-c"] and spec.command[-1] == "torch"
     assert spec.network is False and spec.read_only is True
     assert spec == ContainerSpec(command=spec.command, timeout_seconds=120)  # all defaults
+
+
+def test_the_version_probe_runs_while_the_archive_streams() -> None:
+    """The probe is a container start: it waits on the engine beside the read, not after it."""
+    engine, base = _engine()
+    streaming = threading.Event()
+    archive, run = engine.image_archive, engine.run
+
+    def image_archive(ref: str) -> Iterator[bytes]:
+        streaming.set()
+        yield from archive(ref)
+
+    def probe(image: str, spec: ContainerSpec, on_stderr: Any = None) -> ContainerOutcome:
+        assert streaming.wait(10), "the probe ran before the read began"
+        return run(image, spec, on_stderr)
+
+    engine.image_archive, engine.run = image_archive, probe  # type: ignore[method-assign]
+    measured = measure_image(engine, IMAGE, base=base, framework="onnx")
+    assert measured.image.framework_version == "9.9" and measured.image.compressed_size_bytes
 
 
 def test_an_image_of_no_known_framework_reports_only_python() -> None:
