@@ -408,7 +408,7 @@ class PreparedRun:
                     base=base,
                     framework=cell.framework,
                     read_image=self.plan.read_images,
-                    on_analysis=analysed.append,
+                    on_analysis=analysed.append if self.plan.slim else lambda _: None,
                     on_read=lambda done, all_: self.phase(
                         progress,
                         cell,
@@ -723,7 +723,13 @@ def prepare(
     in_background = SpareWork(spare).start() if spare else None
     run_id, lock = new_run_id(), contextlib.ExitStack()
     with lock:
-        checked = _check(engine, plan, previous, lock, run_labels(run_id, None))
+        try:
+            checked = _check(engine, plan, previous, lock, run_labels(run_id, None))
+        finally:
+            if in_background is not None:
+                # What the checks left goes into the quiet windows: nothing spare runs beside
+                # the base pushes, the downloads or the model preparation, whose seconds count.
+                in_background.pause()
         info = _run_info(engine, plan, builder, checked, local, started, run_id)
         info.timeline = timeline.phases
         run_dir = plan.results_dir.resolve() / (name or info.run_id)

@@ -221,6 +221,25 @@ def test_spare_work_runs_beside_the_preflight_and_never_beside_a_build(tmp_path:
     assert not any(during_build for _, _, during_build in steps_seen)
 
 
+def test_no_spare_work_goes_on_once_the_checks_are_done(tmp_path: Path) -> None:
+    """Base pushes, downloads and model preparation come next, and their seconds count."""
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    began = threading.Event()
+
+    def slow() -> None:
+        began.set()
+        threading.Event().wait(0.3)
+
+    def probe(image: str, spec: ContainerSpec) -> ContainerOutcome:
+        assert began.wait(5)
+        return default_outcome(image, spec)
+
+    engine.run_result = probe
+    with prepare(engine, _plan(tmp_path), ClassicBuilder(engine), spare=[slow] * 4) as run:
+        alive = [t.name for t in threading.enumerate() if t.name == "buildbench-spare"]
+        assert alive == [] and run.spare is not None and run.spare.left() > 0
+
+
 def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path) -> None:
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     run, _ = _run(engine, _plan(tmp_path))
