@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 import click
@@ -25,25 +26,24 @@ class _HostPip:
     """The host's pip settings, read in a thread from when the command is known."""
 
     def __init__(self) -> None:
-        self._found: dict[str, tuple[str, str]] | None = None
-        self._thread: threading.Thread | None = None
+        self._future: Future[dict[str, tuple[str, str]]] | None = None
 
     def start(self) -> None:
-        self._found = None
-        self._thread = threading.Thread(target=self._read, daemon=True, name="buildbench-pip")
-        self._thread.start()
+        future: Future[dict[str, tuple[str, str]]] = Future()  # this start's own answer
 
-    def _read(self) -> None:
-        self._found = pipconfig.host_pip_config()
+        def read() -> None:
+            try:
+                future.set_result(pipconfig.host_pip_config())
+            except BaseException as exc:  # raised where the result is asked for, not here
+                future.set_exception(exc)
+
+        self._future = future
+        threading.Thread(target=read, daemon=True, name="buildbench-pip").start()
 
     def result(self) -> dict[str, tuple[str, str]]:
         """What the thread read (it is waited for), or read now if none was started."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join()
-            if self._found is not None:
-                return self._found
-        return pipconfig.host_pip_config()
+        future, self._future = self._future, None
+        return pipconfig.host_pip_config() if future is None else future.result()
 
 
 host_pip = _HostPip()
