@@ -230,11 +230,12 @@ DRIVER = "libcuda.so.1"  # the GPU driver: only a host with a GPU (and its runti
 
 
 def dynamic_loader() -> str | None:
-    """This process's dynamic loader (glibc's ld-linux or musl's ld-musl), as mapped."""
+    """This process's dynamic loader, as mapped: glibc's ld-linux only (musl's ignores
+    LD_TRACE_LOADED_OBJECTS; its `ldd` is the fallback)."""
     with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
         for line in maps:
             path = line.rstrip("\n").partition(" /")[2]
-            if os.path.basename(path).startswith(("ld-linux", "ld-musl")):
+            if os.path.basename(path).startswith("ld-linux"):
                 return "/" + path
     return None
 
