@@ -36,16 +36,19 @@ def slim_run(tmp_path: Path, engine: DockerEngine, *more: str) -> tuple[Ran, dic
         remove_runs(engine, tmp_path / "results")
 
 
-def proven(cell: dict[str, Any], engine: DockerEngine, *touched: str) -> tuple[dict, dict]:
+def proven(
+    cell: dict[str, Any], engine: DockerEngine, *touched: str, model: bool = True
+) -> tuple[dict, dict]:
     """The cell measured, its trace, and a proven candidate between the traced bytes and the
-    original's size, removed with the run's images; `touched`: distributions the trace saw."""
+    original's size (with parity of every output, for a `model`), removed with the run's
+    images; `touched`: distributions the trace saw."""
     trace, slim = cell["trace"], cell["slim"]
     assert cell["status"] == "ok" and cell["smoke"]["status"] == "ok", cell["smoke"]["message"]
     assert trace["note"] is None and trace["processes"] >= 1
     assert slim["status"] == "proven", slim["message"]
     assert slim["smoke"]["status"] == "ok"
     parity = slim["smoke"]["parity"]
-    assert all(p["ok"] for p in parity.values())
+    assert bool(parity) == model and all(p["ok"] for p in parity.values())
     assert trace["touched_bytes"] <= slim["size_bytes"] < cell["image"]["size_bytes"]
     assert slim["compressed_size_bytes"] < cell["image"]["compressed_size_bytes"]
     for name in touched:
@@ -110,8 +113,7 @@ def test_the_pytorch_cpu_image_is_slimmed_and_proven_with_parity(
     try:
         assert ran.process.returncode == 0, ran.process.stderr[-3000:]
         cell = ran.cells()["pytorch/cpu"]
-        _, slim = proven(cell, engine, "torch")
-        assert slim["smoke"]["parity"]  # the model's outputs, checked in the candidate too
+        proven(cell, engine, "torch")
     finally:
         remove_runs(engine, tmp_path / "results")
 
@@ -132,7 +134,7 @@ def test_a_users_fastapi_service_is_traced_and_its_candidate_proven(
     try:
         assert ran.process.returncode == 0, ran.process.stderr[-3000:]
         cell = ran.cells()["svc/cpu"]
-        _, slim = proven(cell, engine, "fastapi", "uvicorn")
+        _, slim = proven(cell, engine, "fastapi", "uvicorn", model=False)
         assert "with the original's checks" in slim["message"]
         assert slim["smoke"]["served"]["levels"], slim["smoke"]  # it served every level
     finally:
