@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,19 @@ def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
         text=True,
         env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture(autouse=True)
+def sigint_at_its_default() -> Iterator[None]:
+    """Children start with Ctrl-C at its default, however this suite was started.
+
+    A background job of a non-interactive shell (`nohup pytest ... &`, a CI step's `cmd &`)
+    starts with SIGINT ignored, and an ignored signal stays ignored across exec: the run would
+    never see the Ctrl-C these tests send. A handled signal is reset to its default on exec, so
+    with a handler here every child starts as from a terminal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -15,19 +14,6 @@ import pytest
 from tests.integration.conftest import left_behind, objects, start, wait_for_lines
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def sigint_at_its_default() -> Iterator[None]:
-    """Children start with Ctrl-C at its default, however this suite was started.
-
-    A background job of a non-interactive shell (`nohup pytest ... &`, a CI step's `cmd &`)
-    starts with SIGINT ignored, and an ignored signal stays ignored across exec: the run would
-    never see the Ctrl-C these tests send. A handled signal is reset to its default on exec, so
-    with a handler here every child starts as from a terminal."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 COPYING = """\
