@@ -47,8 +47,9 @@ ProgressCallback = Callable[[int], None]
 
 _BLOCK = 8 * 1024 * 1024  # deflated independently: costs ~0.05% against one stream
 _LEVEL = 6
-# What a known size depends on: a new deflate (or its settings) makes every known size stale.
-_SIZING = 1  # how blocks are cut and framed (below): a change makes every known size stale
+# What a known size depends on: a new deflate, its settings, or how blocks are cut and framed
+# (`_SIZING`, below) makes every known size stale.
+_SIZING = 1
 ESTIMATOR = f"zlib-ng-{zlib_ng.ZLIBNG_VERSION}-level{_LEVEL}-{_BLOCK >> 20}MiB-v{_SIZING}"
 _GZIP_FRAMING = 18  # gzip header and trailer around each layer's deflate data
 _WORKERS = os.cpu_count() or 1

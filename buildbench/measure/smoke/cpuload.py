@@ -127,16 +127,12 @@ def quiet_share(
     time: the load of everyone else at that moment (between build samples). `meanwhile` is
     work of this process's own to do inside the window rather than after it (untimed, and no
     engine calls: the engine's CPU would count as others')."""
-    before, own, began = snapshot(), time.process_time(), time.monotonic()
+    # This process's own CPU time stands where a container's cgroup time does in `others_share`.
+    began, before = time.monotonic(), {**snapshot(), "own_seconds": time.process_time()}
     if meanwhile is not None:
         meanwhile()
     time.sleep(max(0.0, seconds - (time.monotonic() - began)))
-    after, used = snapshot(), time.process_time() - own
-    share = busy_share(before, after)
-    if share is None:
-        return None
-    total = _delta(before, after, "host_total_seconds")  # known: the share is
-    return min(1.0, max(0.0, share - used / total))
+    return others_share(before, {**snapshot(), "own_seconds": time.process_time()})
 
 
 def larger(*shares: float | None) -> float | None:
