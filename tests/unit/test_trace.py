@@ -37,6 +37,14 @@ def analysis_of(*layers: bytes, config: dict[str, Any] | None = None) -> Any:
 # --- sitecustomize, for real --------------------------------------------------------------------
 
 
+def traced_python(program: str) -> subprocess.CompletedProcess[str]:
+    """`python -c program` with the tracer's sitecustomize (and program.py) importable."""
+    env = {**os.environ, "PYTHONPATH": str(SITECUSTOMIZE.parent)}
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
+    )
+
+
 def test_sitecustomize_reports_what_python_opened_mapped_and_started(tmp_path: Any) -> None:
     data = tmp_path / "data.txt"
     data.write_text("x")
@@ -47,10 +55,7 @@ def test_sitecustomize_reports_what_python_opened_mapped_and_started(tmp_path: A
         f"import os; os.path.exists({str(tmp_path / 'probe')!r});"
         "print('done')"
     )
-    env = {**os.environ, "PYTHONPATH": str(SITECUSTOMIZE.parent)}
-    ran = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
-    )
+    ran = traced_python(program)
     assert ran.stdout == "done\n"
     rest, traces = split_trace(ran.stderr)
     assert rest == "" and len(traces) == 1
@@ -87,10 +92,7 @@ def test_the_cuda_checks_libraries_are_traced_though_nothing_maps_them(tmp_path:
         f"missing = program.unresolved_libraries({str(library)!r}, []);"
         "print(missing, 'ssl' in sys.modules)"
     )
-    env = {**os.environ, "PYTHONPATH": str(SITECUSTOMIZE.parent)}
-    ran = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
-    )
+    ran = traced_python(program)
     assert ran.stdout == "['libxyz.so.3'] False\n"  # and what it found, not by importing it
     (trace,) = split_trace(ran.stderr)[1]
     assert resolved <= set(trace["paths"])
