@@ -30,6 +30,7 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
     expect = "embedding"         # text the body must contain
     concurrency = [1, 4, 16]
     seconds = 10                 # per concurrency level, after a warm-up
+    error_budget = 0.01          # the share of a level's requests that may fail (default 1%)
     build_inputs = false         # whether the context gets buildbench's build-inputs/ folder
                                  # (pip.conf, CA bundle, wheels), as the built-in images do
 
@@ -47,6 +48,7 @@ Every mistake (unknown key, wrong type, missing file) is a `UsageError` naming f
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -55,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from buildbench.errors import UsageError
-from buildbench.measure.smoke.http import MAX_CONCURRENCY, HttpSmoke
+from buildbench.measure.smoke.http import ERROR_BUDGET, MAX_CONCURRENCY, HttpSmoke
 from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.run.matrix import (
     CUDA_VALUES,
@@ -65,6 +67,8 @@ from buildbench.run.matrix import (
     MatrixOptions,
     builtin_matrix,
 )
+
+log = logging.getLogger("buildbench")
 
 CONFIG_NAME = "buildbench.toml"
 PYPROJECT_NAME = "pyproject.toml"
@@ -420,6 +424,7 @@ HTTP_KEYS = (
     "expect",
     "concurrency",
     "seconds",
+    "error_budget",
 )
 _METHOD = re.compile(r"^[A-Z]+$")
 
@@ -437,10 +442,21 @@ def _http_smoke(image: _Table) -> HttpSmoke | None:
             "the port the service listens on inside its container, e.g. port = 8000",
         )
     body, headers = _http_body(table)
+    method = _http_method(table)
+    if body is not None and method in ("GET", "HEAD"):
+        given = "json" if "json" in table.data else "body_file"
+        log.warning(
+            "WARNING: %s: %s: %s gives a body for a %s request, which many services ignore: "
+            'set method = "POST" if the service reads it',
+            table.source,
+            table.where,
+            given,
+            method,
+        )
     return HttpSmoke(
         port=port,
         ready=_http_path(table, "ready", None),
-        method=_http_method(table),
+        method=method,
         path=_http_path(table, "path", "/") or "/",
         body=body,
         headers=headers,
@@ -448,6 +464,7 @@ def _http_smoke(image: _Table) -> HttpSmoke | None:
         expect=table.string("expect"),
         concurrency=_http_concurrency(table),
         seconds=_http_seconds(table),
+        error_budget=_http_error_budget(table),
     )
 
 
@@ -519,6 +536,16 @@ def _http_seconds(table: _Table) -> float:
             "e.g. seconds = 10 (per concurrency level)",
         )
     return float(seconds)
+
+
+def _http_error_budget(table: _Table) -> float:
+    budget = table.data.get("error_budget", ERROR_BUDGET)
+    if type(budget) not in (int, float) or not 0 <= budget <= 1:
+        raise table.error(
+            f'"error_budget" must be a share from 0 to 1, not {budget!r}',
+            "e.g. error_budget = 0.05 (5% of each level's requests may fail)",
+        )
+    return float(budget)
 
 
 def load_models(path: Path | None) -> tuple[ModelRequest, ...]:

@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 # One small service, its behaviour chosen per image by a build-arg: answers (good), answers
 # 500 (fails), listens on another port than the config says (deaf), exits 1 s after its first
-# answer, half-way into the first level's measured second (dies). FastAPI and uvicorn come
-# from PyPI in the builder stage only.
+# answer, half-way into the first level's measured second (dies), answers 500 to every second
+# request (half). FastAPI and uvicorn come from PyPI in the builder stage only.
 DOCKERFILE = """\
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS builder
@@ -50,6 +51,7 @@ from fastapi import FastAPI, Response
 MODE = os.environ["MODE"]
 app = FastAPI()
 first = None
+answered = 0
 
 
 @app.get("/health")
@@ -59,8 +61,11 @@ def health():
 
 @app.post("/predict")
 def predict(body: dict):
-    global first
+    global first, answered
     first = first or time.monotonic()
+    answered += 1
+    if MODE == "half" and answered % 2 == 0:
+        return Response("every second request fails", status_code=500)
     if MODE == "fails":
         return Response("model not loaded: weights missing", status_code=500)
     if MODE == "dies" and time.monotonic() - first > 1.0:
@@ -172,6 +177,39 @@ def test_the_report_has_the_served_section_and_chart(served: Ran):
     assert re.search(r"^\| svc-good/cpu +\| ok +\| POST /predict on port 8000 ", report, re.M)
     assert (run_dir / "report-served.png").is_file()
     assert served.process.returncode == 1  # failed cells: the run says so in its exit code
+
+
+def test_a_service_failing_every_second_request_fails_its_error_budget(
+    base_image: str, engine: DockerEngine, tmp_path: Path
+):
+    """One level, one second: about half the requests fail, far past the default 1%: the cell
+    fails naming level, count, share and budget, and the run exits 1."""
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text(DOCKERFILE)
+    (tmp_path / "svc" / "app.py").write_text(APP)
+    (tmp_path / "buildbench.toml").write_text(
+        '[[image]]\nname = "svc-half"\ndockerfile = "svc/Dockerfile"\nvariants = { cpu = "" }\n'
+        f'build_inputs = true\nbuild_args = {{ MODE = "half", BASE_IMAGE = "{base_image}" }}\n'
+        + SMOKE.replace("concurrency = [1, 4]", "concurrency = [1]")
+    )
+    ran = buildbench("run", "--smoke-timeout", "20", cwd=tmp_path, timeout=600)
+    try:
+        assert ran.process.returncode == 1, ran.process.stderr[-3000:]
+        assert "failed cells: svc-half/cpu" in ran.process.stderr
+        cell = ran.cells()["svc-half/cpu"]
+        assert cell["status"] == cell["smoke"]["status"] == "smoke_failed"
+        (level,) = cell["smoke"]["served"]["levels"]
+        failed = level["errors"]["status"]
+        assert failed >= 10 and abs(len(level["samples"]) - failed) <= 1  # every second one
+        assert cell["error"] == (
+            f"{failed} of {level['requests']} requests failed at concurrency 1 "
+            f"({100 * failed / level['requests']:.1f}%: {failed} status), "
+            "over the error budget of 1%"
+        )
+        report = (ran.results[0].parent / "report.md").read_text()
+        assert cell["error"] in report
+    finally:
+        remove_runs(engine, tmp_path / "results")
 
 
 HTTP_SERVER = 'FROM {base}\nUSER 10001\nCMD ["python3", "-m", "http.server", "8000"]\n'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tarfile
 import threading
 from dataclasses import replace
@@ -124,6 +125,44 @@ def test_a_body_file_that_is_not_json_gets_no_content_type(project: Path) -> Non
     assert http is not None and (http.body, http.headers) == (b"\x00\x01", {})
 
 
+def test_the_error_budget_is_one_percent_unless_the_table_gives_one(project: Path) -> None:
+    assert (_http(project, "[image.smoke.http]\nport = 1\n") or HTTP).error_budget == 0.01
+    given = _http(project, "[image.smoke.http]\nport = 1\nerror_budget = 0.05\n")
+    assert given is not None and given.error_budget == 0.05
+    none = _http(project, "[image.smoke.http]\nport = 1\nerror_budget = 0\n")
+    assert none is not None and none.error_budget == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "warned"),
+    [
+        ('json = { text = "hi" }', "json gives a body for a GET request"),
+        ('body_file = "request.json"\nmethod = "get"', "body_file gives a body for a GET request"),
+        ('json = { text = "hi" }\nmethod = "POST"', None),
+        ("", None),
+    ],
+)
+def test_a_body_for_a_get_request_is_warned_about_once_when_the_config_is_read(
+    project: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    warned: str | None,
+) -> None:
+    monkeypatch.setattr(logging.getLogger("buildbench"), "propagate", True)  # the CLI's own
+    with caplog.at_level(logging.WARNING, logger="buildbench"):
+        http = _http(project, f"[image.smoke.http]\nport = 1\n{text}\n")
+    assert http is not None
+    if warned is None:
+        assert caplog.messages == []
+        return
+    (message,) = caplog.messages  # once, for both of the image's variants
+    path = project / "buildbench.toml"
+    assert message.startswith(f"WARNING: {path}: [[image]] #1: smoke.http: {warned}")
+    assert message.endswith('set method = "POST" if the service reads it')
+    assert http.method == "GET" and http.body  # still sent as configured
+
+
 def test_the_smoke_command_form_still_works_beside_it(project: Path) -> None:
     assert _http(project, 'smoke = { command = ["true"] }\n') is None
 
@@ -150,6 +189,11 @@ BAD = [
     ("port = 1\nheaders = { X = 1 }", '"headers.X" must be a string'),
     ("port = 1\nexpect = 3", '"expect" must be a string'),
     ("port = 1\ntimeout = 3", 'smoke.http: unknown key "timeout"'),
+    ("port = 1\nerror_budget = 1.5", '"error_budget" must be a share from 0 to 1, not 1.5'),
+    ("port = 1\nerror_budget = -0.01", '"error_budget" must be a share from 0 to 1'),
+    ('port = 1\nerror_budget = "5%"', "\"error_budget\" must be a share from 0 to 1, not '5%'"),
+    ("port = 1\nerror_budget = true", '"error_budget" must be a share from 0 to 1, not True'),
+    ("port = 1\nerror_budget = nan", '"error_budget" must be a share from 0 to 1, not nan'),
 ]
 
 
@@ -420,13 +464,13 @@ def _context(engine: FakeEngine, **options: Any) -> SmokeContext:
 
 
 def _serve(
-    report: dict[str, Any] | None, user: str = "", **service: Any
+    report: dict[str, Any] | None, user: str = "", http: HttpSmoke = HTTP, **service: Any
 ) -> tuple[SmokeResult, FakeEngine]:
     engine = FakeEngine(run_result=lambda image, spec: client_outcome(report))
     engine.add_image("svc:1", user=user)
     if service:
         engine.service_outcome = replace(engine.service_outcome, **service)
-    return HTTP.run(_context(engine, timeout_seconds=60)), engine
+    return http.run(_context(engine, timeout_seconds=60)), engine
 
 
 def test_a_healthy_service_is_measured_from_its_start_request() -> None:
@@ -543,6 +587,45 @@ def test_a_level_without_one_good_answer_fails() -> None:
     result, _ = _serve(loadgen_report(levels=levels))
     assert result.status == Status.SMOKE_FAILED
     assert result.message == "no good answer at concurrency 4 (9 timeout)"
+
+
+def _failing(concurrency: int, good: int, failed: int, kind: str = "status") -> dict[str, Any]:
+    """A level whose every request after `good` good ones failed with `kind`."""
+    found = level(concurrency, [0.01] * good, requests=good + failed)
+    found["errors"][kind] = failed
+    return found
+
+
+def test_a_service_failing_every_second_request_fails_its_error_budget() -> None:
+    """23 of 45 good: the level, the count, the share and the budget in one line."""
+    levels = [_failing(1, 23, 22), _failing(4, 200, 1)]
+    result, _ = _serve(loadgen_report(levels=levels))
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == (
+        "22 of 45 requests failed at concurrency 1 (48.9%: 22 status), over the error budget of 1%"
+    )
+    assert "\n" not in result.message
+    served = result.served  # recorded as measured
+    assert served is not None and [lv.requests for lv in served.levels] == [45, 201]
+    assert served.levels[0].errors["status"] == 22
+
+
+def test_every_level_past_the_budget_is_named_and_a_configured_budget_is_used() -> None:
+    levels = [_failing(1, 97, 3, "timeout"), _failing(4, 90, 10, "connection")]
+    result, _ = _serve(loadgen_report(levels=levels))
+    assert result.message == (
+        "3 of 100 requests failed at concurrency 1 (3.0%: 3 timeout), over the error budget "
+        "of 1% (also at concurrency 4)"
+    )
+    generous, _ = _serve(loadgen_report(levels=levels), http=replace(HTTP, error_budget=0.1))
+    assert (generous.status, generous.message) == (Status.OK, "ok")
+    strict, _ = _serve(loadgen_report(levels=levels), http=replace(HTTP, error_budget=0.005))
+    assert strict.message.endswith("over the error budget of 0.5% (also at concurrency 4)")
+
+
+def test_failures_within_the_default_budget_pass() -> None:
+    result, _ = _serve(loadgen_report(levels=[_failing(1, 99, 1, "body"), _failing(4, 500, 5)]))
+    assert (result.status, result.message) == (Status.OK, "ok")
 
 
 def test_an_image_without_python3_cannot_run_the_load_generator() -> None:

@@ -39,6 +39,7 @@ REQUEST_TIMEOUT = 30.0  # seconds one request may take before it counts as a tim
 MAX_REQUESTS = 1_000_000  # per level: a bound even for a service that answers in microseconds
 CLIENT_MEMORY = 512 * 1024**2
 BODY_SHOWN = 80  # characters of a bad answer's body in a message
+ERROR_BUDGET = 0.01  # the share of a level's requests that may fail by default
 LOG_LINES = 15
 
 
@@ -56,6 +57,9 @@ class HttpSmoke:
     expect: str | None = None  # text the body must contain
     concurrency: tuple[int, ...] = (1, 4, 16)
     seconds: float = 10.0  # per concurrency level, after its warm-up
+    # The share of a level's measured requests that may fail (another status, the expected
+    # text missing, a timeout, a connection error) before the level, and the cell, fail.
+    error_budget: float = ERROR_BUDGET
 
     @property
     def warmup_seconds(self) -> float:
@@ -166,13 +170,31 @@ class HttpSmoke:
             levels = report.get("levels") or []
             at = f" at concurrency {levels[-1]['concurrency']}" if levels else ""
             return Status.SMOKE_FAILED, f"{died} under load{at}"
-        for level in report.get("levels") or []:
+        levels = report.get("levels") or []
+        for level in levels:
             if not level["good"]:
-                errors = ", ".join(f"{n} {kind}" for kind, n in level["errors"].items() if n)
                 return Status.SMOKE_FAILED, (
-                    f"no good answer at concurrency {level['concurrency']} ({errors})"
+                    f"no good answer at concurrency {level['concurrency']} ({_kinds(level)})"
                 )
+        over = [level for level in levels if self.over_budget(level)]
+        if over:
+            return Status.SMOKE_FAILED, self.budget_spent(over)
         return Status.OK, "ok"
+
+    def over_budget(self, level: dict[str, Any]) -> bool:
+        failed = sum(level["errors"].values())
+        return bool(level["requests"]) and failed / level["requests"] > self.error_budget
+
+    def budget_spent(self, over: list[dict[str, Any]]) -> str:
+        """One line: the first level past the error budget, its failures, share and budget."""
+        first = over[0]
+        failed, requests = sum(first["errors"].values()), first["requests"]
+        also = ", ".join(str(level["concurrency"]) for level in over[1:])
+        return (
+            f"{failed} of {requests} requests failed at concurrency {first['concurrency']} "
+            f"({_percent(failed / requests, 1)}: {_kinds(first)}), over the error budget of "
+            f"{_percent(self.error_budget)}" + (f" (also at concurrency {also})" if also else "")
+        )
 
     @staticmethod
     def died(outcome: ServiceOutcome) -> str | None:
@@ -216,6 +238,18 @@ class HttpSmoke:
             exit_code=outcome.exit_code,
             user=user,
         )
+
+
+def _kinds(level: dict[str, Any]) -> str:
+    """A level's failures by kind, e.g. "22 status, 1 timeout"."""
+    return ", ".join(f"{n} {kind}" for kind, n in level["errors"].items() if n)
+
+
+def _percent(share: float, digits: int | None = None) -> str:
+    """0.489 -> "48.9%" with one digit; a budget as given: 0.01 -> "1%", 0.005 -> "0.5%"."""
+    if digits is not None:
+        return f"{share * 100:.{digits}f}%"
+    return f"{round(share * 100, 6):g}%"
 
 
 def _level(level: dict[str, Any]) -> LoadLevel:
