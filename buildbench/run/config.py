@@ -15,7 +15,8 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
     context = "."                # default: the Dockerfile's folder (relative as dockerfile)
     cuda_arg = "CUDA"            # the build-arg that selects the variant (default "CUDA")
     variants = { cpu = "", cuda = "true" }    # its value per variant (this is the default);
-                                 # name only `cpu` for an image without a CUDA variant
+                                 # name only `cpu` for an image without a CUDA variant (with
+                                 # no value and no ARG of it, the build-arg is not passed)
     build_args = { PIP_DEFAULT_TIMEOUT = "60" }  # more build-args: strings only
     smoke = "onnx"               # "pytorch", "onnx", or { command = [...], expect = "text" };
                                  # default: no smoke test. "pytorch" or "onnx" is also the
@@ -56,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from buildbench.engine.dockerfile import declared_args
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.http import ERROR_BUDGET, MAX_CONCURRENCY, HttpSmoke
 from buildbench.measure.smoke.modelspec import ModelRequest
@@ -66,6 +68,7 @@ from buildbench.run.matrix import (
     Cell,
     MatrixOptions,
     builtin_matrix,
+    read_dockerfile,
 )
 
 log = logging.getLogger("buildbench")
@@ -133,7 +136,7 @@ class UserImage:
                 variant=variant,
                 dockerfile=self.dockerfile,
                 context=self.context,
-                build_args={self.cuda_arg: self.variants[variant], **self.build_args},
+                build_args={**self.variant_arg(variant), **self.build_args},
                 framework=self.framework,
                 build_inputs=self.build_inputs,
                 smoke_command=self.smoke_command,
@@ -143,6 +146,18 @@ class UserImage:
             for variant in options.variants
             if variant in self.variants
         ]
+
+    def variant_arg(self, variant: str) -> dict[str, str]:
+        """The build-arg that selects `variant`. None for an image whose variants give it no
+        value (CPU only: `{ cpu = "" }`) and whose Dockerfile declares no ARG of that name: it
+        could change nothing, and would only be warned about as never consumed. A value the
+        Dockerfile ignores is still passed, and warned about on every cell of the image: that
+        is the course exercise's flaw (its "cuda" image is a CPU image)."""
+        if any(self.variants.values()) or self.cuda_arg in declared_args(
+            read_dockerfile(self.dockerfile)
+        ):
+            return {self.cuda_arg: self.variants[variant]}
+        return {}
 
 
 Image = BuiltinImage | UserImage

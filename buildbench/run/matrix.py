@@ -70,13 +70,17 @@ class Cell:
         return digest.hexdigest()[:16]
 
     def dockerfile_text(self) -> str:
-        try:
-            return self.dockerfile.read_text()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read Dockerfile {self.dockerfile}: {exc.strerror}",
-                tip="check the path, or run `buildbench list` to see the matrix",
-            ) from None
+        return read_dockerfile(self.dockerfile)
+
+
+def read_dockerfile(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read Dockerfile {path}: {exc.strerror}",
+            tip="check the path, or run `buildbench list` to see the matrix",
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,36 @@ def test_the_course_example_benchmarks_the_course_files_next_to_the_builtins() -
     assert unconsumed_warnings(pytorch.dockerfile_text(), pytorch.build_args) == []
 
 
+@pytest.mark.parametrize(
+    ("dockerfile", "variants", "expected"),
+    [
+        # CPU only, no ARG CUDA: the arg could change nothing, so it is not passed (nor warned).
+        ("FROM python:3.11-slim\n", '{ cpu = "" }', {"mine/cpu": {}}),
+        # Declared: passed, empty, as the Dockerfile may give it a default of its own.
+        ("FROM python:3.11-slim\nARG CUDA=1\n", '{ cpu = "" }', {"mine/cpu": {"CUDA": ""}}),
+        # A variant gives it a value the Dockerfile ignores: both cells get it, and the warning.
+        (
+            "FROM python:3.11-slim\n",
+            '{ cpu = "", cuda = "true" }',
+            {"mine/cpu": {"CUDA": ""}, "mine/cuda": {"CUDA": "true"}},
+        ),
+    ],
+)
+def test_the_cuda_arg_is_passed_where_it_can_change_something(
+    project: Path, dockerfile: str, variants: str, expected: dict[str, dict[str, str]]
+) -> None:
+    (project / "app" / "Dockerfile").write_text(dockerfile)
+    config = _write(project, ONE_IMAGE + f"variants = {variants}\n")
+    _, cells = load_matrix(MatrixOptions(), config=config)
+    assert {c.key: c.build_args for c in cells} == expected
+    warned = {c.key: unconsumed_warnings(c.dockerfile_text(), c.build_args) for c in cells}
+    ignored = "CUDA" not in dockerfile and "cuda" in variants
+    assert warned == {
+        key: ["build-args never consumed by the Dockerfile: CUDA"] if ignored else []
+        for key in expected
+    }
+
+
 def test_framework_narrows_a_config_to_its_images_of_that_framework() -> None:
     options = MatrixOptions(frameworks=("onnx",), variants=("cpu",))
     _, cells = load_matrix(options, config=EXAMPLES / "buildbench.toml")
