@@ -18,7 +18,8 @@ from buildbench.engine import factory
 from buildbench.engine.api import Engine
 from buildbench.engine.endpoint import Endpoint, resolve
 from buildbench.errors import UsageError
-from buildbench.run.config import CONFIG_NAME, load_matrix
+from buildbench.measure.smoke.modelspec import ModelRequest
+from buildbench.run.config import CONFIG_NAME, load_matrix, load_models
 from buildbench.run.matrix import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_TORCH_CPU_INDEX,
@@ -177,6 +178,40 @@ def resolve_matrix(
     )
     source, cells = load_matrix(options, config=config, only=only)
     return Matrix(source, cells, pip, base_image)
+
+
+# ---------------------------------------------------------------------------------------------
+# The smoke test's models: which cells can use them decides what is built
+
+
+model_options = compose(
+    option(
+        "--model",
+        "models",
+        multiple=True,
+        metavar="SPEC",
+        help="The smoke test's model (repeatable): PATH.onnx (external data beside it), PATH.pt2, "
+        "a TorchScript file, or module:callable returning (torch.nn.Module, example_inputs) "
+        "[default: ResNet-18, random weights; [[model]] tables in the config add to these]. "
+        "A cell whose framework runs none of the models is not built.",
+    ),
+    option(
+        "--input",
+        "inputs",
+        multiple=True,
+        metavar="NAME=DIMS[:DTYPE][:LOW-HIGH]",
+        help="A model input's shape, dtype and value range (repeatable), e.g. "
+        "input_ids=1x128:int64:0-30521; the first dimension is the batch axis --batch-sizes "
+        "sweeps.",
+    ),
+)
+
+
+def model_requests(
+    models: tuple[str, ...], inputs: tuple[str, ...], source: Path | None
+) -> tuple[ModelRequest, ...]:
+    """Each --model with the --inputs, then the [[model]] tables of the config at `source`."""
+    return (*(ModelRequest(m, inputs) for m in models), *load_models(source))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -157,6 +157,7 @@ class EngineView:
             f"engine: {engine.endpoint} ({engine.name}, Docker {engine.server_version}, {where})",
             f"builder: {header.builder}; base: {header.base_image}",
             *(f"pip: {line}" for line in header.pip),
+            *(f"not built: {line}" for line in fmt.grouped(header.not_built)),
         ]
         for line in lines:
             self.screen.print(f"{self.prefix}  {line}")

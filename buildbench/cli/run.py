@@ -20,6 +20,8 @@ from buildbench.cli.options import (
     endpoints,
     engine_options,
     matrix_options,
+    model_options,
+    model_requests,
     option,
     resolve_matrix,
     results_dir_option,
@@ -32,13 +34,12 @@ from buildbench.engine.registry.local import LOCAL, LocalRegistry
 from buildbench.engine.registry.manifests import check_registry
 from buildbench.errors import Terminated, UsageError
 from buildbench.measure.smoke.inference import check_models
-from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import CellRecord
 from buildbench.render.markdown import CELL_HEADERS, cell_columns
-from buildbench.run.config import load_models
 from buildbench.run.engines import Outcome, run_on_engines
 from buildbench.run.pipeline import RunPlan
+from buildbench.run.smokes import frameworks_of
 from buildbench.status import Status
 
 
@@ -174,23 +175,7 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     help="This machine's name in reports and history [default: the engine's host name] "
     "(CI runners' host names change from run to run).",
 )
-@option(
-    "--model",
-    "models",
-    multiple=True,
-    metavar="SPEC",
-    help="The smoke test's model (repeatable): PATH.onnx (external data beside it), PATH.pt2, "
-    "a TorchScript file, or module:callable returning (torch.nn.Module, example_inputs) "
-    "[default: ResNet-18, random weights; [[model]] tables in the config add to these].",
-)
-@option(
-    "--input",
-    "inputs",
-    multiple=True,
-    metavar="NAME=DIMS[:DTYPE][:LOW-HIGH]",
-    help="A model input's shape, dtype and value range (repeatable), e.g. "
-    "input_ids=1x128:int64:0-30521; the first dimension is the batch axis --batch-sizes sweeps.",
-)
+@model_options
 @option(
     "--ort-settings",
     default="",
@@ -252,6 +237,12 @@ def run(
         raise click.UsageError("--cold-pull needs --registry")
     if (slim or slim_exclude) and not smoke:
         raise UsageError("--slim needs the smoke test", tip="drop --no-smoke")
+    if (models or inputs) and not smoke:  # the model would be silently ignored
+        given = "--model" if models else "--input"
+        raise UsageError(
+            f"{given} needs the smoke test: --no-smoke runs no model",
+            tip=f"drop --no-smoke to test the model, or drop {given} to only build and measure",
+        )
     resolved = resolve_matrix(**matrix)
     smoke_options = None
     if smoke:
@@ -263,10 +254,10 @@ def run(
             min_seconds=latency_seconds,
             cold_starts=cold_starts,
             memory_bytes=smoke_memory * 1024**2,
-            models=(*(ModelRequest(m, inputs) for m in models), *load_models(resolved.source)),
+            models=model_requests(models, inputs, resolved.source),
             ort_settings=tuple(s.strip() for s in ort_settings.split(",") if s.strip()),
             threads=threads,
-            frameworks=tuple(dict.fromkeys(c.framework for c in resolved.cells if c.framework)),
+            frameworks=frameworks_of(resolved.cells),
         )
         check_models(smoke_options)  # a user's model is refused before any engine is asked
     plan = RunPlan(

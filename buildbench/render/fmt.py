@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 def size(n: float | None) -> str:
     if n is None:
@@ -76,3 +78,11 @@ def md_cell(text: str) -> str:
 def metric_value(unit: str, x: float | None) -> str:
     """A metric's value as its unit reads (`analyze.metrics.Unit`)."""
     return {"seconds": seconds, "ms": ms, "bytes": size}[unit](x)
+
+
+def grouped(reasons: Mapping[str, str]) -> list[str]:
+    """`key: reason` pairs as lines, keys that share a reason on one: `a, b: why`."""
+    keys: dict[str, list[str]] = {}
+    for key, reason in reasons.items():
+        keys.setdefault(reason, []).append(key)
+    return [f"{', '.join(names)}: {reason}" for reason, names in keys.items()]

@@ -61,7 +61,7 @@ from buildbench.run.hostinfo import cpu_model, git_commit, memory_bytes
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 from buildbench.run.prefetch import prefetch_wheels
-from buildbench.run.smokes import smoke_kind
+from buildbench.run.smokes import idle_cells, smoke_kind
 from buildbench.run.spare import SpareStep, SpareWork
 from buildbench.run.timeline import Timeline, phase_seconds
 from buildbench.status import ExitReason, Status
@@ -79,6 +79,7 @@ class RunHeader:
     builder: str
     base_image: str
     pip: tuple[str, ...]
+    not_built: Mapping[str, str] = field(default_factory=dict)  # cell key -> why not
 
 
 class Progress(Protocol):
@@ -132,6 +133,7 @@ class RunPlan:
     cold_pull: bool = False  # and pull each with nothing local, the base set aside meanwhile
     slim: bool = False  # trace the smoke test, build a slim image of it, smoke-test that too
     slim_exclude: tuple[str, ...] = ()  # globs (/paths) the slim image leaves out on purpose
+    not_built: Mapping[str, str] = field(default_factory=dict)  # cell key -> why: see idle()
 
     def smoke_kinds(self) -> dict[str, SmokeKind]:
         """Each cell's smoke test, by cell key (none for cells without one, or --no-smoke)."""
@@ -139,6 +141,14 @@ class RunPlan:
             return {}
         kinds = {cell.key: smoke_kind(cell, self.smoke) for cell in self.cells}
         return {key: kind for key, kind in kinds.items() if kind is not None}
+
+    def idle(self) -> RunPlan:
+        """The plan without the cells whose image no model of the run could use (run/smokes.py),
+        each kept in `not_built` with its reason: decided once the models are checked, before
+        anything is built."""
+        idle = idle_cells(self.cells, self.smoke) if self.smoke else {}
+        cells = [cell for cell in self.cells if cell.key not in idle]
+        return replace(self, cells=cells, not_built={**self.not_built, **idle})
 
     def payloads(self) -> list[Payload]:
         """The files the smoke tests need, once each."""
@@ -155,6 +165,7 @@ class RunPlan:
             "cold_pull": self.cold_pull,
             "smoke": asdict(self.smoke) if self.smoke else None,
             "cells": [cell.key for cell in self.cells],
+            **({"not_built": dict(self.not_built)} if self.not_built else {}),
         }
 
 
@@ -282,6 +293,7 @@ class PreparedRun:
             builder=self.info.builder,
             base_image=self.info.base_image,
             pip=tuple(self.plan.pip.describe()),
+            not_built=self.plan.not_built,
         )
 
     def labels(self, cell: Cell | None = None) -> dict[str, str]:
@@ -720,6 +732,8 @@ def prepare(
     kinds = plan.smoke_kinds()
     previous = newest_run(plan.results_dir)
     _check_inputs(plan, kinds)
+    plan = plan.idle()
+    kinds = {key: kind for key, kind in kinds.items() if key not in plan.not_built}
     in_background = SpareWork(spare).start() if spare else None
     run_id, lock = new_run_id(), contextlib.ExitStack()
     with lock:

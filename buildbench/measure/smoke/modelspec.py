@@ -55,6 +55,10 @@ ONNX_DTYPES = {
 TorchFormat = Literal["pt2", "torchscript"]
 Framework = Literal["pytorch", "onnx"]
 _MODEL_TIP = "--model is PATH.onnx, PATH.pt2, a TorchScript file, or module:callable"
+_FORMS = {  # what a framework's cells can run, for a model none of them can
+    "pytorch": "a torch form (PATH.pt2, TorchScript, module:callable)",
+    "onnx": "an ONNX form (PATH.onnx, module:callable)",
+}
 _INPUT_RE = re.compile(
     r"^(?P<name>[^=]+)=(?P<dims>\d+(?:x\d+)*)?"
     r"(?::(?P<dtype>[a-z0-9]+))?(?::(?P<low>-?[\d.]+)-(?P<high>-?[\d.]+))?$"
@@ -511,9 +515,10 @@ def _check_runnable(prepared: PreparedModel, frameworks: Sequence[str]) -> None:
     selected = [f for f in frameworks if f in ("pytorch", "onnx")]
     if selected and all(f in prepared.info.not_applicable for f in selected):
         reasons = "; ".join(f"{f}: {prepared.info.not_applicable[f]}" for f in selected)
+        forms = " or ".join(_FORMS[f] for f in selected)
         raise UsageError(
             f"--model {prepared.info.source}: the selected frameworks cannot run it ({reasons})",
-            tip="select the other framework (--framework), or give the model in its form",
+            tip=f"give {forms}, or select another framework (--framework)",
         )
 
 
