@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import json
+import posixpath
 import tarfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -224,6 +225,12 @@ class FakeEngine:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # refs of remove_image calls
     filled: dict[str, bytes] = field(default_factory=dict)  # volume -> the archive put into it
+    # What containers wrote into volumes: volume -> {path in it: bytes}; `read_volume` reads it.
+    volume_files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    # The files a service writes while it runs: its spec -> {path in the container: bytes},
+    # kept in `volume_files` when a writable volume is mounted there (else lost, as a write to
+    # a read-only mount is).
+    service_writes: Callable[[ContainerSpec], Mapping[str, bytes]] | None = None
     imported: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     holds: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     # Services started with `serve`: (image, service spec); their clients go through `run`.
@@ -390,6 +397,19 @@ class FakeEngine:
             raise RuntimeError(f"no such volume: {volume}")
         self.filled[volume] = archive
 
+    def read_volume(self, volume: str, path: str, image: str) -> bytes:
+        self.calls.append(("read_volume", volume, path, image))
+        if volume not in self.volumes:
+            raise RuntimeError(f"no such volume: {volume}")
+        folder = path.rstrip("/") + "/"
+        top = posixpath.basename(folder.rstrip("/"))  # `docker cp` names them from there
+        inside = [
+            (top + "/" + name[len(folder) :], "file", data)
+            for name, data in self.volume_files.get(volume, {}).items()
+            if name.startswith(folder)
+        ]
+        return entries_tar([(top, "dir", b""), *inside]) if inside else b""
+
     def volumes_labelled(self, label: str) -> list[str]:
         return [name for name, labels in self.volumes.items() if matches(labels, label)]
 
@@ -439,6 +459,11 @@ class FakeEngine:
         self.served.append((image, service))
         if not self.service_outcome.started:
             return self.service_outcome
+        for target, data in (self.service_writes(service) if self.service_writes else {}).items():
+            for mount in service.volumes:
+                if not mount.read_only and target.startswith(mount.target.rstrip("/") + "/"):
+                    relative = target[len(mount.target.rstrip("/")) + 1 :]
+                    self.volume_files.setdefault(mount.volume, {})[relative] = data
         joined = replace(client, network_of=f"service{len(self.served)}")
         return replace(self.service_outcome, client=self.run(client_image, joined, on_stderr))
 

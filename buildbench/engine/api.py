@@ -209,6 +209,10 @@ class Engine(Protocol):
         """Unpack a tar archive into `volume`, through a never-started helper container of
         `image` (the engine needs one to copy into); the helper is removed."""
 
+    def read_volume(self, volume: str, path: str, image: str) -> bytes:
+        """A tar archive of `path` (relative to the volume's root) as `docker cp` gives it,
+        read back the way `fill_volume` writes; empty when the volume has no such path."""
+
     def volumes_labelled(self, label: str) -> list[str]: ...
 
     def remove_volume(self, name: str) -> bool: ...

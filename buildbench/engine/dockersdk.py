@@ -10,6 +10,7 @@ import io
 import logging
 import math
 import os
+import posixpath
 import re
 import socket
 import tarfile
@@ -341,6 +342,21 @@ class DockerEngine:
         self.api.create_volume(name, labels=dict(labels))
 
     def fill_volume(self, volume: str, archive: bytes, image: str) -> None:
+        with self._volume_helper(volume, image) as helper:
+            self.api.put_archive(helper, "/fill", archive)
+
+    def read_volume(self, volume: str, path: str, image: str) -> bytes:
+        with self._volume_helper(volume, image) as helper:
+            try:
+                chunks, _ = self.api.get_archive(helper, posixpath.join("/fill", path))
+                return b"".join(chunks)
+            except docker.errors.NotFound:
+                return b""
+
+    @contextlib.contextmanager
+    def _volume_helper(self, volume: str, image: str) -> Iterator[str]:
+        """A never-started container of `image` with `volume` at /fill: the engine copies in
+        and out of a container only; removed again."""
         mount = docker.types.Mount("/fill", volume, type="volume")
         helper = self.api.create_container(
             image,
@@ -350,7 +366,7 @@ class DockerEngine:
             host_config=self.api.create_host_config(mounts=[mount], network_mode="none"),
         )
         try:
-            self.api.put_archive(helper["Id"], "/fill", archive)
+            yield helper["Id"]
         finally:
             self.remove_container(helper["Id"])
 

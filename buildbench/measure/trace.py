@@ -2,9 +2,11 @@
 
 `TracingEngine` is the engine a kind gets in its `SmokeContext` when `--slim` is on: every
 container it runs (the full run, each cold start, a service and its client) gets
-`sitecustomize.py` on a read-only volume and on its PYTHONPATH, and every outcome comes back
-with the trace lines taken out, so the kind parses exactly what it always did. The union of the
-lines is the trace.
+`sitecustomize.py` on a volume and on its PYTHONPATH, and every outcome comes back with the
+trace lines taken out, so the kind parses exactly what it always did. The union of the lines is
+the trace. A service is different: only its log's tail is read, and a service that logs each
+request fills it, so its processes write their traces into the volume's `out/` folder instead
+(mounted writable for it alone), read back through the engine once it is gone.
 
 `touched` then reads the trace against the image's final filesystem (the layers stacked by
 measure/contents/, whiteouts and all): the files kept are every traced path that exists, the
@@ -43,7 +45,9 @@ from buildbench.record import TouchedShare, Trace, Untouched
 PREFIX = "BUILDBENCH_TRACE "
 MOUNT = "/buildbench-trace"
 SITECUSTOMIZE = Path(__file__).with_name("smoke") / "sitecustomize.py"
-SERVICE_EVERY_SECONDS = 2.0  # a service is not stopped before its log is read: it prints often
+SERVICE_EVERY_SECONDS = 2.0  # a service is not stopped before it is removed: it writes often
+OUT = "out"  # the volume's folder a service's processes write their traces into
+TRACE_FILE = "BUILDBENCH_TRACE_FILE"  # sitecustomize's: the prefix of its files there
 # Not the image's: the container's own mounts and kernel filesystems.
 _NOT_IMAGE = ("proc", "sys", "dev", "tmp", "buildbench", MOUNT.strip("/"))
 _LOADER_FILES = ("etc/ld.so.cache", "etc/ld.so.conf")
@@ -55,14 +59,40 @@ _EVIDENCE = 3
 
 
 def payload_archive() -> bytes:
-    """The tracer's volume: sitecustomize.py, readable by any user."""
+    """The tracer's volume: sitecustomize.py, readable by any user (and root's), and `out/`,
+    where any user may write a file and replace only its own (sticky, as /tmp)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         data = SITECUSTOMIZE.read_bytes()
         info = tarfile.TarInfo("sitecustomize.py")
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))
+        folder = tarfile.TarInfo(OUT)
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o1777
+        tar.addfile(folder)
     return out.getvalue()
+
+
+def traces_written(archive: bytes, prefix: str) -> list[dict[str, Any]]:
+    """The traces in `archive` (the `out/` folder as the engine gives it back) whose file names
+    start with `prefix`: one per process (a half-written one is never there: each is renamed
+    into place whole)."""
+    found: list[dict[str, Any]] = []
+    if not archive:
+        return found
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar:
+            name = posixpath.basename(member.name)
+            if not (member.isfile() and name.startswith(prefix) and name.endswith(".json")):
+                continue
+            handle = tar.extractfile(member)
+            try:
+                trace = json.loads(handle.read()) if handle else None
+            except ValueError:
+                continue
+            if isinstance(trace, dict):
+                found.append(trace)
+    return found
 
 
 def split_trace(text: str) -> tuple[str, list[dict[str, Any]]]:
@@ -98,20 +128,20 @@ class TracingEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def traced(self, spec: ContainerSpec, every: float | None = None) -> ContainerSpec:
+    def traced(self, spec: ContainerSpec, to_file: str | None = None) -> ContainerSpec:
+        """`spec` with the tracer; `to_file`: the prefix of its trace files in `out/`, written
+        every few seconds while it runs (a service), instead of a line at its exit."""
         environment = dict(spec.environment)
         inherited = environment.get("PYTHONPATH", self.image_env.get("PYTHONPATH", ""))
         environment["PYTHONPATH"] = MOUNT + (f":{inherited}" if inherited else "")
-        if every is not None:
-            environment["BUILDBENCH_TRACE_EVERY"] = str(every)
+        if to_file is not None:
+            environment["BUILDBENCH_TRACE_EVERY"] = str(SERVICE_EVERY_SECONDS)
+            environment[TRACE_FILE] = f"{MOUNT}/{OUT}/{to_file}"
         self.containers += 1
         self.commands.append([*spec.entrypoint, *spec.command])
         self.mounts.update(spec.tmpfs)
-        return replace(
-            spec,
-            environment=environment,
-            volumes=(*spec.volumes, VolumeMount(self.volume, MOUNT)),
-        )
+        mount = VolumeMount(self.volume, MOUNT, read_only=to_file is None)
+        return replace(spec, environment=environment, volumes=(*spec.volumes, mount))
 
     def take(self, outcome: ContainerOutcome) -> ContainerOutcome:
         stdout, from_stdout = split_trace(outcome.stdout)
@@ -135,17 +165,21 @@ class TracingEngine:
         on_stderr: LineSink | None = None,
     ) -> ServiceOutcome:
         self.commands.append(["(the image's own ENTRYPOINT and CMD)"])
+        prefix = f"service{self.containers + 1}-"  # this service's files, not an earlier one's
         # The client runs in the service's image too (its Python): what it needs is traced.
         outcome = self.inner.serve(
             image,
-            self.traced(service, SERVICE_EVERY_SECONDS),
+            self.traced(service, prefix),
             client_image,
             self.traced(client),
             _without_trace(on_stderr),
         )
-        # The service prints its whole trace again and again: its last line has it all.
-        tail, found = split_trace("\n".join(outcome.log_tail))
-        self.traces.extend(found[-1:])
+        # Each process rewrote its whole trace every few seconds: its file's last one has it
+        # all. A process that could not write printed it (its last line has it all).
+        found = traces_written(self.inner.read_volume(self.volume, OUT, image), prefix)
+        tail, printed = split_trace("\n".join(outcome.log_tail))
+        found = found or printed[-1:]
+        self.traces.extend(found)
         self.silent += not found
         return replace(outcome, client=self.take(outcome.client), log_tail=tuple(tail.splitlines()))
 

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 # One small service, its behaviour chosen per image by a build-arg: answers (good), answers
 # 500 (fails), listens on another port than the config says (deaf), exits 1 s after its first
 # answer, half-way into the first level's measured second (dies), answers 500 to every second
-# request (half). FastAPI and uvicorn come from PyPI in the builder stage only.
+# request (half), logs each request as uvicorn does by default and more lines of its own
+# (chatty). FastAPI and uvicorn come from PyPI in the builder stage only.
 DOCKERFILE = """\
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS builder
@@ -66,6 +67,9 @@ def predict(body: dict):
     answered += 1
     if MODE == "half" and answered % 2 == 0:
         return Response("every second request fails", status_code=500)
+    if MODE == "chatty":
+        for step in ("tokenised", "inferred", "answered"):
+            print(f"request {answered}: {step}", flush=True)
     if MODE == "fails":
         return Response("model not loaded: weights missing", status_code=500)
     if MODE == "dies" and time.monotonic() - first > 1.0:
@@ -75,7 +79,8 @@ def predict(body: dict):
 
 
 print(f"starting in mode {MODE}", flush=True)
-uvicorn.run(app, host="0.0.0.0", port=9000 if MODE == "deaf" else 8000, log_level="warning")
+port = 9000 if MODE == "deaf" else 8000
+uvicorn.run(app, host="0.0.0.0", port=port, log_level="info" if MODE == "chatty" else "warning")
 """
 SMOKE = """
 [image.smoke.http]

@@ -122,19 +122,27 @@ def test_a_users_fastapi_service_is_traced_and_its_candidate_proven(
     tmp_path: Path, engine: DockerEngine, base_image: str
 ) -> None:
     """A user-style service (test_serve.py's FastAPI app, multi-stage, non-root), traced while
-    it serves; its candidate answers the same requests with the same check."""
+    it serves; its candidate answers the same requests with the same check. It logs each
+    request (uvicorn's access log, and three lines of its own): thousands of lines, far more
+    than the log tail buildbench reads, and its trace reaches buildbench all the same."""
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "Dockerfile").write_text(serve.DOCKERFILE)
     (tmp_path / "svc" / "app.py").write_text(serve.APP)
     (tmp_path / "buildbench.toml").write_text(
         '[[image]]\nname = "svc"\ndockerfile = "svc/Dockerfile"\nvariants = { cpu = "" }\n'
-        f'build_inputs = true\nbuild_args = {{ BASE_IMAGE = "{base_image}" }}\n{serve.SMOKE}'
+        f'build_inputs = true\nbuild_args = {{ MODE = "chatty", BASE_IMAGE = "{base_image}" }}\n'
+        f"{serve.SMOKE}"
     )
     ran = buildbench("run", "--slim", "--no-keep-images", "-q", cwd=tmp_path, timeout=900)
     try:
         assert ran.process.returncode == 0, ran.process.stderr[-3000:]
         cell = ran.cells()["svc/cpu"]
-        _, slim = proven(cell, engine, "fastapi", "uvicorn", model=False)
+        tail = cell["smoke"]["output_tail"]
+        assert any('"POST /predict HTTP/1.1" 200' in line for line in tail), tail  # logged
+        assert not any("BUILDBENCH_TRACE" in line for line in tail)
+        trace, slim = proven(cell, engine, "fastapi", "uvicorn", model=False)
+        assert trace["processes"] >= 2  # the service's and its load generator's
+        assert not any("printed no trace" in line for line in trace["untraced"]), trace
         assert "with the original's checks" in slim["message"]
         assert slim["smoke"]["served"]["levels"], slim["smoke"]  # it served every level
     finally:

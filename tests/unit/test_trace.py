@@ -3,12 +3,16 @@ trace keeps of an image's final filesystem."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
+
+import docker.errors
 
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, ServiceOutcome, VolumeMount
 from buildbench.measure.archive import analyse_archive
@@ -16,12 +20,16 @@ from buildbench.measure.trace import (
     MOUNT,
     PREFIX,
     SITECUSTOMIZE,
+    TRACE_FILE,
     TracingEngine,
+    payload_archive,
     select,
     split_trace,
     touched,
+    traces_written,
 )
 from tests.fakes import FakeEngine, docker_save, entries_tar
+from tests.unit.test_smoke import RecordingAPI, _engine
 
 LIB = b"\x7fELF" + b"l" * 996
 
@@ -37,9 +45,11 @@ def analysis_of(*layers: bytes, config: dict[str, Any] | None = None) -> Any:
 # --- sitecustomize, for real --------------------------------------------------------------------
 
 
-def traced_python(program: str) -> subprocess.CompletedProcess[str]:
+def traced_python(
+    program: str, more_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -c program` with the tracer's sitecustomize (and program.py) importable."""
-    env = {**os.environ, "PYTHONPATH": str(SITECUSTOMIZE.parent)}
+    env = {**os.environ, "PYTHONPATH": str(SITECUSTOMIZE.parent), **(more_env or {})}
     return subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
     )
@@ -144,26 +154,116 @@ def test_the_proxy_prefers_the_specs_pythonpath_and_counts_silent_containers() -
     assert (tracer.containers, tracer.silent, tracer.traces) == (1, 1, [])
 
 
-def test_a_service_is_traced_from_its_last_trace_line() -> None:
+def _service_writes(*traces: dict[str, Any]) -> Any:
+    """What the service's processes write: one file per pid at the prefix it was given."""
+
+    def writes(spec: ContainerSpec) -> dict[str, bytes]:
+        prefix = spec.environment[TRACE_FILE]
+        return {f"{prefix}{pid}.json": json.dumps(t).encode() for pid, t in enumerate(traces, 7)}
+
+    return writes
+
+
+def test_a_service_writes_its_trace_into_the_volume_whatever_it_logs() -> None:
+    """A service that logs each request: its log tail is its own lines only, and the trace of
+    each of its processes comes back from the volume, read through the engine (no host path)."""
     engine = FakeEngine()
-    engine.service_outcome = ServiceOutcome(
-        ContainerOutcome(0, "", ""),
-        log_tail=("listening", trace_line("/old"), trace_line("/old", "/new"), "bye"),
-    )
+    engine.create_volume("vol", {})
+    requests = tuple(f"INFO: 127.0.0.1 - POST /predict 200 OK #{n}" for n in range(30))
+    engine.service_outcome = ServiceOutcome(ContainerOutcome(0, "", ""), log_tail=requests)
+    engine.service_writes = _service_writes({"paths": ["/app/main.py"]}, {"paths": ["/w.so"]})
     engine.run_result = lambda image, spec: ContainerOutcome(
         0, '{"levels": []}\n', trace_line("/client") + "\n"
     )
     tracer = TracingEngine(engine, "vol")
     outcome = tracer.serve("svc", ContainerSpec([]), "svc", ContainerSpec(["load"]))
-    assert outcome.log_tail == ("listening", "bye")
+    assert outcome.log_tail == requests  # the service's own lines, untouched
     assert (outcome.client.stdout, outcome.client.stderr) == ('{"levels": []}\n', "")
-    # The client runs in the service's image: what it needs is the candidate's too.
-    assert sorted(t["paths"] for t in tracer.traces) == [["/client"], ["/old", "/new"]]
-    assert engine.runs[0][1].environment["PYTHONPATH"] == MOUNT
+    # Both processes of the service, and the client (it runs in the service's image).
+    assert sorted(t["paths"] for t in tracer.traces) == [["/app/main.py"], ["/client"], ["/w.so"]]
+    assert (tracer.containers, tracer.silent) == (2, 0)
     service = engine.served[0][1]
-    assert service.environment["BUILDBENCH_TRACE_EVERY"] and VolumeMount("vol", MOUNT) in (
-        service.volumes
+    assert service.environment["BUILDBENCH_TRACE_EVERY"] == "2.0"
+    assert service.environment[TRACE_FILE] == f"{MOUNT}/out/service1-"
+    assert VolumeMount("vol", MOUNT, read_only=False) in service.volumes  # it writes there
+    client = engine.runs[0][1]
+    assert client.environment["PYTHONPATH"] == MOUNT and TRACE_FILE not in client.environment
+    assert VolumeMount("vol", MOUNT) in client.volumes  # read-only: it prints its trace
+    assert ("read_volume", "vol", "out", "svc") in engine.calls
+
+
+def test_a_service_reads_back_only_its_own_files_and_falls_back_to_its_printed_line() -> None:
+    engine = FakeEngine()
+    engine.create_volume("vol", {})
+    engine.volume_files["vol"] = {"out/service9-1.json": b'{"paths": ["/other"]}'}
+    engine.service_outcome = ServiceOutcome(
+        ContainerOutcome(0, "", ""),
+        log_tail=("listening", trace_line("/old"), trace_line("/old", "/new"), "bye"),
     )
+    tracer = TracingEngine(engine, "vol")
+    outcome = tracer.serve("svc", ContainerSpec([]), "svc", ContainerSpec(["load"]))
+    # It could not write (no file of its own): the last line it printed has it all.
+    assert outcome.log_tail == ("listening", "bye")
+    assert [t["paths"] for t in tracer.traces] == [["/old", "/new"]]
+    assert (tracer.containers, tracer.silent) == (2, 1)  # the client printed nothing
+
+
+def test_trace_files_are_read_whole_or_not_at_all() -> None:
+    written = {
+        "service1-7.json": b'{"paths": ["/a"]}',
+        "service1-8.json.part": b'{"paths": ["/b"',  # being written
+        "service1-9.json": b'{"paths": ["/c"',  # never whole: not read
+        "service12-7.json": b'{"paths": ["/d"]}',  # another service's
+    }
+    files = [(f"out/{name}", "file", data) for name, data in written.items()]
+    archive = entries_tar([("out", "dir", b""), *files])
+    assert traces_written(archive, "service1-") == [{"paths": ["/a"]}]
+    assert traces_written(b"", "service1-") == []
+
+
+def test_the_volume_has_a_folder_any_user_may_write_its_own_files_in() -> None:
+    with tarfile.open(fileobj=io.BytesIO(payload_archive())) as tar:
+        found = {m.name: m for m in tar}
+    assert found["sitecustomize.py"].mode == 0o644 and found["sitecustomize.py"].uid == 0
+    assert found["out"].isdir() and found["out"].mode == 0o1777
+
+
+def test_sitecustomize_writes_each_processs_trace_to_its_own_file(tmp_path: Path) -> None:
+    program = "import os, subprocess, sys; print('done', os.getpid())"
+    env = {TRACE_FILE: str(tmp_path / "service1-")}
+    ran = traced_python(program, env)
+    assert ran.stderr == ""  # nothing printed: the log is the program's own
+    pid = ran.stdout.split()[1]
+    (written,) = tmp_path.iterdir()
+    assert written.name == f"service1-{pid}.json"
+    trace = json.loads(written.read_text())
+    assert trace["pid"] == int(pid) and subprocess.__file__ in trace["paths"]
+    assert not any(str(tmp_path) in path for path in trace["paths"])  # not its own file
+    unwritable = traced_python(program, {TRACE_FILE: str(tmp_path / "gone" / "service1-")})
+    assert split_trace(unwritable.stderr)[1][0]["pid"] == int(unwritable.stdout.split()[1])
+
+
+def test_a_volume_is_read_back_through_a_never_started_helper() -> None:
+    api = ArchiveAPI()
+    engine = _engine(api)
+    assert engine.read_volume("vol", "out", "svc:1") == b"tar bytes"
+    (config,) = api.created
+    assert config["Image"] == "svc:1" and config["NetworkDisabled"] is True
+    assert config["HostConfig"]["Mounts"][0]["Source"] == "vol"
+    assert api.calls == [("get_archive", "c1", "/fill/out"), ("remove_container", "c1", True, True)]
+    api.missing = True
+    assert engine.read_volume("vol", "out", "svc:1") == b""
+    assert api.calls[-1] == ("remove_container", "c2", True, True)
+
+
+class ArchiveAPI(RecordingAPI):
+    missing = False
+
+    def get_archive(self, container: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("get_archive", container, path))
+        if self.missing:
+            raise docker.errors.NotFound("Could not find the file /fill/out in container")
+        return iter([b"tar ", b"bytes"]), {}
 
 
 def test_a_broken_trace_line_is_dropped() -> None:

@@ -4,6 +4,10 @@ privilege, and prints one line at exit:
 
     BUILDBENCH_TRACE {"paths": [...], "directories": [...], "execs": [...], "loader": ...}
 
+A service's log is read only by its tail, which its own lines (a request log) fill: with
+BUILDBENCH_TRACE_FILE set (a path prefix in a volume), each process writes that JSON instead to
+PREFIX + its pid + ".json", replaced whole each time, and prints it only if it cannot.
+
 Paths come from an audit hook (files opened, directories listed, libraries loaded with ctypes,
 programs started), from os.stat/lstat/access (existence checks), from `/proc/self/maps` (every
 shared object mapped: extension modules and their libraries too) and from the modules imported
@@ -23,8 +27,10 @@ import sys
 import threading
 
 PREFIX = "BUILDBENCH_TRACE "
-_EVERY = "BUILDBENCH_TRACE_EVERY"  # seconds: a service's trace, printed while it runs
+_EVERY = "BUILDBENCH_TRACE_EVERY"  # seconds: a service's trace, written while it runs
+_FILE = "BUILDBENCH_TRACE_FILE"  # where to write it instead of stderr: a path prefix
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_TO = os.environ.get(_FILE)  # read before the program may change its environment
 _paths: set = set()
 _execs: set = set()
 _lock = threading.Lock()
@@ -150,11 +156,25 @@ def _collect():
     }
 
 
+def _written(text, prefix):
+    """Whether `text` went to this process's file (a whole one: written aside, then renamed)."""
+    path = f"{prefix}{os.getpid()}.json"
+    try:
+        with open(path + ".part", "w") as handle:
+            handle.write(text)
+        os.replace(path + ".part", path)
+    except OSError:
+        return False
+    return True
+
+
 def _report():
     with _lock:
-        text = PREFIX + json.dumps(_collect(), separators=(",", ":"))
+        text = json.dumps(_collect(), separators=(",", ":"))
+        if _TO and _written(text, _TO):
+            return
         try:
-            sys.stderr.write(text + "\n")
+            sys.stderr.write(PREFIX + text + "\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
