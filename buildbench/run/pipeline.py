@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from buildbench.analyze.compare import interference_warnings
 from buildbench.analyze.derived import results_document
 from buildbench.engine.api import Engine, ImageInfo
 from buildbench.engine.builders import Builder, BuilderName, BuildRequest, BuildSample
-from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
+from buildbench.errors import BuildFailed, EngineUnavailable, Terminated, UsageError
 from buildbench.labels import LABEL_LOCK, masked_build_args, run_labels, smoke_volume
 from buildbench.measure.archive import ArchiveAnalysis
 from buildbench.measure.image import measure_image
@@ -771,6 +772,9 @@ def prepare(
                 run.info.exit_reason, run.info.finished_at = ExitReason.INTERRUPTED, _now()
                 run.info.wall_seconds = timeline.close()
                 run.save(table=True)
+                raise
+            except UsageError:  # refused for the user's input: nothing measured, no run to keep
+                shutil.rmtree(run_dir, ignore_errors=True)
                 raise
             yield run
         finally:

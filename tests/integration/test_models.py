@@ -190,3 +190,49 @@ def test_a_bad_model_is_refused_before_any_build(
     assert lines[0].startswith(first_line), lines
     assert lines[1].startswith("TIP: ")
     assert not (tmp_path / "results").exists()  # refused before the run began
+
+
+def uint16_output(path: Path) -> Path:
+    """A valid ONNX model (x cast to uint16) whose output the smoke test cannot compare."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.UINT16)],
+        "u16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT16, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (["--model", "u16.onnx"], "ERROR: --model u16.onnx: output 0 is uint16"),
+        (
+            ["--model", "usermodels:bert", "--input", "input_ids=:float32"],
+            "ERROR: --input input_ids: dtype float32 given, but usermodels:bert declares int64",
+        ),
+    ],
+)
+def test_a_model_refused_when_its_references_are_made_leaves_no_run(
+    args: list[str], first_line: str, base_image: str, tmp_path: Path
+) -> None:
+    """Models that load but cannot be prepared (an output with no stored form, an input's
+    dtype other than the declared one): refused before the run begins, so no run folder
+    that `report` would call interrupted and `history` would count."""
+    shutil.copyfile(FACTORIES, tmp_path / "usermodels.py")
+    uint16_output(tmp_path / "u16.onnx")
+    ran = buildbench("run", "--cuda", "cpu", *args, cwd=tmp_path, timeout=300)
+    lines = ran.process.stderr.splitlines()
+    assert ran.process.returncode == 2, ran.process.stderr
+    assert lines[0] == first_line, lines
+    assert lines[1].startswith("TIP: ")
+    assert not (tmp_path / "results").exists()
+    history = buildbench("history", cwd=tmp_path, timeout=60)  # nothing to count
+    assert history.process.returncode == 2
+    assert history.process.stderr.startswith("ERROR: no results file at results")

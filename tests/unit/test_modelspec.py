@@ -8,9 +8,11 @@ import io
 import json
 import math
 import os
+import re
 import stat
 import tarfile
 from array import array
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -70,6 +72,21 @@ def tiny_onnx(path: Path, batch: int | str = "batch", external: bool = False) ->
         os.chmod(path.parent / (path.name + ".data"), 0o600)  # as onnx may leave it
     else:
         onnx.save_model(model, str(path))
+    return path
+
+
+def uint16_output(path: Path) -> Path:
+    """x (float32, batch x 4) in, x cast to uint16 out: a valid model that ONNX Runtime runs,
+    whose output the smoke test has no stored form for."""
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.UINT16)],
+        "u16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT16, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(path))
     return path
 
 
@@ -162,8 +179,24 @@ def test_inputs_come_from_the_model_with_the_symbolic_first_axis_as_batch() -> N
 
 def test_an_override_sets_shape_dtype_and_range() -> None:
     model = info(TensorInfo("ids", "int64", ["batch", "sequence"]))
-    (plan,) = modelspec.plan_inputs(model, [parse_input("ids=1x128:int32:0-30521")])
-    assert (plan.shape, plan.dtype, plan.low, plan.high) == ([1, 128], "int32", 0, 30521)
+    (plan,) = modelspec.plan_inputs(model, [parse_input("ids=1x128:int64:0-30521")])
+    assert (plan.shape, plan.dtype, plan.low, plan.high) == ([1, 128], "int64", 0, 30521)
+    # A TorchScript file declares no dtype: the one given is the one generated.
+    script = replace(info(TensorInfo("ids", "float32", None)), kind="torchscript")
+    (plan,) = modelspec.plan_inputs(script, [parse_input("ids=1x128:int32:0-30521")])
+    assert (plan.shape, plan.dtype) == ([1, 128], "int32")
+
+
+def test_a_dtype_other_than_the_declared_one_names_both(tmp_path: Path) -> None:
+    """ONNX Runtime refuses any dtype but the declared one: said as such, not as a model that
+    does not run on the host."""
+    path = tiny_onnx(tmp_path / "m.onnx")
+    with pytest.raises(UsageError) as raised:
+        modelspec.load(parse_spec(str(path)), [parse_input("ids=:float32")])
+    assert raised.value.message == f"--input ids: dtype float32 given, but {path} declares int64"
+    assert raised.value.tip == (
+        "leave the dtype out (the model's own is used), or give --input ids=DIMS:int64"
+    )
 
 
 @pytest.mark.parametrize(
@@ -172,7 +205,7 @@ def test_an_override_sets_shape_dtype_and_range() -> None:
         (
             TensorInfo("ids", "int64", ["batch", "sequence"]),
             None,
-            "input ids: dimension sequence is symbolic",
+            "--model m: input ids: dimension sequence is symbolic",
         ),
         (
             TensorInfo("ids", "int64", ["batch", 16]),
@@ -184,11 +217,16 @@ def test_an_override_sets_shape_dtype_and_range() -> None:
             "ids=16",
             "--input ids: 1 dimensions, the model's has 2 (batchx16)",
         ),
-        (TensorInfo("x", "float32", None), None, "input x: the model does not say its shape"),
+        (
+            TensorInfo("x", "float32", None),
+            None,
+            "--model m: input x: the model does not say its shape",
+        ),
         (
             TensorInfo("s", "string", [1]),
             None,
-            "input s is string: the smoke test generates float32, float16, int64, int32, bool",
+            "--model m: input s is string: the smoke test generates "
+            "float32, float16, int64, int32, bool",
         ),
     ],
 )
@@ -398,6 +436,12 @@ def run_cli(*args: str, cwd: Path) -> tuple[int, list[str]]:
             "ERROR: --model m.onnx: the selected frameworks cannot run it",
         ),
         (["--ort-settings", "fastest"], "ERROR: --ort-settings fastest: not a setting"),
+        (
+            ["--model", "m.onnx", "--input", "ids=:float32"],
+            "ERROR: --input ids: dtype float32 given, but m.onnx declares int64",
+        ),
+        # Refused when its references are made, before the run (and its folder) begins.
+        (["--model", "u16.onnx"], "ERROR: --model u16.onnx: output 0 is uint16"),
     ],
 )
 def test_a_bad_model_is_refused_in_one_line_before_any_engine(
@@ -405,6 +449,7 @@ def test_a_bad_model_is_refused_in_one_line_before_any_engine(
 ) -> None:
     here = Path.cwd()
     tiny_onnx(tmp_path / "m.onnx")
+    uint16_output(tmp_path / "u16.onnx")
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
     (tmp_path / "okfactory.py").write_text("def make():\n    return None\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -447,8 +492,13 @@ def test_a_torchscript_file_runs_in_pytorch_only_and_takes_its_shapes_from_input
         traced = torch.jit.trace(torch.nn.Linear(4, 2).eval(), (torch.randn(1, 4),))
     traced.save(str(tmp_path / "m.ts"))
     spec = parse_spec(str(tmp_path / "m.ts"))
-    with pytest.raises(UsageError, match="the model does not say its shape"):
+    with pytest.raises(UsageError) as raised:
         modelspec.load(spec)
+    assert raised.value.message == (  # which model, among several, and what to pass
+        f"--model {spec.text}: input input: the model does not say its shape "
+        "(a TorchScript file declares none)"
+    )
+    assert raised.value.tip == "give it with --input input=DIMS, e.g. --input input=1x3x224x224"
     prepared = modelspec.load(spec, [parse_input("input=1x4")])
     assert prepared.torch_format == "torchscript" and prepared.onnx is None
     assert "TorchScript file is not exported to ONNX" in prepared.info.not_applicable["onnx"]
@@ -466,6 +516,42 @@ def test_provider_orders_are_the_other_orders_of_a_cells_providers() -> None:
     assert program.OnnxModel.label({**program.DEFAULT_SETTING, "providers": [cpu, cuda]}) == (
         "all CPU>CUDA"
     )
+
+
+GPT2_FACTORY = """
+import torch
+from transformers import GPT2Config, GPT2Model
+
+def make(use_cache=None):
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2, bos_token_id=0,
+        eos_token_id=0, **({} if use_cache is None else {"use_cache": use_cache}),
+    )
+    return GPT2Model(config).eval(), (torch.randint(0, 64, (2, 8)),)
+
+def without_cache():
+    return make(use_cache=False)
+"""
+
+
+def test_a_gpt2_that_returns_its_cache_is_refused_naming_the_output_and_use_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real transformers GPT-2 (random weights from a small config) returns its key-value
+    cache, no tensor: the refusal names that output and the setting that drops it, not the
+    tracer's dump of the tensors."""
+    (tmp_path / "gptfactory.py").write_text(GPT2_FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UsageError) as raised:
+        modelspec.load(parse_spec("gptfactory:make"), frameworks=("pytorch",))
+    message = raised.value.message
+    assert re.fullmatch(r"--model gptfactory:make: output \w+ is a \w*Cache, not a tensor", message)
+    assert "tensor(" not in message
+    assert raised.value.tip is not None and "use_cache=False" in raised.value.tip
+    # With the hint taken, the same model prepares.
+    prepared = modelspec.load(parse_spec("gptfactory:without_cache"), frameworks=("pytorch",))
+    assert [t.name for t in prepared.info.outputs] == ["last_hidden_state"]
 
 
 def test_a_factory_that_does_not_export_to_onnx_leaves_onnx_not_applicable(

@@ -466,6 +466,27 @@ def test_the_smoke_test_gets_its_files_in_a_volume_that_goes_with_the_run(
     assert "measuring the image" in progress.phases
 
 
+def test_a_model_refused_while_its_files_are_made_leaves_no_run_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused for the user's input before any cell: nothing measured, so no run folder that
+    `report` would call interrupted and `history` would count."""
+    monkeypatch.setattr(InferenceSmoke, "check", lambda self: None)  # no torch needed here
+    engine = _engine()
+
+    def refuse(payload: object) -> bytes:
+        raise UsageError("--model m.onnx: output 0 is uint16", tip="outputs are one of ...")
+
+    plan = _plan(tmp_path, smoke=SmokeOptions(cold_starts=1))
+    with (
+        pytest.raises(UsageError, match="output 0 is uint16"),
+        prepare(engine, plan, ClassicBuilder(engine), make_payload=refuse),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    assert engine.held_now() == [] and engine.volumes == {}
+
+
 def test_without_a_smoke_test_there_is_no_volume(tmp_path: Path) -> None:
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     _run(engine, _plan(tmp_path))

@@ -103,11 +103,19 @@ def load_models(
 
 def check_models(options: SmokeOptions) -> None:
     """The run's models and settings, refused now (UsageError) if wrong: before any engine is
-    asked anything, so a mistake costs no build."""
+    asked anything, so a mistake costs no build and leaves no run behind."""
     runtime_settings(options.ort_settings, options.threads)
     if options.models:
         artifacts.check_model_stack()
-        load_models(options.models, options.frameworks)
+        _check_references(load_models(options.models, options.frameworks), options.batch_sizes)
+
+
+def _check_references(models: Sequence[PreparedModel], batch_sizes: Sequence[int]) -> None:
+    """Each model run here at every batch size for its reference outputs (cached: the payload
+    reads them back): a model that does not run, or returns what cannot be compared, is the
+    user's to fix, refused before the run begins rather than once its folder exists."""
+    for model in models:
+        modelspec.prepare_data(model, batch_sizes)
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,8 @@ class InferenceSmoke:
     def check(self) -> None:
         artifacts.check_model_stack()
         runtime_settings(self.settings, self.threads)
-        self.prepared()
+        if self.models:  # the default model runs: its references are made with the payload
+            _check_references(self.prepared(), self.batch_sizes)
 
     def prepared(self) -> tuple[PreparedModel, ...]:
         return load_models(self.models, self.frameworks)

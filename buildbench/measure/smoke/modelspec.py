@@ -608,16 +608,19 @@ def _flat(torch: Any, inner: Any, names: list[str], as_keywords: bool) -> Any:
         def forward(self, *args: Any) -> tuple[Any, ...]:
             return tuple(pytree.tree_leaves(self.call(args)))
 
-        def output_names(self, example: tuple[Any, ...]) -> list[str]:
+        def outputs(self, example: tuple[Any, ...]) -> list[tuple[str, Any]]:
+            """Each output's name (its path in what the module returns) and value."""
             with torch.no_grad():
                 out = self.call(example)
-            paths = [pytree.keystr(p) for p, _ in pytree.tree_flatten_with_path(out)[0]]
+            leaves = pytree.tree_flatten_with_path(out)[0]
+            paths = [pytree.keystr(p) for p, _ in leaves]
             if len(paths) == 1 and not paths[0]:
-                return ["output"]
+                return [("output", leaves[0][1])]
             cleaned = [
                 re.sub(r"\W+", "_", p).strip("_") or f"output_{i}" for i, p in enumerate(paths)
             ]
-            return [f"output_{c}" if c[0].isdigit() else c for c in cleaned]
+            names = [f"output_{c}" if c[0].isdigit() else c for c in cleaned]
+            return [(n, value) for n, (_, value) in zip(names, leaves, strict=True)]
 
     return Flat().eval()
 
@@ -635,7 +638,7 @@ def _save_torch_form(
         if spec.kind == "pt2":
             return name, "pt2", *_program_tensors(torch, module), module
         return name, "torchscript", _script_inputs(module), None, None
-    out_names = module.output_names(example)
+    out_names = _tensor_outputs(torch, spec, module.outputs(example))
     program = None
     # torch.export takes a batch of 1 for a constant: a dynamic batch axis needs 2 or more.
     doubled = tuple(torch.cat([v, v]) if v.dim() and v.shape[0] == 1 else v for v in example)
@@ -668,6 +671,24 @@ def _save_torch_form(
         for n, v in zip(names, example, strict=False)
     ]
     return "model.ts", "torchscript", inputs, _outputs_of(torch, module, example, out_names), None
+
+
+def _tensor_outputs(torch: Any, spec: ModelSpec, outputs: list[tuple[str, Any]]) -> list[str]:
+    """The outputs' names, or a UsageError naming the first output that is not a tensor (a
+    transformers model's key-value cache, say): no exporter takes one, and nothing compares it."""
+    for name, value in outputs:
+        if isinstance(value, torch.Tensor):
+            continue
+        kind = type(value)
+        cache = kind.__module__.split(".")[0] == "transformers"
+        raise UsageError(
+            f"--model {spec.text}: output {name} is a {kind.__name__}, not a tensor",
+            tip="a transformers model returns its cache unless told not to: "
+            "config.use_cache=False, or model(..., use_cache=False)"
+            if cache
+            else "the module returns tensors only (a tensor, tuple or dict of them)",
+        )
+    return [name for name, _ in outputs]
 
 
 def _batch_named(
@@ -768,14 +789,15 @@ def plan_inputs(info: ModelInfo, overrides: Sequence[InputOverride] = ()) -> lis
     plans = []
     for tensor in info.inputs:
         given = by_name.get(tensor.name, InputOverride(tensor.name))
+        _check_dtype(info, tensor, given)
         dtype = given.dtype or tensor.dtype
         if dtype not in INPUT_DTYPES:
             raise UsageError(
-                f"input {tensor.name} is {dtype}: the smoke test generates "
-                f"{', '.join(INPUT_DTYPES)}",
+                f"--model {info.source}: input {tensor.name} is {dtype}: the smoke test "
+                f"generates {', '.join(INPUT_DTYPES)}",
                 tip=f"give it one with --input {tensor.name}=DIMS:DTYPE",
             )
-        shape = _shape(tensor, given)
+        shape = _shape(info, tensor, given)
         # The first axis is the batch where it is symbolic (or the model's fixed batch);
         # TorchScript says no shapes: the given shape's first axis.
         declared = tensor.shape if tensor.shape is not None else shape
@@ -787,7 +809,21 @@ def plan_inputs(info: ModelInfo, overrides: Sequence[InputOverride] = ()) -> lis
     return plans
 
 
-def _shape(tensor: TensorInfo, given: InputOverride) -> list[int]:
+def _check_dtype(info: ModelInfo, tensor: TensorInfo, given: InputOverride) -> None:
+    """A dtype given for an input whose dtype the model declares must be that one: ONNX
+    Runtime and torch.export refuse any other. A TorchScript file declares none: any goes."""
+    declared = tensor.dtype != "unknown" and info.kind != "torchscript"
+    if given.dtype is None or given.dtype == tensor.dtype or not declared:
+        return
+    raise UsageError(
+        f"--input {tensor.name}: dtype {given.dtype} given, but {info.source} declares "
+        f"{tensor.dtype}",
+        tip=f"leave the dtype out (the model's own is used), or give "
+        f"--input {tensor.name}=DIMS:{tensor.dtype}",
+    )
+
+
+def _shape(info: ModelInfo, tensor: TensorInfo, given: InputOverride) -> list[int]:
     if given.shape is not None:
         declared = tensor.shape
         if declared is not None and len(declared) != len(given.shape):
@@ -811,13 +847,14 @@ def _shape(tensor: TensorInfo, given: InputOverride) -> list[int]:
         return list(given.shape)
     if tensor.shape is None:
         raise UsageError(
-            f"input {tensor.name}: the model does not say its shape",
-            tip=f"give it with --input {tensor.name}=DIMS, e.g. {tensor.name}=1x3x224x224",
+            f"--model {info.source}: input {tensor.name}: the model does not say its shape"
+            + (" (a TorchScript file declares none)" if info.kind == "torchscript" else ""),
+            tip=f"give it with --input {tensor.name}=DIMS, e.g. --input {tensor.name}=1x3x224x224",
         )
     open_dims = [d for d in tensor.shape[1:] if not isinstance(d, int)]
     if open_dims:
         raise UsageError(
-            f"input {tensor.name}: dimension {open_dims[0]} is symbolic",
+            f"--model {info.source}: input {tensor.name}: dimension {open_dims[0]} is symbolic",
             tip=f"give its size with --input {tensor.name}=DIMS, e.g. {tensor.name}="
             + "x".join(str(d) if isinstance(d, int) else "1" for d in tensor.shape),
         )
