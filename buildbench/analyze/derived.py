@@ -73,6 +73,8 @@ def smoke_json(result: SmokeResult) -> dict[str, Any]:
     smoke["parity_summary"] = to_json(worst_parity(result))
     if result.served is not None:
         smoke["served"] = served_json(result.served)
+    # Each further model's result has its own statistics, as the first one's.
+    smoke["more_models"] = [smoke_json(more) for more in result.more_models]
     return smoke
 
 

@@ -198,8 +198,11 @@ def _cells_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
 
 
 def batch_sizes(cells: Sequence[Entry]) -> list[str]:
-    found = {b for e in cells if e.record.smoke for b in e.record.smoke.latency}
-    return sorted(found, key=int)
+    """Every batch size any model of these cells was timed at (a fixed batch is its own)."""
+    smokes = [
+        s for e in cells if e.record.smoke for s in (e.record.smoke, *e.record.smoke.more_models)
+    ]
+    return sorted({b for s in smokes for b in s.latency}, key=int)
 
 
 def parity_text(smoke: SmokeResult) -> str:
@@ -222,26 +225,30 @@ def _smoke_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     if not tested:
         return ""
     batches = batch_sizes(tested)
+    several = any(e.record.smoke and e.record.smoke.more_models for e in tested)
     rows = []
     for e in tested:
-        smoke = e.record.smoke
-        assert smoke is not None
-        rows.append(
-            [
-                *_machine(runs, e.machine),
-                e.record.key,
-                smoke.status.value,
-                parity_text(smoke)
-                if smoke.kind == "model" and not smoke.not_applicable
-                else smoke.message,
-                *(latency_text(smoke, b) for b in batches),
-                summary_interval(cold_start_summary(smoke)),
-                fmt.size(smoke.peak_memory_bytes),
-                fmt.flag(smoke.cuda_build),
-                fmt.flag(smoke.gpu_used),
-            ]
-        )
-    headers = [*_machine(runs, "machine"), "cell", "smoke", "parity"]
+        assert e.record.smoke is not None
+        for smoke in (e.record.smoke, *e.record.smoke.more_models):
+            model = smoke.model.source if smoke.model else "-"
+            rows.append(
+                [
+                    *_machine(runs, e.machine),
+                    e.record.key,
+                    *([f"`{model}`"] if several else []),
+                    smoke.status.value,
+                    parity_text(smoke)
+                    if smoke.kind == "model" and not smoke.not_applicable
+                    else smoke.message,
+                    *(latency_text(smoke, b) for b in batches),
+                    summary_interval(cold_start_summary(smoke)),
+                    fmt.size(smoke.peak_memory_bytes),
+                    fmt.flag(smoke.cuda_build),
+                    fmt.flag(smoke.gpu_used),
+                ]
+            )
+    headers = [*_machine(runs, "machine"), "cell", *(["model"] if several else [])]
+    headers += ["smoke", "parity"]
     headers += [f"b={b} p50 / p95" for b in batches]
     headers += ["cold start", "peak memory", "cuda build", "gpu used"]
     note = (
@@ -250,6 +257,11 @@ def _smoke_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
         "p95 of n timed runs. Cold start: median [range] of fresh containers, start request to "
         "first model output."
     )
+    if several:
+        note += (
+            " Several models: a row each, in the order given; the first row's verdict is the "
+            "cell's (a further model that fails fails the cell)."
+        )
     return "## Smoke tests\n\n" + markdown_table(rows, headers) + "\n\n" + note
 
 

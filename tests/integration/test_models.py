@@ -110,6 +110,26 @@ def test_every_model_runs_in_both_images(models_run: Ran) -> None:
         }
 
 
+def test_every_models_parity_is_recorded_and_labelled_in_the_report(models_run: Ran) -> None:
+    """Each model's parity summary in results.json (not only the first one's), and a row per
+    model, named, in the report's smoke table."""
+    for cell in ("pytorch/cpu", "onnx/cpu"):
+        for source, smoke in smokes(models_run, cell).items():
+            if smoke["not_applicable"]:
+                assert smoke["parity_summary"] is None, source
+            else:
+                assert smoke["parity_summary"]["ok"] is True, source
+    report = next(models_run.cwd.glob("results/*/report.md")).read_text()
+    table = report.split("## Smoke tests")[1].split("\n\n")[1].splitlines()
+    assert [c.strip() for c in table[0].split("|")[1:5]] == ["cell", "model", "smoke", "parity"]
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in table[2:]}
+    for cell in ("pytorch/cpu", "onnx/cpu"):
+        for source in ("usermodels:bert", "usermodels:resnet", "cnn.onnx"):
+            assert (cell, f"`{source}`") in rows, (cell, source, table)
+    assert "| ok, max abs diff" in rows[("onnx/cpu", "`cnn.onnx`")]
+    assert "not applicable" in rows[("pytorch/cpu", "`cnn.onnx`")]
+
+
 def test_a_bert_has_parity_for_both_outputs_and_its_inputs_recorded(models_run: Ran) -> None:
     for cell in ("pytorch/cpu", "onnx/cpu"):
         bert = smokes(models_run, cell)["usermodels:bert"]

@@ -11,15 +11,19 @@ from typing import Any
 import pytest
 
 from buildbench.analyze.compare import differences
+from buildbench.analyze.derived import results_document
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
 from buildbench.measure.smoke import program
 from buildbench.measure.smoke.inference import InferenceSmoke, load_models
 from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.measure.smoke.runner import SmokeContext, SmokeOptions
 from buildbench.record import CellRecord, ModelInfo, SmokeResult
+from buildbench.render.markdown import render_markdown
+from buildbench.results import load_results, write_results
 from buildbench.status import Status
 from tests.fakes import FakeEngine
 from tests.unit.test_modelspec import tiny_onnx
+from tests.unit.test_report import CURRENT
 
 
 @pytest.fixture(autouse=True)
@@ -120,6 +124,41 @@ def test_every_output_and_setting_is_read_and_each_model_gets_its_folder(tmp_pat
         ("all offline", 3, 0.004),
     ]
     assert [m.model.source for m in smoke.more_models if m.model] == [second.spec]
+
+
+def test_every_models_parity_is_in_the_results_and_labelled_in_the_report(
+    tmp_path: Path,
+) -> None:
+    """Two models in one cell: results.json has each one's parity summary, and the report's
+    smoke table gives each model its own row, named, with its own parity."""
+    first = ModelRequest(str(tiny_onnx(tmp_path / "a.onnx", batch=2)))
+    (tmp_path / "b").mkdir()
+    second = ModelRequest(str(tiny_onnx(tmp_path / "b" / "b.onnx", batch=2)))
+    off = {"max_abs_diff": 0.25, "max_rel_diff": 0.5, "ok": False}
+
+    def result(image: str, spec: ContainerSpec) -> ContainerOutcome:
+        if "--artifacts=/buildbench/m1" in spec.command:
+            return outcome(report(parity={"2": off}))
+        return outcome(report())
+
+    smoke = run("onnx", (first, second), FakeEngine(run_result=result))
+    record = CellRecord("onnx", "cpu", "onnx", "d", {}, "h", smoke=smoke)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    info = load_results(CURRENT).info
+    write_results(run_dir, results_document(info, [record]))
+    saved = json.loads((run_dir / "results.json").read_text())["results"][0]["smoke"]
+    assert saved["parity_summary"] == {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "ok": True}
+    assert [m["parity_summary"] for m in saved["more_models"]] == [off]
+    assert saved["more_models"][0]["latency"]["2"]["quantiles"]["n"] == 2
+    text = render_markdown([load_results(run_dir)], "none")
+    table = text.split("## Smoke tests")[1].split("\n\n")[1].splitlines()
+    assert [c.strip() for c in table[0].split("|")[1:5]] == ["cell", "model", "smoke", "parity"]
+    rows = [[c.strip() for c in line.split("|")[1:5]] for line in table[2:]]
+    assert rows == [
+        ["onnx/cpu", f"`{first.spec}`", "smoke_failed", "ok, max abs diff 0.0e+00"],
+        ["onnx/cpu", f"`{second.spec}`", "smoke_failed", "FAIL, max abs diff 2.5e-01"],
+    ]
 
 
 def test_a_failing_further_model_fails_the_cell_and_is_named(tmp_path: Path) -> None:
