@@ -18,8 +18,14 @@ from buildbench.analyze.metrics import METRICS, Metric, ratio
 from buildbench.analyze.stats import (
     MIN_SPREAD_RUNS,
     MIN_TEST_RUNS,
+    NO_PRIOR,
+    OUTLIER_ALPHA,
+    SPREAD_SDS,
     Alternative,
+    Prior,
+    adjusted_p_values,
     run_p_value,
+    run_prior,
     run_spread,
     significance,
 )
@@ -55,12 +61,18 @@ METHOD = (
     "times: each run counts once, with the median of its samples; the baseline is the median "
     f"of its comparable runs. With {MIN_TEST_RUNS} or more baseline runs a change must be "
     "significant against their run-to-run spread (one-sided t prediction test on log run "
-    "medians); with fewer, that spread is unknown, the threshold decides, and the two runs' "
-    "own samples must at least separate (Mann-Whitney U on the newest baseline run's samples "
-    "against the current run's: a check, not a proof, as one run's samples share its machine "
-    f"state). The threshold is the default below {MIN_SPREAD_RUNS} comparable baseline runs, "
-    "else the machine's own A/A spread (the largest ratio between two baseline runs), at least "
-    "the minimum effect. Sizes: the newest baseline run's exact bytes, against the threshold."
+    f"medians; from {MIN_SPREAD_RUNS} runs on, a run the others predict with p <= "
+    f"{OUTLIER_ALPHA:g} is left out as an outlier; each cell's variance is shrunk towards what "
+    "the other cells of the same metric show, by empirical Bayes as limma's moderated t); with "
+    "fewer, that spread is unknown, the threshold decides, and the two runs' own samples must "
+    "at least separate (Mann-Whitney U on the newest baseline run's samples against the "
+    "current run's: a check, not a proof, as one run's samples share its machine state). "
+    "The run-level tests are judged all at once (Benjamini-Hochberg at the false discovery "
+    "rate: a quiet run is called worse anywhere with about that chance). The threshold is the "
+    f"default below {MIN_SPREAD_RUNS} comparable baseline runs, else the machine's own A/A "
+    f"spread (e to the power of {SPREAD_SDS:g} standard deviations of the log run medians, "
+    "outliers left out), at least the minimum effect. Sizes: the newest baseline run's exact bytes, against "
+    "the threshold."
 )
 
 # Metrics of the smoke test: a different smoke test (another model or command) measures
@@ -72,7 +84,10 @@ class Thresholds:
     slowdown: float = 1.25  # build time, while the history is too short for its own spread
     smoke_slowdown: float = 1.5  # latency and cold start, idem: noisier from run to run
     growth: float = 1.05  # image and compressed sizes
-    alpha: float = 0.05  # significance level of the test
+    alpha: float = 0.05  # significance level of the samples' check (fewer than 3 baseline runs)
+    # The false discovery rate over every time one run judges against 3 or more baseline runs
+    # (and history's gate): the chance that a quiet run fails (benchmarks/false_alarms.py).
+    fdr: float = 0.01
     min_effect: float = 1.05  # the least threshold a history's own spread may give
 
     def default(self, metric: Metric) -> float:
@@ -207,13 +222,74 @@ def compare(
             history.setdefault(record.key, []).append(record)
     after = {r.key: r for r in current.records}
     keys = dict.fromkeys([*history, *after])
-    return [
-        row for key in keys for row in _cell_rows(history.get(key, []), after.get(key), thresholds)
+    priors = {
+        metric.key: run_prior(
+            [_values(_runs(records, metric), metric) for records in history.values()]
+        )
+        for metric in METRICS
+        if metric.kind == "time"
+    }
+    rows = [
+        row
+        for key in keys
+        for row in _cell_rows(history.get(key, []), after.get(key), thresholds, priors)
     ]
+    return _judged(rows, thresholds)
+
+
+def _runs(history: list[CellRecord], metric: Metric) -> list[CellRecord]:
+    """The baseline runs of one cell that count for `metric`: ok, and comparable with the
+    newest of them."""
+    if not history:
+        return []
+    return [r for r in history if r.status == Status.OK and comparable(r, history[-1], metric)]
+
+
+def _values(runs: list[CellRecord], metric: Metric) -> list[float]:
+    return [v for v in (metric.value(r) for r in runs) if v is not None]
+
+
+def _judged(rows: list[Row], thresholds: Thresholds) -> list[Row]:
+    """Marks of times decided over the whole run: each run-level p-value (3 or more baseline
+    runs) adjusted for every such test the run makes (Benjamini-Hochberg at `fdr`), then a busy
+    machine's rows marked as such, not judged."""
+    family = [
+        i
+        for i, row in enumerate(rows)
+        if row.p_value is not None and row.baseline_runs >= MIN_TEST_RUNS and not _shared(row)
+    ]
+    adjusted = adjusted_p_values([rows[i].p_value or 0.0 for i in family])
+    found = list(rows)
+    for i, q in zip(family, adjusted, strict=True):
+        row = rows[i]
+        assert row.ratio is not None and row.threshold is not None
+        significant = q <= thresholds.fdr + 1e-12
+        evidence = row.evidence + (
+            f"; {_p(q, 'adjusted p')} over {len(family)} tests" if len(family) > 1 else ""
+        )
+        found[i] = replace(
+            row, mark=_mark(row.ratio, row.threshold, significant), evidence=evidence
+        )
+    return [_busy(row) for row in found]
+
+
+def _shared(row: Row) -> bool:
+    """The row's phase shared a busy machine, either side: not judged."""
+    return row.cpu_others_share is not None and row.cpu_others_share > BUSY_SHARE
+
+
+def _busy(row: Row) -> Row:
+    if _shared(row) and row.mark in (WORSE, BETTER, NOISE):
+        note = f"busy: others used {row.cpu_others_share:.0%} of the host's CPU"
+        return replace(row, mark=BUSY, evidence=f"{row.evidence}; {note}")
+    return row
 
 
 def _cell_rows(
-    history: list[CellRecord], after: CellRecord | None, thresholds: Thresholds
+    history: list[CellRecord],
+    after: CellRecord | None,
+    thresholds: Thresholds,
+    priors: dict[str, Prior],
 ) -> list[Row]:
     before = history[-1] if history else None
     if before is None or after is None:
@@ -224,8 +300,9 @@ def _cell_rows(
         return [Row(mark, after.key, "status", before.status.value, after.status.value)]
     rows = []
     for metric in METRICS:
-        runs = [r for r in history if r.status == Status.OK and comparable(r, before, metric)]
-        rows.append(_metric_row(runs, after, metric, thresholds, comparable(before, after, metric)))
+        same = comparable(before, after, metric)
+        prior = priors.get(metric.key, NO_PRIOR)
+        rows.append(_metric_row(_runs(history, metric), after, metric, thresholds, same, prior))
     return [row for row in rows if row is not None]
 
 
@@ -255,8 +332,10 @@ def _metric_row(
     metric: Metric,
     thresholds: Thresholds,
     same_config: bool,
+    prior: Prior = NO_PRIOR,
 ) -> Row | None:
-    values = [v for v in (metric.value(r) for r in history) if v is not None]
+    """A metric's row; a time's mark is provisional (one test alone) until `_judged`."""
+    values = _values(history, metric)
     old = statistics.median(values) if values else None
     new = metric.value(after)
     if old is None and new is None:
@@ -270,14 +349,11 @@ def _metric_row(
     elif metric.kind == "size":
         found = Judgement(_mark(change, found.threshold, True), found.threshold, "exact")
     else:
-        found = judge_time(values, new, history[-1], after, metric, thresholds)
+        found = judge_time(values, new, history[-1], after, metric, thresholds, prior)
     busy = max(
         (share for r in (history[-1], after) if (share := others_share(r, metric)) is not None),
         default=None,
     )
-    if busy is not None and busy > BUSY_SHARE and found.mark in (WORSE, BETTER, NOISE):
-        note = f"busy: others used {busy:.0%} of the host's CPU"
-        found = replace(found, mark=BUSY, evidence=f"{found.evidence}; {note}")
     return Row(
         found.mark,
         after.key,
@@ -296,10 +372,13 @@ def _metric_row(
     )
 
 
-def time_threshold(runs: Sequence[float], default: float, min_effect: float) -> float:
-    """The factor a time must move by: the runs' own A/A spread, at least `min_effect`, once
-    there are enough runs to show it; else `default`."""
-    spread = run_spread(runs)
+def time_threshold(
+    runs: Sequence[float], default: float, min_effect: float, prior: Prior = NO_PRIOR
+) -> float:
+    """The factor a time must move by: the runs' own A/A spread (`stats.run_spread`: outlier
+    runs left out), at least `min_effect`, once there are enough runs to show it; else
+    `default`."""
+    spread = run_spread(runs, prior)
     return default if spread is None else max(min_effect, spread)
 
 
@@ -310,12 +389,15 @@ def judge_time(
     after: CellRecord,
     metric: Metric,
     thresholds: Thresholds,
+    prior: Prior = NO_PRIOR,
 ) -> Judgement:
-    """A current run's value against the baseline runs' values (one median per run)."""
+    """A current run's value against the baseline runs' values (one median per run), with
+    `prior` what the run's other cells say of this metric's spread. Its significance is that
+    of this test alone: `compare` corrects it for the number of tests a run makes."""
     level = statistics.median(runs)
-    factor = time_threshold(runs, thresholds.default(metric), thresholds.min_effect)
+    factor = time_threshold(runs, thresholds.default(metric), thresholds.min_effect, prior)
     alternative: Alternative = "greater" if value > level else "less"
-    p = run_p_value(runs, value, alternative) if value != level else None
+    p = run_p_value(runs, value, alternative, prior) if value != level else None
     if p is not None:
         significant = p <= thresholds.alpha
         evidence = f"{_p(p)} (run vs {len(runs)} runs)"
@@ -337,8 +419,8 @@ def _mark(change: float, factor: float, significant: bool) -> str:
     return SAME
 
 
-def _p(p_value: float) -> str:
-    return "p<0.001" if p_value < 0.001 else f"p={p_value:.3f}"
+def _p(p_value: float, name: str = "p") -> str:
+    return f"{name}<0.001" if p_value < 0.001 else f"{name}={p_value:.3f}"
 
 
 def regressions(rows: list[Row]) -> list[Row]:

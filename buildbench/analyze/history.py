@@ -255,7 +255,7 @@ def _gate(
     judged = [i for i, entries in enumerate(series) if entries and entries[-1][0].run_id == run_id]
     verdicts = discover(
         [_judge_entries(series[i], metrics[i], thresholds, min_size) for i in judged],
-        thresholds.alpha,
+        thresholds.fdr,
     )
     found: list[Verdict | None] = [None] * len(series)
     for i, verdict in zip(judged, verdicts, strict=True):

@@ -62,7 +62,15 @@ def _baseline(paths: list[Path], current: RunResults, newest: int) -> list[RunRe
     type=click.FloatRange(0.0, 1.0, min_open=True),
     default=0.05,
     show_default=True,
-    help="Significance level of the test on the samples.",
+    help="Significance level of the check on the samples (fewer than 3 baseline runs).",
+)
+@option(
+    "--fdr",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="False discovery rate over every time judged against 3 or more baseline runs, all "
+    "cells together: about the chance that a quiet run fails.",
 )
 @option(
     "--baseline-runs",
@@ -86,6 +94,7 @@ def compare_command(
     min_effect: float,
     max_growth: float,
     alpha: float,
+    fdr: float,
     baseline_runs: int,
     format_: str,
 ) -> None:
@@ -105,6 +114,7 @@ def compare_command(
         smoke_slowdown=max_smoke_slowdown,
         growth=max_growth,
         alpha=alpha,
+        fdr=fdr,
         min_effect=min_effect,
     )
     rows = compare(before, after, thresholds)

@@ -69,7 +69,9 @@ def render_comparison(
         f"current:  {current.run_id} on {current.machine} ({current.started_at})",
     ]
     limits = (
-        f"worse means ratio > the row's threshold and significant at {thresholds.alpha:g}; "
+        "worse means ratio > the row's threshold and significant (against 3 or more baseline "
+        f"runs: at a false discovery rate of {thresholds.fdr:g} over the run; else the samples "
+        f"at {thresholds.alpha:g}); "
         f"default thresholds {thresholds.slowdown:g} for build time, "
         f"{thresholds.smoke_slowdown:g} for latency and cold start, {thresholds.growth:g} for sizes"
     )
@@ -133,6 +135,7 @@ def document(
             "growth": thresholds.growth,
             "min_effect": thresholds.min_effect,
             "alpha": thresholds.alpha,
+            "fdr": thresholds.fdr,
         },
         "method": METHOD,
         "warnings": environment_warnings(baseline[-1], current),

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats as sps
 
 from buildbench.analyze.stats import (
+    NO_PRIOR,
     Interval,
     Quantiles,
     Significance,
@@ -22,7 +23,9 @@ from buildbench.analyze.stats import (
     latency_quantiles,
     quantile,
     quantile_interval,
+    run_level,
     run_p_value,
+    run_prior,
     run_spread,
     significance,
     summarize,
@@ -344,10 +347,42 @@ def test_coefficient_of_variation() -> None:
 # the run as the unit
 
 
-def test_run_spread_needs_five_runs_and_is_their_largest_ratio() -> None:
+def test_run_spread_needs_five_runs_and_is_two_standard_deviations_of_log_values() -> None:
     assert run_spread([10.0, 11.0, 12.0, 13.0]) is None
-    assert run_spread([10.0, 11.0, 12.0, 13.0, 12.5]) == pytest.approx(1.3)
+    values = [10.0, 11.0, 12.0, 13.0, 12.5]
+    expected = math.exp(2 * np.std(np.log(values), ddof=1))
+    assert run_spread(values) == pytest.approx(expected)
     assert run_spread([0.0, 1.0, 1.0, 1.0, 1.0]) is None
+
+
+def test_one_outlier_run_sets_neither_the_spread_nor_the_test() -> None:
+    """A x2 run among five (a busy night): left out, the four others set the spread, and +30%
+    is still far beyond them. The largest ratio between two runs was 2.0 here, and hid it."""
+    runs = [10.0, 10.3, 20.0, 9.8, 10.1]
+    quiet = [10.0, 10.3, 9.8, 10.1]
+    assert run_spread(runs) == pytest.approx(run_spread([*quiet, 10.05]), rel=0.2)
+    assert run_spread(runs) < 1.1
+    level = run_level(runs)
+    assert level is not None and (level.runs, level.outliers) == (4, 1)
+    p = run_p_value(runs, 13.0, "greater")
+    assert p is not None and p < 0.001
+    # a quiet run is no outlier: all five count
+    level = run_level([10.0, 10.3, 10.6, 9.8, 10.1])
+    assert level is not None and level.outliers == 0
+
+
+def test_a_prior_pools_the_spread_of_many_series_that_agree() -> None:
+    """Twelve cells whose runs vary alike (5%): their prior gives each series the others'
+    degrees of freedom, so a x1.25 run, which five runs alone cannot tell from noise at 1% over
+    12 tests, is significant; series that disagree widely borrow less."""
+    rng = np.random.default_rng(1)
+    series = [list(np.exp(rng.normal(0.0, 0.05, 5))) for _ in range(12)]
+    prior = run_prior(series)
+    assert prior.df > 20 and prior.pooled_df == 48
+    assert 0.03**2 < prior.variance < 0.07**2
+    assert run_prior(series[:4]) == NO_PRIOR  # too few series to say anything of each other
+    spread = [list(np.exp(rng.normal(0.0, cv, 5))) for cv in (0.01, 0.3, 0.02, 0.4, 0.01, 0.2)]
+    assert run_prior(spread).df < 10
 
 
 def test_run_p_value_is_a_t_prediction_test_on_log_values() -> None:
