@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from benchmarks.false_alarms import cell_runs
 from buildbench.analyze.compare import (
     BETTER,
     BUSY,
@@ -494,22 +495,7 @@ def test_interference_is_named_in_the_cells_warnings() -> None:
 def _twelve_cells(levels: list[list[float]]) -> list[RunResults]:
     """Runs (one a row of `levels`) of 12 cells with build time alone, each cell's 3 samples
     at its level x 100 s: the nightly workflow's compare, five baseline runs and the newest."""
-    template = load_results(VM)
-    base = template.records[0]
-    runs = []
-    for index, row in enumerate(levels):
-        info = replace(template.info, run_id=f"run{index}", started_at=f"2026-12-{index + 1:02d}")
-        records = [
-            replace(
-                base,
-                name=f"cell{cell}",
-                smoke=None,
-                build=replace(base.build, seconds=[100.0 * level] * 3, cpu_others_share=[]),
-            )
-            for cell, level in enumerate(row)
-        ]
-        runs.append(RunResults(info, records))
-    return runs
+    return cell_runs(load_results(VM), np.array(levels))
 
 
 def _build_marks(runs: list[RunResults]) -> dict[str, str]:
