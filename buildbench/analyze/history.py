@@ -12,10 +12,12 @@ per run that measured it: the median of its samples for times, the exact bytes f
 - The gate (`--fail-on-regression`) judges each machine's newest run. In each series the newest
   shift of the newest stretch, if worse and young (`changepoints.newest_worse_shift`), is a
   regression when (1) its effect, median after / median before, passes the threshold: the
-  A/A spread of the runs before it (`compare.time_threshold`: the largest ratio between two of
-  them, at least the minimum effect; the default below 5 runs), the growth budget for sizes;
-  (2) the runs after it differ from the runs before (`stats.runs_p_value`), with the false
-  discovery rate over every series the run judges held to alpha (Benjamini-Hochberg); and
+  A/A spread of the runs before it (`compare.time_threshold`: e to the power of two standard
+  deviations of their log values, outlier runs left out, at least the minimum effect; the
+  default below 5 runs), the growth budget for sizes; (2) the runs after it differ from the
+  runs before (`stats.runs_p_value`: a prediction test robust to an outlier run among those
+  before, as `compare`'s), with the false discovery rate over every series the run judges held
+  to `Thresholds.fdr` (Benjamini-Hochberg: on a quiet run, the chance that it fails); and
   (3) the gate did not already fail on it at the run before: it fails once, on the run that
   reveals it.
 """
