@@ -134,6 +134,7 @@ def test_the_course_example_benchmarks_the_course_files_next_to_the_builtins() -
         assert "FROM python:3.11-slim\n" in cell.dockerfile_text()
         assert not cell.build_inputs and cell.context == EXAMPLES
     assert course["course-onnx/cuda"].build_args == {"CUDA": "true"}
+    assert course["course-onnx/cpu"].build_args == {"CUDA": ""}  # flagged on both cells
     # The ONNX file never declares ARG CUDA: its CUDA variant is flagged, the PyTorch one is not.
     onnx, pytorch = course["course-onnx/cuda"], course["course-pytorch/cuda"]
     assert unconsumed_warnings(onnx.dockerfile_text(), onnx.build_args) == [
