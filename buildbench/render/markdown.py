@@ -194,7 +194,17 @@ def _cells_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
         "Build: median of the no-cache builds, with its 95% interval where there are enough "
         "samples (order statistics), else [min-max] of two or more; see Method."
     )
-    return "## Cells\n\n" + markdown_table(rows, headers) + "\n\n" + intervals
+    skipped = "".join(f"\n\nNot built: {line}." for line in _not_built(runs))
+    return "## Cells\n\n" + markdown_table(rows, headers) + "\n\n" + intervals + skipped
+
+
+def _not_built(runs: Sequence[RunResults]) -> list[str]:
+    """The cells a run left out before building (no model of the run runs on them), with why."""
+    return [
+        f"{machine}: {line}" if len(runs) > 1 else line
+        for machine, run in labelled(runs)
+        for line in fmt.grouped(run.info.options.get("not_built") or {})
+    ]
 
 
 def batch_sizes(cells: Sequence[Entry]) -> list[str]:

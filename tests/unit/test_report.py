@@ -129,6 +129,16 @@ def test_cells_table_tells_a_config_image_from_the_builtin_one() -> None:
     assert "| course-pytorch (pytorch) | cpu " in cells
 
 
+def test_cells_left_out_before_building_are_named_with_why() -> None:
+    (run,) = load_runs([VM])
+    why = "no model runs on pytorch (a.onnx: an ONNX model has no PyTorch form)"
+    options = {**run.info.options, "not_built": {"pytorch/cpu": why, "pytorch/cuda": why}}
+    left_out = RunResults(replace(run.info, options=options), run.records)
+    cells = render([left_out], "markdown", "n/a").split("## Cells\n\n")[1].split("\n## ")[0]
+    assert f"Not built: pytorch/cpu, pytorch/cuda: {why}." in cells
+    assert "Not built" not in render([run], "markdown", "n/a")
+
+
 def test_chart_bars_are_keyed_by_cell_not_framework(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
