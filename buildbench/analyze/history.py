@@ -9,6 +9,7 @@ per run that measured it: the median of its samples for times, the exact bytes f
   is, and shifts are searched within each stretch of comparable runs only.
 - A run whose timed phase shared a busy machine (others used over `compare.BUSY_SHARE` of the
   engine host's CPU) is left out of that series: it is noise, neither a shift nor a verdict.
+  A series every run of which was busy is still listed, with no value and its runs named.
 - The gate (`--fail-on-regression`) judges each machine's newest run. In each series the newest
   shift of the newest stretch, if worse and young (`changepoints.newest_worse_shift`), is a
   regression when (1) its effect, median after / median before, passes the threshold: the
@@ -106,8 +107,9 @@ def by_machine(runs: Sequence[RunResults]) -> dict[str, list[RunResults]]:
 def history(
     runs: Sequence[RunResults], thresholds: Thresholds | None = None, *, min_size: int = MIN_SIZE
 ) -> list[Series]:
-    """Every (machine, cell, metric) series with at least one value, its shifts and restarts,
-    and the gate's verdict on each machine's newest run."""
+    """Every (machine, cell, metric) series with at least one value or run left out as busy
+    (none then, when every run was), its shifts and restarts, and the gate's verdict on each
+    machine's newest run."""
     thresholds = thresholds or Thresholds()
     found = []
     for machine, machine_runs in by_machine(runs).items():
@@ -117,7 +119,8 @@ def history(
             for cell in cells
             for metric in METRICS
         ]
-        raw = [(cell, metric, points) for cell, metric, points in raw if points]
+        # A series whose every run was busy keeps its row, with no point: its runs are named.
+        raw = [(c, m, points) for c, m, points in raw if points or _busy(machine_runs, c, m)]
         busy = [_busy(machine_runs, cell, metric) for cell, metric, _ in raw]
         newest = machine_runs[-1].info.run_id
         previous = machine_runs[-2].info.run_id if len(machine_runs) > 1 else None

@@ -22,7 +22,7 @@ EXIT_REGRESSION = 1
     "history",
     FORMATS,
     "Markdown for a job summary; json: one document (regressions, runs left out as busy, a row "
-    "per run of each series); csv: the rows.",
+    "per run of each series, busy runs flagged and without a value); csv: the rows.",
 )
 @option(
     "--fail-on-regression",

@@ -48,7 +48,9 @@ def _changes_text(series: Series) -> str:
     found += [(restart.index, _restart_text(series, restart)) for restart in series.restarts]
     texts = [text for _, text in sorted(found, key=lambda item: item[0])]
     if series.busy:
-        texts.append("left out, busy machine: " + ", ".join(f"`{run}`" for run in series.busy))
+        every = "every run " if not series.points else ""
+        runs = ", ".join(f"`{run}`" for run in series.busy)
+        texts.append(f"{every}left out, busy machine: {runs}")
     return "; ".join(texts) or "-"
 
 
@@ -66,17 +68,23 @@ def _verdict_text(series: Series) -> str:
 def trend_table(series: Sequence[Series], machines: int) -> str:
     rows = []
     for s in series:
-        values = s.values
+        values, unit = s.values, s.metric.unit
         rows.append(
             [
                 *([s.machine] if machines > 1 else []),
                 s.cell,
                 s.metric.name,
                 len(values),
-                fmt.metric_value(s.metric.unit, values[0]),
-                fmt.metric_value(s.metric.unit, values[-1]),
-                f"{fmt.metric_value(s.metric.unit, min(values))} - "
-                f"{fmt.metric_value(s.metric.unit, max(values))}",
+                *(
+                    (
+                        fmt.metric_value(unit, values[0]),
+                        fmt.metric_value(unit, values[-1]),
+                        f"{fmt.metric_value(unit, min(values))} - "
+                        f"{fmt.metric_value(unit, max(values))}",
+                    )
+                    if values
+                    else ("-", "-", "-")  # every run was busy
+                ),
                 _changes_text(s),
                 _verdict_text(s),
             ]
@@ -112,15 +120,18 @@ def render_markdown(
     )
 
 
-def rows(series: Sequence[Series]) -> list[dict[str, object]]:
-    """One row per run of each series, with the shift that starts there (if any)."""
+def rows(series: Sequence[Series], runs: Sequence[RunResults] = ()) -> list[dict[str, object]]:
+    """One row per run of each series, with the shift that starts there (if any); a run left
+    out as busy is a row too, with no value (its start time found in `runs`)."""
+    started = {run.info.run_id: run.info.started_at for run in runs}
     found = []
     for s in series:
         starts = {shift.index: shift for shift in s.shifts}
         restarts = {restart.index: restart for restart in s.restarts}
+        found_here = []
         for index, point in enumerate(s.points):
             shift, restart = starts.get(index), restarts.get(index)
-            found.append(
+            found_here.append(
                 {
                     "machine": s.machine,
                     "cell": s.cell,
@@ -132,8 +143,26 @@ def rows(series: Sequence[Series]) -> list[dict[str, object]]:
                     "shift_ratio": shift.ratio if shift else None,
                     "regression": bool(s.regression and s.regression.index == index),
                     "restart": ", ".join(restart.changed) if restart else None,
+                    "busy": False,
                 }
             )
+        for run_id in s.busy:
+            found_here.append(
+                {
+                    "machine": s.machine,
+                    "cell": s.cell,
+                    "metric": s.metric.key,
+                    "run_id": run_id,
+                    "started_at": started.get(run_id),
+                    "value": None,
+                    "config_hash": None,
+                    "shift_ratio": None,
+                    "regression": False,
+                    "restart": None,
+                    "busy": True,
+                }
+            )
+        found += sorted(found_here, key=lambda row: str(row["started_at"] or row["run_id"]))
     return found
 
 
@@ -144,7 +173,7 @@ def render(
     chart_links: list[tuple[str, str]] | str,
 ) -> str:
     if format_ == "csv":
-        return pd.DataFrame(rows(series)).to_csv(index=False)
+        return pd.DataFrame(rows(series, runs)).to_csv(index=False)
     if format_ == "json":
         document = {
             "format": JSON_FORMAT,
@@ -158,7 +187,7 @@ def render(
                 for s in series
                 for run in s.busy
             ],
-            "series": rows(series),
+            "series": rows(series, runs),
         }
         return json.dumps(document, indent=2) + "\n"
     return render_markdown(runs, series, chart_links)
@@ -179,7 +208,10 @@ def draw(series: Sequence[Series], report: Path) -> list[tuple[str, str]] | str:
                     marks=[shift.index for shift in s.shifts],
                 )
                 for s in group
+                if s.points  # a series whose every run was busy has no line
             ]
+            if not lines:
+                continue
             title = f"{group[0].metric.name} per run"
             path = report.with_name(f"{report.stem}-{key}.png")
             charts.trend(path, lines, title=title, ylabel=_unit(group[0]))
