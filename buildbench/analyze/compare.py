@@ -62,17 +62,18 @@ METHOD = (
     f"of its comparable runs. With {MIN_TEST_RUNS} or more baseline runs a change must be "
     "significant against their run-to-run spread (one-sided t prediction test on log run "
     f"medians; from {MIN_SPREAD_RUNS} runs on, a run the others predict with p <= "
-    f"{OUTLIER_ALPHA:g} is left out as an outlier; each cell's variance is shrunk towards what "
-    "the other cells of the same metric show, by empirical Bayes as limma's moderated t); with "
-    "fewer, that spread is unknown, the threshold decides, and the two runs' own samples must "
-    "at least separate (Mann-Whitney U on the newest baseline run's samples against the "
-    "current run's: a check, not a proof, as one run's samples share its machine state). "
+    f"{OUTLIER_ALPHA:g} is left out as an outlier; each series' variance is shrunk towards "
+    "what every time series of the run (all cells, all timed metrics) shows, by empirical "
+    "Bayes as limma's moderated t); with fewer, that spread is unknown, the threshold "
+    "decides, and the two runs' own samples must at least separate (Mann-Whitney U on the "
+    "newest baseline run's samples against the current run's: a check, not a proof, as one "
+    "run's samples share its machine state). "
     "The run-level tests are judged all at once (Benjamini-Hochberg at the false discovery "
     "rate: a quiet run is called worse anywhere with about that chance). The threshold is the "
     f"default below {MIN_SPREAD_RUNS} comparable baseline runs, else the machine's own A/A "
     f"spread (e to the power of {SPREAD_SDS:g} standard deviations of the log run medians, "
-    "outliers left out), at least the minimum effect. Sizes: the newest baseline run's exact bytes, against "
-    "the threshold."
+    "outliers left out), at least the minimum effect. Sizes: the newest baseline run's exact "
+    "bytes, against the threshold."
 )
 
 # Metrics of the smoke test: a different smoke test (another model or command) measures
@@ -222,17 +223,20 @@ def compare(
             history.setdefault(record.key, []).append(record)
     after = {r.key: r for r in current.records}
     keys = dict.fromkeys([*history, *after])
-    priors = {
-        metric.key: run_prior(
-            [_values(_runs(records, metric), metric) for records in history.values()]
-        )
-        for metric in METRICS
-        if metric.kind == "time"
-    }
+    # One prior for every time series the run judges (each cell's build time, latencies, cold
+    # start...): on log values they share a scale, and the nightly run has only 4 cells a metric.
+    prior = run_prior(
+        [
+            _values(_runs(records, metric), metric)
+            for records in history.values()
+            for metric in METRICS
+            if metric.kind == "time"
+        ]
+    )
     rows = [
         row
         for key in keys
-        for row in _cell_rows(history.get(key, []), after.get(key), thresholds, priors)
+        for row in _cell_rows(history.get(key, []), after.get(key), thresholds, prior)
     ]
     return _judged(rows, thresholds)
 
@@ -289,7 +293,7 @@ def _cell_rows(
     history: list[CellRecord],
     after: CellRecord | None,
     thresholds: Thresholds,
-    priors: dict[str, Prior],
+    prior: Prior,
 ) -> list[Row]:
     before = history[-1] if history else None
     if before is None or after is None:
@@ -301,7 +305,6 @@ def _cell_rows(
     rows = []
     for metric in METRICS:
         same = comparable(before, after, metric)
-        prior = priors.get(metric.key, NO_PRIOR)
         rows.append(_metric_row(_runs(history, metric), after, metric, thresholds, same, prior))
     return [row for row in rows if row is not None]
 
@@ -392,7 +395,7 @@ def judge_time(
     prior: Prior = NO_PRIOR,
 ) -> Judgement:
     """A current run's value against the baseline runs' values (one median per run), with
-    `prior` what the run's other cells say of this metric's spread. Its significance is that
+    `prior` what every time series of the run says of run-to-run spread. Its significance is that
     of this test alone: `compare` corrects it for the number of tests a run makes."""
     level = statistics.median(runs)
     factor = time_threshold(runs, thresholds.default(metric), thresholds.min_effect, prior)

@@ -38,7 +38,7 @@ from buildbench.analyze.compare import (
     time_threshold,
 )
 from buildbench.analyze.metrics import METRICS, Metric
-from buildbench.analyze.stats import false_discovery, runs_p_value
+from buildbench.analyze.stats import NO_PRIOR, Prior, false_discovery, run_prior, runs_p_value
 from buildbench.record import CellRecord
 from buildbench.results import RunResults
 from buildbench.status import Status
@@ -191,23 +191,66 @@ def _detect(values: list[float], restarts: list[Restart], min_size: int) -> list
     return found
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A stretch's newest shift if worse and young (else None), and the runs at the level
+    before it (with no candidate: the runs since the stretch's newest shift)."""
+
+    shift: Shift | None
+    before: list[float]
+    after: list[float]
+
+
+def _candidate(values: Sequence[float], min_size: int) -> _Candidate:
+    shifts = detect_shifts(values, min_size=min_size)
+    shift = newest_worse_shift(len(values), shifts, min_size=min_size, max_age=MAX_AGE)
+    if shift is None:
+        return _Candidate(None, list(values[shifts[-1].index if shifts else 0 :]), [])
+    earlier = [s.index for s in shifts if s.index < shift.index]
+    start = earlier[-1] if earlier else 0
+    return _Candidate(shift, list(values[start : shift.index]), list(values[shift.index :]))
+
+
+def _verdict(
+    found: _Candidate, metric: Metric, thresholds: Thresholds, prior: Prior = NO_PRIOR
+) -> Verdict | None:
+    if found.shift is None:
+        return None
+    if metric.kind == "size":
+        threshold = thresholds.growth
+    else:
+        default, least = thresholds.default(metric), thresholds.min_effect
+        threshold = time_threshold(found.before, default, least, prior)
+    p_value = runs_p_value(found.before, found.after, "greater", prior)
+    return Verdict(found.shift, threshold, p_value, found.shift.ratio > threshold)
+
+
 def judge(
     values: Sequence[float], metric: Metric, thresholds: Thresholds, min_size: int = MIN_SIZE
 ) -> Verdict | None:
     """The newest shift of one stretch of comparable runs, if worse and young, with its effect
-    and p-value (`significant` is left to `discover`, which sees every series of the run)."""
-    shifts = detect_shifts(values, min_size=min_size)
-    shift = newest_worse_shift(len(values), shifts, min_size=min_size, max_age=MAX_AGE)
-    if shift is None:
-        return None
-    earlier = [s.index for s in shifts if s.index < shift.index]
-    before, after = values[earlier[-1] if earlier else 0 : shift.index], values[shift.index :]
-    if metric.kind == "size":
-        threshold = thresholds.growth
-    else:
-        threshold = time_threshold(before, thresholds.default(metric), thresholds.min_effect)
-    p_value = runs_p_value(before, after, "greater")
-    return Verdict(shift, threshold, p_value, shift.ratio > threshold)
+    and p-value (`significant` is left to `discover`, which sees every series of the run), the
+    series judged alone: `judge_all` judges a run's series together."""
+    return _verdict(_candidate(values, min_size), metric, thresholds)
+
+
+def judge_all(
+    stretches: Sequence[Sequence[float]],
+    metrics: Sequence[Metric],
+    thresholds: Thresholds,
+    min_size: int = MIN_SIZE,
+) -> list[Verdict | None]:
+    """`judge` of every series one run judges (the newest stretch of each), then `discover`.
+    As in `compare`, each time series' variance is moderated by a prior fitted to all of them
+    (`stats.run_prior`, on the runs at each series' level before its candidate shift)."""
+    found = [_candidate(values, min_size) for values in stretches]
+    prior = run_prior(
+        [c.before for c, metric in zip(found, metrics, strict=True) if metric.kind == "time"]
+    )
+    verdicts = [
+        _verdict(c, metric, thresholds, prior) for c, metric in zip(found, metrics, strict=True)
+    ]
+    return discover(verdicts, thresholds.fdr)
 
 
 def discover(verdicts: Sequence[Verdict | None], alpha: float) -> list[Verdict | None]:
@@ -236,17 +279,11 @@ def news(now: Verdict | None, before: Verdict | None, min_size: int = MIN_SIZE) 
     )
 
 
-def _judge_entries(
-    entries: Sequence[_Entry], metric: Metric, thresholds: Thresholds, min_size: int
-) -> Verdict | None:
-    """`judge` of the newest stretch, its shift indexed in the whole series."""
+def _newest_stretch(entries: Sequence[_Entry], metric: Metric) -> tuple[int, list[float]]:
+    """Where the series' newest stretch of comparable runs starts, and its values."""
     restarts = _restarts(entries, metric)
     start = restarts[-1].index if restarts else 0
-    found = judge([point.value for point, _ in entries][start:], metric, thresholds, min_size)
-    if found is None:
-        return None
-    shift = found.shift
-    return replace(found, shift=replace(shift, index=start + shift.index))
+    return start, [point.value for point, _ in entries][start:]
 
 
 def _gate(
@@ -258,13 +295,15 @@ def _gate(
 ) -> list[Verdict | None]:
     """The gate's verdict on every series that run `run_id` measured (None for the others)."""
     judged = [i for i, entries in enumerate(series) if entries and entries[-1][0].run_id == run_id]
-    verdicts = discover(
-        [_judge_entries(series[i], metrics[i], thresholds, min_size) for i in judged],
-        thresholds.fdr,
+    stretches = [_newest_stretch(series[i], metrics[i]) for i in judged]
+    verdicts = judge_all(
+        [values for _, values in stretches], [metrics[i] for i in judged], thresholds, min_size
     )
     found: list[Verdict | None] = [None] * len(series)
-    for i, verdict in zip(judged, verdicts, strict=True):
-        found[i] = verdict
+    for i, (start, _), verdict in zip(judged, stretches, verdicts, strict=True):
+        if verdict is not None:  # its shift indexed in the whole series
+            shift = verdict.shift
+            found[i] = replace(verdict, shift=replace(shift, index=start + shift.index))
     return found
 
 

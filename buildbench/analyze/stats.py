@@ -377,10 +377,11 @@ def _random_subsets(
 #   always. One outlier run then neither inflates the spread (blinding the test) nor the
 #   threshold, as the largest ratio between two runs did (a single x2 run hid a +30% step).
 # - Five runs tell little of their own spread (4 degrees of freedom: a t quantile of 4.6 where
-#   the normal's is 2.6 at 1%). The series one run judges (cells of one metric) borrow each
-#   other's: each series' variance is shrunk towards a prior fitted to all of them by empirical
-#   Bayes (limma's moderated t, Smyth 2004), which pools them when their spreads agree and
-#   leaves each its own when they do not; the test then has the prior's degrees of freedom too.
+#   the normal's is 2.6 at 1%). The series one run judges (every cell's build time, latencies,
+#   cold start: on log values one scale) borrow each other's: each series' variance is shrunk
+#   towards a prior fitted to all of them by empirical Bayes (limma's moderated t, Smyth 2004),
+#   which pools them when their spreads agree (at most MAX_PRIOR_DF degrees) and leaves each
+#   its own when they do not; the test then has the prior's degrees of freedom too.
 # - The test is a prediction test: (mean log current - mean log baseline) over its standard
 #   error sqrt(variance * (1/j + 1/k)) follows Student's t. The caller corrects for the number
 #   of metrics one run judges (`false_discovery`).
@@ -395,16 +396,23 @@ OUTLIER_ALPHA = 0.01
 # The threshold a history's own runs set: exp(SPREAD_SDS x their standard deviation of log
 # values), the change a single quiet run exceeds about once in 40 (one-sided).
 SPREAD_SDS = 2.0
-# Series of one metric needed to fit a prior to their variances (fewer: each keeps its own).
+# Series needed to fit a prior to their variances (fewer: each keeps its own): every time
+# series one run judges, all cells and timed metrics together (4 cells x 3 a nightly run).
 MIN_PRIOR_SERIES = 5
+# The most degrees of freedom a prior may claim. From a dozen series of 4 degrees, limma's
+# moments cannot tell 12 from infinity (series of CV 3-10%: "one variance fits all" 21% of the
+# time), and pooling fully then judges a 10% series by a 6% spread: quiet runs of such series
+# failed 3.1% of the time, 1.9% with this cap (benchmarks/false_alarms.py).
+MAX_PRIOR_DF = 12.0
 
 
 @dataclass(frozen=True)
 class Prior:
-    """What the series of one metric say of each other's run-to-run variance (of log values):
-    the prior variance and its degrees of freedom (0: nothing borrowed; inf: one variance fits
-    them all), and pooled_df, every series' degrees of freedom together, which caps a series'
-    own (a prior fitted to 12 series of 4 degrees knows no more than their 48)."""
+    """What the time series of one run say of each other's run-to-run variance (of log
+    values): the prior variance and its degrees of freedom (0: nothing borrowed; MAX_PRIOR_DF:
+    as much as a dozen series can tell), and pooled_df, every series' degrees of freedom
+    together, which caps a series' own (a prior fitted to 12 series of 4 degrees knows no
+    more than their 48)."""
 
     variance: float = 0.0
     df: float = 0.0
@@ -480,10 +488,11 @@ def run_level(values: Sequence[float], prior: Prior = NO_PRIOR) -> RunLevel | No
 
 
 def run_prior(series: Sequence[Sequence[float]]) -> Prior:
-    """A prior for the run-to-run variances of `series` (each one metric's run values in one
-    cell), fitted by limma's moments on log variances (Smyth 2004, `fitFDist`), each series'
-    outlier runs left out (found with a first prior fitted to the series less their most
-    extreme run, each variance divided by what that trimming takes from a normal sample's).
+    """A prior for the run-to-run variances of `series` (each one time metric's run values in
+    one cell: all of those a run judges), fitted by limma's moments on log variances (Smyth
+    2004, `fitFDist`), each series' outlier runs left out (found with a first prior fitted to
+    the series less their most extreme run, each variance divided by what that trimming takes
+    from a normal sample's).
     NO_PRIOR below MIN_PRIOR_SERIES series of MIN_TEST_RUNS runs or more."""
     found = [logs for values in series if (logs := _logs(values)) and len(logs) >= MIN_TEST_RUNS]
     if len(found) < MIN_PRIOR_SERIES:
@@ -529,10 +538,10 @@ def _fit_prior(pairs: Sequence[tuple[float, int]]) -> Prior:
     spread = float(np.var(e, ddof=1) - np.mean(special.polygamma(1, dfs / 2)))
     pooled = float(dfs.sum())
     if spread <= 0:  # no sign that their variances differ: one variance, pooled
-        return Prior(float(np.sum(dfs * variances) / pooled), math.inf, pooled)
+        return Prior(float(np.sum(dfs * variances) / pooled), MAX_PRIOR_DF, pooled)
     df = 2 * _trigamma_inverse(spread)
     variance = float(np.exp(np.mean(e) + special.digamma(df / 2) - np.log(df / 2)))
-    return Prior(variance, df, pooled)
+    return Prior(variance, min(df, MAX_PRIOR_DF), pooled)
 
 
 def _trigamma_inverse(x: float) -> float:

@@ -11,10 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 from click.testing import CliRunner
 
+from buildbench.analyze.compare import Thresholds
 from buildbench.analyze.derived import results_document
-from buildbench.analyze.history import history, regressions
+from buildbench.analyze.history import fails, history, judge_all, regressions
+from buildbench.analyze.metrics import METRIC_BY_KEY
+from buildbench.analyze.stats import run_prior, runs_p_value
 from buildbench.cli import cli
 from buildbench.results import load_results, write_results
 from tests.unit.references import DATA
@@ -136,3 +141,25 @@ def test_a_newest_run_on_a_busy_machine_is_left_out_not_a_regression(tmp_path: P
     code, out = gate(folder)
     assert code == 0, out
     assert "left out, busy machine: `20261201T100000Z-000a`, `20261201T110000Z-000b`" in out
+
+
+def test_the_gate_moderates_each_series_by_a_prior_over_all_it_judges() -> None:
+    """As compare does: each time series' variance (the runs before its shift) is shrunk
+    towards a prior fitted to every time series the run judges, all metrics together (a nightly
+    run has 4 cells a metric: too few for a prior of their own). A step in a series whose own
+    runs happen to spread widely is then judged by what the others show too."""
+    rng = np.random.default_rng(2)
+    keys = ("build_seconds", "latency_b1_seconds", "cold_start_seconds")
+    metrics = [METRIC_BY_KEY[keys[i % 3]] for i in range(12)]
+    stretches = [list(np.exp(rng.normal(0.0, 0.02, 17))) for _ in range(12)]
+    stretches[0] = [0.95, 1.05] * 7 + [1.3, 1.31, 1.29]  # its own spread 5%, the others' 2%
+    verdicts = judge_all(stretches, metrics, Thresholds())
+    verdict = verdicts[0]
+    assert verdict is not None and verdict.shift.index == 14
+    before, after = stretches[0][:14], stretches[0][14:]
+    prior = run_prior([before, *stretches[1:]])  # the quiet series: all their runs
+    assert prior.df > 0
+    assert verdict.p_value == pytest.approx(runs_p_value(before, after, "greater", prior))
+    alone = runs_p_value(before, after, "greater")
+    assert alone is not None and verdict.p_value is not None and verdict.p_value < alone / 10
+    assert fails(verdict)
