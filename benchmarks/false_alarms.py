@@ -14,24 +14,30 @@ real slowdown: the evidence behind their thresholds and tests.
    1%), and the share of one-cell steps (+15%, x1.5, from run 17) that fail the gate within
    6 nights, by CV.
 
-3. Whole runs as the workflow judges them: 12 series of build time, five baseline runs and the
-   newest, run-to-run CV 3/5/10% (the CV of a run's median; the issue's 37% of quiet runs
-   failing was at 5%), judged by compare and by history's gate; quiet, and with one x2 outlier
-   run among the five; and a x1.3 step in one series on the newest run.
+3. Whole runs as the workflow judges them, five baseline runs and the newest, judged by compare
+   and by history's gate, quiet and with one x2 outlier run among the five, and a x1.3 step in
+   one series on the newest run: (a) the nightly run's shape, 4 cells x build time, p50 latency
+   and cold start, each series' run-to-run CV drawn from 3-10%, the stepped one's 5%; (b) 12
+   series of build time at CV 3/5/10% (the issue's 37% of quiet runs failing was at 5%).
 
-Measured (2026-12-06, `.venv/bin/python benchmarks/false_alarms.py --trials 200`, 9 minutes on
-a shared 2-core machine; 200 quiet runs a line, so 1% is 2 runs, +-0.7%):
+Measured (2026-12-06, `.venv/bin/python benchmarks/false_alarms.py --trials 1000 --nights 200`
+on a shared 2-core machine; 1000 quiet runs a line: 1% is +-0.3%; 250 steps: +-3%):
 
     compare, A/A pairs of real runs: 4 of 15 metrics worse or better (2 of 5 pairs fail, the
       busy ones); each run against all before it: 5 of 15 (2 of 5 runs, the busy ones);
       x1.5 build time injected: 5 of 5 pairs flagged worse
-    whole runs, quiet five-run baseline: failing compare / history / either, x1.3 caught by
-      compare on its first run:
-      CV 3%:  1.5% / 0% / 1.5%, 100%     CV 5%: 1.0% / 0% / 1.0%, 84%
-      CV 10%: 0.5% / 0% / 0.5%, 22%      (before: 37% of quiet runs failed at CV 5%)
-    one x2 outlier run in the baseline:
-      CV 3%:  2.0% / 0% / 2.0%, 94%      CV 5%: 2.0% / 0% / 2.0%, 88%
-      CV 10%: 1.5% / 0% / 1.5%, 12%      (before: the +30% step hidden in 300 of 300)
+    whole runs, quiet runs failing compare / history / either, x1.3 caught by compare on its
+    first run (history, on a seven-run history, adds nothing by the step's second run):
+      (a) 4 cells x 3 metrics, CV 3-10%:  1.5% / 0% / 1.5%, 57%
+          with one x2 outlier run:         1.7% / 0% / 1.7%, 49%
+          (a prior per metric, i.e. none with 4 cells: 2.7%, 21%; outlier: 1.0%, 10%)
+      (b) 12 cells of build time:
+          CV 3%:  0.7% / 0% / 0.7%, 100%    with the outlier: 0.4% / 0% / 0.4%, 99%
+          CV 5%:  0.4% / 0% / 0.4%, 84%     with the outlier: 0.3% / 0% / 0.3%, 73%
+          CV 10%: 0.9% / 0.1% / 1.0%, 12%   with the outlier: 0.2% / 0% / 0.2%, 9%
+          (before this method: 37% of quiet runs failed at CV 5%; the step hidden by an
+          outlier in 300 of 300)
+    (the history gate's nights below: measured at --trials 200 before its spreads were shrunk)
     history gate, quiet nights failing (12 series, nights 6..24): 0.79% (30 of 3800 nights);
       the gate before E-divisive's: 6.71%
     history gate, one cell stepped from run 17, failed within 6 nights:
@@ -42,9 +48,12 @@ a shared 2-core machine; 200 quiet runs a line, so 1% is 2 runs, +-0.7%):
 
 A single run against five cannot do better by much: even with the spread known exactly, a x1.3
 step at CV 5% is 4.8 standard errors, caught 95% of the time at 1% over 12 tests; with four
-runs left (an outlier out), less. The moderated variance brings compare close to that (84%,
-from 21% with each cell's own 4 degrees of freedom); history, with more runs, catches it.
-
+runs left (an outlier out), less. Each series' 4 degrees of freedom alone catch 21%; a prior
+over all the run's series brings compare to 84% where their spreads agree and 57% where they
+differ (3-10%), as a dozen five-run series tell little of how they differ. Quiet runs of such
+series still fail 1.5%: most failures are a series whose quietest runs made it look tight, or
+one of whose runs was left out as an outlier (its 3 degrees then biased low). History, with
+more runs, catches the step within six nights.
 On these real pairs the run-as-unit method and the pooled one agree: the quiet pairs were quiet
 enough for both, and the busy ones are slower in fact. Those runs predate the interference
 check, which now names such a run and marks its phase `#` instead of judging it (the CPU-hog
@@ -53,7 +62,7 @@ test in tests/integration/test_significance.py; latencies too once the smoke pro
 is within what its own runs show (their A/A spread) and is not failed; that is the threshold
 doing its job, not a miss of the test.
 
-Run: .venv/bin/python benchmarks/false_alarms.py [--trials N] [--runs DIR]
+Run: .venv/bin/python benchmarks/false_alarms.py [--trials N] [--nights N] [--runs DIR]
 """
 
 from __future__ import annotations
@@ -71,7 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from buildbench.analyze.changepoints import detect_shifts, newest_starts_worse_segment
 from buildbench.analyze.compare import BETTER, WORSE, Row, Thresholds, compare
-from buildbench.analyze.history import MAX_AGE, Verdict, discover, judge, news
+from buildbench.analyze.history import MAX_AGE, Verdict, judge_all, news
 from buildbench.analyze.history import fails as gate_fails
 from buildbench.analyze.metrics import METRIC_BY_KEY, METRICS, Metric
 from buildbench.analyze.stats import significance
@@ -186,9 +195,7 @@ def nightly(series: list[Simulated], thresholds: Thresholds) -> list[list[bool]]
     before: list[Verdict | None] = [None] * len(series)
     found = []
     for night in range(min(NIGHTS) - 1, max(NIGHTS) + 1):
-        now = discover(
-            [judge(s.values[:night], s.metric, thresholds) for s in series], thresholds.fdr
-        )
+        now = judge_all([s.values[:night] for s in series], [s.metric for s in series], thresholds)
         if night >= min(NIGHTS):
             found.append([news(n, b) for n, b in zip(now, before, strict=True)])
         before = now
@@ -261,87 +268,138 @@ SERIES = 12
 WITHIN_RUN_CV = 0.01  # a run's 3 build samples around its own level: the run effect dominates
 
 
+# The nightly run's timed metrics a cell, in the order of `cell_runs`'s columns, and their
+# levels (build 100 s, p50 latency 20 ms, cold start 0.5 s).
+NIGHTLY_TIMES = (
+    ("build_seconds", 100.0),
+    ("latency_b1_seconds", 0.02),
+    ("cold_start_seconds", 0.5),
+)
+
+
 def cell_runs(
-    template: RunResults, levels: np.ndarray, rng: np.random.Generator | None = None
+    template: RunResults,
+    levels: np.ndarray,
+    rng: np.random.Generator | None = None,
+    timed: int = 1,
 ) -> list[RunResults]:
-    """One RunResults a row of `levels` (runs x series): each series a cell whose build time has
-    that level x 100 s (3 samples, within WITHIN_RUN_CV of it given `rng`), no smoke test: build
-    time alone."""
+    """One RunResults a row of `levels` (runs x series): each series one of the first `timed`
+    metrics of NIGHTLY_TIMES of a cell (columns j: cell j // timed), 3 samples at that level x
+    the metric's (within WITHIN_RUN_CV of it given `rng`). timed=1: build time alone, no smoke
+    test; timed=3: build time, p50 latency and cold start, as the nightly run measures them."""
     base = template.records[0]
     runs = []
     for index, row in enumerate(levels):
         info = replace(template.info, run_id=f"run{index}", started_at=f"2026-12-{index + 1:02d}")
-        records = []
-        for cell, level in enumerate(row):
+        samples = []
+        for column, level in enumerate(row):
             noise = np.ones(3) if rng is None else np.exp(rng.normal(0.0, WITHIN_RUN_CV, 3))
-            seconds = [float(x) for x in 100.0 * level * noise]
-            build = replace(base.build, seconds=seconds, cpu_others_share=[])
-            records.append(replace(base, name=f"cell{cell}", smoke=None, build=build))
+            samples.append([float(x) for x in NIGHTLY_TIMES[column % timed][1] * level * noise])
+        records = []
+        for cell in range(len(row) // timed):
+            found = samples[cell * timed : (cell + 1) * timed]
+            build = replace(base.build, seconds=found[0], cpu_others_share=[])
+            smoke = None
+            if timed > 1 and base.smoke is not None:
+                latency = replace(base.smoke.latency["1"], samples=found[1], cpu_others_share=None)
+                cold = found[2] if timed > 2 else []
+                smoke = replace(base.smoke, latency={"1": latency}, cold_start_seconds=cold)
+            records.append(replace(base, name=f"cell{cell}", smoke=smoke, build=build))
         runs.append(RunResults(info, records))
     return runs
 
 
-def _levels(rng: np.random.Generator, runs: int, cv: float) -> np.ndarray:
-    """Run-to-run noise: each run's level of each series log-normal with this CV."""
-    return np.exp(rng.normal(0.0, cv, (runs, SERIES)))
+def _levels(rng: np.random.Generator, runs: int, cv: float | np.ndarray) -> np.ndarray:
+    """Run-to-run noise: each run's level of each series log-normal with this CV (one a
+    series, or one for all)."""
+    return np.exp(rng.normal(0.0, 1.0, (runs, SERIES)) * cv)
+
+
+def _gate_fails(levels: np.ndarray, timed: int, thresholds: Thresholds) -> list[bool]:
+    """History's gate on the newest run (the last row), every series judged together."""
+    keys = [key for key, _ in NIGHTLY_TIMES[:timed]]
+    metrics = [METRIC_BY_KEY[keys[i % timed]] for i in range(SERIES)]
+    verdicts = judge_all([list(levels[:, i]) for i in range(SERIES)], metrics, thresholds)
+    return [gate_fails(v) for v in verdicts]
 
 
 def _whole_run(
-    template: RunResults, levels: np.ndarray, rng: np.random.Generator, thresholds: Thresholds
+    template: RunResults,
+    levels: np.ndarray,
+    rng: np.random.Generator,
+    thresholds: Thresholds,
+    timed: int = 1,
 ) -> tuple[bool, bool, bool]:
     """The newest run (the last row) judged as the workflow judges it: (compare fails, history
     fails, the first series is called worse by compare)."""
-    runs = cell_runs(template, levels, rng)
+    runs = cell_runs(template, levels, rng, timed)
     rows = compare(runs[-1 - BASELINE_RUNS : -1], runs[-1], thresholds)
     worse = [row for row in rows if row.mark == WORSE]
-    gate = discover(
-        [
-            judge(list(levels[:, i]), METRIC_BY_KEY["build_seconds"], thresholds)
-            for i in range(SERIES)
-        ],
-        thresholds.fdr,
-    )
+    first = NIGHTLY_TIMES[0][0]
     return (
         bool(worse),
-        any(gate_fails(v) for v in gate),
-        any(row.cell.startswith("cell0/") for row in worse),
+        any(_gate_fails(levels, timed, thresholds)),
+        any(row.cell.startswith("cell0/") and row.metric_key == first for row in worse),
     )
 
 
-def whole_runs(folder: Path, trials: int) -> None:
-    """Quiet five-run baselines of 12 series (run-to-run CV 5%, as the issue measured 37% of
-    runs failing), with and without one x2 outlier run among the five, and a x1.3 step in one
-    series on the newest run, by CV."""
+def whole_runs(folder: Path, trials: int, nightly_shape: bool) -> None:
+    """Quiet five-run baselines of 12 series, with and without one x2 outlier run among the
+    five, and a x1.3 step in one series on the newest run. 12 cells of build time at CV 3/5/10%
+    (the issue's 37% of runs failing was at 5%); or the nightly run's shape, 4 cells x build
+    time, p50 latency and cold start, each series' CV drawn from 3-10%, the stepped one's 5%:
+    then also whether the workflow catches the step by its second run (compare on the first,
+    or history's gate on the second)."""
     template = load_results(next(iter(sorted(folder.glob("*.json")))))
     thresholds = Thresholds()
-    rng = np.random.default_rng(1)
-    print(
-        f"whole runs, {SERIES} series of build time, {BASELINE_RUNS} baseline runs, the newest "
-        "judged by compare and by history (the workflow fails on either):"
+    rng = np.random.default_rng(4 if nightly_shape else 1)
+    timed = 3 if nightly_shape else 1
+    shape = (
+        "4 cells x 3 time metrics (CV 3-10% a series)"
+        if nightly_shape
+        else f"{SERIES} series of build time"
     )
+    print(
+        f"whole runs, {shape}, {BASELINE_RUNS} baseline runs, the newest judged by compare "
+        "and by history (the workflow fails on either):"
+    )
+    steps = max(50, trials // 4)
     for outlier in (False, True):
         name = "one x2 outlier run in the baseline" if outlier else "quiet five-run baseline"
-        for cv in CVS:
+        for cv in (None,) if nightly_shape else CVS:
+
+            def noise(runs: int, cv: float | None = cv, outlier: bool = outlier) -> np.ndarray:
+                found = _levels(rng, runs, rng.uniform(0.03, 0.10, SERIES) if cv is None else cv)
+                if cv is None:  # the stepped series at 5%
+                    found[:, 0] = np.exp(rng.normal(0.0, 0.05, runs))
+                if outlier:
+                    found[2] *= 2.0
+                return found
+
             quiet = [0, 0, 0]
             for _ in range(trials):
-                levels = _levels(rng, BASELINE_RUNS + 1, cv)
-                if outlier:
-                    levels[2] *= 2.0
-                by_compare, by_history, _ = _whole_run(template, levels, rng, thresholds)
+                by_compare, by_history, _ = _whole_run(
+                    template, noise(BASELINE_RUNS + 1), rng, thresholds, timed
+                )
                 quiet[0] += by_compare
                 quiet[1] += by_history
                 quiet[2] += by_compare or by_history
-            caught = 0
-            for _ in range(max(50, trials // 4)):
-                levels = _levels(rng, BASELINE_RUNS + 1, cv)
-                if outlier:
-                    levels[2] *= 2.0
-                levels[-1, 0] *= 1.3
-                caught += _whole_run(template, levels, rng, thresholds)[2]
+            caught = by_second = 0
+            for _ in range(steps):
+                levels = noise(BASELINE_RUNS + 2)
+                levels[-2:, 0] *= 1.3
+                first = _whole_run(template, levels[:-1], rng, thresholds, timed)[2]
+                caught += first
+                if nightly_shape:
+                    by_second += first or _gate_fails(levels, timed, thresholds)[0]
+            label = "CVs 3-10%, stepped at 5%" if cv is None else f"CV {cv:.0%}"
+            second = f", by its second run {by_second / steps:.0%}" if nightly_shape else ""
             print(
-                f"  {name}, CV {cv:.0%}: quiet runs failing: compare {quiet[0] / trials:.2%}, "
+                f"  {name}, {label}: quiet runs failing: compare {quiet[0] / trials:.2%}, "
                 f"history {quiet[1] / trials:.2%}, either {quiet[2] / trials:.2%} (of {trials}); "
-                f"x1.3 in one series called worse by compare: {caught / max(50, trials // 4):.0%}"
+                f"x1.3 in one series called worse by compare: {caught / steps:.0%}{second} "
+                f"(of {steps})",
+                flush=True,
             )
 
 
@@ -368,12 +426,16 @@ def history_outlier(trials: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=400, help="simulated histories")
+    parser.add_argument(
+        "--nights", type=int, help="simulated histories of the nightly gate (default: --trials)"
+    )
     parser.add_argument("--runs", type=Path, default=HERE / "data" / "aa", help="real A/A runs")
     args = parser.parse_args()
     compare_on_real_runs(args.runs)
-    whole_runs(args.runs, args.trials)
-    gate_on_simulated_nights(args.trials)
-    history_outlier(args.trials)
+    whole_runs(args.runs, args.trials, nightly_shape=True)
+    whole_runs(args.runs, args.trials, nightly_shape=False)
+    gate_on_simulated_nights(args.nights or args.trials)
+    history_outlier(args.nights or args.trials)
 
 
 if __name__ == "__main__":
