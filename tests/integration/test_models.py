@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT, Ran, buildbench, remove_runs
+from tests.unit.test_modelspec import uint16_output
 
 pytestmark = pytest.mark.integration
 
@@ -210,23 +211,6 @@ def test_a_bad_model_is_refused_before_any_build(
     assert lines[0].startswith(first_line), lines
     assert lines[1].startswith("TIP: ")
     assert not (tmp_path / "results").exists()  # refused before the run began
-
-
-def uint16_output(path: Path) -> Path:
-    """A valid ONNX model (x cast to uint16) whose output the smoke test cannot compare."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.UINT16)],
-        "u16",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.UINT16, ["batch", 4])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save_model(model, str(path))
-    return path
 
 
 @pytest.mark.parametrize(
