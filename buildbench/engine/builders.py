@@ -1,5 +1,6 @@
-"""One timed no-cache build, by one of two builders chosen once per run: the classic builder
-through the Docker SDK, or BuildKit through the Docker CLI. Both return a `BuildSample`."""
+"""One timed no-cache build, by one of two builders chosen once per run
+(`factory.choose_builder`): the classic builder through the Docker SDK, or BuildKit through the
+Docker CLI. Both return a `BuildSample`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, Protocol
 
-from buildbench.engine.api import Engine, LineSink
-from buildbench.engine.endpoint import Endpoint
+from buildbench.engine.api import LineSink
 
 BuilderName = Literal["classic", "buildkit"]
 BUILDERS: tuple[BuilderName, ...] = ("classic", "buildkit")
@@ -51,14 +51,3 @@ class Builder(Protocol):
         (recorded on the cell); leaves nothing behind but the final image when it fails or is
         interrupted."""
         ...
-
-
-def choose_builder(name: BuilderName, engine: Engine, endpoint: Endpoint) -> Builder:
-    """The run's builder; a UsageError now (not in the first cell) when it cannot work here."""
-    if name == "buildkit":
-        from buildbench.engine.buildkit import BuildkitBuilder
-
-        return BuildkitBuilder(engine, endpoint)
-    from buildbench.engine.classic import ClassicBuilder
-
-    return ClassicBuilder(engine)

@@ -24,7 +24,6 @@ from types import FrameType
 from typing import Any, Protocol
 
 from buildbench.engine import factory
-from buildbench.engine.builders import choose_builder
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildbenchError, EngineUnavailable, Terminated
 from buildbench.measure.smoke.runner import Payload
@@ -75,7 +74,7 @@ def run_one(
     `spare`: work done while the run waits anyway (see `prepare`)."""
     stopped: BaseException | None = None
     with factory.engine_at(endpoint) as engine:
-        builder = choose_builder(plan.builder, engine, endpoint)
+        builder = factory.choose_builder(plan.builder, engine, endpoint)
         with prepare(
             engine,
             plan,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from buildbench.engine.builders import choose_builder
 from buildbench.engine.dockersdk import DockerEngine
+from buildbench.engine.factory import choose_builder
 from buildbench.labels import LABEL_RUN
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import CellRecord

@@ -15,7 +15,7 @@ import pytest
 
 from buildbench.engine import buildkit
 from buildbench.engine.api import CacheRecord
-from buildbench.engine.builders import BuildRequest, BuildSample, choose_builder
+from buildbench.engine.builders import BuildRequest, BuildSample
 from buildbench.engine.buildkit import (
     BuildkitBuilder,
     BuildkitCli,
@@ -25,6 +25,7 @@ from buildbench.engine.buildkit import (
 )
 from buildbench.engine.dockerfile import declared_args, stage_names, unconsumed_warnings
 from buildbench.engine.endpoint import Endpoint, from_url
+from buildbench.engine.factory import choose_builder
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
 from tests.fakes import FakeEngine
 

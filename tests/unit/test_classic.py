@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from buildbench.engine.api import BuildEvent
-from buildbench.engine.builders import BuildRequest, BuildSample, choose_builder
+from buildbench.engine.builders import BuildRequest, BuildSample
 from buildbench.engine.classic import ClassicBuilder, remove_untagged
 from buildbench.engine.endpoint import Endpoint
+from buildbench.engine.factory import choose_builder
 from buildbench.errors import BuildFailed
 from tests.fakes import FakeEngine, classic_stream
 
