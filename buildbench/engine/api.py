@@ -9,6 +9,9 @@ files reach it only as archives through the API (build contexts, volumes filled 
 
 from __future__ import annotations
 
+import io
+import tarfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -248,3 +251,15 @@ class Engine(Protocol):
     def hold(self, image: str, labels: Mapping[str, str]) -> AbstractContextManager[None]:
         """A container that lives exactly as long as this context (or this process): it marks
         its labels as in use, for `buildbench clean` on any machine sharing the engine."""
+
+
+def tar_of(files: Mapping[str, bytes], mode: int = 0o644) -> bytes:
+    """An in-memory tar of `files` (name -> content), world-readable: what `fill_volume` and
+    `ContainerSpec.inputs` take."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()

@@ -6,14 +6,12 @@ import contextlib
 import datetime
 import functools
 import inspect
-import io
 import logging
 import math
 import os
 import posixpath
 import re
 import socket
-import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -633,14 +631,3 @@ def _close_socket(sock: Any) -> None:
         raw.shutdown(socket.SHUT_RDWR)
         raw.close()
     sock.close()
-
-
-def tar_of(files: Mapping[str, bytes], mode: int = 0o644) -> bytes:
-    """An in-memory tar of `files` (name -> content), world-readable: what `fill_volume` takes."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildbench.engine.api import ContainerSpec, Engine, ImageInfo
-from buildbench.engine.dockersdk import tar_of
+from buildbench.engine.api import ContainerSpec, Engine, ImageInfo, tar_of
 from buildbench.errors import EngineUnavailable, ImageNotFound, PreflightFailed, UsageError
 from buildbench.render import fmt
 from buildbench.run.matrix import Cell

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildbench.engine.api import ContainerSpec, ServiceOutcome, VolumeMount
-from buildbench.engine.dockersdk import tar_of
+from buildbench.engine.api import ContainerSpec, ServiceOutcome, VolumeMount, tar_of
 from buildbench.measure.smoke.runner import (
     MOUNT,
     Payload,
