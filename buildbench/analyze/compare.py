@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from buildbench.analyze.interference import BUSY_SHARE, others_share
 from buildbench.analyze.metrics import METRICS, Metric, ratio
 from buildbench.analyze.stats import (
     MIN_SPREAD_RUNS,
@@ -37,9 +38,6 @@ EXIT_REGRESSION = 1  # anything worse or newly failing; usage errors exit 2 (Usa
 
 WORSE, BETTER, SAME, NOISE, BUSY = "+", "-", " ", "~", "#"
 FAILING, FIXED, NOT_COMPARABLE, MISSING = "!", "*", "x", "?"
-# Others using more than this share of the engine host's CPU during a timed phase make it noisy
-# (on 2 cores, a quarter is half a core taken from what was timed): marked, never judged.
-BUSY_SHARE = 0.25
 MEANINGS = {
     WORSE: "worse",
     BETTER: "better",
@@ -168,41 +166,6 @@ def differences(before: CellRecord, after: CellRecord, metric: Metric | None = N
 def comparable(before: CellRecord, after: CellRecord, metric: Metric | None = None) -> bool:
     """Built from the same inputs the same way, so that the figures measure the same thing."""
     return not differences(before, after, metric)
-
-
-# ---------------------------------------------------------------------------------------------
-# A busy machine
-
-
-def others_share(record: CellRecord, metric: Metric) -> float | None:
-    """The largest share of the engine host's CPU others used during the phase `metric` times
-    (build samples, the batch-1 latency loop); None where it was not measured."""
-    shares: list[float | None] = []
-    if metric.key == "build_seconds":
-        shares = list(record.build.cpu_others_share)
-    elif metric.key == "latency_b1_seconds" and record.smoke and "1" in record.smoke.latency:
-        shares = [record.smoke.latency["1"].cpu_others_share]
-    known = [share for share in shares if share is not None]
-    return max(known) if known else None
-
-
-def interference_warnings(record: CellRecord) -> list[str]:
-    """What the terminal and the report say of a cell whose timed phases shared the machine."""
-    found = []
-    build = [share for share in record.build.cpu_others_share if share is not None]
-    if build and max(build) > BUSY_SHARE:
-        found.append(
-            f"busy machine: others used up to {max(build):.0%} of the engine host's CPU around "
-            f"the build samples (over {BUSY_SHARE:.0%}): build times are noisy"
-        )
-    for batch, latency in (record.smoke.latency if record.smoke else {}).items():
-        share = latency.cpu_others_share
-        if share is not None and share > BUSY_SHARE:
-            found.append(
-                f"busy machine: others used {share:.0%} of the engine host's CPU during the "
-                f"batch-{batch} latency loop (over {BUSY_SHARE:.0%}): its latency is noisy"
-            )
-    return found
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ per run that measured it: the median of its samples for times, the exact bytes f
 - A series restarts where `compare.differences` says the inputs changed (Dockerfile or
   build-args, builder, base image, smoke test, wheel mode): the change is labelled as what it
   is, and shifts are searched within each stretch of comparable runs only.
-- A run whose timed phase shared a busy machine (others used over `compare.BUSY_SHARE` of the
+- A run whose timed phase shared a busy machine (others used over `interference.BUSY_SHARE` of the
   engine host's CPU) is left out of that series: it is noise, neither a shift nor a verdict.
   A series every run of which was busy is still listed, with no value and its runs named.
 - The gate (`--fail-on-regression`) judges each machine's newest run. In each series the newest
@@ -30,13 +30,8 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from buildbench.analyze.changepoints import Shift, detect_shifts, newest_worse_shift
-from buildbench.analyze.compare import (
-    BUSY_SHARE,
-    Thresholds,
-    differences,
-    others_share,
-    time_threshold,
-)
+from buildbench.analyze.compare import Thresholds, differences, time_threshold
+from buildbench.analyze.interference import BUSY_SHARE, others_share
 from buildbench.analyze.metrics import METRICS, Metric
 from buildbench.analyze.stats import NO_PRIOR, Prior, false_discovery, run_prior, runs_p_value
 from buildbench.record import CellRecord

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from tabulate import tabulate
 
-from buildbench.analyze.compare import interference_warnings
+from buildbench.analyze.interference import interference_warnings
 from buildbench.cli.options import (
     endpoints,
     engine_options,

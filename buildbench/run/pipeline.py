@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Protocol
 
 from buildbench import __version__
-from buildbench.analyze.compare import interference_warnings
 from buildbench.analyze.derived import results_document
+from buildbench.analyze.interference import interference_warnings
 from buildbench.engine.api import Engine, ImageInfo
 from buildbench.engine.builders import Builder, BuilderName, BuildRequest, BuildSample
 from buildbench.errors import BuildFailed, EngineUnavailable, Terminated, UsageError

@@ -32,9 +32,9 @@ from buildbench.analyze.compare import (
     Thresholds,
     compare,
     environment_warnings,
-    interference_warnings,
     regressions,
 )
+from buildbench.analyze.interference import interference_warnings
 from buildbench.cli import cli
 from buildbench.results import RunResults, load_results
 from tests.unit.references import DATA, reference
