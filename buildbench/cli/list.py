@@ -22,7 +22,7 @@ from buildbench.cli.options import (
     resolve_matrix,
 )
 from buildbench.labels import masked_build_args
-from buildbench.measure.smoke.inference import check_models
+from buildbench.measure.smoke.artifacts import check_model_stack
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.render import fmt
 from buildbench.run.config import CONFIG_NAME
@@ -91,13 +91,14 @@ def _not_built(
     resolved: Matrix, models: tuple[str, ...], inputs: tuple[str, ...]
 ) -> dict[str, str]:
     """The cells no model of the run could use, as `run` decides it, with the reason: the
-    models are checked and prepared as `run` does (and cached for it). With no model given,
-    none: the default model runs everywhere."""
+    models are loaded as `run` loads them (and cached for it); their reference outputs, which
+    only a smoke test needs, are left to `run`. With no model given, none: the default model
+    runs everywhere."""
     requests = model_requests(models, inputs, resolved.source)
     if not requests:
         return {}
+    check_model_stack()
     options = SmokeOptions(models=requests, frameworks=frameworks_of(resolved.cells))
-    check_models(options)
     return idle_cells(resolved.cells, options)
 
 
