@@ -638,6 +638,17 @@ def test_an_image_without_python3_cannot_run_the_load_generator() -> None:
     assert result.message.startswith("the load generator did not run (exit code 127)")
 
 
+def test_a_load_generator_that_started_and_crashed_says_why_not_python3() -> None:
+    crash = "Traceback (most recent call last):\nOSError: [Errno 28] No space left on device"
+    engine = FakeEngine(run_result=lambda image, spec: ContainerOutcome(1, "", crash))
+    engine.add_image("svc:1")
+    result = HTTP.run(_context(engine))
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == (
+        "the load generator did not run (exit code 1): OSError: [Errno 28] No space left on device"
+    )
+
+
 def test_a_load_generator_killed_at_its_bound_is_a_timeout() -> None:
     engine = FakeEngine(run_result=lambda image, spec: client_outcome(None, timed_out=True))
     engine.add_image("svc:1")

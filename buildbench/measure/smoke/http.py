@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildbench.engine.api import ContainerSpec, ServiceOutcome, VolumeMount, tar_of
+from buildbench.engine.api import (
+    ContainerOutcome,
+    ContainerSpec,
+    ServiceOutcome,
+    VolumeMount,
+    tar_of,
+)
 from buildbench.measure.smoke.runner import (
     MOUNT,
     Payload,
@@ -150,7 +156,7 @@ class HttpSmoke:
         if report is None:
             return Status.SMOKE_FAILED, (
                 f"the load generator did not run (exit code {outcome.client.exit_code}): "
-                "it needs python3 on the image's PATH"
+                + _why_not_run(outcome.client)
             )
         if "error" in report:
             return Status.SMOKE_FAILED, f"the load generator failed: {report['error']}"
@@ -237,6 +243,19 @@ class HttpSmoke:
             exit_code=outcome.exit_code,
             user=user,
         )
+
+
+# Exit codes of a command the container could not start: found but not executable, not found.
+_NOT_STARTED = (126, 127)
+
+
+def _why_not_run(client: ContainerOutcome) -> str:
+    """Why the load generator printed no result: python3 missing where its start failed,
+    else the client's own last line (a Python error, say)."""
+    if client.exit_code in _NOT_STARTED:
+        return "it needs python3 on the image's PATH"
+    tail = output_tail(client)
+    return tail[-1] if tail else "it printed nothing"
 
 
 def _kinds(level: dict[str, Any]) -> str:
