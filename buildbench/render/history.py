@@ -16,7 +16,7 @@ from buildbench.render.markdown import markdown_table
 from buildbench.results import RunResults
 
 FORMATS = ("markdown", "json", "csv")
-JSON_FORMAT = "buildbench-history/1"
+JSON_FORMAT = "buildbench-history/2"  # 2: busy runs are rows (value null)
 METHOD = (
     "Shifts: change points of each series (E-divisive means, permutation test at 5%, at least "
     f"{MIN_SIZE} runs a segment); the run named is the first of the new level. A series restarts "

@@ -75,7 +75,7 @@ def test_list_json_is_a_document_with_full_hashes_and_masked_build_args(project:
 
 def test_history_json_and_compare_json_carry_their_format_version(tmp_path: Path) -> None:
     history = json.loads(invoke("history", str(VM), str(REGRESSED), "--format", "json").stdout)
-    assert history["format"] == "buildbench-history/1"
+    assert history["format"] == "buildbench-history/2"
     assert {"regressions", "busy", "method", "series"} <= set(history)
     compared = json.loads(invoke("compare", str(VM), str(REGRESSED), "--format", "json").stdout)
     assert compared["format"] == "buildbench-compare/1"

@@ -118,7 +118,7 @@ def test_json_names_the_regressions_and_the_restarts(tmp_path: Path) -> None:
     folder = write_runs(tmp_path / "runs", 12, both)
     result = CliRunner().invoke(cli, ["history", str(folder), "--format", "json"])
     document = json.loads(result.stdout)
-    assert document["format"] == "buildbench-history/1"
+    assert document["format"] == "buildbench-history/2"
     assert document["regressions"] == [
         {"machine": "vm", "cell": "onnx/cpu", "metric": "build_seconds"}
     ]
