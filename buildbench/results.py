@@ -216,10 +216,31 @@ def _v3_cell(old: dict[str, Any]) -> dict[str, Any]:
     return cell
 
 
+# What build times included before schema 4, for runs that did not say (schema 0).
+_V3_BUILD_TIMING = (
+    "wall clock from the build request to the final image id, no cache; includes context "
+    "upload (see first_output_seconds); excludes pulling the base image, which is local "
+    "before timing starts, and, with --prefetch, downloading the wheels"
+)
+
+
+def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 4 packs the context inside each timed build, as `docker build` does, and records
+    how long packing and sending it took (`context_seconds`). Before, it was packed before the
+    clock started and not timed: None, not measured (not zero); a run that did not state its
+    timing gets the old statement, not the new one."""
+    results = [
+        {**old, "build": {**old["build"], "context_seconds": None}} for old in data["results"]
+    ]
+    run = {"timing": _V3_BUILD_TIMING, **data["run"]}
+    return {**data, "schema_version": 4, "run": run, "results": results}
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: _v0_to_v1,
     1: _v1_to_v2,
     2: _v2_to_v3,
+    3: _v3_to_v4,
 }
 
 

@@ -13,7 +13,8 @@ import io
 import json
 import posixpath
 import tarfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Literal
 
@@ -73,6 +74,32 @@ def layer_tar(files: Mapping[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+class TarContext:
+    """A build context as the builders take it (`BuildContext`): a fixed tar of `files`, packed
+    again for every build that sends it; `pack_seconds` is how long packing takes (a large
+    context's), `fail`: an error raised halfway through packing."""
+
+    def __init__(
+        self,
+        files: Mapping[str, bytes] | None = None,
+        pack_seconds: float = 0.0,
+        fail: BaseException | None = None,
+    ) -> None:
+        self.data = layer_tar(files if files is not None else {"Dockerfile": b"FROM base\n"})
+        self.pack_seconds = pack_seconds
+        self.fail = fail
+        self.packed = 0  # how many times it was packed
+
+    def pack(self, out: BinaryIO) -> None:
+        self.packed += 1
+        half = len(self.data) // 2
+        out.write(self.data[:half])
+        time.sleep(self.pack_seconds)
+        if self.fail is not None:
+            raise self.fail
+        out.write(self.data[half:])
 
 
 def entries_tar(entries: Sequence[tuple[str, str, bytes | str]]) -> bytes:
@@ -172,12 +199,13 @@ def fake_layer(layer_id: str) -> bytes:
 # The engine
 
 
-def _context_files(context: BinaryIO) -> tuple[list[str], dict[str, str]]:
-    """Names in the build context, and the text of its config files and Dockerfiles."""
-    if not context.read(1):
+def _context_files(context: Iterable[bytes]) -> tuple[list[str], dict[str, str]]:
+    """Names in the build context (read to its end, as the engine reads the request body), and
+    the text of its config files and Dockerfiles."""
+    data = b"".join(context)
+    if not data:
         return [], {}
-    context.seek(0)
-    with tarfile.open(fileobj=context) as tar:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = tar.getnames()
         files = {
             n: tar.extractfile(n).read().decode(errors="replace")  # type: ignore[union-attr]
@@ -326,7 +354,7 @@ class FakeEngine:
 
     def build(
         self,
-        context: BinaryIO,
+        context: Iterable[bytes],
         *,
         dockerfile: str,
         tag: str,

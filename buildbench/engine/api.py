@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, Protocol
@@ -174,15 +174,16 @@ class Engine(Protocol):
 
     def build(
         self,
-        context: BinaryIO,
+        context: Iterable[bytes],
         *,
         dockerfile: str,
         tag: str,
         buildargs: Mapping[str, str],
         labels: Mapping[str, str],
     ) -> Iterator[BuildEvent]:
-        """Build without cache and without pulling (classic builder); raise `BuildFailed` when
-        the build fails. Closing the iterator early cancels the build."""
+        """Build without cache and without pulling (classic builder), the context a tar sent as
+        `context` yields it (chunked: packed while it goes); raise `BuildFailed` when the build
+        fails. Closing the iterator early cancels the build."""
 
     def image_children(self, ref: str) -> list[str]:
         """Ids of the images whose parent is `ref` (the classic builder's step chain)."""

@@ -4,7 +4,9 @@ The Docker SDK for Python only drives the classic builder, so BuildKit builds go
 `docker` CLI: `docker buildx build` where a buildx plugin exists, else `docker build` with
 `DOCKER_BUILDKIT=1` on a CLI that still supports that (Debian's 20.10; 23.0 and later refuse it
 without buildx). The build is timed from starting the CLI to its exit, when the image exists;
-per-instruction times are BuildKit's own, parsed from `--progress=plain`:
+the context goes to the CLI's standard input as it is packed (inside that time, as a user's
+`docker build .` packs it). Per-instruction times are BuildKit's own, parsed from
+`--progress=plain`:
 
     #7 [builder 3/5] RUN pip install onnxruntime
     #7 12.30 Collecting onnxruntime
@@ -25,19 +27,24 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from buildbench.engine.api import Engine, LineSink
-from buildbench.engine.builders import BuilderName, BuildRequest, BuildSample, CreatedSink
+from buildbench.engine.builders import (
+    BuildContext,
+    BuilderName,
+    BuildRequest,
+    BuildSample,
+    CreatedSink,
+)
 from buildbench.engine.dockerfile import stage_names, unconsumed_warnings
 from buildbench.engine.endpoint import Endpoint
+from buildbench.engine.upload import ContextUpload
 from buildbench.engine.wait import poll_until
 from buildbench.errors import LOG_TAIL_LINES, BuildFailed, EngineUnavailable, UsageError
 
@@ -172,29 +179,6 @@ class ProgressParser:
         return [(i, v.instruction, v.seconds or 0.0) for i, v in enumerate(finished, 1)]
 
 
-def _dockerfile_in(context: BinaryIO, dockerfile: str) -> str:
-    """The Dockerfile's text from the context tar (empty if it is not there)."""
-    _rewind(context)
-    wanted = {dockerfile.removeprefix("./"), "./" + dockerfile.removeprefix("./")}
-    try:
-        with tarfile.open(fileobj=context, mode="r:*") as tar:
-            for member in tar:  # seeks over the files' data: cheap even for a large context
-                if member.name in wanted and (file := tar.extractfile(member)):
-                    return file.read().decode(errors="replace")
-    except tarfile.TarError:
-        pass
-    finally:
-        _rewind(context)
-    return ""
-
-
-def _rewind(file: BinaryIO) -> None:
-    """Back to the start, down to the descriptor a child process reads: a buffered file's
-    seek(0) may only move inside its buffer, and the child moves the descriptor behind it."""
-    file.seek(0, os.SEEK_END)
-    file.seek(0)
-
-
 def _failure(cli: BuildkitCli, env: Mapping[str, str], tail: Sequence[str]) -> Exception:
     """EngineUnavailable when no engine answers the CLI, else BuildFailed with the log tail."""
     last = next((line for line in reversed(tail) if line.strip()), "")
@@ -211,6 +195,7 @@ class _Outcome:
     first_output: float | None
     parser: ProgressParser
     tail: list[str]
+    upload: ContextUpload
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -226,18 +211,29 @@ def _stop(process: subprocess.Popen) -> None:
         process.stdout.close()
 
 
-def _run(command: list[str], env: Mapping[str, str], stdin: BinaryIO, on_log: LineSink) -> _Outcome:
-    """Start the CLI, pass each output line on, and stop it if anything interrupts us."""
+def _run(
+    command: list[str], env: Mapping[str, str], context: BuildContext, on_log: LineSink
+) -> _Outcome:
+    """Start the CLI with the context packing into its standard input, pass each output line
+    on, and stop it if anything interrupts us."""
     parser, tail = ProgressParser(), deque[str](maxlen=LOG_TAIL_LINES)
     first_output: float | None = None
     started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # --progress=plain writes to stderr
-        env={**os.environ, **env},
-    )
+    upload = ContextUpload(context, started)
+    stdin = upload.start()
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # --progress=plain writes to stderr
+            env={**os.environ, **env},
+        )
+    except BaseException:
+        os.close(stdin)
+        upload.finish()
+        raise
+    os.close(stdin)  # the CLI's now: packing stops (a broken pipe) when the CLI goes
     assert process.stdout is not None
     try:
         with io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace") as output:
@@ -253,7 +249,8 @@ def _run(command: list[str], env: Mapping[str, str], stdin: BinaryIO, on_log: Li
         seconds = time.perf_counter() - started
     finally:
         _stop(process)
-    return _Outcome(returncode, seconds, first_output, parser, list(tail))
+        upload.finish()  # a context that failed to pack says so, not the CLI's short tar
+    return _Outcome(returncode, seconds, first_output, parser, list(tail), upload)
 
 
 class BuildkitBuilder:
@@ -268,17 +265,16 @@ class BuildkitBuilder:
 
     def build(
         self,
-        context: BinaryIO,
+        context: BuildContext,
         request: BuildRequest,
         on_log: LineSink,
         on_created: CreatedSink,
     ) -> BuildSample:
-        """One no-cache BuildKit build, timed from starting the CLI to the final image id.
-
-        `context` is a tar holding the Dockerfile. Raises BuildFailed (with the log tail) when
-        the build fails, EngineUnavailable when no engine answers.
+        """One no-cache BuildKit build, timed from starting the CLI to the final image id, the
+        context packed into the CLI meanwhile. Raises BuildFailed (with the log tail) when the
+        build fails, EngineUnavailable when no engine answers.
         """
-        text = _dockerfile_in(context, request.dockerfile)
+        text = request.dockerfile_text
         before = {record.id for record in self.engine.build_cache()}
         built = False
         try:
@@ -289,7 +285,6 @@ class BuildkitBuilder:
                 image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
             built = outcome.returncode == 0 and bool(image_id)
         finally:
-            _rewind(context)
             if built:
                 created = self._created_records(before, on_created)
             else:  # a failed or interrupted build's records go with it
@@ -303,6 +298,8 @@ class BuildkitBuilder:
             image_id=image_id,
             seconds=outcome.seconds,
             first_output_seconds=outcome.first_output,
+            context_seconds=outcome.upload.seconds,
+            context_bytes=outcome.upload.bytes,
             steps=outcome.parser.steps(stage_names(text)),
             warnings=unconsumed_warnings(text, request.buildargs),
             cache_records=created,

@@ -13,10 +13,16 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from typing import BinaryIO
 
 from buildbench.engine.api import Engine, LineSink
-from buildbench.engine.builders import BuilderName, BuildRequest, BuildSample, CreatedSink
+from buildbench.engine.builders import (
+    BuildContext,
+    BuilderName,
+    BuildRequest,
+    BuildSample,
+    CreatedSink,
+)
+from buildbench.engine.upload import ContextUpload
 from buildbench.engine.wait import poll_until
 from buildbench.errors import BuildFailed
 
@@ -91,20 +97,20 @@ class ClassicBuilder:
 
     def build(
         self,
-        context: BinaryIO,
+        context: BuildContext,
         request: BuildRequest,
         on_log: LineSink,
         on_created: CreatedSink,
     ) -> BuildSample:
-        context.seek(0)
         dangling = set(self.engine.dangling_images())  # before timing: see _remove_late_copy
         started = time.perf_counter()
         clock = _StepClock(started, on_created)
+        upload = ContextUpload(context, started)  # packed as the request body goes out
         image_id, finished = None, 0.0
         try:
             # Read the stream to its end even after the image id: the engine tags it after.
             events = self.engine.build(
-                context,
+                upload.chunks(),
                 dockerfile=request.dockerfile,
                 tag=request.tag,
                 buildargs=request.buildargs,
@@ -129,6 +135,8 @@ class ClassicBuilder:
             image_id=image_id,
             seconds=finished - started,
             first_output_seconds=clock.first_output,
+            context_seconds=upload.seconds,
+            context_bytes=upload.bytes,
             steps=clock.steps,
             warnings=clock.warnings,
         )

@@ -14,7 +14,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, BinaryIO, TypeVar
 
@@ -240,7 +240,7 @@ class DockerEngine:
 
     def build(
         self,
-        context: BinaryIO,
+        context: Iterable[bytes],
         *,
         dockerfile: str,
         tag: str,
@@ -250,7 +250,7 @@ class DockerEngine:
         tail: list[str] = []
         try:
             stream = self.api.build(
-                fileobj=context,
+                fileobj=context,  # type: ignore[arg-type]  # sent chunked, as the CLI does
                 custom_context=True,
                 dockerfile=dockerfile,
                 tag=tag,

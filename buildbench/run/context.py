@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,34 +46,59 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def build_context(
-    cell: Cell, pip: PipInputs, prefetched: Sequence[Path] = ()
-) -> tuple[BinaryIO, str]:
-    """A tar of the cell's context (plus build-inputs/ for built-in cells), rewound to 0,
-    and the Dockerfile's path inside it. `prefetched`: this cell's wheels from --prefetch."""
+@dataclass(frozen=True)
+class CellContext:
+    """A cell's build context (engine/builders.py's `BuildContext`): packed anew, .dockerignore
+    read and the tree walked, every time a build sends it, as `docker build` does."""
+
+    cell: Cell
+    pip: PipInputs
+    prefetched: tuple[Path, ...] = ()
+    # The Dockerfile may live outside its context (as `docker build -f` allows): it goes in
+    # under this name.
+    dockerfile: str = ".buildbench.dockerfile"
+
+    @property
+    def dockerfile_text(self) -> str:
+        return self.cell.dockerfile_text()
+
+    def pack(self, out: BinaryIO) -> None:
+        """The context's tar (plus build-inputs/ for built-in cells), written front to back.
+        A file that cannot be read is a UsageError naming it."""
+        cell, pip = self.cell, self.pip
+        try:
+            # GNU format: no PAX header in front, which the 20.10 CLI would not take as a tar
+            # on stdin. A stream ("w|"): the tar never seeks, so it can go straight to a pipe.
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+                tar.add(cell.context, arcname=".", filter=_context_filter(cell))
+                _add_bytes(tar, self.dockerfile, self.dockerfile_text.encode())
+                if cell.build_inputs:
+                    wheels = wheels_for(cell, [*pip.wheels(), *self.prefetched])
+                    conf = pip.pip_conf(bool(wheels), no_index=bool(self.prefetched))
+                    _add_bytes(tar, "build-inputs/pip.conf", conf.encode())
+                    # resolve(): a symlinked bundle or wheel must travel as the file, not the link.
+                    if pip.ca_bundle:
+                        tar.add(pip.ca_bundle.resolve(), arcname="build-inputs/ca.pem")
+                    for wheel in {w.name: w for w in wheels}.values():
+                        tar.add(wheel.resolve(), arcname=f"build-inputs/wheels/{wheel.name}")
+        except BrokenPipeError:  # the reader went away: not the context's fault
+            raise
+        except OSError as exc:
+            raise UsageError(
+                f"cannot pack the build context {cell.context}: {exc}",
+                tip="make its files readable, or leave them out with a .dockerignore",
+            ) from None
+
+
+def build_context(cell: Cell, pip: PipInputs, prefetched: Sequence[Path] = ()) -> CellContext:
+    """The cell's context, checked: packed later, by each build that sends it.
+    `prefetched`: this cell's wheels from --prefetch."""
     if not cell.context.is_dir():
         raise UsageError(
             f"build context {cell.context} is not a directory", tip="check the matrix config"
         )
-    text = cell.dockerfile_text().encode()
-    out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
-    # GNU format: no PAX header in front, which the 20.10 CLI would not take as a tar on stdin.
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        tar.add(cell.context, arcname=".", filter=_context_filter(cell))
-        # The Dockerfile may live outside its context (as `docker build -f` allows).
-        dockerfile = ".buildbench.dockerfile"
-        _add_bytes(tar, dockerfile, text)
-        if cell.build_inputs:
-            wheels = wheels_for(cell, [*pip.wheels(), *prefetched])
-            conf = pip.pip_conf(bool(wheels), no_index=bool(prefetched))
-            _add_bytes(tar, "build-inputs/pip.conf", conf.encode())
-            # resolve(): a symlinked bundle or wheel must travel as the file, not the link.
-            if pip.ca_bundle:
-                tar.add(pip.ca_bundle.resolve(), arcname="build-inputs/ca.pem")
-            for wheel in {w.name: w for w in wheels}.values():
-                tar.add(wheel.resolve(), arcname=f"build-inputs/wheels/{wheel.name}")
-    out.seek(0)
-    return out, dockerfile
+    cell.dockerfile_text()  # a missing Dockerfile is the user's mistake, said before timing
+    return CellContext(cell, pip, tuple(prefetched))
 
 
 def _context_filter(cell: Cell) -> Callable[[tarfile.TarInfo], tarfile.TarInfo | None]:

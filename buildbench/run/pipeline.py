@@ -506,12 +506,17 @@ class PreparedRun:
     def build(self, cell: Cell, record: CellRecord, progress: Progress) -> Builds:
         """`repeat` no-cache builds; every finished sample is kept, whatever stops the next."""
         wheels, download = self.prefetched.get(cell.key, ([], None))
-        context, dockerfile = build_context(cell, self.plan.pip, wheels)
+        context = build_context(cell, self.plan.pip, wheels)  # packed by each sample, timed
         request = BuildRequest(
-            dockerfile, record.image_tag or "", cell.build_args, self.labels(cell)
+            context.dockerfile,
+            record.image_tag or "",
+            cell.build_args,
+            self.labels(cell),
+            context.dockerfile_text,
         )
+        packed: list[float] = []  # context_seconds, sample by sample
         builds = BuildRecord(
-            context_bytes=context.seek(0, os.SEEK_END),
+            context_seconds=packed,
             mode="prefetch" if self.plan.prefetch and cell.requirements else "network",
             download=download,
         )
@@ -556,10 +561,12 @@ class PreparedRun:
                 builds.seconds.append(round(sample.seconds, 3))
                 if sample.first_output_seconds is not None:
                     builds.first_output_seconds.append(round(sample.first_output_seconds, 3))
+                if sample.context_seconds is not None:
+                    packed.append(round(sample.context_seconds, 3))
+                builds.context_bytes = sample.context_bytes
         except BuildFailed as exc:
             apply(record, Failure(Status.BUILD_FAILED, str(exc), tuple(exc.log_tail)))
         finally:
-            context.close()
             if samples:
                 builds.steps = _steps(samples)
             warnings = tuple(dict.fromkeys(w for s in samples for w in s.warnings))

@@ -54,16 +54,14 @@ def _build(
     created: list[tuple[str, str]] | None = None,
 ) -> BuildSample:
     builder = BuildkitBuilder(engine, engine.address)
-    context, dockerfile = build_context(cell, PipInputs())
-    with context:
-        return builder.build(
-            context,
-            BuildRequest(dockerfile, tag, cell.build_args, run_labels(run_id, cell.key)),
-            (lines if lines is not None else []).append,
-            lambda kind, object_id: (created if created is not None else []).append(
-                (kind, object_id)
-            ),
-        )
+    context = build_context(cell, PipInputs())
+    labels = run_labels(run_id, cell.key)
+    return builder.build(
+        context,
+        BuildRequest(context.dockerfile, tag, cell.build_args, labels, context.dockerfile_text),
+        (lines if lines is not None else []).append,
+        lambda kind, object_id: (created if created is not None else []).append((kind, object_id)),
+    )
 
 
 def test_buildkit_build_matches_the_engines_image(
@@ -87,6 +85,9 @@ def test_buildkit_build_matches_the_engines_image(
         ]
         assert all(seconds >= 0 for _, _, seconds in sample.steps)
         assert 0 < (sample.first_output_seconds or 0) < sample.seconds
+        # The context was packed into the CLI inside the timed build.
+        assert 0 < (sample.context_seconds or 0) < sample.seconds
+        assert (sample.context_bytes or 0) > 0
         assert sample.warnings == ["build-args never consumed by the Dockerfile: UNUSED"]
         assert any(line.endswith(" cuda=true") for line in lines)
         assert engine.images_labelled(f"{LABEL_RUN}={run_id}") == [info.id]  # no stage images
@@ -114,7 +115,7 @@ def test_buildkit_failure_is_a_failed_build_with_the_reason_and_no_cache_left(
 def test_buildkit_without_an_engine(engine: DockerEngine, base_image: str, tmp_path: Path) -> None:
     nowhere = from_url(f"unix://{tmp_path}/nowhere.sock")
     builder = BuildkitBuilder(engine, nowhere)  # the CLI is pointed at an engine that is not there
-    context, dockerfile = build_context(_cell(tmp_path, base_image), PipInputs())
-    request = BuildRequest(dockerfile, "buildbench/tiny:none", {}, {})
-    with context, pytest.raises(EngineUnavailable, match=r"(?i)cannot connect to the Docker"):
+    context = build_context(_cell(tmp_path, base_image), PipInputs())
+    request = BuildRequest(context.dockerfile, "buildbench/tiny:none", {}, {})
+    with pytest.raises(EngineUnavailable, match=r"(?i)cannot connect to the Docker"):
         builder.build(context, request, lambda line: None, lambda kind, object_id: None)

@@ -46,6 +46,9 @@ def test_a_cell_with_the_onnx_smoke_test_passes_on_an_engine_that_cannot_see_our
     assert cell["status"] == "ok" and cell["smoke"]["status"] == "ok"
     assert cell["smoke"]["parity_summary"]["ok"] is True
     assert cell["build"]["mode"] == "prefetch" and cell["build"]["download"] is not None
+    # The context (its wheels too) streamed to the remote engine as it was packed, timed.
+    build = cell["build"]
+    assert 0 < build["context_seconds"][0] < build["seconds"][0] and build["context_bytes"] > 0
     engine = ran.data()["run"]["engine"]
     assert engine["endpoint"] == second_engine and engine["server_version"]
     assert engine["cpus"] and engine["memory_bytes"] and engine["cpu_model"]

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import io
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
@@ -27,7 +24,7 @@ from buildbench.engine.dockerfile import declared_args, stage_names, unconsumed_
 from buildbench.engine.endpoint import Endpoint, from_url
 from buildbench.engine.factory import choose_builder
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
-from tests.fakes import FakeEngine
+from tests.fakes import FakeEngine, TarContext
 
 DATA = Path(__file__).parent / "data"
 MULTISTAGE = (DATA / "buildkit_multistage.dockerfile").read_text()
@@ -93,15 +90,9 @@ def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     find_buildkit_cli.cache_clear()
 
 
-def _context(dockerfile: str = "Dockerfile", text: str = MULTISTAGE) -> BinaryIO:
-    """A context as build_context makes it: a real file (the CLI reads it as stdin)."""
-    out = tempfile.TemporaryFile()  # noqa: SIM115 - the callers close it
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        info = tarfile.TarInfo(dockerfile)
-        info.size = len(text.encode())
-        tar.addfile(info, io.BytesIO(text.encode()))
-    out.seek(0)
-    return out
+def _context(text: str = MULTISTAGE, pack_seconds: float = 0.0) -> TarContext:
+    """A context holding the Dockerfile, packed for each build (the CLI reads it as stdin)."""
+    return TarContext({"Dockerfile": text.encode()}, pack_seconds)
 
 
 def _builder(engine: FakeEngine | None = None) -> BuildkitBuilder:
@@ -109,18 +100,18 @@ def _builder(engine: FakeEngine | None = None) -> BuildkitBuilder:
 
 
 def _build(
-    context: BinaryIO | None = None, engine: FakeEngine | None = None, **buildargs: str
+    context: TarContext | None = None, engine: FakeEngine | None = None, **buildargs: str
 ) -> BuildSample:
-    if context is None:
-        with _context() as fresh:
-            return _build(fresh, engine, **buildargs)
     request = BuildRequest(
         dockerfile="Dockerfile",
         tag="buildbench/test:cpu-run",
         buildargs=buildargs or {"CUDA": "true"},
         labels={"buildbench.run-id": "run"},
+        dockerfile_text=MULTISTAGE,
     )
-    return _builder(engine).build(context, request, lambda line: None, lambda kind, ref: None)
+    return _builder(engine).build(
+        context or _context(), request, lambda line: None, lambda kind, ref: None
+    )
 
 
 def test_parser_orders_interleaved_stages_and_takes_buildkits_durations() -> None:
@@ -227,15 +218,15 @@ def test_buildx_is_preferred(fake_cli: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_build_returns_the_iidfile_id_steps_and_warnings(fake_cli: Path) -> None:
     lines: list[str] = []
     engine = FakeEngine()
-    with _context() as context:
-        sent = context.read()
-        request = BuildRequest(
-            dockerfile="Dockerfile",
-            tag="buildbench/test:cuda-run",
-            buildargs={"CUDA": "true", "UNUSED": "1"},
-            labels={"buildbench.run-id": "run"},
-        )
-        sample = _builder(engine).build(context, request, lines.append, lambda k, r: None)
+    context = _context()
+    request = BuildRequest(
+        dockerfile="Dockerfile",
+        tag="buildbench/test:cuda-run",
+        buildargs={"CUDA": "true", "UNUSED": "1"},
+        labels={"buildbench.run-id": "run"},
+        dockerfile_text=MULTISTAGE,
+    )
+    sample = _builder(engine).build(context, request, lines.append, lambda k, r: None)
     assert sample.image_id == IMAGE_ID
     kinds = [instruction.split()[0] for _, instruction, _ in sample.steps]
     assert kinds == ["FROM", "RUN", "RUN", "RUN", "COPY", "COPY", "RUN"]
@@ -244,7 +235,7 @@ def test_build_returns_the_iidfile_id_steps_and_warnings(fake_cli: Path) -> None
     assert engine.removed == []  # BuildKit leaves no stage images to remove
     assert sample.seconds > 0 and sample.first_output_seconds is not None
     assert lines[0] == "#1 [internal] load remote build context" and "" not in lines
-    assert (fake_cli / "stdin.tar").read_bytes() == sent
+    assert (fake_cli / "stdin.tar").read_bytes() == context.data
     argv = (fake_cli / "argv").read_text().splitlines()
     assert argv[:4] == ["build", "--progress=plain", "--no-cache", "--pull=false"]
     # The CLI builds at the run's engine, not whatever its own environment points at.
@@ -259,10 +250,9 @@ def test_the_cache_records_a_build_created_are_reported_and_returned(fake_cli: P
     engine.build_cache = lambda: next(answers)  # type: ignore[method-assign]
     created: list[tuple[str, str]] = []
     request = BuildRequest("Dockerfile", "t", {"CUDA": "true"}, {})
-    with _context() as context:
-        sample = _builder(engine).build(
-            context, request, lambda line: None, lambda kind, ref: created.append((kind, ref))
-        )
+    sample = _builder(engine).build(
+        _context(), request, lambda line: None, lambda kind, ref: created.append((kind, ref))
+    )
     assert sample.cache_records == ["new1", "new2"]
     assert created == [("cache", "new1"), ("cache", "new2")]
 
@@ -277,9 +267,9 @@ def test_a_failed_build_still_reports_its_cache_records(
     engine.build_cache = lambda: next(answers)  # type: ignore[method-assign]
     created: list[tuple[str, str]] = []
     request = BuildRequest("Dockerfile", "t", {"CUDA": "true"}, {})
-    with _context() as context, pytest.raises(BuildFailed):
+    with pytest.raises(BuildFailed):
         _builder(engine).build(
-            context, request, lambda line: None, lambda kind, ref: created.append((kind, ref))
+            _context(), request, lambda line: None, lambda kind, ref: created.append((kind, ref))
         )
     assert created == [("cache", "half")]  # journalled, so that `clean` finds it
 
@@ -299,17 +289,25 @@ def test_choosing_buildkit_without_a_cli_fails_before_any_build(
         choose_builder("buildkit", FakeEngine(), Endpoint("unix:///var/run/docker.sock"))
 
 
-def test_a_real_file_context_is_sent_whole_even_after_buffered_reads(
-    fake_cli: Path, tmp_path: Path
+def test_packing_the_context_into_the_cli_is_timed_anew_for_every_sample(
+    fake_cli: Path,
 ) -> None:
-    tar = tmp_path / "context.tar"
-    with _context() as context:
-        tar.write_bytes(context.read())
-    with tar.open("rb") as context:
-        _build(context)  # type: ignore[arg-type]
-        _build(context)  # type: ignore[arg-type]  # a second sample reuses the same file
-        assert context.read() == tar.read_bytes()  # still whole and readable for the caller
-    assert (fake_cli / "stdin.tar").read_bytes() == tar.read_bytes()
+    """As `time docker build` sees it: the context is packed while the CLI reads it, inside
+    the timed build; a second sample packs it again and sends it whole."""
+    context = _context(pack_seconds=0.3)
+    for n in (1, 2):
+        sample = _build(context)
+        assert context.packed == n
+        assert (fake_cli / "stdin.tar").read_bytes() == context.data
+        assert sample.context_seconds is not None and sample.context_seconds >= 0.3
+        assert sample.seconds >= sample.context_seconds
+        assert sample.context_bytes == len(context.data)
+
+
+def test_a_context_that_fails_to_pack_says_so_not_the_clis_short_tar(fake_cli: Path) -> None:
+    unreadable = UsageError("cannot pack the build context ctx: [Errno 13] Permission denied")
+    with pytest.raises(UsageError, match="cannot pack the build context"):
+        _build(TarContext(fail=unreadable))
 
 
 def test_build_context_tars_start_with_a_plain_header_the_cli_recognises(
@@ -321,14 +319,15 @@ def test_build_context_tars_start_with_a_plain_header_the_cli_recognises(
 
     (tmp_path / "Dockerfile").write_text(MULTISTAGE)
     cell = Cell("tiny", "cpu", tmp_path / "Dockerfile", tmp_path)
-    context, dockerfile = build_context(cell, PipInputs())
-    with context:
-        head = context.read(512)
-        assert head[156:157] == b"5"  # a directory entry, not a PAX header (20.10 needs this)
-        context.seek(0)
-        request = BuildRequest(dockerfile=dockerfile, tag="t", buildargs={}, labels={})
-        sample = _builder().build(context, request, lambda line: None, lambda k, r: None)
+    context = build_context(cell, PipInputs())
+    packed = io.BytesIO()
+    context.pack(packed)
+    head = packed.getvalue()[:512]
+    assert head[156:157] == b"5"  # a directory entry, not a PAX header (20.10 needs this)
+    request = BuildRequest(context.dockerfile, "t", {}, {}, context.dockerfile_text)
+    sample = _builder().build(context, request, lambda line: None, lambda k, r: None)
     assert sample.warnings == []
+    assert (fake_cli / "stdin.tar").read_bytes() == packed.getvalue()
 
 
 def test_failed_build_raises_with_the_clis_last_line_and_tail(

@@ -3,7 +3,6 @@ behind (stage images, a failed build's step images) removed, every id journalled
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,18 +12,23 @@ from buildbench.engine.builders import BuildRequest, BuildSample
 from buildbench.engine.classic import ClassicBuilder, remove_untagged
 from buildbench.engine.endpoint import Endpoint
 from buildbench.engine.factory import choose_builder
-from buildbench.errors import BuildFailed
-from tests.fakes import FakeEngine, classic_stream
+from buildbench.errors import BuildFailed, UsageError
+from tests.fakes import FakeEngine, TarContext, classic_stream
 
 IMAGE = "sha256:" + "b" * 64
 REQUEST = BuildRequest(dockerfile="Dockerfile", tag="t:1", buildargs={"CUDA": ""}, labels={})
 
 
-def _build(engine: FakeEngine) -> tuple[BuildSample, list[str], list[tuple[str, str]]]:
+def _build(
+    engine: FakeEngine, context: TarContext | None = None
+) -> tuple[BuildSample, list[str], list[tuple[str, str]]]:
     logs: list[str] = []
     created: list[tuple[str, str]] = []
     sample = ClassicBuilder(engine).build(
-        io.BytesIO(), REQUEST, logs.append, lambda kind, ref: created.append((kind, ref))
+        context or TarContext(),
+        REQUEST,
+        logs.append,
+        lambda kind, ref: created.append((kind, ref)),
     )
     return sample, logs, created
 
@@ -52,10 +56,33 @@ def test_build_times_every_instruction_and_removes_the_stage_result() -> None:
     assert created == [("image", "aaaaaaaaaaaa"), ("image", "bbbbbbbbbbbb")]
 
 
+def test_packing_the_context_is_timed_as_docker_build_times_it() -> None:
+    """The context is packed as it is sent, inside the timed build, anew for every sample;
+    how long that took and its size are the sample's."""
+    engine = FakeEngine(scripts=[classic_stream(IMAGE), classic_stream(IMAGE)])
+    context = TarContext(pack_seconds=0.3)
+    first, *_ = _build(engine, context)
+    second, *_ = _build(engine, context)
+    assert context.packed == 2
+    for sample in (first, second):
+        assert sample.context_seconds is not None and sample.context_seconds >= 0.3
+        assert sample.seconds >= sample.context_seconds
+        assert sample.context_bytes == len(context.data)
+    assert engine.builds[0]["names"] == ["Dockerfile"]  # the whole tar reached the engine
+
+
+def test_a_context_that_fails_to_pack_says_so_and_the_build_stops() -> None:
+    engine = FakeEngine(scripts=[classic_stream(IMAGE)])
+    unreadable = UsageError("cannot pack the build context ctx: [Errno 13] Permission denied")
+    with pytest.raises(UsageError, match="cannot pack the build context"):
+        _build(engine, TarContext(fail=unreadable))
+    assert IMAGE not in engine.images  # the engine never got a whole context
+
+
 def test_the_build_request_reaches_the_engine() -> None:
     engine = FakeEngine(scripts=[classic_stream(IMAGE)])
     ClassicBuilder(engine).build(
-        io.BytesIO(),
+        TarContext(),
         BuildRequest("x.dockerfile", "buildbench/onnx:cpu-r", {"CUDA": "true"}, {"l": "1"}),
         lambda line: None,
         lambda kind, ref: None,

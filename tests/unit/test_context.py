@@ -3,13 +3,14 @@ build-inputs/ (pip.conf, CA bundle, wheels) for the built-in images only."""
 
 from __future__ import annotations
 
+import io
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from buildbench.errors import UsageError
-from buildbench.run.context import build_context, wheels_for
+from buildbench.run.context import CellContext, build_context, wheels_for
 from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
 from buildbench.run.pipconfig import PipInputs
 
@@ -26,17 +27,25 @@ def wheels(tmp_path: Path) -> Path:
     return folder
 
 
+def _packed(context: CellContext) -> io.BytesIO:
+    """The context as a build sends it."""
+    out = io.BytesIO()
+    context.pack(out)
+    out.seek(0)
+    return out
+
+
 def _names(cell: Cell, pip: PipInputs, prefetched: list[Path] | None = None) -> list[str]:
-    context, dockerfile = build_context(cell, pip, prefetched or [])
-    with context, tarfile.open(fileobj=context) as tar:
+    context = build_context(cell, pip, prefetched or [])
+    with tarfile.open(fileobj=_packed(context)) as tar:
         names = tar.getnames()
-    assert dockerfile in names
+    assert context.dockerfile in names
     return names
 
 
 def _pip_conf(cell: Cell, pip: PipInputs, prefetched: list[Path] | None = None) -> str:
-    context, _ = build_context(cell, pip, prefetched or [])
-    with context, tarfile.open(fileobj=context) as tar:
+    context = build_context(cell, pip, prefetched or [])
+    with tarfile.open(fileobj=_packed(context)) as tar:
         return tar.extractfile("build-inputs/pip.conf").read().decode()  # type: ignore[union-attr]
 
 
@@ -139,9 +148,10 @@ def test_a_dockerfile_outside_its_context_travels_with_it(tmp_path: Path) -> Non
     (tmp_path / "docker" / "app.dockerfile").write_text("FROM base\n")
     (tmp_path / "src").mkdir()
     cell = Cell("mine", "cpu", tmp_path / "docker" / "app.dockerfile", tmp_path / "src")
-    context, dockerfile = build_context(cell, PipInputs())
-    with context, tarfile.open(fileobj=context) as tar:
-        assert tar.extractfile(dockerfile).read() == b"FROM base\n"  # type: ignore[union-attr]
+    context = build_context(cell, PipInputs())
+    with tarfile.open(fileobj=_packed(context)) as tar:
+        found = tar.extractfile(context.dockerfile)
+        assert found is not None and found.read() == b"FROM base\n"
 
 
 def test_a_context_that_is_not_a_directory_is_a_usage_error(tmp_path: Path) -> None:
@@ -151,14 +161,33 @@ def test_a_context_that_is_not_a_directory_is_a_usage_error(tmp_path: Path) -> N
         build_context(cell, PipInputs())
 
 
+def test_a_file_that_cannot_be_read_is_a_usage_error_naming_the_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    (tmp_path / "secret.bin").write_bytes(b"x")
+    cell = Cell("mine", "cpu", tmp_path / "Dockerfile", tmp_path)
+    context = build_context(cell, PipInputs())  # checked now, packed later by each build
+    real_open = tarfile.bltn_open  # type: ignore[attr-defined]
+
+    def refusing(name: str, *args: object, **kwargs: object) -> object:
+        if str(name).endswith("secret.bin"):  # as for another user's file, without root
+            raise PermissionError(13, "Permission denied", name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile, "bltn_open", refusing)
+    with pytest.raises(UsageError, match=f"cannot pack the build context {tmp_path}.*secret"):
+        context.pack(io.BytesIO())
+
+
 def test_a_symlinked_ca_bundle_travels_as_the_file(tmp_path: Path) -> None:
     real = tmp_path / "real.pem"
     real.write_text("-----BEGIN CERTIFICATE-----\n")
     link = tmp_path / "cert.pem"
     link.symlink_to(real)
     cell = builtin_matrix(MatrixOptions(frameworks=("onnx",)))[0]
-    context, _ = build_context(cell, PipInputs(ca_bundle=link))
-    with context, tarfile.open(fileobj=context) as tar:
+    context = build_context(cell, PipInputs(ca_bundle=link))
+    with tarfile.open(fileobj=_packed(context)) as tar:
         member = tar.getmember("build-inputs/ca.pem")
         assert member.isfile()
         assert tar.extractfile(member).read() == real.read_bytes()  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -164,6 +165,33 @@ def test_repeat_keeps_every_sample_and_only_the_last_image(tmp_path: Path) -> No
     assert build_summary(cpu).n == 3
 
 
+def test_every_sample_times_packing_its_context_as_docker_build_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`time docker build` includes packing and sending the context: so does every sample
+    (packed again for each), and the record keeps how long that part took, and its size."""
+    from buildbench.run import context
+
+    real_add_bytes = context._add_bytes
+
+    def slow_add_bytes(*args: Any) -> None:  # a large context takes a while to pack
+        time.sleep(0.2)
+        real_add_bytes(*args)
+
+    monkeypatch.setattr(context, "_add_bytes", slow_add_bytes)
+    engine = _engine([classic_stream(image(n)) for n in range(1, 5)])
+    run, (cpu, _) = _run(engine, _plan(tmp_path, repeat=2))
+    packing = 0.2 * 2  # the Dockerfile and pip.conf: two entries added slowly
+    assert len(cpu.build.seconds) == 2 and all(s >= packing for s in cpu.build.seconds)
+    assert cpu.build.context_seconds is not None and len(cpu.build.context_seconds) == 2
+    pairs = zip(cpu.build.context_seconds, cpu.build.seconds, strict=True)
+    assert all(packing <= packed <= seconds for packed, seconds in pairs)
+    assert cpu.build.context_bytes is not None and cpu.build.context_bytes > 0
+    assert "build-inputs/pip.conf" in engine.builds[1]["names"]  # the second sample's, whole
+    saved = load_results(run.run_dir).records[0].build
+    assert saved.context_seconds == cpu.build.context_seconds
+
+
 def test_the_results_file_follows_every_stage_and_its_csv_every_cell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,7 +272,7 @@ def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     run, _ = _run(engine, _plan(tmp_path))
     data = json.loads((run.run_dir / "results.json").read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert data["schema_version"] == SCHEMA_VERSION == 4
     assert data["run"]["run_id"] == run.info.run_id and data["run"]["base_image"] == BASE
     assert data["run"]["base_image_id"] == BASE  # the fake's id for it
     assert data["run"]["exit_reason"] == "completed" and data["run"]["finished_at"]

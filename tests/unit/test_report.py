@@ -21,7 +21,7 @@ from buildbench.cli import run as run_cli
 from buildbench.engine import factory
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildFailed
-from buildbench.record import SCHEMA_VERSION, CellRecord, Parity
+from buildbench.record import BUILD_TIMING, SCHEMA_VERSION, CellRecord, Parity
 from buildbench.render import charts
 from buildbench.render.fmt import number
 from buildbench.render.report import (
@@ -32,7 +32,7 @@ from buildbench.render.report import (
     render,
     write_report,
 )
-from buildbench.results import RunResults, load_results, migrate
+from buildbench.results import MIGRATIONS, RunResults, load_results, migrate
 from buildbench.run import engines
 from buildbench.run.matrix import MatrixOptions, builtin_matrix
 from buildbench.run.pipeline import Progress, RunPlan, Silent
@@ -479,6 +479,39 @@ def test_a_failed_cell_of_schema_1_has_no_image() -> None:
     failed = next(r for r in load_results(GPU).records if r.key == "onnx/cpu")
     assert failed.status == Status.BUILD_FAILED and failed.image is None
     assert failed.build.seconds == []
+
+
+def test_the_method_says_how_much_of_each_build_packing_the_context_took() -> None:
+    (old,) = load_runs([CURRENT])
+    before = render([old], "markdown", "not drawn")
+    assert "Context packed" not in before  # schema 2: packed before timing, not measured
+    assert "includes context upload" in before  # and it says what its build times included
+    run = RunResults(replace(old.info, timing=BUILD_TIMING), old.records)  # as a run now
+    cell = run.records[0]
+    cell.build.context_seconds, cell.build.context_bytes = [0.41, 0.39, 0.52], 210_000_000
+    text = render([run], "markdown", "not drawn")
+    method = text[text.index("## Method") :]
+    assert "includes packing and sending the context, as docker build does" in method
+    line = (
+        f"- Context packed and sent within the build time (median): {cell.key} 0.41 s (210.00 MB)."
+    )
+    assert line in method.splitlines()
+
+
+def test_schema_3_builds_are_read_with_their_packing_time_unknown() -> None:
+    """Before schema 4 the context was packed before the clock started, and not timed: its
+    time is None (not measured), not an empty list of samples or zero."""
+    old = migrate(json.loads(CURRENT.read_text()))  # schema 2 up to the current one
+    v3 = {**old, "schema_version": 3}
+    for cell in v3["results"]:
+        del cell["build"]["context_seconds"]
+    new = MIGRATIONS[3](v3)
+    assert new["schema_version"] == 4
+    assert [cell["build"]["context_seconds"] for cell in new["results"]] == [None] * len(
+        new["results"]
+    )
+    assert all(r.build.context_seconds is None for r in load_results(CURRENT).records)
+    assert "context_seconds" not in v3["results"][0]["build"]  # the input is left alone
 
 
 def test_migrate_steps_up_to_the_current_schema() -> None:
