@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -29,17 +27,14 @@ from buildbench.cli.options import (
 )
 from buildbench.cli.progress import TerminalProgress
 from buildbench.engine.builders import BUILDERS
-from buildbench.engine.registry.address import parse_address
-from buildbench.engine.registry.local import LOCAL, LocalRegistry
-from buildbench.engine.registry.manifests import check_registry
 from buildbench.errors import Terminated, UsageError
-from buildbench.measure.smoke.inference import check_models
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import CellRecord
 from buildbench.render.markdown import CELL_HEADERS, cell_columns
 from buildbench.run.engines import Outcome, run_on_engines
 from buildbench.run.pipeline import RunPlan
-from buildbench.run.smokes import frameworks_of
+from buildbench.run.registry import run_registry
+from buildbench.run.smokes import run_smoke_options
 from buildbench.status import Status
 
 
@@ -246,7 +241,7 @@ def run(
     resolved = resolve_matrix(**matrix)
     smoke_options = None
     if smoke:
-        smoke_options = SmokeOptions(
+        options = SmokeOptions(
             batch_sizes=batch_sizes,
             gpus="all" if gpus == "all" else "none" if gpus == "none" else "auto",
             timeout_seconds=smoke_timeout,
@@ -257,9 +252,8 @@ def run(
             models=model_requests(models, inputs, resolved.source),
             ort_settings=tuple(s.strip() for s in ort_settings.split(",") if s.strip()),
             threads=threads,
-            frameworks=frameworks_of(resolved.cells),
         )
-        check_models(smoke_options)  # a user's model is refused before any engine is asked
+        smoke_options = run_smoke_options(options, resolved.cells)  # models checked there
     plan = RunPlan(
         cells=resolved.cells,
         base_image=resolved.base_image,
@@ -279,23 +273,10 @@ def run(
     )
     signal.signal(signal.SIGTERM, _terminate)
     screen = TerminalProgress(Console(stderr=True, highlight=False), verbose=verbose, quiet=quiet)
-    with _registry(registry) as address:
+    with run_registry(registry) as address:
         plan = replace(plan, registry=address)
         outcome = run_on_engines(endpoints(engines, contexts), plan, screen)
     _print_outcome(outcome)
-
-
-@contextlib.contextmanager
-def _registry(registry: str | None) -> Iterator[str | None]:
-    """The registry's address for the run: `local` starts one for as long as the run goes."""
-    if registry == LOCAL:
-        with LocalRegistry() as local:
-            yield local.address
-        return
-    if registry is not None:
-        registry = parse_address(registry)
-        check_registry(registry)
-    yield registry
 
 
 def _print_outcome(outcome: Outcome) -> None:

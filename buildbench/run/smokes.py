@@ -4,10 +4,11 @@ which cells no model of the run can use, so that their images are not built for 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.command import CommandSmoke
-from buildbench.measure.smoke.inference import InferenceSmoke
+from buildbench.measure.smoke.inference import InferenceSmoke, check_models
 from buildbench.measure.smoke.runner import SmokeKind, SmokeOptions
 from buildbench.record import FRAMEWORKS
 from buildbench.render import fmt
@@ -64,3 +65,11 @@ def idle_cells(cells: Sequence[Cell], options: SmokeOptions) -> dict[str, str]:
 def frameworks_of(cells: Iterable[Cell]) -> tuple[str, ...]:
     """The frameworks the cells' model smoke tests use: a model none of them runs is refused."""
     return tuple(dict.fromkeys(cell.framework for cell in cells if cell.framework))
+
+
+def run_smoke_options(options: SmokeOptions, cells: Iterable[Cell]) -> SmokeOptions:
+    """The run's smoke options, with the frameworks its cells use; a user's model is refused
+    here, before any engine is asked."""
+    options = replace(options, frameworks=frameworks_of(cells))
+    check_models(options)
+    return options
