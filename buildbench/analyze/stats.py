@@ -373,9 +373,11 @@ def _random_subsets(
 #   estimated: from MIN_SPREAD_RUNS runs on, the run farthest from the median is dropped when
 #   the runs without it predict it with p <= OUTLIER_ALPHA (two-sided, Bonferroni over the runs:
 #   an externally studentized residual, Grubbs' test in its leave-one-out form); at most one run
-#   in four. A quiet run is dropped about 1 time in 100 series; a x2 run at 5% or 10% noise,
-#   always. One outlier run then neither inflates the spread (blinding the test) nor the
-#   threshold, as the largest ratio between two runs did (a single x2 run hid a +30% step).
+#   in four. A quiet run is dropped about 1 time in 100 series alone, 1 or 2 in 1000 once a
+#   prior lends degrees; a x2 run at 3-10% noise then nearly always (at 10% under a 4-degree
+#   prior, 88%; alone, five runs drop it 99%, 76%, 23% of the time at 3%, 5%, 10%). One
+#   outlier run then neither inflates the spread (blinding the test) nor the threshold, as
+#   the largest ratio between two runs did (a single x2 run hid a +30% step).
 # - Five runs tell little of their own spread (4 degrees of freedom: a t quantile of 4.6 where
 #   the normal's is 2.6 at 1%). The series one run judges (every cell's build time, latencies,
 #   cold start: on log values one scale) borrow each other's: each series' variance is shrunk
@@ -391,7 +393,14 @@ def _random_subsets(
 MIN_SPREAD_RUNS = 5
 # Runs before the run-level test is tried (3 values give the t-distribution 2 degrees).
 MIN_TEST_RUNS = 3
-# How unlikely a run must be, among its runs, to be left out as an outlier.
+# How unlikely a run must be, among its runs, to be left out as an outlier. A stricter 0.001
+# (compare's tests on benchmarks/false_alarms.py's whole runs, 1000 quiet runs a scenario,
+# the same draws) left quiet runs failing about as often (the nightly shape 1.6% vs 1.7%;
+# 12 cells 0.1-0.9% vs 0.5-1.1%: a quiet run is rarely left out once a prior lends degrees,
+# 0.1-0.2% of series) but kept a x2 run at CV 10% under a 4-degree prior
+# 69% of the time (12% at 0.01), and a x1.3 step behind one outlier run was caught 36% of the
+# time, not 43%. Without a prior (fewer than MIN_PRIOR_SERIES series), a x2 run at CV 10% is
+# left out only 23% of the time even at 0.01: five runs alone cannot tell.
 OUTLIER_ALPHA = 0.01
 # The threshold a history's own runs set: exp(SPREAD_SDS x their standard deviation of log
 # values), the change a single quiet run exceeds about once in 40 (one-sided).
@@ -402,7 +411,10 @@ MIN_PRIOR_SERIES = 5
 # The most degrees of freedom a prior may claim. From a dozen series of 4 degrees, limma's
 # moments cannot tell 12 from infinity (series of CV 3-10%: "one variance fits all" 21% of the
 # time), and pooling fully then judges a 10% series by a 6% spread: quiet runs of such series
-# failed 3.1% of the time, 1.9% with this cap (benchmarks/false_alarms.py).
+# failed 3.1% of the time, 1.9% with this cap (benchmarks/false_alarms.py). A lower cap buys
+# little: 8 or 6 degrees left the nightly shape's quiet runs failing 1.5% or 1.3% (1.6% at 12,
+# all at OUTLIER_ALPHA 0.001) while a x1.3 step at CV 5% in 12 cells was caught 73% or 66%
+# of the time, not 80%.
 MAX_PRIOR_DF = 12.0
 
 

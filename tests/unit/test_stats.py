@@ -18,6 +18,7 @@ from buildbench.analyze.stats import (
     MAX_PRIOR_DF,
     NO_PRIOR,
     Interval,
+    Prior,
     Quantiles,
     Significance,
     Summary,
@@ -425,6 +426,25 @@ def test_one_outlier_run_sets_neither_the_spread_nor_the_test() -> None:
     # a quiet run is no outlier: all five count
     level = run_level([10.0, 10.3, 10.6, 9.8, 10.1])
     assert level is not None and level.outliers == 0
+
+
+def test_an_x2_run_is_left_out_at_cv_3_to_10_percent_once_a_prior_lends_degrees() -> None:
+    """OUTLIER_ALPHA (0.01) against a stricter 0.001 (benchmarks/false_alarms.py): an x2 run
+    among runs of CV 10% is 7 sd out, left out with a prior of 4 degrees only at 0.01 (with
+    none, 3 degrees of its own, it stays: five runs alone cannot tell); a quiet run 3 sd out is
+    never left out, whose loss would bias the spread low."""
+    for cv in (0.03, 0.05, 0.10):
+        rest = [math.exp(cv * z) for z in (-1.0, -0.3, 0.3, 1.0)]
+        runs = [*rest[:2], 2.0, *rest[2:]]
+        for df in (4.0, 12.0):
+            level = run_level(runs, Prior(cv * cv, df, 48))
+            assert level is not None and (level.runs, level.outliers) == (4, 1), (cv, df)
+        alone = run_level(runs)
+        assert alone is not None and alone.outliers == (0 if cv == 0.10 else 1)
+        quiet = [*rest, math.exp(3 * cv)]
+        for prior in (NO_PRIOR, Prior(cv * cv, 4.0, 48), Prior(cv * cv, 12.0, 48)):
+            level = run_level(quiet, prior)
+            assert level is not None and level.outliers == 0, (cv, prior)
 
 
 def test_a_prior_pools_the_spread_of_many_series_that_agree() -> None:
