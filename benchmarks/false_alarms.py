@@ -404,14 +404,15 @@ def whole_runs(folder: Path, trials: int, nightly_shape: bool) -> None:
 
 
 def _workflow_fails(runs: list[RunResults], levels: np.ndarray, timed: int) -> list[bool]:
-    """Whether the workflow fails on the first series on each night from the sixth run on:
+    """Whether the workflow fails on the first series on each of the two newest runs:
     `buildbench compare history/$MACHINE current` (the newest BASELINE_RUNS runs before it)
     calls it worse, or `history --fail-on-regression` (every run so far) reports it as news."""
     thresholds = Thresholds()
     first = NIGHTLY_TIMES[0][0]
     found = []
-    before = _gate_verdicts(levels[:BASELINE_RUNS], timed, thresholds)[0]
-    for night in range(BASELINE_RUNS, len(runs)):
+    start = len(runs) - 2  # the step's first run
+    before = _gate_verdicts(levels[:start], timed, thresholds)[0]
+    for night in range(start, len(runs)):
         rows = compare(runs[night - BASELINE_RUNS : night], runs[night], thresholds)
         by_compare = any(
             row.mark == WORSE and row.cell.startswith("cell0/") and row.metric_key == first
@@ -431,35 +432,39 @@ def _gate_verdicts(levels: np.ndarray, timed: int, thresholds: Thresholds) -> li
 
 def workflow_nights(folder: Path, steps: int) -> None:
     """A x1.3 step in one series, judged night after night as the nightly workflow judges it:
-    the step's first run against the five before it, then the next run against the newest
-    five (the stepped run among them) while history sees two runs after the step. The share of
-    steps the workflow fails (compare or history, on that series) on the first night and
-    within two. The nightly shape (CVs 3-10%, the stepped series at 5%) and 12 cells of build
-    time at CV 5%, with and without one x2 outlier run among the five before the step."""
+    the step's first run against the newest five before it, then the next run against the
+    newest five (the stepped run among them) while history sees every run, two after the step.
+    The share of steps the workflow fails (compare or history, on that series) on the first
+    night and within two. The nightly shape (CVs 3-10%, the stepped series at 5%) and 12 cells
+    of build time at CV 5%, with and without one x2 outlier run three runs before the step,
+    after a history of 5 runs (history's shortest) and of STEP_AT runs."""
     template = load_results(next(iter(sorted(folder.glob("*.json")))))
     rng = np.random.default_rng(5)
     print(
         "the workflow night after night (compare or history), a x1.3 step in one series at CV "
         f"5%, failed on its first night / within two nights (of {steps}):"
     )
-    for timed, shape in ((3, "4 cells x 3 time metrics, CVs 3-10%"), (1, "12 cells of build time")):
-        for outlier in (False, True):
-            first = second = 0
-            for _ in range(steps):
-                cv = rng.uniform(0.03, 0.10, SERIES) if timed == 3 else 0.05
-                levels = _levels(rng, BASELINE_RUNS + 2, cv)
-                levels[:, 0] = np.exp(rng.normal(0.0, 0.05, BASELINE_RUNS + 2))
-                if outlier:
-                    levels[2] *= 2.0
-                levels[BASELINE_RUNS:, 0] *= 1.3
-                nights = _workflow_fails(cell_runs(template, levels, rng, timed), levels, timed)
-                first += nights[0]
-                second += any(nights)
-            name = ", one x2 outlier run before the step" if outlier else ""
-            print(
-                f"  {shape}{name}: {first / steps:.0%} / {second / steps:.0%}",
-                flush=True,
-            )
+    for before in (BASELINE_RUNS, STEP_AT):
+        for timed, shape in ((3, "4 cells x 3 times, CVs 3-10%"), (1, "12 cells of build time")):
+            for outlier in (False, True):
+                first = second = 0
+                for _ in range(steps):
+                    cv = rng.uniform(0.03, 0.10, SERIES) if timed == 3 else 0.05
+                    levels = _levels(rng, before + 2, cv)
+                    levels[:, 0] = np.exp(rng.normal(0.0, 0.05, before + 2))
+                    if outlier:
+                        levels[before - 3] *= 2.0
+                    levels[before:, 0] *= 1.3
+                    runs = cell_runs(template, levels, rng, timed)
+                    nights = _workflow_fails(runs, levels, timed)
+                    first += nights[0]
+                    second += any(nights)
+                name = ", one x2 outlier run" if outlier else ""
+                print(
+                    f"  {before} runs before the step, {shape}{name}: "
+                    f"{first / steps:.0%} / {second / steps:.0%}",
+                    flush=True,
+                )
 
 
 def history_outlier(trials: int) -> None:
