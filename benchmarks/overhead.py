@@ -3,12 +3,15 @@
 Run on a quiet machine with an engine and the base image (scripts/setup), from the repository:
 
     .venv/bin/python benchmarks/overhead.py --pairs 5
+    .venv/bin/python benchmarks/overhead.py --pairs 3 --builds-only   # figure 1 (and 2) only
 
 Four figures, each from interleaved pairs (A then B, then B then A, ...) so that a machine that
 drifts during the benchmark biases neither side:
 
 1. build fidelity: buildbench's build time / `docker build --no-cache` wall time, the same
-   network-free Dockerfile, the classic builder on both sides (goal: within 2%);
+   network-free Dockerfile, the classic builder on both sides (goal: within 2%), with a small
+   context and again with a large one (`--context-mb`, 200 by default: a file the Dockerfile
+   copies), where packing and sending the context is a visible part of the build;
 2. overhead: `buildbench run` wall time (the whole process: start-up, preflight, reading the
    image, results, report and charts) - the same `docker build` wall time (goal: at most 1 s),
    with the run's own timeline saying where it went;
@@ -46,6 +49,7 @@ DOCKERFILE = """FROM python:3.11-slim
 RUN python3 -c "import hashlib; h=b'x'; [h := hashlib.sha256(h).digest() for _ in range(4_000_000)]"
 RUN head -c 30000000 /dev/urandom > /payload
 """
+LARGE_CONTEXT = "COPY payload.bin /payload.bin\n"  # the large context's file, copied in
 CONFIG = """[[image]]
 name = "netfree"
 dockerfile = "Dockerfile"
@@ -92,6 +96,8 @@ def buildbench_build(folder: Path) -> dict[str, Any]:
     return {
         "process_seconds": seconds,
         "build_seconds": cell["build"]["seconds"][0],
+        "context_seconds": (cell["build"].get("context_seconds") or [None])[0],
+        "context_bytes": cell["build"].get("context_bytes"),
         "wall_seconds": run["run"]["wall_seconds"],
         "phases": {p: phases(run["run"], p) for p in ("preflight", "build", "measure", "clean-up")},
     }
@@ -158,35 +164,74 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def build_folder(folder: Path, context_mb: int) -> Path:
+    """The benchmark's Dockerfile and config; with `context_mb`, a file of that many MB
+    (random: no transport compresses it away) that the Dockerfile copies."""
+    folder.mkdir()
+    dockerfile = DOCKERFILE
+    if context_mb:
+        with (folder / "payload.bin").open("wb") as payload:
+            for _ in range(context_mb):
+                payload.write(os.urandom(1_000_000))
+        dockerfile += LARGE_CONTEXT
+    (folder / "Dockerfile").write_text(dockerfile)
+    (folder / "buildbench.toml").write_text(CONFIG)
+    return folder
+
+
+def build_figures(builds: list[dict[str, Any]]) -> dict[str, Any]:
+    packed = [b["context_seconds"] for b in builds if b["context_seconds"] is not None]
+    return {
+        "build_ratio_median": round(
+            median([b["build_seconds"] / b["docker_build_seconds"] for b in builds]), 4
+        ),
+        "context_seconds_median": round(median(packed), 3) if packed else None,
+        "context_bytes": builds[0]["context_bytes"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--context-mb", type=int, default=200, help="the large context's size (0: none)"
+    )
+    parser.add_argument(
+        "--builds-only", action="store_true", help="figures 1 and 2 only: no onnx/cpu runs"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="buildbench-overhead-") as tmp:
         folder = Path(tmp)
-        (folder / "Dockerfile").write_text(DOCKERFILE)
-        (folder / "buildbench.toml").write_text(CONFIG)
-        builds = build_pairs(folder, args.pairs)
-        plain = folder / "built-in"  # no buildbench.toml there: the built-in matrix
-        plain.mkdir()
-        onnx = onnx_runs(plain, max(2, args.pairs // 2))
-    ratio = median([b["build_seconds"] / b["docker_build_seconds"] for b in builds])
+        builds = build_pairs(build_folder(folder / "small", 0), args.pairs)
+        large = []
+        if args.context_mb:
+            large = build_pairs(build_folder(folder / "large", args.context_mb), args.pairs)
+        onnx = []
+        if not args.builds_only:
+            plain = folder / "built-in"  # no buildbench.toml there: the built-in matrix
+            plain.mkdir()
+            onnx = onnx_runs(plain, max(2, args.pairs // 2))
     overhead = median([b["process_seconds"] - b["docker_build_seconds"] for b in builds])
     outside = median([b["process_seconds"] - b["wall_seconds"] for b in builds])
-    read = median([o["read_seconds"] / o["docker_save_seconds"] for o in onnx])
-    smoke = median([o["smoke_seconds"] / o["smoke_timed_work_seconds"] for o in onnx])
-    figures = {
-        "build_ratio_median": round(ratio, 4),
+    figures: dict[str, Any] = {
+        **build_figures(builds),
+        "large_context": build_figures(large) if large else None,
         "overhead_seconds_median": round(overhead, 3),
         "outside_the_run_seconds_median": round(outside, 3),
         "phase_seconds_median": {
             p: round(median([b["phases"][p] for b in builds]), 3) for p in builds[0]["phases"]
         },
-        "image_read_ratio_median": round(read, 3),
-        "smoke_ratio_median": round(smoke, 3),
-        "model_preparation_seconds": [round(o["model_preparation_seconds"], 3) for o in onnx],
     }
-    print(json.dumps({"figures": figures, "builds": builds, "onnx": onnx}, indent=2))
+    if onnx:
+        read = median([o["read_seconds"] / o["docker_save_seconds"] for o in onnx])
+        smoke = median([o["smoke_seconds"] / o["smoke_timed_work_seconds"] for o in onnx])
+        figures |= {
+            "image_read_ratio_median": round(read, 3),
+            "smoke_ratio_median": round(smoke, 3),
+            "model_preparation_seconds": [round(o["model_preparation_seconds"], 3) for o in onnx],
+        }
+    samples = {"builds": builds, "large_context_builds": large, "onnx": onnx}
+    print(json.dumps({"figures": figures, **samples}, indent=2))
     return 0
 
 
