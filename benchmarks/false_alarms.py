@@ -19,6 +19,12 @@ real slowdown: the evidence behind their thresholds and tests.
    one series on the newest run: (a) the nightly run's shape, 4 cells x build time, p50 latency
    and cold start, each series' run-to-run CV drawn from 3-10%, the stepped one's 5%; (b) 12
    series of build time at CV 3/5/10% (the issue's 37% of quiet runs failing was at 5%).
+4. The workflow night after night (first printed; `--workflow-only`: it alone): a x1.3 step
+   in one series at CV 5%, its first run judged by compare against the newest five runs and by
+   history on every run, then the next run likewise (the stepped run now in compare's
+   baseline, two runs after the step in history's): the share of steps the workflow (compare
+   or history) fails on that series on the first night and within two, after 5 runs
+   (history's shortest) or 16, with and without a x2 run three runs before the step.
 
 Measured (2026-12-06, `.venv/bin/python benchmarks/false_alarms.py --trials 1000 --nights 200`
 on a shared 2-core machine; 1000 quiet runs a line: 1% is +-0.3%; 250 steps: +-3%):
@@ -37,6 +43,14 @@ on a shared 2-core machine; 1000 quiet runs a line: 1% is +-0.3%; 250 steps: +-3
           CV 10%: 0.9% / 0.1% / 1.0%, 12%   with the outlier: 0.2% / 0% / 0.2%, 9%
           (before this method: 37% of quiet runs failed at CV 5%; the step hidden by an
           outlier in 300 of 300)
+    the workflow, a x1.3 step at CV 5% failed on its first night / within two (250 steps):
+                                     5 runs before        16 runs before
+      (a) 4 cells x 3, CVs 3-10%:    64% / 67%            56% / 98%
+          with one x2 outlier run:   47% / 47%            50% / 50%
+      (b) 12 cells of build time:    78% / 82%            82% / 100%
+          with one x2 outlier run:   80% / 82%            73% / 74%
+      (history's E-divisive finds no two-run segment in 7 runs; in 18 it does, unless a x2
+      run sits three runs before the step: then neither night sees it)
     history gate, quiet nights failing (12 series, nights 6..24): 0.89% (34 of 3800 nights);
       the gate before E-divisive's: 6.71%
     history gate, one cell stepped from run 17, failed within 6 nights (x1.3 and x1.5: measured
@@ -63,6 +77,7 @@ is within what its own runs show (their A/A spread) and is not failed; that is t
 doing its job, not a miss of the test.
 
 Run: .venv/bin/python benchmarks/false_alarms.py [--trials N] [--nights N] [--runs DIR]
+     [--workflow-only]
 """
 
 from __future__ import annotations
