@@ -51,6 +51,8 @@ on a shared 2-core machine; 1000 quiet runs a line: 1% is +-0.3%; 250 steps: +-3
           with one x2 outlier run:   80% / 82%            73% / 74%
       (history's E-divisive finds no two-run segment in 7 runs; in 18 it does, unless a x2
       run sits three runs before the step: then neither night sees it)
+      quiet nights after 16 runs, (a): compare 1.8%, history 1.0%, the job 2.8% (500 nights,
+      these helpers: compare on the newest five, history's news; not yet a section here)
     history gate, quiet nights failing (12 series, nights 6..24): 0.89% (34 of 3800 nights);
       the gate before E-divisive's: 6.71%
     history gate, one cell stepped from run 17, failed within 6 nights (x1.3 and x1.5: measured
