@@ -220,22 +220,14 @@ def _verdict(
     return Verdict(found.shift, threshold, p_value, found.shift.ratio > threshold)
 
 
-def judge(
-    values: Sequence[float], metric: Metric, thresholds: Thresholds, min_size: int = MIN_SIZE
-) -> Verdict | None:
-    """The newest shift of one stretch of comparable runs, if worse and young, with its effect
-    and p-value (`significant` is left to `discover`, which sees every series of the run), the
-    series judged alone: `judge_all` judges a run's series together."""
-    return _verdict(_candidate(values, min_size), metric, thresholds)
-
-
 def judge_all(
     stretches: Sequence[Sequence[float]],
     metrics: Sequence[Metric],
     thresholds: Thresholds,
     min_size: int = MIN_SIZE,
 ) -> list[Verdict | None]:
-    """`judge` of every series one run judges (the newest stretch of each), then `discover`.
+    """The newest shift of each stretch of comparable runs one run judges, if worse and young,
+    with its effect and p-value, then `discover` over all of them.
     As in `compare`, each time series' variance is moderated by a prior fitted to all of them
     (`stats.run_prior`, on the runs at each series' level before its candidate shift)."""
     found = [_candidate(values, min_size) for values in stretches]

@@ -450,8 +450,6 @@ def _posterior(variance: float, df: float, prior: Prior) -> tuple[float, float]:
     """A series' variance shrunk towards the prior, and its degrees of freedom."""
     if prior.df == 0:
         return variance, df
-    if math.isinf(prior.df):
-        return prior.variance, prior.pooled_df
     shrunk = (prior.df * prior.variance + df * variance) / (prior.df + df)
     return shrunk, min(prior.df + df, prior.pooled_df)
 
@@ -525,11 +523,19 @@ def _trimmed_variance(logs: list[float]) -> tuple[float, int]:
     return statistics.variance(rest) / _trimming_bias(len(logs)), len(rest) - 1
 
 
+# Normal values drawn for `_trimming_bias`, at most: its error falls with draws x runs, so a
+# long history (1,000 runs) needs no 20,000 x 1,000 of them (4 s and 460 MB): 1,000 x 1,000 are
+# within 0.2%, in 0.1 s.
+_TRIMMING_VALUES = 1_000_000
+
+
 @functools.lru_cache
 def _trimming_bias(runs: int) -> float:
     """E[variance of `runs` standard normal values less the one farthest from their median]:
-    a seeded simulation (20,000 samples: within 2% for 5 runs), the same on every call."""
-    draws = np.random.default_rng(0).normal(size=(20_000, runs))
+    a seeded simulation (20,000 samples below 50 runs: within 2% for 5 runs; fewer beyond, each
+    with more values, at most _TRIMMING_VALUES in all), the same on every call."""
+    samples = max(1_000, min(20_000, _TRIMMING_VALUES // runs))
+    draws = np.random.default_rng(0).normal(size=(samples, runs))
     far = np.argmax(np.abs(draws - np.median(draws, axis=1, keepdims=True)), axis=1)
     rest = draws[np.arange(runs)[None, :] != far[:, None]].reshape(len(draws), runs - 1)
     return float(np.mean(np.var(rest, axis=1, ddof=1)))
