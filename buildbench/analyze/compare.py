@@ -59,7 +59,7 @@ METHOD = (
     "times: each run counts once, with the median of its samples; the baseline is the median "
     f"of its comparable runs. With {MIN_TEST_RUNS} or more baseline runs a change must be "
     "significant against their run-to-run spread (one-sided t prediction test on log run "
-    f"medians; from {MIN_SPREAD_RUNS} runs on, a run the others predict with p <= "
+    f"medians; from {MIN_SPREAD_RUNS} runs on, a run the others predict with p x runs <= "
     f"{OUTLIER_ALPHA:g} is left out as an outlier; each series' variance is shrunk towards "
     "what every time series of the run (all cells, all timed metrics) shows, by empirical "
     "Bayes as limma's moderated t); with fewer, that spread is unknown, the threshold "
@@ -363,7 +363,9 @@ def judge_time(
     level = statistics.median(runs)
     factor = time_threshold(runs, thresholds.default(metric), thresholds.min_effect, prior)
     alternative: Alternative = "greater" if value > level else "less"
-    p = run_p_value(runs, value, alternative, prior) if value != level else None
+    # A run level with the baseline's is tested too (p about 0.5): with enough runs, every
+    # p-value a compare corrects for is a run-level one, never the samples' check below.
+    p = run_p_value(runs, value, alternative, prior)
     if p is not None:
         significant = p <= thresholds.alpha
         evidence = f"{_p(p)} (run vs {len(runs)} runs)"

@@ -400,8 +400,20 @@ def test_a_quiet_machines_own_spread_lowers_its_threshold(tmp_path: Path) -> Non
     assert row.threshold == pytest.approx(1.05)  # the spread, 1.02, raised to the minimum effect
     assert row.mark == WORSE
     assert row.p_value is not None and row.p_value < 0.001
-    assert row.evidence == "p<0.001 (run vs 5 runs)"
+    # Every time row is a run-level test, those level with their baseline too (p about 0.5),
+    # so the correction counts all 12 (4 cells x build time, latency, cold start).
+    assert row.evidence == "p<0.001 (run vs 5 runs); adjusted p<0.001 over 12 tests"
     assert invoke(str(baseline), str(current))[0] == EXIT_REGRESSION
+
+
+def test_a_time_level_with_its_baseline_is_a_run_level_test(tmp_path: Path) -> None:
+    """Not the samples' check, whose p-value is of another test and would join the correction
+    as if it were a run's."""
+    baseline, current = _history_at_levels(tmp_path, [1.0, 1.01, 0.99, 1.005, 0.995], 1.0)
+    row = _onnx_build_row(baseline, current)
+    assert row.ratio == pytest.approx(1.0)
+    assert row.mark == SAME
+    assert row.evidence.startswith("p=0.5") and "(run vs 5 runs)" in row.evidence
 
 
 def test_a_run_within_the_runs_spread_is_not_significant(tmp_path: Path) -> None:
