@@ -39,9 +39,17 @@ def quantiles(latency: Latency) -> Quantiles:
 
 def worst_parity(smoke: SmokeResult) -> Parity | None:
     """The worst parity over the batch sizes."""
-    if not smoke.parity:
+    return _worst(list(smoke.parity.values()))
+
+
+def cell_parity(smoke: SmokeResult) -> Parity | None:
+    """The worst parity of every model a cell ran (a cell's one figure: the CSV's)."""
+    return _worst([p for one in (smoke, *smoke.more_models) for p in one.parity.values()])
+
+
+def _worst(found: list[Parity]) -> Parity | None:
+    if not found:
         return None
-    found = smoke.parity.values()
     return Parity(
         max(p.max_abs_diff for p in found),
         max(p.max_rel_diff for p in found),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildbench.analyze.course import labelled
-from buildbench.analyze.derived import build_summary, cold_start_summary, quantiles, worst_parity
+from buildbench.analyze.derived import build_summary, cell_parity, cold_start_summary, quantiles
 from buildbench.analyze.metrics import latency
 from buildbench.analyze.stats import coefficient_of_variation
 from buildbench.record import CellRecord, RunInfo
@@ -30,7 +30,7 @@ def cell_row(run: RunInfo, machine: str, r: CellRecord) -> dict[str, Any]:
     build = build_summary(r)
     image = r.image
     smoke = r.smoke
-    parity = worst_parity(smoke) if smoke else None
+    parity = cell_parity(smoke) if smoke else None  # every model's
     found = latency(r, "1")
     b1 = quantiles(found) if found else None
     cold = cold_start_summary(smoke) if smoke else None

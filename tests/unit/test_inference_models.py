@@ -19,6 +19,7 @@ from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.measure.smoke.runner import SmokeContext, SmokeOptions
 from buildbench.record import CellRecord, ModelInfo, SmokeResult
 from buildbench.render.markdown import render_markdown
+from buildbench.render.tables import cell_row
 from buildbench.results import load_results, write_results
 from buildbench.status import Status
 from tests.fakes import FakeEngine
@@ -159,6 +160,8 @@ def test_every_models_parity_is_in_the_results_and_labelled_in_the_report(
         ["onnx/cpu", f"`{first.spec}`", "smoke_failed", "ok, max abs diff 0.0e+00"],
         ["onnx/cpu", f"`{second.spec}`", "smoke_failed", "FAIL, max abs diff 2.5e-01"],
     ]
+    row = cell_row(info, "vm", record)  # the CSV's one row a cell: the worst of every model
+    assert (row["parity_ok"], row["parity_max_abs_diff"]) == (False, 0.25)
 
 
 def test_a_failing_further_model_fails_the_cell_and_is_named(tmp_path: Path) -> None:
