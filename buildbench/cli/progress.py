@@ -19,7 +19,7 @@ from buildbench.analyze.derived import build_summary
 from buildbench.record import CellRecord
 from buildbench.render import fmt
 from buildbench.run.matrix import Cell
-from buildbench.run.pipeline import RunHeader
+from buildbench.run.progress import RunHeader
 from buildbench.status import Status
 
 # A new instruction: classic "Step 3/9 : RUN ...", BuildKit "#7 [builder 3/5] RUN ...".

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,13 +27,10 @@ from buildbench.cli.options import (
 from buildbench.cli.progress import TerminalProgress
 from buildbench.engine.builders import BUILDERS
 from buildbench.errors import Terminated, UsageError
-from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.record import CellRecord
 from buildbench.render.markdown import CELL_HEADERS, cell_columns
-from buildbench.run.engines import Outcome, run_on_engines
-from buildbench.run.pipeline import RunPlan
-from buildbench.run.registry import run_registry
-from buildbench.run.smokes import run_smoke_options
+from buildbench.run.engines import Outcome, execute
+from buildbench.run.plan import RunPlan, RunRequest, SmokeRequest
 from buildbench.status import Status
 
 
@@ -239,21 +235,6 @@ def run(
             tip=f"drop --no-smoke to test the model, or drop {given} to only build and measure",
         )
     resolved = resolve_matrix(**matrix)
-    smoke_options = None
-    if smoke:
-        options = SmokeOptions(
-            batch_sizes=batch_sizes,
-            gpus="all" if gpus == "all" else "none" if gpus == "none" else "auto",
-            timeout_seconds=smoke_timeout,
-            min_runs=latency_runs,
-            min_seconds=latency_seconds,
-            cold_starts=cold_starts,
-            memory_bytes=smoke_memory * 1024**2,
-            models=model_requests(models, inputs, resolved.source),
-            ort_settings=tuple(s.strip() for s in ort_settings.split(",") if s.strip()),
-            threads=threads,
-        )
-        smoke_options = run_smoke_options(options, resolved.cells)  # models checked there
     plan = RunPlan(
         cells=resolved.cells,
         base_image=resolved.base_image,
@@ -269,13 +250,25 @@ def run(
         machine=machine,
         slim=slim or bool(slim_exclude),
         slim_exclude=slim_exclude,
-        smoke=smoke_options,
     )
+    smoke_request = None
+    if smoke:
+        smoke_request = SmokeRequest(
+            batch_sizes=batch_sizes,
+            latency_runs=latency_runs,
+            latency_seconds=latency_seconds,
+            cold_starts=cold_starts,
+            gpus="all" if gpus == "all" else "none" if gpus == "none" else "auto",
+            timeout_seconds=smoke_timeout,
+            memory_mib=smoke_memory,
+            models=model_requests(models, inputs, resolved.source),
+            ort_settings=ort_settings,
+            threads=threads,
+        )
     signal.signal(signal.SIGTERM, _terminate)
     screen = TerminalProgress(Console(stderr=True, highlight=False), verbose=verbose, quiet=quiet)
-    with run_registry(registry) as address:
-        plan = replace(plan, registry=address)
-        outcome = run_on_engines(endpoints(engines, contexts), plan, screen)
+    request = RunRequest(plan, smoke_request, registry)
+    outcome = execute(request, endpoints(engines, contexts), screen)
     _print_outcome(outcome)
 
 

@@ -31,7 +31,10 @@ from buildbench.record import CellRecord
 from buildbench.render.report import REPORT_MD, preload_steps, write_report
 from buildbench.results import RESULTS_JSON, RunResults, load_results
 from buildbench.run.matrix import Cell
-from buildbench.run.pipeline import Progress, RunHeader, RunPlan, new_run_id, prepare
+from buildbench.run.plan import RunPlan, RunRequest
+from buildbench.run.prepare import new_run_id, prepare
+from buildbench.run.progress import Progress, RunHeader
+from buildbench.run.registry import run_registry
 from buildbench.run.spare import SpareStep
 
 log = logging.getLogger("buildbench")
@@ -52,6 +55,14 @@ class Outcome:
     report: Path | None = None
     # What stopped the run(s) early, to raise once everything is saved and reported.
     error: BaseException | None = None
+
+
+def execute(request: RunRequest, endpoints: list[Endpoint], screen: Screen) -> Outcome:
+    """The command line's request run: its plan checked (the models: before any engine is asked),
+    then run on every engine, through the registry it names for as long as the run goes."""
+    plan = request.checked()
+    with run_registry(request.registry) as address:
+        return run_on_engines(endpoints, replace(plan, registry=address), screen)
 
 
 def run_on_engines(endpoints: list[Endpoint], plan: RunPlan, screen: Screen) -> Outcome:

@@ -1,246 +1,45 @@
-"""A run end to end: matrix -> build -> measure -> smoke -> (registry) -> record.
+"""A prepared run (run/prepare.py makes it) end to end: each cell built, measured, smoke-tested,
+shipped through a registry, then the cold pulls.
 
-`prepare` checks everything a run needs before the first build and returns a `PreparedRun`;
-its `run_all` runs every cell. Each stage of a cell returns a value (`Builds`, `Measurement`,
-`SmokeResult`, `Shipping`, or a `Failure`) and `apply` files it on the cell's record: the one
-place a record changes. The results file is rewritten after every stage that changed it, so
-whatever happens later, nothing measured is lost.
+Each stage of a cell returns a value and `apply` (run/stages.py) files it on the cell's record.
+The results file is rewritten after every stage that changed it, so whatever happens later,
+nothing measured is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
-import os
-import platform
-import secrets
-import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-from buildbench import __version__
 from buildbench.analyze.derived import results_document
-from buildbench.analyze.interference import interference_warnings
 from buildbench.engine.api import Engine, ImageInfo
-from buildbench.engine.builders import Builder, BuilderName, BuildRequest, BuildSample
-from buildbench.errors import BuildFailed, EngineUnavailable, Terminated, UsageError
-from buildbench.labels import LABEL_LOCK, masked_build_args, run_labels, smoke_volume
+from buildbench.engine.builders import Builder, BuildRequest, BuildSample
+from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
+from buildbench.labels import run_labels, smoke_volume
 from buildbench.measure.archive import ArchiveAnalysis
 from buildbench.measure.image import measure_image
-from buildbench.measure.shipping import cold_pulls, push_base, ship
-from buildbench.measure.slim import Slimmed, Slimmer, candidate_tag, trace_file
+from buildbench.measure.shipping import cold_pulls, ship
+from buildbench.measure.slim import Slimmer, candidate_tag, trace_file
 from buildbench.measure.smoke import cpuload
-from buildbench.measure.smoke.runner import (
-    Payload,
-    SmokeContext,
-    SmokeKind,
-    SmokeOptions,
-    wants_gpus,
-)
-from buildbench.record import (
-    BuildRecord,
-    CellRecord,
-    Download,
-    EngineFacts,
-    Measurement,
-    RunInfo,
-    Shipping,
-    SmokeResult,
-    Step,
-)
+from buildbench.measure.smoke.runner import Payload, SmokeContext, SmokeKind
+from buildbench.record import BuildRecord, CellRecord, Download, RunInfo, SmokeResult, Step
 from buildbench.render.tables import write_cells_csv
-from buildbench.results import RunResults, newest_run, write_results
-from buildbench.run import preflight
+from buildbench.results import RunResults, write_results
 from buildbench.run.cleanup import Journal
 from buildbench.run.context import build_context
-from buildbench.run.hostinfo import cpu_model, git_commit, memory_bytes
 from buildbench.run.matrix import Cell
-from buildbench.run.pipconfig import PipInputs
-from buildbench.run.prefetch import prefetch_wheels
-from buildbench.run.smokes import idle_cells, smoke_kind
-from buildbench.run.spare import SpareStep, SpareWork
-from buildbench.run.timeline import Timeline, phase_seconds
+from buildbench.run.plan import RunPlan
+from buildbench.run.progress import Progress, RunHeader
+from buildbench.run.spare import SpareWork
+from buildbench.run.stages import Builds, Failure, apply, new_record
+from buildbench.run.timeline import Timeline, now
 from buildbench.status import ExitReason, Status
 
 log = logging.getLogger("buildbench")
-
-
-@dataclass(frozen=True)
-class RunHeader:
-    """What a run says when it starts: where its results go and what it was given."""
-
-    run_id: str
-    run_dir: Path
-    engine: EngineFacts
-    builder: str
-    base_image: str
-    pip: tuple[str, ...]
-    not_built: Mapping[str, str] = field(default_factory=dict)  # cell key -> why not
-
-
-class Progress(Protocol):
-    """What a run tells whoever watches it (the terminal's live view, or nobody). Each method
-    does nothing unless a watcher says otherwise."""
-
-    def run_started(self, header: RunHeader) -> None:
-        return None
-
-    def cell_started(self, cell: Cell, index: int, total: int) -> None:
-        return None
-
-    def phase(
-        self,
-        cell: Cell,
-        text: str,
-        done: int | None = None,
-        total: int | None = None,
-        estimate: float | None = None,  # seconds the same phase took in the previous run
-    ) -> None:
-        return None
-
-    def build_log(self, cell: Cell, line: str) -> None:
-        return None
-
-    def cell_finished(self, record: CellRecord) -> None:
-        return None
-
-
-class Silent(Progress):
-    """Progress that shows nothing."""
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What the user asked for: the cells and how to build, measure and test them."""
-
-    cells: list[Cell]
-    base_image: str
-    results_dir: Path
-    pip: PipInputs = field(default_factory=PipInputs)
-    builder: BuilderName = "classic"
-    repeat: int = 1
-    keep_images: bool = True
-    read_images: bool = True  # one pass over `docker save`: compressed size, contents, waste
-    smoke: SmokeOptions | None = None
-    prefetch: bool = False
-    preflight: bool = True
-    machine: str | None = None  # a stable name for reports and history (CI runners' vary)
-    registry: str | None = None  # HOST[:PORT]: push, size in, and pull back every image
-    cold_pull: bool = False  # and pull each with nothing local, the base set aside meanwhile
-    slim: bool = False  # trace the smoke test, build a slim image of it, smoke-test that too
-    slim_exclude: tuple[str, ...] = ()  # globs (/paths) the slim image leaves out on purpose
-    not_built: Mapping[str, str] = field(default_factory=dict)  # cell key -> why: see idle()
-
-    def smoke_kinds(self) -> dict[str, SmokeKind]:
-        """Each cell's smoke test, by cell key (none for cells without one, or --no-smoke)."""
-        if self.smoke is None:
-            return {}
-        kinds = {cell.key: smoke_kind(cell, self.smoke) for cell in self.cells}
-        return {key: kind for key, kind in kinds.items() if kind is not None}
-
-    def idle(self) -> RunPlan:
-        """The plan without the cells whose image no model of the run could use (run/smokes.py),
-        each kept in `not_built` with its reason: decided once the models are checked, before
-        anything is built."""
-        idle = idle_cells(self.cells, self.smoke) if self.smoke else {}
-        cells = [cell for cell in self.cells if cell.key not in idle]
-        return replace(self, cells=cells, not_built={**self.not_built, **idle})
-
-    def payloads(self) -> list[Payload]:
-        """The files the smoke tests need, once each."""
-        found = (kind.payload() for kind in self.smoke_kinds().values())
-        return list({p.key: p for p in found if p is not None}.values())
-
-    def options(self) -> dict[str, object]:
-        return {
-            "repeat": self.repeat,
-            "keep_images": self.keep_images,
-            "read_images": self.read_images,
-            "prefetch": self.prefetch,
-            "registry": self.registry,
-            "cold_pull": self.cold_pull,
-            "smoke": asdict(self.smoke) if self.smoke else None,
-            "cells": [cell.key for cell in self.cells],
-            **({"not_built": dict(self.not_built)} if self.not_built else {}),
-        }
-
-
-# ---------------------------------------------------------------------------------------------
-# The values a cell's stages return
-
-
-@dataclass(frozen=True)
-class Builds:
-    """Every build sample of a cell that finished, and the image the last one made."""
-
-    record: BuildRecord
-    image_id: str | None
-    warnings: tuple[str, ...] = ()
-    cache_records: tuple[str, ...] = ()  # BuildKit's records of the kept image
-
-
-@dataclass(frozen=True)
-class Failure:
-    status: Status
-    message: str
-    log_tail: tuple[str, ...] = ()
-
-
-Value = Builds | Measurement | SmokeResult | Shipping | Slimmed | Failure
-
-
-def apply(record: CellRecord, value: Value) -> None:
-    """File a stage's value on the cell's record: the one place a record changes."""
-    match value:
-        case Builds():
-            record.build = value.record
-            record.image_id = value.image_id
-            record.warn(*value.warnings, *interference_warnings(record))
-        case Measurement():
-            record.image, record.contents = value.image, value.contents
-            record.warn(*value.warnings)
-        case SmokeResult():
-            record.smoke = value
-            record.warn(*interference_warnings(record))
-            if value.status != Status.OK:
-                record.fail(value.status, value.message)
-        case Shipping():
-            record.registry = value
-            if record.image is not None:  # the registry's own figure replaces the estimate
-                record.image = replace(
-                    record.image,
-                    compressed_size_bytes=value.stored_bytes,
-                    compressed_size_source="registry",
-                )
-        case Slimmed():  # the candidate's failure is its own: the cell stays as measured
-            record.trace, record.slim = value.trace, value.candidate
-        case Failure():
-            record.fail(value.status, value.message, list(value.log_tail))
-
-
-def new_run_id() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def new_record(cell: Cell, builder: str) -> CellRecord:
-    return CellRecord(
-        name=cell.name,
-        variant=cell.variant,
-        framework=cell.framework,
-        dockerfile=str(cell.dockerfile),
-        build_args=masked_build_args(cell.build_args),
-        config_hash=cell.config_hash(),
-        builder=builder,
-    )
 
 
 def _steps(samples: list[BuildSample]) -> list[Step]:
@@ -249,10 +48,6 @@ def _steps(samples: list[BuildSample]) -> list[Step]:
         for step, (_, _, seconds) in zip(steps, sample.steps, strict=False):
             step.seconds.append(round(seconds, 3))
     return steps
-
-
-# ---------------------------------------------------------------------------------------------
-# A prepared run
 
 
 @dataclass
@@ -346,7 +141,7 @@ class PreparedRun:
             self.info.exit_reason = ExitReason.COMPLETED
         finally:
             self.info.wall_seconds = self.timeline.close()
-            self.info.finished_at = _now()
+            self.info.finished_at = now()
             self.save(table=True)
         return self.records
 
@@ -575,215 +370,3 @@ class PreparedRun:
             apply(record, result)
             self.save()
         return result
-
-
-# ---------------------------------------------------------------------------------------------
-# Preparing a run
-
-
-def engine_facts(engine: Engine, probe: preflight.EngineProbe | None, local: bool) -> EngineFacts:
-    info = engine.info()
-    return EngineFacts(
-        endpoint=engine.endpoint,
-        name=info.name,
-        server_version=info.server_version,
-        api_version=info.api_version,
-        os=info.os,
-        arch=info.arch,
-        kernel=info.kernel,
-        storage_driver=info.storage_driver,
-        cpus=info.cpus,
-        cpu_model=probe.cpu_model if probe else None,
-        memory_bytes=info.memory_bytes,
-        nvidia_runtime=info.has_nvidia_runtime,
-        local=local,
-    )
-
-
-@dataclass(frozen=True)
-class _Checked:
-    """What the checks before the first build found: base images, the engine's probe."""
-
-    bases: dict[str, ImageInfo]
-    main_base: str | None
-    probe: preflight.EngineProbe | None
-
-
-def _check_inputs(plan: RunPlan, kinds: Mapping[str, SmokeKind]) -> None:
-    """What the user gave, checked here before the engine is asked: one line and a tip."""
-    for cell in plan.cells:
-        cell.dockerfile_text()
-    plan.pip.validate()
-    for kind in kinds.values():
-        kind.check()
-    preflight.check_results_dir(plan.results_dir)
-
-
-def _check(
-    engine: Engine,
-    plan: RunPlan,
-    previous: RunResults | None,
-    lock: contextlib.ExitStack,
-    labels: Mapping[str, str],
-) -> _Checked:
-    """What the engine must have before any build (a failure is one line and a tip), and the
-    run's lock held. The probe, the index check and the lock are containers of their own: they
-    start side by side, each a second or more on a busy engine."""
-    # Every BASE_IMAGE a cell builds on is local before the first build: no pull is timed.
-    bases = {
-        ref: preflight.ensure_base_image(engine, ref)
-        for ref in dict.fromkeys(cell.base_image for cell in plan.cells)
-        if ref
-    }
-    main_base = plan.base_image if plan.base_image in bases else next(iter(bases), None)
-    urls = preflight.index_urls(plan.cells, plan.pip) if plan.preflight and main_base else []
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="buildbench-preflight") as pool:
-        probing = pool.submit(preflight.probe_engine, engine, main_base) if main_base else None
-        reaching = None
-        if main_base and urls and not plan.prefetch:
-            reaching = pool.submit(preflight.check_index, engine, main_base, urls, plan.pip)
-        _hold_lock(engine, plan, main_base, lock, labels)
-        probe = probing.result() if probing else None
-        # Without a probe (an image without Python) the index is not asked: that answer is void.
-        if plan.preflight and probe is not None:
-            records = previous.records if previous else []
-            sizes = {r.key: r.image.size_bytes for r in records if r.image}
-            needed = preflight.needed_bytes(plan.cells, plan.keep_images, sizes)
-            preflight.check_disk(probe, needed, plan.keep_images)
-            if reaching is not None:
-                reaching.result()
-    return _Checked(bases, main_base, probe)
-
-
-def _hold_lock(
-    engine: Engine,
-    plan: RunPlan,
-    base: str | None,
-    lock: contextlib.ExitStack,
-    labels: Mapping[str, str],
-) -> None:
-    """The lock is a container of a base image: the run's own, or the default base if local."""
-    lock_image = base or (plan.base_image if engine.image(plan.base_image) else None)
-    if lock_image:
-        lock.enter_context(engine.hold(lock_image, {**labels, LABEL_LOCK: "1"}))
-    else:
-        log.warning("no base image to hold this run's lock: `buildbench clean` may not see it")
-
-
-def _run_info(
-    engine: Engine,
-    plan: RunPlan,
-    builder: Builder,
-    checked: _Checked,
-    local: bool,
-    started: str,
-    run_id: str,
-) -> RunInfo:
-    bases = checked.bases
-    return RunInfo(
-        run_id=run_id,
-        started_at=started,
-        host=platform.node(),
-        cpu=cpu_model(),
-        cpu_count=os.cpu_count() or 0,
-        memory_bytes=memory_bytes(),
-        engine=engine_facts(engine, checked.probe, local),
-        builder=builder.name,
-        buildbench_version=__version__,
-        git_commit=git_commit(Path(__file__).resolve().parents[2]),
-        base_image=plan.base_image,
-        base_image_id=bases[plan.base_image].id if plan.base_image in bases else None,
-        options=plan.options(),
-        pip=plan.pip.to_json(),
-        label=plan.machine,
-    )
-
-
-def _before_first_cell(
-    run: PreparedRun, checked: _Checked, make_payload: Callable[[Payload], bytes]
-) -> None:
-    """Base images pushed (a registry run), the smoke tests' files made, wheels prefetched."""
-    plan, engine = run.plan, run.engine
-    if plan.registry:
-        run.timeline.enter("base push")
-        log.info("pushing the base images to %s first", plan.registry)
-        run.info.options["base_push_seconds"] = {
-            ref: round(push_base(engine, plan.registry, run.info.run_id, ref, base), 3)
-            for ref, base in checked.bases.items()
-        }
-    for payload in plan.payloads():
-        run.timeline.enter("model preparation", detail=payload.describe)
-        log.info("preparing %s", payload.describe)
-        run.payloads[payload.key] = make_payload(payload)
-    if plan.prefetch:
-        run.timeline.enter("prefetch")
-        run.prefetched = prefetch_wheels(plan.cells, plan.pip, checked.probe)
-
-
-@contextlib.contextmanager
-def prepare(
-    engine: Engine,
-    plan: RunPlan,
-    builder: Builder,
-    *,
-    local: bool = True,
-    make_payload: Callable[[Payload], bytes] = lambda payload: payload.make(),
-    name: str | None = None,
-    spare: Sequence[SpareStep] = (),
-) -> Iterator[PreparedRun]:
-    """Check what the run needs before building anything, create its results folder (named
-    `name`, else the run id), hold its lock and make the smoke tests' files; release them all
-    when the run is done. `spare`: steps of work for later (loading the report's libraries), done
-    in a thread while the checks wait on the engine, then in the quiet windows (run/spare.py)."""
-    started, timeline = _now(), Timeline()  # the run starts with its checks
-    timeline.enter("preflight")
-    kinds = plan.smoke_kinds()
-    previous = newest_run(plan.results_dir)
-    _check_inputs(plan, kinds)
-    plan = plan.idle()
-    kinds = {key: kind for key, kind in kinds.items() if key not in plan.not_built}
-    in_background = SpareWork(spare).start() if spare else None
-    run_id, lock = new_run_id(), contextlib.ExitStack()
-    with lock:
-        try:
-            checked = _check(engine, plan, previous, lock, run_labels(run_id, None))
-        finally:
-            if in_background is not None:
-                # What the checks left goes into the quiet windows: nothing spare runs beside
-                # the base pushes, the downloads or the model preparation, whose seconds count.
-                in_background.pause()
-        info = _run_info(engine, plan, builder, checked, local, started, run_id)
-        info.timeline = timeline.phases
-        run_dir = plan.results_dir.resolve() / (name or info.run_id)
-        run_dir.mkdir(parents=True)
-        run = PreparedRun(
-            plan=plan,
-            engine=engine,
-            builder=builder,
-            info=info,
-            run_dir=run_dir,
-            bases=checked.bases,
-            journal=Journal(run_dir),
-            gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
-            kinds=kinds,
-            lock=lock,
-            timeline=timeline,
-            estimates=phase_seconds(previous.info.timeline) if previous else {},
-            spare=in_background,
-        )
-        run.save()
-        try:
-            try:
-                _before_first_cell(run, checked, make_payload)
-            except (KeyboardInterrupt, Terminated):  # before the first cell: still on record
-                run.info.exit_reason, run.info.finished_at = ExitReason.INTERRUPTED, _now()
-                run.info.wall_seconds = timeline.close()
-                run.save(table=True)
-                raise
-            except UsageError:  # refused for the user's input: nothing measured, no run to keep
-                shutil.rmtree(run_dir, ignore_errors=True)
-                raise
-            yield run
-        finally:
-            for volume in run.volumes.values():
-                engine.remove_volume(volume)

@@ -7,10 +7,16 @@ to the run's wall time by construction, whatever buildbench does between the mea
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 
 from buildbench.record import Phase
+
+
+def now() -> str:
+    """The wall clock as results record it (a run's start and end)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Timeline:

@@ -15,7 +15,9 @@ from buildbench.record import CellRecord
 from buildbench.results import RunResults
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import pip_inputs
-from buildbench.run.pipeline import RunPlan, Silent, prepare
+from buildbench.run.plan import RunPlan
+from buildbench.run.prepare import prepare
+from buildbench.run.progress import Silent
 from buildbench.status import Status
 from tests.integration.conftest import remove_runs
 

@@ -41,16 +41,11 @@ from buildbench.record import (
 from buildbench.render.markdown import render_markdown
 from buildbench.results import load_results
 from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
-from buildbench.run.pipeline import (
-    Builds,
-    Failure,
-    PreparedRun,
-    RunHeader,
-    RunPlan,
-    apply,
-    new_record,
-    prepare,
-)
+from buildbench.run.pipeline import PreparedRun
+from buildbench.run.plan import RunPlan
+from buildbench.run.prepare import prepare
+from buildbench.run.progress import RunHeader
+from buildbench.run.stages import Builds, Failure, apply, new_record
 from buildbench.status import ExitReason, Status
 from tests.fakes import PROBE_ANSWER, FakeEngine, classic_stream, default_outcome
 

@@ -3,22 +3,28 @@ and no model given to a run that tests none."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from buildbench.cli import cli
+from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.modelspec import ModelRequest
 from buildbench.measure.smoke.runner import SmokeOptions
 from buildbench.results import load_results
+from buildbench.run import engines
+from buildbench.run.engines import Outcome
 from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
-from buildbench.run.pipeline import RunPlan
+from buildbench.run.plan import RunPlan, RunRequest, SmokeRequest
 from tests.fakes import classic_stream
 from tests.unit.test_modelspec import tiny_onnx
 from tests.unit.test_pipeline import BASE, Recorder, _engine, _run, _with_smoke, image
+from tests.unit.test_report import Screen
 
 NO_TORCH = "no model runs on pytorch ({}: an ONNX model has no PyTorch form)"
 
@@ -114,3 +120,67 @@ def test_a_model_for_a_run_without_smoke_test_is_refused_before_anything(
     assert lines[0] == f"ERROR: {given[0]} needs the smoke test: --no-smoke runs no model"
     assert lines[1].startswith("TIP: drop --no-smoke to test the model, or drop " + given[0])
     assert not (tmp_path / "results").exists()
+
+
+# --- the command line hands the run layer a request -----------------------------------------
+
+
+def test_the_run_layer_makes_the_smoke_options_of_the_command_lines(tmp_path: Path) -> None:
+    cells = _cells("onnx")
+    request = SmokeRequest(
+        batch_sizes=(1, 4),
+        latency_runs=5,
+        latency_seconds=0.5,
+        cold_starts=2,
+        gpus="none",
+        timeout_seconds=60.0,
+        memory_mib=512,
+        ort_settings=" basic, offline ,",
+        threads=(2,),
+    )
+    assert request.options(cells) == SmokeOptions(
+        batch_sizes=(1, 4),
+        gpus="none",
+        timeout_seconds=60.0,
+        memory_bytes=512 * 1024**2,
+        min_runs=5,
+        min_seconds=0.5,
+        cold_starts=2,
+        ort_settings=("basic", "offline"),
+        threads=(2,),
+        frameworks=("onnx",),  # the run's cells' own
+    )
+    plan = RunPlan(cells, BASE, tmp_path)
+    assert RunRequest(plan).checked() == plan  # --no-smoke: no smoke options
+    with pytest.raises(UsageError, match="--ort-settings fast: not a setting"):
+        RunRequest(plan, SmokeRequest(ort_settings="fast")).checked()
+
+
+def test_the_run_holds_the_registry_it_was_asked_for_for_as_long_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def registry(given: str | None) -> Iterator[str | None]:
+        events.append(f"start {given}")
+        yield "127.0.0.1:5999"
+        events.append("stop")
+
+    def run_on_engines(endpoints: list[Endpoint], plan: RunPlan, screen: object) -> Outcome:
+        events.append(
+            f"run through {plan.registry}, smoke for {plan.smoke and plan.smoke.frameworks}"
+        )
+        return Outcome()
+
+    monkeypatch.setattr(engines, "run_registry", registry)
+    monkeypatch.setattr(engines, "run_on_engines", run_on_engines)
+    plan = RunPlan(_cells("onnx"), BASE, tmp_path)
+    endpoint = [Endpoint("unix:///var/run/fake.sock")]
+    engines.execute(RunRequest(plan, SmokeRequest(), "local"), endpoint, Screen())
+    assert events == ["start local", "run through 127.0.0.1:5999, smoke for ('onnx',)", "stop"]
+    # A mistake in the smoke options is refused before any registry starts.
+    events.clear()
+    with pytest.raises(UsageError):
+        engines.execute(RunRequest(plan, SmokeRequest(threads=(0,)), "local"), endpoint, Screen())
+    assert events == []

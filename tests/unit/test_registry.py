@@ -24,7 +24,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-import buildbench.cli.run
+import buildbench.run.engines
 from buildbench.cli import cli
 from buildbench.engine.registry import manifests, transfer
 from buildbench.engine.registry.address import parse_address, registry_reference
@@ -655,7 +655,7 @@ def test_a_registry_error_leaves_the_cli_as_an_error_line(
     def push_base(*args: Any, **kwargs: Any) -> None:  # where `run` pushes the base image
         transfer.push(_api(fake), "127.0.0.1:5000/buildbench/base:x")
 
-    monkeypatch.setattr(buildbench.cli.run, "run_on_engines", push_base)
+    monkeypatch.setattr(buildbench.run.engines, "run_on_engines", push_base)
     result = CliRunner().invoke(
         cli,
         ["run", "--results-dir", str(tmp_path)],

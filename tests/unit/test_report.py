@@ -35,7 +35,8 @@ from buildbench.render.report import (
 from buildbench.results import MIGRATIONS, RunResults, load_results, migrate
 from buildbench.run import engines
 from buildbench.run.matrix import MatrixOptions, builtin_matrix
-from buildbench.run.pipeline import Progress, RunPlan, Silent
+from buildbench.run.plan import RunPlan
+from buildbench.run.progress import Progress, Silent
 from buildbench.status import Status
 from tests.fakes import FakeEngine, classic_stream
 from tests.unit.references import DATA, reference

@@ -23,8 +23,8 @@ from buildbench.measure.smoke.inference import InferenceSmoke
 from buildbench.measure.smoke.runner import MOUNT, SmokeContext, SmokeOptions, wants_gpus
 from buildbench.record import CellRecord, Parity, SmokeResult
 from buildbench.run.matrix import Cell
-from buildbench.run.pipeline import apply
 from buildbench.run.smokes import smoke_kind
+from buildbench.run.stages import apply
 from buildbench.status import Status
 from tests.fakes import FakeEngine
 
