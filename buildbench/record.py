@@ -18,7 +18,7 @@ import cattrs
 
 from buildbench.status import ExitReason, Status
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The built-in images, and the frameworks a model smoke test runs in.
 FRAMEWORKS = ("pytorch", "onnx")
 
@@ -386,6 +386,7 @@ class DistributionShare:
     name: str
     version: str
     bytes: int
+    layer: int | None = None  # the layer that installed it (wrote its RECORD); None: unknown
 
     @property
     def cuda(self) -> bool:
@@ -400,6 +401,7 @@ class PackageShare:
     version: str
     bytes: int
     new: bool  # not installed in the base image (else upgraded or rewritten over it)
+    layer: int | None = None  # the layer that installed it (wrote its file list); None: unknown
 
 
 @dataclass(frozen=True)

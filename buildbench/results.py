@@ -236,11 +236,28 @@ def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 4, "run": run, "results": results}
 
 
+def _v4_to_v5(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 5 records the layer that installed each distribution and package of a cell's
+    contents (`layer`: what `diff` and `compare` name as its step). Before: None, unknown."""
+    return {**data, "schema_version": 5, "results": list(map(_v5_cell, data["results"]))}
+
+
+def _v5_cell(old: dict[str, Any]) -> dict[str, Any]:
+    contents = old.get("contents")
+    if not contents:
+        return old
+    attribution = dict(contents["attribution"])
+    for owners in ("distributions", "packages"):
+        attribution[owners] = [{"layer": None, **o} for o in attribution.get(owners) or []]
+    return {**old, "contents": {**contents, "attribution": attribution}}
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: _v0_to_v1,
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
+    4: _v4_to_v5,
 }
 
 

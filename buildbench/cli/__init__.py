@@ -100,6 +100,7 @@ COMMANDS = {
     "report": ("buildbench.cli.report", "report"),
     "compare": ("buildbench.cli.compare", "compare_command"),
     "history": ("buildbench.cli.history", "history_command"),
+    "diff": ("buildbench.cli.diff", "diff_command"),
 }
 
 

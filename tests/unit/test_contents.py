@@ -120,9 +120,16 @@ def test_attribution_splits_the_bytes_over_base_exactly():
     )
     result = contents(analysis)
     attribution = result.attribution
-    assert attribution.distributions == [DistributionShare("foo", "1.0", size_of(wheel))]
+    # Each with the layer that installed it (wrote its RECORD, or its dpkg file list).
+    assert attribution.distributions == [DistributionShare("foo", "1.0", size_of(wheel), 2)]
     [gcc] = attribution.packages
-    assert (gcc.name, gcc.version, gcc.bytes, gcc.new) == ("gcc-12", "1.0", 5000, True)
+    assert (gcc.name, gcc.version, gcc.bytes, gcc.new, gcc.layer) == (
+        "gcc-12",
+        "1.0",
+        5000,
+        True,
+        1,
+    )
     assert attribution.deleted_or_overwritten_bytes == 700
     status_and_lists = sum(
         entry.size
@@ -179,8 +186,9 @@ def test_packages_over_the_base_only_count_their_files_above_it():
     )
     packages = contents(analysis).attribution.packages
     assert packages == [
-        PackageShare("libc6", "2.37", 2100, new=False),
-        PackageShare("zlib1g", "1.0", 120, new=True),
+        # libc6's file list is still the base's (this layer did not write it).
+        PackageShare("libc6", "2.37", 2100, new=False, layer=0),
+        PackageShare("zlib1g", "1.0", 120, new=True, layer=1),
     ]
 
 

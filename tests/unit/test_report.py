@@ -545,3 +545,24 @@ def test_schema_0_reports() -> None:
 )
 def test_numbers_get_their_digits_from_the_rounded_value(value: float, shown: str) -> None:
     assert number(value) == shown
+
+
+def test_schema_4_contents_are_read_with_the_installing_layer_unknown() -> None:
+    """Before schema 5 a distribution or package did not record the layer that installed it:
+    None (unknown), which `diff` and `compare` then leave out of their words."""
+    old = migrate(json.loads(CURRENT.read_text()))
+    v4 = {**old, "schema_version": 4}
+    for cell in v4["results"]:
+        for owners in ("distributions", "packages"):
+            for owner in cell["contents"]["attribution"][owners]:
+                del owner["layer"]
+    new = MIGRATIONS[4](v4)
+    assert new["schema_version"] == 5
+    owners = [
+        owner
+        for cell in new["results"]
+        for kind in ("distributions", "packages")
+        for owner in cell["contents"]["attribution"][kind]
+    ]
+    assert owners and all(owner["layer"] is None for owner in owners)
+    assert "layer" not in v4["results"][0]["contents"]["attribution"]["distributions"][0]

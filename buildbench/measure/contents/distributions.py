@@ -26,7 +26,9 @@ def distribution_shares(
         listed = (clean(posixpath.join(root, row)) for row in _record_paths(record))
         size = claim(fs, listed, base_layers, claimed)
         if size:
-            shares.append(DistributionShare(name, version, size))
+            placed = fs.files.get(path)
+            layer = None if placed is None else placed.layer
+            shares.append(DistributionShare(name, version, size, layer))
     return shares
 
 

@@ -86,11 +86,20 @@ def file_lists(metadata: Mapping[str, bytes]) -> dict[str, list[str]]:
     """Each package's files (info/<pkg>.list, or <pkg>:<arch>.list), relative to /."""
     lists: dict[str, list[str]] = {}
     for path, data in metadata.items():
-        if path.startswith(_DPKG_INFO) and path.endswith(".list"):
-            name = posixpath.basename(path).removesuffix(".list").partition(":")[0]
+        if _is_list(path):
             text = data.decode("utf-8", "surrogateescape")
-            lists.setdefault(name, []).extend(clean(line) for line in text.splitlines() if line)
+            lists.setdefault(_listed_package(path), []).extend(
+                clean(line) for line in text.splitlines() if line
+            )
     return lists
+
+
+def _is_list(path: str) -> bool:
+    return path.startswith(_DPKG_INFO) and path.endswith(".list")
+
+
+def _listed_package(path: str) -> str:
+    return posixpath.basename(path).removesuffix(".list").partition(":")[0]
 
 
 def package_shares(
@@ -101,10 +110,17 @@ def package_shares(
     claimed: set[str],
 ) -> list[PackageShare]:
     installed = installed_packages(metadata)
+    # The layer that wrote a package's file list is the one that installed it.
+    layers = {
+        _listed_package(path): placed.layer
+        for path in metadata
+        if _is_list(path) and (placed := fs.files.get(path)) is not None
+    }
     shares = []
     for name, listed in file_lists(metadata).items():
         size = claim(fs, listed, base_layers, claimed)
         if size:
             version = installed[name].version if name in installed else ""
-            shares.append(PackageShare(name, version, size, new=name not in in_base))
+            new = name not in in_base
+            shares.append(PackageShare(name, version, size, new=new, layer=layers.get(name)))
     return shares
