@@ -6,8 +6,8 @@ under XDG_CACHE_HOME): a base image's layers, deflated once in an earlier cell o
 only hashed. While the archive streams, before its manifest says which layer a member is, a
 layer is recognised by its member name, which the engine derives from content too (20.10's
 legacy layer directories from the chain of diff_ids below them, OCI blobs from their digest);
-the SHA-256 of what streamed then decides (archive.py). An entry that cannot be read, parsed or
-believed is a miss; one that cannot be written is not kept.
+the SHA-256 of what streamed then decides (archive/layout.py). An entry that cannot be read,
+parsed or believed is a miss; one that cannot be written is not kept.
 """
 
 from __future__ import annotations

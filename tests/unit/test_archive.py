@@ -409,16 +409,16 @@ class Deflates:
     """Counts the blocks deflated, to tell a size read from the cache from one computed."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import buildbench.measure.archive as archive
+        from buildbench.measure.archive import sizing
 
         self.blocks = 0
-        real = archive._deflate_size
+        real = sizing.deflate_size
 
         def counting(block: bytes) -> int:
             self.blocks += 1
             return real(block)
 
-        monkeypatch.setattr(archive, "_deflate_size", counting)
+        monkeypatch.setattr(sizing, "deflate_size", counting)
 
 
 @pytest.mark.parametrize("layout", ["legacy", "oci"])
