@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from buildbench.analyze.compare import EXIT_REGRESSION, Thresholds, compare, regressions
+from buildbench.analyze.explain import explain_rows
 from buildbench.cli.options import format_option, option
 from buildbench.errors import UsageError
 from buildbench.render.comparison import FORMATS, render_comparison
@@ -118,7 +119,9 @@ def compare_command(
         min_effect=min_effect,
     )
     rows = compare(before, after, thresholds)
-    text = render_comparison(rows, [run.info for run in before], after.info, thresholds, format_)
+    explained = explain_rows(rows, before, after)
+    infos = [run.info for run in before]
+    text = render_comparison(rows, infos, after.info, thresholds, format_, explained)
     click.echo(text, nl=False)
     if regressions(rows):
         sys.exit(EXIT_REGRESSION)

@@ -25,9 +25,10 @@ from buildbench.analyze.compare import (
     regressions,
     verdict,
 )
+from buildbench.analyze.explain import Explained
 from buildbench.analyze.metrics import METRIC_BY_KEY
 from buildbench.record import RunInfo
-from buildbench.render import fmt
+from buildbench.render import explain, fmt
 from buildbench.render.markdown import markdown_table
 
 FORMATS = ("text", "markdown", "json", "csv")
@@ -41,13 +42,18 @@ def render_comparison(
     current: RunInfo,
     thresholds: Thresholds,
     format_: str = "text",
+    explained: Explained | None = None,
 ) -> str:
-    """The comparison in one of FORMATS."""
+    """The comparison in one of FORMATS; with `explained`, why each flagged metric moved."""
+    explained = explained or Explained({})
     if format_ == "json":
-        return json.dumps(document(rows, baseline, current, thresholds), indent=2) + "\n"
+        found = document(rows, baseline, current, thresholds)
+        explain.add_to_document(found, rows, explained)
+        return json.dumps(found, indent=2) + "\n"
     if format_ == "csv":
         buffer = io.StringIO()
-        pd.DataFrame([_row_json(row) for row in rows]).to_csv(buffer, index=False)
+        data = [{**_row_json(row), "cause": explain.row_cause(row, explained)} for row in rows]
+        pd.DataFrame(data).to_csv(buffer, index=False)
         return buffer.getvalue()
     table = [
         [
@@ -77,14 +83,21 @@ def render_comparison(
     )
     warnings = [f"warning: {w}" for w in environment_warnings(newest, current)]
     method = textwrap.fill(f"method: {METHOD}", width=100)
+    why = explain.why(rows, explained, markdown=format_ == "markdown")
     if format_ == "markdown":
         body = markdown_table(table, HEADERS)
         head = "\n".join(f"- {line}" for line in [*runs_line, limits, *warnings])
+        first = "".join(
+            f"**{fmt.md_cell(line)}**\n\n" for line in explain.headline(rows, explained)
+        )
+        details = "### Why\n\n" + "\n".join(why) + "\n\n" if why else ""
         return (
-            f"## buildbench compare: {verdict(rows)}\n\n{head}\n\n{body}\n\n{LEGEND}.\n\n{method}\n"
+            f"## buildbench compare: {verdict(rows)}\n\n{first}{head}\n\n{body}\n\n{details}"
+            f"{LEGEND}.\n\n{method}\n"
         )
     body = tabulate(table, headers=HEADERS, tablefmt="simple", disable_numparse=True)
-    lines = [*runs_line, limits, *warnings, "", body, "", LEGEND, method, verdict(rows)]
+    why_block = ["why:", *why, ""] if why else []
+    lines = [*runs_line, limits, *warnings, "", body, "", *why_block, LEGEND, method, verdict(rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ from tabulate import tabulate
 from buildbench.analyze.sizediff import Inventory, ItemChange, SizeDiff, normalized
 from buildbench.render import fmt
 from buildbench.render.markdown import markdown_table
-from buildbench.render.sizewords import cause, instruction, parts, signed_size, what
+from buildbench.render.sizewords import cause, change_json, instruction, parts, signed_size
 
 FORMATS = ("text", "markdown", "json", "csv")
 JSON_FORMAT = "buildbench-diff/1"
@@ -133,22 +133,6 @@ def render_diffs(diffs: Sequence[Diff], format_: str = "text", top: int = 15) ->
     return "\n\n".join(blocks) + "\n"
 
 
-def _change_json(change: ItemChange) -> dict[str, Any]:
-    return {
-        "kind": change.kind,
-        "name": change.name,
-        "change": change.change,
-        "old_version": change.old_version or None,
-        "new_version": change.new_version or None,
-        "old_bytes": change.old_bytes,
-        "new_bytes": change.new_bytes,
-        "delta_bytes": change.delta,
-        "step": change.step,
-        "instruction": change.instruction,
-        "words": f"{signed_size(change.delta)}: {what(change)}",
-    }
-
-
 def _side_json(inventory: Inventory) -> dict[str, Any]:
     return {
         "label": inventory.label,
@@ -178,12 +162,12 @@ def diff_json(diff: SizeDiff, top: int) -> dict[str, Any]:
             }
             for p in diff.parts
         ],
-        "distributions": [_change_json(c) for c in diff.distributions],
-        "packages": [_change_json(c) for c in diff.packages],
-        "layers": [_change_json(c) for c in diff.layers],
-        "files": None if diff.files is None else [_change_json(c) for c in files[:top]],
+        "distributions": [change_json(c) for c in diff.distributions],
+        "packages": [change_json(c) for c in diff.packages],
+        "layers": [change_json(c) for c in diff.layers],
+        "files": None if diff.files is None else [change_json(c) for c in files[:top]],
         "files_more": {"count": len(rest), "delta_bytes": sum(c.delta for c in rest)},
-        "findings": [_change_json(c) for c in diff.findings],
+        "findings": [change_json(c) for c in diff.findings],
     }
 
 
@@ -201,7 +185,7 @@ def _csv_rows(diffs: Sequence[Diff], top: int) -> list[dict[str, Any]]:
         for _, changes in _sections(found.sizes):
             shown = changes[:top] if changes and changes[0].kind == "file" else changes
             for change in shown:
-                row = _change_json(change)
+                row = change_json(change)
                 row.pop("words")
                 rows.append({"diff": found.title, **row})
     return rows

@@ -4,14 +4,16 @@ summary), the same as CSV or JSON rows, and one PNG trend chart per metric."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from buildbench.analyze.changepoints import Shift
+from buildbench.analyze.explain import Explanation, SeriesKey, explain_series
 from buildbench.analyze.history import MIN_SIZE, Restart, Series, by_machine, regressions
 from buildbench.render import charts, fmt
+from buildbench.render.explain import series_cause, series_headline, series_why
 from buildbench.render.markdown import markdown_table
 from buildbench.results import RunResults
 
@@ -95,7 +97,10 @@ def trend_table(series: Sequence[Series], machines: int) -> str:
 
 
 def render_markdown(
-    runs: Sequence[RunResults], series: Sequence[Series], chart_links: list[tuple[str, str]] | str
+    runs: Sequence[RunResults],
+    series: Sequence[Series],
+    chart_links: list[tuple[str, str]] | str,
+    explained: Mapping[SeriesKey, Explanation] | None = None,
 ) -> str:
     machines = by_machine(runs)
     span = ", ".join(
@@ -112,18 +117,27 @@ def render_markdown(
         charts_text = f"Charts {chart_links}."
     else:
         charts_text = "\n".join(f"![{title}]({path})" for title, path in chart_links)
+    explained = explained or {}
+    first = "".join(f"**{fmt.md_cell(line)}**\n\n" for line in series_headline(series, explained))
+    why = series_why(series, explained)
     return (
-        f"# buildbench history: {verdict}\n\n{span}.\n\n"
+        f"# buildbench history: {verdict}\n\n{first}{span}.\n\n"
         + trend_table(series, len(machines))
+        + ("\n\n## Why\n\n" + "\n".join(why) if why else "")
         + f"\n\n{METHOD}\n\n"
         + f"## Trends\n\n{charts_text}\n"
     )
 
 
-def rows(series: Sequence[Series], runs: Sequence[RunResults] = ()) -> list[dict[str, object]]:
-    """One row per run of each series, with the shift that starts there (if any); a run left
-    out as busy is a row too, with no value (its start time found in `runs`)."""
+def rows(
+    series: Sequence[Series],
+    runs: Sequence[RunResults] = (),
+    explained: Mapping[SeriesKey, Explanation] | None = None,
+) -> list[dict[str, object]]:
+    """One row per run of each series, with the shift that starts there (if any) and its cause;
+    a run left out as busy is a row too, with no value (its start time found in `runs`)."""
     started = {run.info.run_id: run.info.started_at for run in runs}
+    explained = explained or {}
     found = []
     for s in series:
         starts = {shift.index: shift for shift in s.shifts}
@@ -144,6 +158,7 @@ def rows(series: Sequence[Series], runs: Sequence[RunResults] = ()) -> list[dict
                     "regression": bool(s.regression and s.regression.index == index),
                     "restart": ", ".join(restart.changed) if restart else None,
                     "busy": False,
+                    "cause": series_cause(explained, s, index),
                 }
             )
         for run_id in s.busy:
@@ -160,6 +175,7 @@ def rows(series: Sequence[Series], runs: Sequence[RunResults] = ()) -> list[dict
                     "regression": False,
                     "restart": None,
                     "busy": True,
+                    "cause": None,
                 }
             )
         found += sorted(found_here, key=lambda row: str(row["started_at"] or row["run_id"]))
@@ -172,8 +188,9 @@ def render(
     format_: str,
     chart_links: list[tuple[str, str]] | str,
 ) -> str:
+    explained = explain_series(series, runs)
     if format_ == "csv":
-        return pd.DataFrame(rows(series, runs)).to_csv(index=False)
+        return pd.DataFrame(rows(series, runs, explained)).to_csv(index=False)
     if format_ == "json":
         document = {
             "format": JSON_FORMAT,
@@ -181,16 +198,17 @@ def render(
                 {"machine": s.machine, "cell": s.cell, "metric": s.metric.key}
                 for s in regressions(series)
             ],
+            "why": series_headline(series, explained),
             "method": METHOD,
             "busy": [
                 {"machine": s.machine, "cell": s.cell, "metric": s.metric.key, "run_id": run}
                 for s in series
                 for run in s.busy
             ],
-            "series": rows(series, runs),
+            "series": rows(series, runs, explained),
         }
         return json.dumps(document, indent=2) + "\n"
-    return render_markdown(runs, series, chart_links)
+    return render_markdown(runs, series, chart_links, explained)
 
 
 def draw(series: Sequence[Series], report: Path) -> list[tuple[str, str]] | str:

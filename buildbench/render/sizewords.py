@@ -4,6 +4,8 @@ Shared by `buildbench diff` and the explanations of `compare` and `history`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from buildbench.analyze.sizediff import ItemChange, SizeDiff, normalized
 from buildbench.render import fmt
 
@@ -57,6 +59,8 @@ def change_words(change: ItemChange) -> str:
 def cause(diff: SizeDiff) -> str:
     """The largest cause of a size change in words; the base image's own change when that is
     larger than any item's."""
+    if not (diff.before.read and diff.after.read):
+        return f"{signed_size(diff.delta)}: contents not recorded (the image was not read)"
     base = next((part for part in diff.parts if part.name.startswith("base image")), None)
     found = diff.largest_cause()
     base_moved = base is not None and base.delta and (base.delta > 0) == (diff.delta > 0)
@@ -77,3 +81,19 @@ def parts(diff: SizeDiff) -> str:
 
 def _short(image_id: str | None) -> str:
     return "?" if image_id is None else image_id.removeprefix("sha256:")[:12]
+
+
+def change_json(change: ItemChange) -> dict[str, Any]:
+    return {
+        "kind": change.kind,
+        "name": change.name,
+        "change": change.change,
+        "old_version": change.old_version or None,
+        "new_version": change.new_version or None,
+        "old_bytes": change.old_bytes,
+        "new_bytes": change.new_bytes,
+        "delta_bytes": change.delta,
+        "step": change.step,
+        "instruction": change.instruction,
+        "words": f"{signed_size(change.delta)}: {what(change)}",
+    }

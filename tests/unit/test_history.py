@@ -83,7 +83,8 @@ def test_csv_and_json_have_a_row_per_run_of_each_series(tmp_path: Path):
     runner = CliRunner()
     csv = runner.invoke(cli, ["history", str(tmp_path / "results"), "--format", "csv"]).stdout
     assert csv.splitlines()[0] == (
-        "machine,cell,metric,run_id,started_at,value,config_hash,shift_ratio,regression,restart,busy"
+        "machine,cell,metric,run_id,started_at,value,config_hash,shift_ratio,regression,restart,"
+        "busy,cause"
     )
     assert sum(",build_seconds," in line for line in csv.splitlines()) == RUNS * 4
 
