@@ -6,6 +6,7 @@ rather than skipping them, so a green run always means the workflow was checked.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit.test_explain import CAUSE, pair
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "buildbench.yml"
@@ -129,3 +132,41 @@ def test_every_run_is_published_to_the_history_whatever_the_verdict() -> None:
     assert "needs: bench" in publish
     assert "!cancelled()" in publish and "success()" not in publish
     assert 'git push "$remote" "HEAD:$RESULTS_BRANCH"' in publish
+
+
+def step_script(name: str) -> str:
+    """The shell script of the workflow step called `name` (its `run: |` block)."""
+    lines = WORKFLOW.read_text().splitlines()
+    start = lines.index(f"      - name: {name}")
+    run = next(i for i in range(start, len(lines)) if lines[i].strip() == "run: |")
+    indent = len(lines[run + 1]) - len(lines[run + 1].lstrip())
+    script = []
+    for line in lines[run + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        script.append(line[indent:])
+    return "\n".join(script) + "\n"
+
+
+def test_the_job_summary_opens_with_the_regression_and_its_cause(tmp_path: Path) -> None:
+    """The bench job's verdict step, run as the runner runs it (bash -e) with this
+    buildbench, on a run whose image gained sympy: the summary's first lines say so."""
+    (tmp_path / "made").mkdir()
+    old, new = pair(tmp_path / "made")
+    for folder, source in (("history", old), ("results", new)):
+        run_dir = tmp_path / folder / "cpu" / json.loads(Path(source).read_text())["run"]["run_id"]
+        run_dir.mkdir(parents=True)
+        shutil.copy(source, run_dir / "results.json")
+    summary = tmp_path / "summary.md"
+    bin_dir = str(Path(sys.executable).parent)  # the installed console script
+    env = {**os.environ, "MACHINE": "cpu", "GITHUB_STEP_SUMMARY": str(summary)}
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    script = step_script("Report, compare and history")
+    ran = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 1, ran.stderr  # compare found the regression
+    lines = summary.read_text().splitlines()
+    assert lines[0].startswith("## buildbench compare: REGRESSION")
+    assert f"**+ onnx/cpu image size x1.08: {CAUSE}**" in lines[:8]
+    assert any(line.startswith("# buildbench report") for line in lines[8:])
