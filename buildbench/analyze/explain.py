@@ -30,14 +30,8 @@ from buildbench.analyze.compare import (
 from buildbench.analyze.history import Series
 from buildbench.analyze.interference import others_share
 from buildbench.analyze.metrics import METRIC_BY_KEY, Metric
-from buildbench.analyze.sizediff import (
-    SizeDiff,
-    StepChange,
-    diff_inventories,
-    normalized,
-    record_inventory,
-    step_changes,
-)
+from buildbench.analyze.sizediff import SizeDiff, diff_inventories, normalized, record_inventory
+from buildbench.analyze.steps import StepChange, step_changes
 from buildbench.record import CellRecord, RunInfo, Startup
 from buildbench.results import RunResults
 

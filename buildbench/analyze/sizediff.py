@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from buildbench.errors import UsageError
-from buildbench.record import CellRecord, Step
+from buildbench.record import CellRecord
 from buildbench.results import RunResults
 
 ItemKind = Literal["distribution", "package", "layer", "file", "finding"]
@@ -308,8 +308,8 @@ def _instruction(side: Inventory, layer: Owned) -> tuple[str | None, int | None]
 def _layer_changes(before: Inventory, after: Inventory) -> list[ItemChange]:
     """Layers matched by instruction (the n-th layer with the same instruction to the n-th),
     not by position: a step added above shifts every index, not what the others hold."""
-    old = {key: layer for key, layer in _keyed(before.layers)}
-    new = {key: layer for key, layer in _keyed(after.layers)}
+    old = {key: layer for key, layer in keyed(before.layers)}
+    new = {key: layer for key, layer in keyed(after.layers)}
     found = []
     for key in dict.fromkeys([*new, *old]):
         a, b = old.get(key), new.get(key)
@@ -329,14 +329,15 @@ def _layer_changes(before: Inventory, after: Inventory) -> list[ItemChange]:
     return _largest_first(found)
 
 
-def _keyed(items: Sequence[Owned]) -> list[tuple[tuple[str, int], Owned]]:
+def keyed(items: Sequence[Owned]) -> list[tuple[tuple[str, int], Owned]]:
+    """Items by normalized instruction and occurrence: the n-th alike matches the n-th."""
     seen: Counter[str] = Counter()
-    keyed = []
+    found = []
     for item in items:
         text = normalized(item.name)
-        keyed.append(((text, seen[text]), item))
+        found.append(((text, seen[text]), item))
         seen[text] += 1
-    return keyed
+    return found
 
 
 def normalized(instruction: str) -> str:
@@ -388,59 +389,6 @@ def _first_own_layer(side: Inventory) -> int:
 def _final_stage(steps: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
     starts = [i for i, (_, text) in enumerate(steps) if text.split(" ", 1)[0].upper() == "FROM"]
     return list(steps[starts[-1] + 1 :] if starts else steps)
-
-
-# ---------------------------------------------------------------------------------------------
-# Build steps
-
-
-@dataclass(frozen=True)
-class StepChange:
-    instruction: str
-    old_seconds: float | None  # None: no such step in the old build
-    new_seconds: float | None
-    old_index: int | None = None
-    new_index: int | None = None
-
-    @property
-    def delta(self) -> float:
-        return (self.new_seconds or 0.0) - (self.old_seconds or 0.0)
-
-
-def step_changes(before: Sequence[Step], after: Sequence[Step]) -> list[StepChange]:
-    """Build steps matched by instruction (not number), with their median time each side,
-    the largest change first."""
-
-    def keyed(steps: Sequence[Step]) -> dict[tuple[str, int], Step]:
-        owned = [Owned(step.instruction, 0, layer=step.index) for step in steps]
-        by_key = {key: item for key, item in _keyed(owned)}
-        by_index = {step.index: step for step in steps}
-        return {key: by_index[item.layer] for key, item in by_key.items() if item.layer is not None}
-
-    old, new = keyed(before), keyed(after)
-    found = []
-    for key in dict.fromkeys([*new, *old]):
-        a, b = old.get(key), new.get(key)
-        shown = b or a
-        assert shown is not None
-        found.append(
-            StepChange(
-                shown.instruction,
-                _median(a.seconds) if a else None,
-                _median(b.seconds) if b else None,
-                a.index if a else None,
-                b.index if b else None,
-            )
-        )
-    return sorted(found, key=lambda c: -abs(c.delta))
-
-
-def _median(values: Sequence[float]) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 # ---------------------------------------------------------------------------------------------

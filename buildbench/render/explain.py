@@ -11,7 +11,7 @@ from typing import Any
 from buildbench.analyze.compare import NOT_COMPARABLE, Row
 from buildbench.analyze.explain import Difference, Explained, Explanation, SeriesKey
 from buildbench.analyze.history import Series
-from buildbench.analyze.sizediff import StepChange
+from buildbench.analyze.steps import StepChange
 from buildbench.render import fmt
 from buildbench.render.sizewords import cause as size_cause
 from buildbench.render.sizewords import change_json, change_words, instruction, parts
@@ -34,6 +34,8 @@ def _step_words(change: StepChange) -> str:
         how = f"removed, was {old}"
     else:
         how = f"{old} -> {new}"
+    if change.old_instruction is not None:
+        how = f"(was {instruction(change.old_instruction)}) {how}"
     return f"{_seconds(change.delta)}: {step}{instruction(change.instruction)} {how}"
 
 

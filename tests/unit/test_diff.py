@@ -10,13 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from buildbench.analyze.sizediff import (
-    Inventory,
-    Owned,
-    diff_inventories,
-    normalized,
-    step_changes,
-)
+from buildbench.analyze.sizediff import Inventory, Owned, diff_inventories, normalized
+from buildbench.analyze.steps import step_changes
 from buildbench.cli import cli
 from buildbench.engine import factory
 from buildbench.record import Step
@@ -140,6 +135,18 @@ def test_steps_are_matched_by_instruction_and_the_largest_change_first():
         ("RUN apt-get update", None, 5.0),
     ]
     assert (found[0].old_index, found[0].new_index) == (2, 3)
+
+
+def test_a_step_whose_instruction_changed_in_place_is_one_change():
+    before = [Step(1, "FROM x", [0.0]), Step(2, "RUN pip install six==1.16.0", [2.0])]
+    after = [Step(1, "FROM x", [0.0]), Step(2, "RUN pip install six==1.17.0 idna", [2.5])]
+    [changed, same] = step_changes(before, after)
+    assert (changed.old_instruction, changed.instruction) == (
+        "RUN pip install six==1.16.0",
+        "RUN pip install six==1.17.0 idna",
+    )
+    assert (changed.old_seconds, changed.new_seconds, changed.delta) == (2.0, 2.5, 0.5)
+    assert same.instruction == "FROM x" and same.delta == 0
 
 
 # ---------------------------------------------------------------------------------------------
