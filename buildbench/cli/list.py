@@ -23,7 +23,7 @@ from buildbench.cli.options import (
 )
 from buildbench.labels import masked_build_args
 from buildbench.measure.smoke.artifacts import check_model_stack
-from buildbench.measure.smoke.runner import SmokeOptions
+from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.render import fmt
 from buildbench.run.config import CONFIG_NAME
 from buildbench.run.matrix import Cell
@@ -39,12 +39,8 @@ def shown(path: Path) -> str:
 
 
 def smoke_text(cell: Cell) -> str:
-    if cell.smoke_http:
-        return f"http: {cell.smoke_http.describe()}"
-    if cell.smoke_command:
-        expect = f', expects "{cell.smoke_expect}"' if cell.smoke_expect is not None else ""
-        return f"$ {shlex.join(cell.smoke_command)}{expect}"
-    return cell.framework or "-"
+    """The cell's smoke test, as its kind describes it."""
+    return cell.smoke.describe() if cell.smoke else "-"
 
 
 FORMATS = ("text", "markdown", "json", "csv")

@@ -18,7 +18,7 @@ from buildbench.engine import factory
 from buildbench.engine.api import Engine
 from buildbench.engine.endpoint import Endpoint, resolve
 from buildbench.errors import UsageError
-from buildbench.measure.smoke.modelspec import ModelRequest
+from buildbench.measure.smoke.options import ModelRequest
 from buildbench.run.config import CONFIG_NAME, load_matrix, load_models
 from buildbench.run.matrix import (
     DEFAULT_BASE_IMAGE,

@@ -18,20 +18,10 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
                                  # name only `cpu` for an image without a CUDA variant (with
                                  # no value and no ARG of it, the build-arg is not passed)
     build_args = { PIP_DEFAULT_TIMEOUT = "60" }  # more build-args: strings only
-    smoke = "onnx"               # "pytorch", "onnx", or { command = [...], expect = "text" };
-                                 # default: no smoke test. "pytorch" or "onnx" is also the
-                                 # image's framework for `--framework`
-    [image.smoke.http]           # or: the image is an HTTP service, measured under load
-    port = 8000                  # required; the others have defaults (see `_http_smoke`)
-    ready = "/health"            # GET until a 2xx; omitted: until the port accepts connections
-    method = "POST"
-    path = "/predict"
-    body_file = "request.json"   # or json = { ... }; headers = { NAME = "value" }
-    expect_status = 200
-    expect = "embedding"         # text the body must contain
-    concurrency = [1, 4, 16]
-    seconds = 10                 # per concurrency level, after a warm-up
-    error_budget = 0.01          # the share of a level's requests that may fail (default 1%)
+    smoke = "onnx"               # the smoke test, read by its kind (measure/smoke/kinds/):
+                                 # "pytorch" or "onnx" (also the image's framework for
+                                 # `--framework`), { command = [...], expect = "text" }, or an
+                                 # [image.smoke.http] table; default: no smoke test
     build_inputs = false         # whether the context gets buildbench's build-inputs/ folder
                                  # (pip.conf, CA bundle, wheels), as the built-in images do
 
@@ -48,8 +38,6 @@ Every mistake (unknown key, wrong type, missing file) is a `UsageError` naming f
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -59,8 +47,10 @@ from typing import Any
 
 from buildbench.engine.dockerfile import declared_args
 from buildbench.errors import UsageError
-from buildbench.measure.smoke.http import ERROR_BUDGET, MAX_CONCURRENCY, HttpSmoke
-from buildbench.measure.smoke.modelspec import ModelRequest
+from buildbench.measure.smoke.kinds import read_smoke
+from buildbench.measure.smoke.options import ModelRequest
+from buildbench.measure.smoke.runner import SmokeConfig
+from buildbench.measure.smoke.table import TOML_TYPES, Where, type_name
 from buildbench.run.matrix import (
     CUDA_VALUES,
     FRAMEWORKS,
@@ -70,8 +60,6 @@ from buildbench.run.matrix import (
     builtin_matrix,
     read_dockerfile,
 )
-
-log = logging.getLogger("buildbench")
 
 CONFIG_NAME = "buildbench.toml"
 PYPROJECT_NAME = "pyproject.toml"
@@ -87,14 +75,6 @@ IMAGE_KEYS = (
 )
 # Image names end up in tags (`buildbench/<name>:<variant>-<run id>`): Docker's repository rules.
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_TOML_TYPES = {
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a float",
-    list: "an array",
-    dict: "a table",
-}
 
 
 @dataclass(frozen=True)
@@ -123,11 +103,12 @@ class UserImage:
     cuda_arg: str = "CUDA"
     variants: Mapping[str, str] = field(default_factory=lambda: dict(CUDA_VALUES))
     build_args: Mapping[str, str] = field(default_factory=dict)
-    framework: str | None = None
-    smoke_command: tuple[str, ...] | None = None
-    smoke_expect: str | None = None
     build_inputs: bool = False
-    smoke_http: HttpSmoke | None = None
+    smoke: SmokeConfig | None = None
+
+    @property
+    def framework(self) -> str | None:
+        return self.smoke.framework if self.smoke else None
 
     def cells(self, options: MatrixOptions) -> list[Cell]:
         return [
@@ -139,9 +120,7 @@ class UserImage:
                 build_args={**self.variant_arg(variant), **self.build_args},
                 framework=self.framework,
                 build_inputs=self.build_inputs,
-                smoke_command=self.smoke_command,
-                smoke_expect=self.smoke_expect,
-                smoke_http=self.smoke_http,
+                smoke=self.smoke,
             )
             for variant in options.variants
             if variant in self.variants
@@ -181,17 +160,13 @@ class MatrixConfig:
         ]
 
 
-def _type_name(value: object) -> str:
-    return _TOML_TYPES.get(type(value), type(value).__name__)
-
-
 class _Table:
     """One TOML table being read; every problem becomes a UsageError naming the file and key."""
 
     def __init__(self, data: object, source: Path, where: str, allowed: tuple[str, ...]) -> None:
         self.source, self.where = source, where
         if not isinstance(data, dict):
-            raise self.error(f"must be a table, not {_type_name(data)}", "see the README's config")
+            raise self.error(f"must be a table, not {type_name(data)}", "see the README's config")
         unknown = [key for key in data if key not in allowed]
         if unknown:
             raise self.error(f'unknown key "{unknown[0]}"', f"valid keys: {', '.join(allowed)}")
@@ -204,7 +179,7 @@ class _Table:
         value = self.data.get(key)
         if value is not None and type(value) is not kind:  # `is`: a bool is not an int here
             raise self.error(
-                f'"{key}" must be {_TOML_TYPES[kind]}, not {_type_name(value)}',
+                f'"{key}" must be {TOML_TYPES[kind]}, not {type_name(value)}',
                 f"e.g. {key} = {example}",
             )
         return value
@@ -224,7 +199,7 @@ class _Table:
         for name, value in (table or {}).items():
             if not isinstance(value, str):
                 raise self.error(
-                    f'"{key}.{name}" must be a string, not {_type_name(value)}',
+                    f'"{key}.{name}" must be a string, not {type_name(value)}',
                     f'quote the value: {name} = "{value}"',
                 )
         return dict(default if table is None else table)
@@ -320,7 +295,7 @@ def _image(entry: object, source: Path, where: str) -> Image:
         return BuiltinImage(framework)
     table = _Table(entry, source, where, (*IMAGE_KEYS, "builtin"))
     name, dockerfile, cuda_arg = _name(table), _dockerfile(table), _cuda_arg(table)
-    framework, command, expect = _smoke(table)
+    smoke = read_smoke(table.data.get("smoke"), Where(source, where))
     return UserImage(
         name=name,
         dockerfile=dockerfile,
@@ -328,11 +303,8 @@ def _image(entry: object, source: Path, where: str) -> Image:
         cuda_arg=cuda_arg,
         variants=_variants(table),
         build_args=_build_args(table, cuda_arg),
-        framework=framework,
-        smoke_command=command,
-        smoke_expect=expect,
         build_inputs=bool(table.typed("build_inputs", bool, "true")),
-        smoke_http=_http_smoke(table),
+        smoke=smoke,
     )
 
 
@@ -400,169 +372,6 @@ def _build_args(table: _Table, cuda_arg: str) -> dict[str, str]:
     return args
 
 
-def _smoke(table: _Table) -> tuple[str | None, tuple[str, ...] | None, str | None]:
-    """(framework, command, expect) from `smoke = "pytorch"` or `smoke = { command, expect }`."""
-    smoke = table.data.get("smoke")
-    if smoke is None:
-        return None, None, None
-    if isinstance(smoke, str):
-        if smoke not in FRAMEWORKS:
-            raise table.error(
-                f'unknown smoke test "{smoke}"',
-                f"smoke is {' or '.join(map(repr, FRAMEWORKS))}, or {{ command = [...] }}",
-            )
-        return smoke, None, None
-    own = _Table(smoke, table.source, f"{table.where}: smoke", ("command", "expect", "http"))
-    if "http" in own.data:
-        if own.data.keys() - {"http"}:
-            raise own.error('"http" takes no "command" or "expect" beside it', HTTP_TIP)
-        return None, None, None  # read by _http_smoke
-    command = own.typed("command", list, '["python", "-c", "print(1)"]')
-    if not command or not all(isinstance(part, str) and part for part in command):
-        raise own.error(
-            '"command" must be a non-empty array of strings',
-            'e.g. command = ["python", "-c", "import mylib"]',
-        )
-    return None, tuple(command), own.string("expect")
-
-
-HTTP_TIP = 'e.g. [image.smoke.http] with port = 8000 (see the README\'s "Your service")'
-HTTP_KEYS = (
-    "port",
-    "ready",
-    "method",
-    "path",
-    "body_file",
-    "json",
-    "headers",
-    "expect_status",
-    "expect",
-    "concurrency",
-    "seconds",
-    "error_budget",
-)
-_METHOD = re.compile(r"^[A-Z]+$")
-
-
-def _http_smoke(image: _Table) -> HttpSmoke | None:
-    """`[image.smoke.http]`, checked whole before any build; paths relative to the config."""
-    smoke = image.data.get("smoke")
-    if not isinstance(smoke, dict) or "http" not in smoke:
-        return None
-    table = _Table(smoke["http"], image.source, f"{image.where}: smoke.http", HTTP_KEYS)
-    port = table.typed("port", int, "8000")
-    if port is None or not 0 < port < 65536:
-        raise table.error(
-            '"port" is required' if port is None else f"port {port} is not from 1 to 65535",
-            "the port the service listens on inside its container, e.g. port = 8000",
-        )
-    body, headers = _http_body(table)
-    method = _http_method(table)
-    if body is not None and method in ("GET", "HEAD"):
-        given = "json" if "json" in table.data else "body_file"
-        log.warning(
-            "WARNING: %s: %s: %s gives a body for a %s request, which many services ignore: "
-            'set method = "POST" if the service reads it',
-            table.source,
-            table.where,
-            given,
-            method,
-        )
-    return HttpSmoke(
-        port=port,
-        ready=_http_path(table, "ready", None),
-        method=method,
-        path=_http_path(table, "path", "/") or "/",
-        body=body,
-        headers=headers,
-        expect_status=_http_status(table),
-        expect=table.string("expect"),
-        concurrency=_http_concurrency(table),
-        seconds=_http_seconds(table),
-        error_budget=_http_error_budget(table),
-    )
-
-
-def _http_path(table: _Table, key: str, default: str | None) -> str | None:
-    value = table.string(key, default)
-    if value is not None and not value.startswith("/"):
-        raise table.error(f'"{key}" must start with "/", not {value!r}', f'e.g. {key} = "/{value}"')
-    return value
-
-
-def _http_method(table: _Table) -> str:
-    method = (table.string("method") or "GET").upper()
-    if not _METHOD.match(method):
-        raise table.error(f"method {method!r} is not an HTTP method", 'e.g. method = "POST"')
-    return method
-
-
-def _http_body(table: _Table) -> tuple[bytes | None, dict[str, str]]:
-    """The request body (`body_file` read now, or `json` serialised) and the headers: JSON
-    gets its Content-Type unless the headers name one."""
-    headers = table.strings("headers", {})
-    if "body_file" in table.data and "json" in table.data:
-        raise table.error('"body_file" and "json" both given', "keep one of them")
-    if "json" in table.data:
-        body = json.dumps(table.data["json"]).encode()
-    elif "body_file" in table.data:
-        path = table.path("body_file")
-        try:
-            body = path.read_bytes()
-        except OSError as exc:
-            raise table.error(
-                f"cannot read body_file {path}: {exc.strerror}",
-                "paths are relative to the config file's folder",
-            ) from None
-        if path.suffix != ".json":
-            return body, headers
-    else:
-        return None, headers
-    if not any(name.lower() == "content-type" for name in headers):
-        headers["Content-Type"] = "application/json"
-    return body, headers
-
-
-def _http_status(table: _Table) -> int:
-    status = table.typed("expect_status", int, "200")
-    if status is not None and not 100 <= status <= 599:
-        raise table.error(f"expect_status {status} is no HTTP status", "e.g. expect_status = 200")
-    return 200 if status is None else status
-
-
-def _http_concurrency(table: _Table) -> tuple[int, ...]:
-    levels = table.typed("concurrency", list, "[1, 4, 16]")
-    if levels is None:
-        return HttpSmoke.concurrency
-    good = all(type(n) is int and 0 < n <= MAX_CONCURRENCY for n in levels)
-    if not levels or not good or sorted(set(levels)) != levels:
-        raise table.error(
-            f'"concurrency" must be increasing whole numbers from 1 to {MAX_CONCURRENCY}',
-            "e.g. concurrency = [1, 4, 16]",
-        )
-    return tuple(levels)
-
-
-def _http_seconds(table: _Table) -> float:
-    seconds = table.data.get("seconds", HttpSmoke.seconds)
-    if type(seconds) not in (int, float) or not 0 < seconds <= 600:
-        raise table.error(
-            f'"seconds" must be a number of seconds from 0 to 600, not {seconds!r}',
-            "e.g. seconds = 10 (per concurrency level)",
-        )
-    return float(seconds)
-
-
-def _http_error_budget(table: _Table) -> float:
-    budget = table.data.get("error_budget", ERROR_BUDGET)
-    if type(budget) not in (int, float) or not 0 <= budget <= 1:
-        raise table.error(
-            f'"error_budget" must be a share from 0 to 1, not {budget!r}',
-            "e.g. error_budget = 0.05 (5% of each level's requests may fail)",
-        )
-    return float(budget)
-
-
 def load_models(path: Path | None) -> tuple[ModelRequest, ...]:
     """The `[[model]]` tables of the config at `path` (None: no config, no models)."""
     if path is None:
@@ -576,7 +385,7 @@ def load_models(path: Path | None) -> tuple[ModelRequest, ...]:
         return ()
     if not isinstance(entries, list):
         raise UsageError(
-            f"{path}: model must be [[{prefix}model]] tables, not {_type_name(entries)}",
+            f"{path}: model must be [[{prefix}model]] tables, not {type_name(entries)}",
             tip=f'write [[{prefix}model]] with path = "model.onnx"',
         )
     found = []

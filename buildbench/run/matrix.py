@@ -10,7 +10,8 @@ from typing import Literal
 
 from buildbench.engine.dockerfile import final_base
 from buildbench.errors import UsageError
-from buildbench.measure.smoke.http import HttpSmoke
+from buildbench.measure.smoke.kinds.model.config import ModelConfig
+from buildbench.measure.smoke.runner import SmokeConfig
 from buildbench.record import FRAMEWORKS, cell_key
 
 Variant = Literal["cpu", "cuda"]
@@ -42,12 +43,9 @@ class Cell:
     dockerfile: Path
     context: Path
     build_args: dict[str, str] = field(default_factory=dict)
-    framework: str | None = None  # which smoke test applies: "pytorch", "onnx" or None
+    framework: str | None = None  # the image's framework (--framework): "pytorch", "onnx"
     build_inputs: bool = False  # whether the context gets buildbench's build-inputs/ folder
-    # A user's own smoke test (from a config file): run in the image, expect this in its output.
-    smoke_command: tuple[str, ...] | None = None
-    smoke_expect: str | None = None
-    smoke_http: HttpSmoke | None = None  # the image is a service: measured under HTTP load
+    smoke: SmokeConfig | None = None  # its smoke test, as its kind read it; None: none
     # What the builder stage pip installs, for --prefetch (built-in images only), and the index
     # it comes from (None: pip's configured index; "": none, find-links only).
     requirements: tuple[str, ...] = ()
@@ -118,6 +116,7 @@ def builtin_matrix(options: MatrixOptions) -> list[Cell]:
                     build_args=args,
                     framework=framework,
                     build_inputs=True,
+                    smoke=ModelConfig(framework),
                     requirements=_requirements(framework, variant, options),
                     requirements_index=index,
                 )

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from buildbench.engine.builders import BuilderName
-from buildbench.measure.smoke.modelspec import ModelRequest
-from buildbench.measure.smoke.runner import Gpus, Payload, SmokeKind, SmokeOptions
+from buildbench.measure.smoke.options import Gpus, ModelRequest, SmokeOptions
+from buildbench.measure.smoke.runner import Payload, SmokeKind
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 from buildbench.run.smokes import idle_cells, run_smoke_options, smoke_kind

@@ -23,7 +23,8 @@ from buildbench.engine.builders import Builder
 from buildbench.errors import Terminated, UsageError
 from buildbench.labels import LABEL_LOCK, run_labels
 from buildbench.measure.shipping import push_base
-from buildbench.measure.smoke.runner import Payload, SmokeKind, wants_gpus
+from buildbench.measure.smoke.options import wants_gpus
+from buildbench.measure.smoke.runner import Payload, SmokeKind
 from buildbench.record import EngineFacts, RunInfo
 from buildbench.results import RunResults, newest_run
 from buildbench.run import preflight

@@ -1,5 +1,6 @@
-"""Which smoke test a cell gets: one kind per cell, chosen once, from what its config asks; and
-which cells no model of the run can use, so that their images are not built for nothing."""
+"""Which smoke test a cell gets: the one its config's kind makes for it, with the run's
+options; and which cells no model of the run can use, so that their images are not built for
+nothing."""
 
 from __future__ import annotations
 
@@ -7,46 +8,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from buildbench.errors import UsageError
-from buildbench.measure.smoke.command import CommandSmoke
-from buildbench.measure.smoke.inference import InferenceSmoke, check_models
-from buildbench.measure.smoke.runner import SmokeKind, SmokeOptions
-from buildbench.record import FRAMEWORKS
+from buildbench.measure.smoke.kinds import check_run
+from buildbench.measure.smoke.options import SmokeOptions
+from buildbench.measure.smoke.runner import SmokeKind
 from buildbench.render import fmt
 from buildbench.run.matrix import Cell
 
 
 def smoke_kind(cell: Cell, options: SmokeOptions) -> SmokeKind | None:
-    """The config's own command or HTTP service, else the model in the cell's framework, else
-    none."""
-    if cell.smoke_http:
-        return cell.smoke_http
-    if cell.smoke_command:
-        return CommandSmoke(cell.smoke_command, cell.smoke_expect)
-    if cell.framework in FRAMEWORKS:
-        return InferenceSmoke(
-            cell.framework or "",
-            cell.variant,
-            options.batch_sizes,
-            models=options.models,
-            settings=options.ort_settings,
-            threads=options.threads,
-            frameworks=options.frameworks,
-        )
-    return None
+    """The cell's smoke test, made by its kind; None: the cell has none."""
+    return cell.smoke.smoke(cell.variant, options) if cell.smoke else None
 
 
 def idle_reason(kind: SmokeKind | None) -> str | None:
-    """Why a cell's image would be built for nothing: its smoke test is the user's models, and
-    its framework has a form of none of them. None where it runs one, where its smoke test is
-    no model's, and for the default model (it runs in both). Reads the prepared models: call it
-    once their checks passed."""
-    if not isinstance(kind, InferenceSmoke) or not kind.models:
-        return None
-    models = [m.info for m in kind.prepared()]
-    if any(kind.framework not in m.not_applicable for m in models):
-        return None
-    reasons = {m.source: m.not_applicable[kind.framework] for m in models}
-    return f"no model runs on {kind.framework} ({'; '.join(fmt.grouped(reasons))})"
+    """Why a cell's image would be built for nothing, as its kind says (the model kind: the
+    user's models, none of which has a form for its framework). Reads the prepared models:
+    call it once their checks passed."""
+    idle = kind.idle() if kind else None
+    return None if idle is None else f"{idle.what} ({'; '.join(fmt.grouped(idle.reasons))})"
 
 
 def idle_cells(cells: Sequence[Cell], options: SmokeOptions) -> dict[str, str]:
@@ -71,5 +50,5 @@ def run_smoke_options(options: SmokeOptions, cells: Iterable[Cell]) -> SmokeOpti
     """The run's smoke options, with the frameworks its cells use; a user's model is refused
     here, before any engine is asked."""
     options = replace(options, frameworks=frameworks_of(cells))
-    check_models(options)
+    check_run(options)
     return options

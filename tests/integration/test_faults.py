@@ -10,7 +10,7 @@ import pytest
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.factory import choose_builder
 from buildbench.labels import LABEL_RUN
-from buildbench.measure.smoke.runner import SmokeOptions
+from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.record import CellRecord
 from buildbench.results import RunResults
 from buildbench.run.matrix import Cell

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from buildbench.cli import cli
 from buildbench.engine.dockerfile import unconsumed_warnings
 from buildbench.errors import UsageError
+from buildbench.measure.smoke.kinds.command.smoke import CommandSmoke
 from buildbench.run.config import BuiltinImage, UserImage, load_config, load_matrix, select_cells
 from buildbench.run.matrix import Cell, MatrixOptions, builtin_matrix
 
@@ -49,7 +50,6 @@ def test_a_minimal_image_gets_the_documented_defaults(project: Path) -> None:
             cuda_arg="CUDA",
             variants={"cpu": "", "cuda": "true"},
             build_args={},
-            framework=None,
             build_inputs=False,
         ),
     )
@@ -91,8 +91,7 @@ def test_every_field(project: Path) -> None:
         build_args={"USE_GPU": "1", "TORCH_VERSION": "2.3", "EXTRA": ""},
         framework=None,
         build_inputs=True,
-        smoke_command=("python", "-c", "print(42)"),
-        smoke_expect="42",
+        smoke=CommandSmoke(("python", "-c", "print(42)"), "42"),
     )
 
 

@@ -28,9 +28,11 @@ from buildbench.engine.api import ContainerOutcome, ContainerSpec, ServiceOutcom
 from buildbench.engine.dockersdk import SERVICE_OF, DockerEngine
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import UsageError
-from buildbench.measure.smoke import loadgen
-from buildbench.measure.smoke.http import HttpSmoke, loadgen_spec, service_user
-from buildbench.measure.smoke.runner import SmokeContext, SmokeOptions
+from buildbench.measure.smoke.kinds.command.smoke import CommandSmoke
+from buildbench.measure.smoke.kinds.http import loadgen
+from buildbench.measure.smoke.kinds.http.smoke import HttpSmoke, loadgen_spec, service_user
+from buildbench.measure.smoke.options import SmokeOptions
+from buildbench.measure.smoke.runner import SmokeContext
 from buildbench.record import CellRecord, LoadLevel, Served, SmokeResult, from_json, to_json
 from buildbench.render.served import served_charts, served_section
 from buildbench.results import load_results
@@ -70,7 +72,8 @@ def _http(folder: Path, text: str) -> HttpSmoke | None:
     assert loaded is not None
     (image,) = loaded.images
     assert isinstance(image, UserImage)
-    return image.smoke_http
+    assert image.smoke is None or isinstance(image.smoke, HttpSmoke)
+    return image.smoke
 
 
 def test_every_key_is_read_with_paths_relative_to_the_config(
@@ -107,8 +110,8 @@ def test_the_defaults_and_every_cell_carries_it(project: Path) -> None:
     loaded = load_config(path)
     assert loaded is not None
     cells = loaded.cells(MatrixOptions())
-    assert [cell.smoke_http for cell in cells] == [http, http]
-    assert all(cell.framework is None and cell.smoke_command is None for cell in cells)
+    assert [cell.smoke for cell in cells] == [http, http]
+    assert all(cell.framework is None for cell in cells)
 
 
 def test_json_is_the_body_with_its_content_type_unless_a_header_names_one(project: Path) -> None:
@@ -163,7 +166,10 @@ def test_a_body_for_a_get_request_is_warned_about_once_when_the_config_is_read(
 
 
 def test_the_smoke_command_form_still_works_beside_it(project: Path) -> None:
-    assert _http(project, 'smoke = { command = ["true"] }\n') is None
+    path = project / "buildbench.toml"
+    path.write_text(IMAGE + 'smoke = { command = ["true"] }\n')
+    loaded = load_config(path)
+    assert loaded is not None and loaded.images[0].smoke == CommandSmoke(("true",))
 
 
 BAD = [
@@ -751,7 +757,8 @@ def test_the_serve_example_measures_both_services_the_same_way() -> None:
     assert loaded is not None
     cells = loaded.cells(MatrixOptions(variants=("cpu",)))
     assert [cell.key for cell in cells] == ["serve-onnx/cpu", "serve-pytorch/cpu"]
-    onnx, torch = (cell.smoke_http for cell in cells)
+    onnx, torch = (cell.smoke for cell in cells)
+    assert isinstance(onnx, HttpSmoke)
     assert onnx == torch and onnx is not None
     assert onnx.body == (folder / "request.json").read_bytes()
     assert (onnx.port, onnx.ready, onnx.path, onnx.expect) == (

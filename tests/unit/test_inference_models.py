@@ -14,9 +14,9 @@ from buildbench.analyze.compare import differences
 from buildbench.analyze.derived import results_document
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
 from buildbench.measure.smoke import program
-from buildbench.measure.smoke.inference import InferenceSmoke, load_models
-from buildbench.measure.smoke.modelspec import ModelRequest
-from buildbench.measure.smoke.runner import SmokeContext, SmokeOptions
+from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke, load_models
+from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
+from buildbench.measure.smoke.runner import SmokeContext
 from buildbench.record import CellRecord, ModelInfo, SmokeResult
 from buildbench.render.markdown import render_markdown
 from buildbench.render.tables import cell_row

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from buildbench.measure.smoke import loadgen
+from buildbench.measure.smoke.kinds.http import loadgen
 
 
 class Service(BaseHTTPRequestHandler):

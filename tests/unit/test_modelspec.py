@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from buildbench.cli import cli
 from buildbench.errors import UsageError
 from buildbench.measure.smoke import artifacts, modelspec, program
-from buildbench.measure.smoke.inference import load_models, runtime_settings
+from buildbench.measure.smoke.kinds.model.smoke import load_models, runtime_settings
 from buildbench.measure.smoke.modelspec import InputOverride, ModelRequest, parse_input, parse_spec
 from buildbench.record import ModelInfo, TensorInfo
 

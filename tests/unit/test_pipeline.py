@@ -28,8 +28,8 @@ from buildbench.errors import (
 )
 from buildbench.labels import LABEL_CELL, LABEL_LOCK, LABEL_RUN, masked_build_args, smoke_volume
 from buildbench.measure.smoke import program
-from buildbench.measure.smoke.inference import InferenceSmoke
-from buildbench.measure.smoke.runner import SmokeOptions
+from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke
+from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.record import (
     SCHEMA_VERSION,
     CellRecord,

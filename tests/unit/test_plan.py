@@ -14,8 +14,7 @@ from click.testing import CliRunner
 from buildbench.cli import cli
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import UsageError
-from buildbench.measure.smoke.modelspec import ModelRequest
-from buildbench.measure.smoke.runner import SmokeOptions
+from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
 from buildbench.results import load_results
 from buildbench.run import engines
 from buildbench.run.engines import Outcome

@@ -17,8 +17,8 @@ from buildbench.measure.slim import (
     candidate_tag,
     config_changes,
 )
-from buildbench.measure.smoke.inference import InferenceSmoke
-from buildbench.measure.smoke.runner import SmokeOptions
+from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke
+from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.measure.trace import PREFIX
 from buildbench.record import ImageFacts, SmokeResult
 from buildbench.render.slim import slim_section

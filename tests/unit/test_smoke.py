@@ -18,9 +18,11 @@ from buildbench.engine.api import ContainerOutcome, ContainerSpec, VolumeMount
 from buildbench.engine.dockersdk import DockerEngine, lockdown
 from buildbench.engine.endpoint import Endpoint
 from buildbench.measure.smoke import program
-from buildbench.measure.smoke.command import CommandSmoke
-from buildbench.measure.smoke.inference import InferenceSmoke
-from buildbench.measure.smoke.runner import MOUNT, SmokeContext, SmokeOptions, wants_gpus
+from buildbench.measure.smoke.kinds.command.smoke import CommandSmoke
+from buildbench.measure.smoke.kinds.model.config import ModelConfig
+from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke
+from buildbench.measure.smoke.options import SmokeOptions, wants_gpus
+from buildbench.measure.smoke.runner import MOUNT, SmokeContext
 from buildbench.record import CellRecord, Parity, SmokeResult
 from buildbench.run.matrix import Cell
 from buildbench.run.smokes import smoke_kind
@@ -28,8 +30,8 @@ from buildbench.run.stages import apply
 from buildbench.status import Status
 from tests.fakes import FakeEngine
 
-CPU = Cell("onnx", "cpu", Path("d"), Path("."), framework="onnx")
-CUDA = Cell("onnx", "cuda", Path("d"), Path("."), framework="onnx")
+CPU = Cell("onnx", "cpu", Path("d"), Path("."), framework="onnx", smoke=ModelConfig("onnx"))
+CUDA = Cell("onnx", "cuda", Path("d"), Path("."), framework="onnx", smoke=ModelConfig("onnx"))
 
 
 def _kind(cell: Cell, **options: Any) -> Any:  # InferenceSmoke or CommandSmoke
@@ -477,7 +479,7 @@ def test_program_parity() -> None:
 
 
 COMMAND_CELL = Cell(
-    "mine", "cpu", Path("d"), Path("."), smoke_command=("serve", "--check"), smoke_expect="ready"
+    "mine", "cpu", Path("d"), Path("."), smoke=CommandSmoke(("serve", "--check"), "ready")
 )
 
 
@@ -510,5 +512,5 @@ def test_a_config_smoke_command_must_exit_zero_and_print_what_is_expected(
 
 
 def test_a_smoke_command_without_expectation_needs_only_exit_zero() -> None:
-    cell = Cell("mine", "cpu", Path("d"), Path("."), smoke_command=("true",))
+    cell = Cell("mine", "cpu", Path("d"), Path("."), smoke=CommandSmoke(("true",)))
     assert _kind(cell).judge(ContainerOutcome(0, "", "")).status == Status.OK

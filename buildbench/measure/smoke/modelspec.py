@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from buildbench.errors import UsageError
+from buildbench.measure.smoke.options import ModelRequest
 from buildbench.measure.smoke.program import STORED_DTYPES
 from buildbench.record import ModelInfo, TensorInfo
 
@@ -89,16 +90,6 @@ class InputOverride:
     dtype: str | None = None
     low: float | None = None
     high: float | None = None
-
-
-@dataclass(frozen=True)
-class ModelRequest:
-    """A model as a run asks for it (`--model` with its `--input`s, or a `[[model]]` table):
-    plain text until `load_request` reads it."""
-
-    spec: str
-    inputs: tuple[str, ...] = ()  # NAME=DIMS[:DTYPE][:LOW-HIGH]
-    base: str | None = None  # the folder a relative path is taken from (a config file's)
 
 
 def load_requests(

@@ -1,54 +1,36 @@
-"""What every kind of smoke test shares: its options, the protocol a kind implements, and the
-reading of a container's outcome.
+"""What every kind of smoke test shares: the protocol a kind implements, the entry that names
+it in the registry (`kinds/__init__.py`), and the reading of a container's outcome.
 
-A kind is one module (`inference.py`: a model in the image's framework; `command.py`: a
-config's own command) with one class that implements `SmokeKind`:
+A kind is one package under `kinds/` (`model`: a model in the image's framework; `command`: a
+config's own command; `http`: a service under load). It reads its own part of a config
+(`Kind.read`, into a `SmokeConfig`), and per cell makes a `SmokeKind`:
 
 - `check()` refuses, before anything is built, what the kind cannot do on this host;
 - `payload()` names the files that travel to the engine (a tar, made once per run on the host
   and unpacked into a volume of the engine's, mounted read-only at `MOUNT`: never a host path,
   so any engine works), or None;
 - `run(ctx)` runs its containers in the image and parses what they report into a
-  `SmokeResult`.
+  `SmokeResult` (the common header and the kind's own detail).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from buildbench.engine.api import ContainerOutcome, Engine, EngineInfo
-from buildbench.measure.smoke.modelspec import ModelRequest
-from buildbench.measure.smoke.program import PROGRESS_PREFIX, RESULT_PREFIX
+from buildbench.engine.api import ContainerOutcome, Engine
+from buildbench.measure.smoke.options import SmokeOptions
+from buildbench.measure.smoke.table import Where
 from buildbench.record import SmokeResult
 from buildbench.status import Status
 
 MOUNT = "/buildbench"
-Gpus = Literal["auto", "all", "none"]
+# The lines a program in the image reports on (its own copies: it runs without buildbench).
+RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
+PROGRESS_PREFIX = "BUILDBENCH_PROGRESS "
 _TAIL_LINES = 15
-
-
-@dataclass(frozen=True)
-class SmokeOptions:
-    batch_sizes: tuple[int, ...] = (1, 8, 32)
-    gpus: Gpus = "auto"
-    timeout_seconds: float = 300.0
-    memory_bytes: int = 6 * 1024**3
-    warmup: int = 3
-    min_runs: int = 30  # timed runs per batch size, at least ...
-    min_seconds: float = 2.0  # ... and for at least this long
-    cold_starts: int = 3  # fresh containers, each timed from its start request
-    models: tuple[ModelRequest, ...] = ()  # --model / [[model]]; none: ResNet-18
-    ort_settings: tuple[str, ...] = ()  # runtime settings beyond the default (see inference.py)
-    threads: tuple[int, ...] = ()
-    frameworks: tuple[str, ...] = ("pytorch", "onnx")  # the run's (--framework)
-
-
-def wants_gpus(info: EngineInfo, gpus: Gpus) -> bool:
-    """auto: request GPUs only where the engine has an NVIDIA runtime."""
-    return gpus == "all" or (gpus == "auto" and info.has_nvidia_runtime)
 
 
 @dataclass(frozen=True)
@@ -73,6 +55,15 @@ class SmokeContext:
     on_progress: Callable[[str], None] = lambda text: None
 
 
+@dataclass(frozen=True)
+class Idle:
+    """Why a cell's image would be built for nothing: what it cannot run, and why, per item
+    (a model's source: the reason it has no form for the cell)."""
+
+    what: str
+    reasons: Mapping[str, str]
+
+
 class SmokeKind(Protocol):
     def check(self) -> None:
         """Raise UsageError now, before any build, for what this kind cannot do here."""
@@ -80,6 +71,37 @@ class SmokeKind(Protocol):
     def payload(self) -> Payload | None: ...
 
     def run(self, ctx: SmokeContext) -> SmokeResult: ...
+
+    def idle(self) -> Idle | None:
+        """Why the cell's image would be built for nothing (it could run none of what the run
+        asks), or None."""
+
+
+class SmokeConfig(Protocol):
+    """A kind's part of a config, read and checked: one per image, shared by its cells."""
+
+    @property
+    def framework(self) -> str | None:
+        """The image's framework, for `--framework` (a model kind's), else None."""
+
+    def describe(self) -> str:
+        """One line for `buildbench list`."""
+
+    def smoke(self, variant: str, options: SmokeOptions) -> SmokeKind:
+        """The smoke test of one cell of the image, with the run's options."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind as the registry lists it."""
+
+    name: str  # as results, reports and compare name it
+    # The keys of a config's `smoke` table it reads; none: it reads `smoke = "<text>"`.
+    keys: tuple[str, ...]
+    read: Callable[[Any, Where], SmokeConfig]  # its table (or text), at `smoke`
+    tip: str  # how to write its table
+    # The run's options, refused before any engine is asked (the model kind: --model).
+    check_run: Callable[[SmokeOptions], None] = lambda options: None
 
 
 def output_tail(outcome: ContainerOutcome) -> list[str]:

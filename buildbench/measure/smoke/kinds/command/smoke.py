@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
-from buildbench.measure.smoke.runner import Payload, SmokeContext, killed, output_tail
+from buildbench.measure.smoke.options import SmokeOptions
+from buildbench.measure.smoke.runner import Idle, Payload, SmokeContext, killed, output_tail
 from buildbench.record import SmokeResult
 from buildbench.status import Status
 
@@ -16,10 +18,26 @@ class CommandSmoke:
     command: tuple[str, ...]
     expect: str | None = None
 
+    # The config it is read from, and the smoke test of each cell: the same value.
+
+    @property
+    def framework(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        expect = f', expects "{self.expect}"' if self.expect is not None else ""
+        return f"$ {shlex.join(self.command)}{expect}"
+
+    def smoke(self, variant: str, options: SmokeOptions) -> CommandSmoke:
+        return self
+
     def check(self) -> None:
         return None
 
     def payload(self) -> Payload | None:
+        return None
+
+    def idle(self) -> Idle | None:
         return None
 
     def run(self, ctx: SmokeContext) -> SmokeResult:

@@ -23,8 +23,10 @@ from buildbench.engine.api import (
     VolumeMount,
     tar_of,
 )
+from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.measure.smoke.runner import (
     MOUNT,
+    Idle,
     Payload,
     SmokeContext,
     output_tail,
@@ -71,14 +73,27 @@ class HttpSmoke:
         """Each level's warm-up: a fifth of its time, between 0.5 and 2 s."""
         return round(min(2.0, max(0.5, self.seconds / 5)), 3)
 
-    def describe(self) -> str:
+    def request(self) -> str:
         return f"{self.method} {self.path} on port {self.port}"
 
     # -----------------------------------------------------------------------------------------
-    # The SmokeKind protocol
+    # The config it is read from (SmokeConfig), and the smoke test of each cell (SmokeKind)
+
+    @property
+    def framework(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        return f"http: {self.request()}"
+
+    def smoke(self, variant: str, options: SmokeOptions) -> HttpSmoke:
+        return self
 
     def check(self) -> None:
         return None  # everything was checked when the config was read
+
+    def idle(self) -> Idle | None:
+        return None
 
     def payload(self) -> Payload:
         files = loadgen_files(loadgen_spec(self), self.body)
@@ -101,7 +116,7 @@ class HttpSmoke:
             gpus=ctx.gpus,
             labels=ctx.labels,
         )
-        ctx.on_progress(f"serving {self.describe()}")
+        ctx.on_progress(f"serving {self.request()}")
         outcome = ctx.engine.serve(
             ctx.image, service, ctx.image, self.client(ctx), relay_progress(ctx.on_progress)
         )
@@ -234,7 +249,7 @@ class HttpSmoke:
 
         first = report.get("first_response") or {}
         return Served(
-            request=self.describe(),
+            request=self.request(),
             ready_seconds=since_start((report.get("ready") or {}).get("epoch")),
             first_response_seconds=since_start(first.get("epoch") if first.get("ok") else None),
             levels=[_level(level) for level in report.get("levels") or []],

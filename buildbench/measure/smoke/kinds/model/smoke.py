@@ -22,13 +22,14 @@ from buildbench.analyze.derived import worst_parity
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, VolumeMount
 from buildbench.errors import UsageError
 from buildbench.measure.smoke import artifacts, modelspec
-from buildbench.measure.smoke.modelspec import ModelRequest, PreparedModel
+from buildbench.measure.smoke.modelspec import PreparedModel
+from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
 from buildbench.measure.smoke.program import DEFAULT_SETTING, ORT_LEVELS
 from buildbench.measure.smoke.runner import (
     MOUNT,
+    Idle,
     Payload,
     SmokeContext,
-    SmokeOptions,
     killed,
     output_tail,
     program_report,
@@ -136,6 +137,17 @@ class InferenceSmoke:
 
     def prepared(self) -> tuple[PreparedModel, ...]:
         return load_models(self.models, self.frameworks)
+
+    def idle(self) -> Idle | None:
+        """The run's own models (not the default, which runs everywhere), none of which has a
+        form for this framework. Reads the prepared models: ask once their checks passed."""
+        if not self.models:
+            return None
+        models = [m.info for m in self.prepared()]
+        if any(self.framework not in m.not_applicable for m in models):
+            return None
+        reasons = {m.source: m.not_applicable[self.framework] for m in models}
+        return Idle(f"no model runs on {self.framework}", reasons)
 
     def payload(self) -> Payload:
         models = self.prepared()

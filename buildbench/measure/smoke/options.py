@@ -1,0 +1,42 @@
+"""The run's smoke options (`--smoke-*`, `--model`, `--batch-sizes`, ...): what the run hands
+each kind when it makes the kind's smoke test for a cell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from buildbench.engine.api import EngineInfo
+
+Gpus = Literal["auto", "all", "none"]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model as a run asks for it (`--model` with its `--input`s, or a `[[model]]` table):
+    plain text until the model kind's `modelspec.load_request` reads it."""
+
+    spec: str
+    inputs: tuple[str, ...] = ()  # NAME=DIMS[:DTYPE][:LOW-HIGH]
+    base: str | None = None  # the folder a relative path is taken from (a config file's)
+
+
+@dataclass(frozen=True)
+class SmokeOptions:
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    gpus: Gpus = "auto"
+    timeout_seconds: float = 300.0
+    memory_bytes: int = 6 * 1024**3
+    warmup: int = 3
+    min_runs: int = 30  # timed runs per batch size, at least ...
+    min_seconds: float = 2.0  # ... and for at least this long
+    cold_starts: int = 3  # fresh containers, each timed from its start request
+    models: tuple[ModelRequest, ...] = ()  # --model / [[model]]; none: ResNet-18
+    ort_settings: tuple[str, ...] = ()  # runtime settings beyond the default (model kind)
+    threads: tuple[int, ...] = ()
+    frameworks: tuple[str, ...] = ("pytorch", "onnx")  # the run's (--framework)
+
+
+def wants_gpus(info: EngineInfo, gpus: Gpus) -> bool:
+    """auto: request GPUs only where the engine has an NVIDIA runtime."""
+    return gpus == "all" or (gpus == "auto" and info.has_nvidia_runtime)

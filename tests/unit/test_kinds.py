@@ -1,0 +1,208 @@
+"""The kinds of smoke test: one package each, named in one list, asked by the layers above
+(config, `list`, the run) instead of known to them; a table read by the kind's declaration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from buildbench.cli import cli
+from buildbench.errors import UsageError
+from buildbench.measure.smoke import kinds, program, runner
+from buildbench.measure.smoke.kinds.http import loadgen
+from buildbench.measure.smoke.options import SmokeOptions
+from buildbench.measure.smoke.runner import Idle, Kind, Payload, SmokeContext
+from buildbench.measure.smoke.table import Rule, Where, key, read_table
+from buildbench.record import SmokeResult
+from buildbench.run.config import load_config
+from buildbench.run.matrix import MatrixOptions
+from buildbench.run.smokes import idle_reason, smoke_kind
+from buildbench.status import Status
+from tests.unit.test_import_graph import import_graph
+
+KINDS_DIR = Path(kinds.__file__).parent
+
+
+def test_every_kind_is_its_own_package_named_once_in_the_registry() -> None:
+    names = [kind.name for kind in kinds.KINDS]
+    assert names == ["model", "command", "http"]
+    assert sorted(p.name for p in KINDS_DIR.iterdir() if (p / "__init__.py").is_file()) == sorted(
+        names
+    )
+    keys = [key for kind in kinds.KINDS for key in kind.keys]
+    assert len(keys) == len(set(keys))  # a smoke table's keys name one kind
+    assert [kind.name for kind in kinds.KINDS if not kind.keys] == ["model"]  # smoke = "onnx"
+
+
+def _closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for found in graph[todo.pop()] - seen:
+            seen.add(found)
+            todo.append(found)
+    return seen
+
+
+def test_the_shared_protocol_imports_no_kind() -> None:
+    """runner.py is what every kind implements: it must not lean on one of them (it imported
+    the model kind's program and model specs)."""
+    reached = _closure(import_graph(), "buildbench.measure.smoke.runner")
+    kind_modules = {m for m in reached if m.startswith("buildbench.measure.smoke.kinds")}
+    assert kind_modules == set()
+    assert "buildbench.measure.smoke.modelspec" not in reached
+    assert "buildbench.measure.smoke.program" not in reached
+
+
+def test_the_programs_in_the_image_report_on_the_protocol_lines() -> None:
+    """Each program keeps its own copy (it runs without buildbench): they must agree."""
+    for found in (program, loadgen):
+        assert found.RESULT_PREFIX == runner.RESULT_PREFIX
+        assert found.PROGRESS_PREFIX == runner.PROGRESS_PREFIX
+
+
+# ---------------------------------------------------------------------------------------------
+# A throwaway kind: its package's parts, and one line in the registry
+
+
+@dataclass(frozen=True)
+class EchoSmoke:
+    """`smoke = { echo = "text" }`: the image's `echo` must print it."""
+
+    text: str
+
+    @property
+    def framework(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        return f"echo {self.text}"
+
+    def smoke(self, variant: str, options: SmokeOptions) -> EchoSmoke:
+        return self
+
+    def check(self) -> None:
+        return None
+
+    def payload(self) -> Payload | None:
+        return None
+
+    def run(self, ctx: SmokeContext) -> SmokeResult:
+        return SmokeResult(Status.OK, "ok", "command")
+
+    def idle(self) -> Idle | None:
+        return None if self.text else Idle("nothing to echo", {"echo": "empty"})
+
+
+@dataclass(frozen=True)
+class EchoTable:
+    echo: str = key(
+        example='"hello"',
+        rule=Rule(lambda text: "\n" not in text, "echo {value!r} spans lines", "one line"),
+    )
+
+
+def _read_echo(data: Any, at: Where) -> EchoSmoke:
+    return EchoSmoke(read_table(EchoTable, data, at).echo)
+
+
+ECHO = Kind(name="echo", keys=("echo",), read=_read_echo, tip='e.g. smoke = { echo = "hi" }')
+IMAGE = '[[image]]\nname = "mine"\ndockerfile = "Dockerfile"\nvariants = { cpu = "" }\n'
+
+
+@pytest.fixture
+def echo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(kinds, "KINDS", (*kinds.KINDS, ECHO))
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    return tmp_path / "buildbench.toml"
+
+
+def test_a_new_kind_is_read_listed_and_run_without_touching_the_layers_above(
+    echo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo.write_text(IMAGE + 'smoke = { echo = "hi" }\n')
+    loaded = load_config(echo)
+    assert loaded is not None
+    (cell,) = loaded.cells(MatrixOptions())
+    assert cell.smoke == EchoSmoke("hi") and cell.framework is None
+    made = smoke_kind(cell, SmokeOptions())
+    assert made == EchoSmoke("hi") and idle_reason(made) is None
+    assert idle_reason(EchoSmoke("")) == "nothing to echo (echo: empty)"
+    monkeypatch.chdir(echo.parent)
+    listed = CliRunner().invoke(cli, ["list"])
+    assert listed.exit_code == 0, listed.output
+    assert "mine/cpu" in listed.stdout and "echo hi" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("smoke", "message", "tip"),
+    [
+        ("{ echo = 3 }", '"echo" must be a string, not an integer', 'e.g. echo = "hello"'),
+        ('{ echo = "a\\nb" }', "echo 'a\\nb' spans lines", "one line"),
+        (
+            '{ echo = "hi", command = ["true"] }',
+            '"echo" takes no "command" or "expect" beside it',
+            'e.g. smoke = { echo = "hi" }',
+        ),
+        ("{ ech = 1 }", 'unknown key "ech"', "valid keys: command, expect, http, echo"),
+    ],
+)
+def test_a_new_kinds_table_is_refused_in_one_line_naming_the_key(
+    echo: Path, smoke: str, message: str, tip: str
+) -> None:
+    echo.write_text(IMAGE + f"smoke = {smoke}\n")
+    with pytest.raises(UsageError) as error:
+        load_config(echo)
+    assert error.value.message == f"{echo}: [[image]] #1: smoke: {message}"
+    assert error.value.tip == tip
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables read by their declaration
+
+
+@dataclass(frozen=True)
+class Table:
+    count: int = key(example="3")
+    share: float = 0.5
+    names: tuple[str, ...] = ()
+    labels: dict[str, str] | None = None
+    on: bool = False
+
+
+AT = Where(Path("/c/buildbench.toml"), "[thing]")
+
+
+@pytest.mark.parametrize(
+    ("data", "message", "tip"),
+    [
+        ({"count": True}, '"count" must be an integer, not a boolean', "e.g. count = 3"),
+        ({"count": 1.0}, '"count" must be an integer, not a float', "e.g. count = 3"),
+        ({}, '"count" is required', 'add count = "..." to this table'),
+        ({"count": 1, "share": "x"}, '"share" must be a float, not a string', "e.g. share = ..."),
+        ({"count": 1, "names": "a"}, '"names" must be an array, not a string', "e.g. names = ..."),
+        ({"count": 1, "names": ["a", 2]}, '"names" must be a string, not an integer', None),
+        ({"count": 1, "labels": {"X": 1}}, '"labels.X" must be a string, not an integer', None),
+        ({"count": 1, "on": 1}, '"on" must be a boolean, not an integer', "e.g. on = ..."),
+        ({"count": 1, "cont": 1}, 'unknown key "cont"', "valid keys: count, share, names, "),
+        ([1], "must be a table, not an array", "see the README's config"),
+    ],
+)
+def test_a_declared_table_refuses_each_mistake_in_one_line(
+    data: object, message: str, tip: str | None
+) -> None:
+    with pytest.raises(UsageError) as error:
+        read_table(Table, data, AT)
+    assert error.value.message == f"/c/buildbench.toml: [thing]: {message}"
+    assert "\n" not in error.value.message and error.value.tip
+    if tip is not None:
+        assert error.value.tip.startswith(tip)
+
+
+def test_a_declared_table_structures_what_it_reads() -> None:
+    found = read_table(Table, {"count": 2, "share": 1, "names": ["a"], "labels": {"A": "b"}}, AT)
+    assert found == Table(2, 1.0, ("a",), {"A": "b"}, False)
+    assert isinstance(found.share, float) and read_table(Table, {"count": 0}, AT).labels is None
