@@ -101,6 +101,7 @@ from buildbench.analyze.history import MAX_AGE, Verdict, judge_all, news
 from buildbench.analyze.history import fails as gate_fails
 from buildbench.analyze.metrics import METRIC_BY_KEY, METRICS, Metric
 from buildbench.analyze.stats import significance
+from buildbench.record import model_of
 from buildbench.results import RunResults, load_results
 
 HERE = Path(__file__).resolve().parent
@@ -318,9 +319,11 @@ def cell_runs(
             build = replace(base.build, seconds=found[0], cpu_others_share=[])
             smoke = None
             if timed > 1 and base.smoke is not None:
-                latency = replace(base.smoke.latency["1"], samples=found[1], cpu_others_share=None)
+                model = model_of(base.smoke)
+                latency = replace(model.latency["1"], samples=found[1], cpu_others_share=None)
                 cold = found[2] if timed > 2 else []
-                smoke = replace(base.smoke, latency={"1": latency}, cold_start_seconds=cold)
+                detail = replace(model, latency={"1": latency})
+                smoke = replace(base.smoke, detail=detail, cold_start_seconds=cold)
             records.append(replace(base, name=f"cell{cell}", smoke=smoke, build=build))
         runs.append(RunResults(info, records))
     return runs

@@ -1,8 +1,9 @@
-"""The results file: written atomically after every cell, read back with schema checks.
+"""The results file: its document made, written atomically after every cell, read back with
+schema checks.
 
-JSON is the contract (`buildbench.analyze.derived.results_document` makes the document, the
-CSV view is rendering's). Older schemas are migrated one version at a time, newer ones refused
-(as asv does with its results).
+JSON is the contract: `results_document` makes it through the one converter, with the
+figures derived from the samples written beside them (the CSV view is rendering's). Older
+schemas are migrated one version at a time, newer ones refused (as asv does with its results).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from buildbench.errors import UsageError
-from buildbench.record import SCHEMA_VERSION, CellRecord, RunInfo, from_json
+from buildbench.record import (
+    SCHEMA_VERSION,
+    CellRecord,
+    Figures,
+    RunInfo,
+    from_json,
+    make_converter,
+)
 
 RESULTS_JSON = "results.json"
 
@@ -42,6 +50,19 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def results_document(
+    run: RunInfo, records: Sequence[CellRecord], figures: Figures | None = None
+) -> dict[str, Any]:
+    """results.json's document: the run and its cells, each value with the figures derived
+    from it written beside its fields (`analyze.derived.FIGURES`: the statistics of samples)."""
+    converter = make_converter(figures)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": converter.unstructure(run),
+        "results": [converter.unstructure(record) for record in records],
+    }
 
 
 def write_results(run_dir: Path, document: Mapping[str, Any]) -> Path:
@@ -252,12 +273,82 @@ def _v5_cell(old: dict[str, Any]) -> dict[str, Any]:
     return {**old, "contents": {**contents, "attribution": attribution}}
 
 
+# Schema 5's smoke fields: each kind's, the rest the header every kind shares.
+_V5_HEADER = (
+    "status",
+    "message",
+    "kind",
+    "seconds",
+    "output_tail",
+    "python_version",
+    "peak_memory_bytes",
+    "cold_start_seconds",
+)
+_V5_MODEL = (
+    "gpus_requested",
+    "framework_version",
+    "cuda_build",
+    "gpu_used",
+    "device",
+    "cuda_version",
+    "cudnn_version",
+    "cuda_note",
+    "providers",
+    "available_providers",
+    "parity",
+    "latency",
+    "startup",
+    "network",
+    "model",
+    "not_applicable",
+    "outputs",
+    "worst_output",
+    "settings",
+    "parity_summary",  # derived, written beside the parity
+)
+
+
+def _v5_to_v6(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 6 types a smoke result: the header every kind shares, and under `detail` its
+    kind's own fields (a model's variant, parity and latency; a command; a service's
+    `served`), instead of every kind's fields side by side (the others' empty)."""
+    return {
+        **data,
+        "schema_version": 6,
+        "results": [_v6_cell(cell) for cell in data["results"]],
+    }
+
+
+def _v6_cell(old: dict[str, Any]) -> dict[str, Any]:
+    cell = dict(old)
+    if old.get("smoke"):
+        cell["smoke"] = _v6_smoke(old["smoke"])
+    if (old.get("slim") or {}).get("smoke"):  # the slim candidate's own smoke test
+        cell["slim"] = {**old["slim"], "smoke": _v6_smoke(old["slim"]["smoke"])}
+    return cell
+
+
+def _v6_smoke(old: dict[str, Any]) -> dict[str, Any]:
+    smoke = {key: old[key] for key in _V5_HEADER if key in old}
+    kind = old.get("kind")
+    detail: dict[str, Any] | None = None
+    if kind == "model":
+        detail = {key: old[key] for key in _V5_MODEL if key in old}
+        detail["more_models"] = [_v6_smoke(more) for more in old.get("more_models") or []]
+    elif kind == "command":
+        detail = {"command": old.get("command") or []}
+    elif kind == "http":
+        detail = old.get("served")
+    return {**smoke, "detail": detail}
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: _v0_to_v1,
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
     4: _v4_to_v5,
+    5: _v5_to_v6,
 }
 
 

@@ -131,9 +131,8 @@ def smoke_identity(record: CellRecord) -> tuple[str, ...] | None:
     service, its request."""
     if record.smoke is None:
         return None
-    model = record.smoke.model.sha256 if record.smoke.model else ""
-    request = record.smoke.served.request if record.smoke.served else ""
-    return (record.smoke.kind, *(record.smoke.command or ()), model, request)
+    detail = record.smoke.detail
+    return (record.smoke.kind, *(detail.identity() if detail else ()))
 
 
 IDENTITY: tuple[tuple[str, Callable[[CellRecord], object]], ...] = (

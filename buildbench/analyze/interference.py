@@ -6,7 +6,7 @@ leaves the run out of the series."""
 from __future__ import annotations
 
 from buildbench.analyze.metrics import Metric
-from buildbench.record import CellRecord
+from buildbench.record import CellRecord, model_of
 
 # Others using more than this share of the engine host's CPU during a timed phase make it noisy
 # (on 2 cores, a quarter is half a core taken from what was timed): marked, never judged.
@@ -19,8 +19,8 @@ def others_share(record: CellRecord, metric: Metric) -> float | None:
     shares: list[float | None] = []
     if metric.key == "build_seconds":
         shares = list(record.build.cpu_others_share)
-    elif metric.key == "latency_b1_seconds" and record.smoke and "1" in record.smoke.latency:
-        shares = [record.smoke.latency["1"].cpu_others_share]
+    elif metric.key == "latency_b1_seconds" and "1" in model_of(record.smoke).latency:
+        shares = [model_of(record.smoke).latency["1"].cpu_others_share]
     known = [share for share in shares if share is not None]
     return max(known) if known else None
 
@@ -34,7 +34,7 @@ def interference_warnings(record: CellRecord) -> list[str]:
             f"busy machine: others used up to {max(build):.0%} of the engine host's CPU around "
             f"the build samples (over {BUSY_SHARE:.0%}): build times are noisy"
         )
-    for batch, latency in (record.smoke.latency if record.smoke else {}).items():
+    for batch, latency in model_of(record.smoke).latency.items():
         share = latency.cpu_others_share
         if share is not None and share > BUSY_SHARE:
             found.append(

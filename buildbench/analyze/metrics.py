@@ -12,7 +12,7 @@ from typing import Literal
 
 from buildbench.analyze.served import level_at, level_quantiles, throughput
 from buildbench.analyze.stats import summarize
-from buildbench.record import CellRecord, Latency
+from buildbench.record import CellRecord, Latency, Served, model_of
 
 MetricKind = Literal["time", "size"]
 # How a value reads: seconds, seconds shown in ms (latency), bytes (render.fmt.metric_value).
@@ -27,7 +27,7 @@ def build_seconds(record: CellRecord) -> list[float]:
 
 
 def latency(record: CellRecord, batch: str = "1") -> Latency | None:
-    return record.smoke.latency.get(batch) if record.smoke else None
+    return model_of(record.smoke).latency.get(batch)
 
 
 def latency_samples(record: CellRecord, batch: str = "1") -> list[float]:
@@ -48,9 +48,13 @@ def compressed_size(record: CellRecord) -> list[float]:
     return [] if found is None else [float(found)]
 
 
+def _served(record: CellRecord) -> Served | None:
+    return record.smoke.of(Served) if record.smoke else None
+
+
 def ready_samples(record: CellRecord) -> list[float]:
     """An HTTP service's time to ready (one per run)."""
-    served = record.smoke.served if record.smoke else None
+    served = _served(record)
     return [] if served is None or served.ready_seconds is None else [served.ready_seconds]
 
 
@@ -58,7 +62,7 @@ def served_p95(concurrency: int) -> Callable[[CellRecord], list[float]]:
     """An HTTP service's p95 latency at this concurrency (one figure per run)."""
 
     def samples(record: CellRecord) -> list[float]:
-        level = level_at(record.smoke.served if record.smoke else None, concurrency)
+        level = level_at(_served(record), concurrency)
         p95 = level_quantiles(level).p95 if level else None
         return [] if p95 is None else [p95]
 
@@ -70,7 +74,7 @@ def served_seconds_per_answer(concurrency: int) -> Callable[[CellRecord], list[f
     as for every other metric."""
 
     def samples(record: CellRecord) -> list[float]:
-        level = level_at(record.smoke.served if record.smoke else None, concurrency)
+        level = level_at(_served(record), concurrency)
         rate = throughput(level) if level else None
         return [1 / rate] if rate else []
 

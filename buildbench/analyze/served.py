@@ -1,12 +1,10 @@
-"""The figures derived from an HTTP service's load test (`SmokeResult.served`): latency
+"""The figures derived from an HTTP service's load test (the http kind's detail, `Served`): latency
 quantiles and throughput per concurrency level, and the knee."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from buildbench.analyze.stats import latency_quantiles
-from buildbench.record import LoadLevel, Quantiles, Served, to_json
+from buildbench.record import LoadLevel, Quantiles, Served
 
 KNEE_FACTOR = 2.0  # the knee: the highest concurrency whose p95 stays within this of the base
 
@@ -41,14 +39,3 @@ def knee(served: Served) -> int | None:
             break
         found = level.concurrency
     return found
-
-
-def served_json(served: Served) -> dict[str, Any]:
-    """`served` as results.json holds it: beside each level's samples, their quantiles and
-    throughput; and the knee."""
-    data: dict[str, Any] = to_json(served)
-    for level, shown in zip(served.levels, data["levels"], strict=True):
-        shown["quantiles"] = to_json(level_quantiles(level))
-        shown["throughput"] = throughput(level)
-    data["knee"] = knee(served)
-    return data

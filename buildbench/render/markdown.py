@@ -31,7 +31,7 @@ from buildbench.analyze.derived import (
 )
 from buildbench.analyze.metrics import image_label
 from buildbench.analyze.stats import summarize
-from buildbench.record import CellRecord, RunInfo, SmokeResult, Summary
+from buildbench.record import CellRecord, RunInfo, SmokeResult, Summary, model_of
 from buildbench.render import fmt
 from buildbench.render.models import models_section
 from buildbench.render.served import served_section
@@ -210,21 +210,24 @@ def _not_built(runs: Sequence[RunResults]) -> list[str]:
 
 def batch_sizes(cells: Sequence[Entry]) -> list[str]:
     """Every batch size any model of these cells was timed at (a fixed batch is its own)."""
-    smokes = [
-        s for e in cells if e.record.smoke for s in (e.record.smoke, *e.record.smoke.more_models)
-    ]
-    return sorted({b for s in smokes for b in s.latency}, key=int)
+    smokes = [s for e in cells if e.record.smoke for s in _models(e.record.smoke)]
+    return sorted({b for s in smokes for b in model_of(s).latency}, key=int)
+
+
+def _models(smoke: SmokeResult) -> list[SmokeResult]:
+    """The result of each model a smoke test ran: itself, then each further model's."""
+    return [smoke, *model_of(smoke).more_models]
 
 
 def parity_text(smoke: SmokeResult) -> str:
-    summary = worst_parity(smoke)
+    summary = worst_parity(model_of(smoke))
     if summary is None:
         return "-"
     return f"{'ok' if summary.ok else 'FAIL'}, max abs diff {summary.max_abs_diff:.1e}"
 
 
 def latency_text(smoke: SmokeResult, batch: str) -> str:
-    found = smoke.latency.get(batch)
+    found = model_of(smoke).latency.get(batch)
     if found is None:
         return "-"
     q = quantiles(found)
@@ -236,12 +239,13 @@ def _smoke_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     if not tested:
         return ""
     batches = batch_sizes(tested)
-    several = any(e.record.smoke and e.record.smoke.more_models for e in tested)
+    several = any(model_of(e.record.smoke).more_models for e in tested)
     rows = []
     for e in tested:
         assert e.record.smoke is not None
-        for smoke in (e.record.smoke, *e.record.smoke.more_models):
-            model = smoke.model.source if smoke.model else "-"
+        for smoke in _models(e.record.smoke):
+            detail = model_of(smoke)
+            model = detail.model.source if detail.model else "-"
             rows.append(
                 [
                     *_machine(runs, e.machine),
@@ -249,13 +253,13 @@ def _smoke_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
                     *([f"`{model}`"] if several else []),
                     smoke.status.value,
                     parity_text(smoke)
-                    if smoke.kind == "model" and not smoke.not_applicable
+                    if smoke.kind == "model" and not detail.not_applicable
                     else smoke.message,
                     *(latency_text(smoke, b) for b in batches),
                     summary_interval(cold_start_summary(smoke)),
                     fmt.size(smoke.peak_memory_bytes),
-                    fmt.flag(smoke.cuda_build),
-                    fmt.flag(smoke.gpu_used),
+                    fmt.flag(detail.cuda_build),
+                    fmt.flag(detail.gpu_used),
                 ]
             )
     headers = [*_machine(runs, "machine"), "cell", *(["model"] if several else [])]
@@ -280,8 +284,8 @@ def _startup_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     """Time to first inference, split by phase (medians over the fresh containers)."""
     rows = []
     for e in cells:
-        smoke, shipping = e.record.smoke, e.record.registry
-        if smoke is None or not smoke.startup:
+        smoke, shipping = model_of(e.record.smoke), e.record.registry
+        if not smoke.startup:
             continue
         phases = [
             summarize([s.container_start for s in smoke.startup]).median,

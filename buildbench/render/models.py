@@ -9,14 +9,21 @@ from tabulate import tabulate
 
 from buildbench.analyze.course import Entry, entries
 from buildbench.analyze.derived import quantiles
-from buildbench.record import ModelInfo, OutputParity, RuntimeSetting, SmokeResult, TensorInfo
+from buildbench.record import (
+    ModelDetail,
+    ModelInfo,
+    OutputParity,
+    RuntimeSetting,
+    TensorInfo,
+    model_of,
+)
 from buildbench.render import fmt
 from buildbench.results import RunResults
 
 
 def models_section(runs: Sequence[RunResults]) -> str:
     """One part per model (by content), every cell that ran it; empty without models."""
-    found: dict[str, list[tuple[Entry, SmokeResult]]] = {}
+    found: dict[str, list[tuple[Entry, ModelDetail]]] = {}
     models: dict[str, ModelInfo] = {}
     for entry, smoke in _model_smokes(entries(runs)):
         assert smoke.model is not None
@@ -41,12 +48,10 @@ def models_section(runs: Sequence[RunResults]) -> str:
     return "\n\n".join(parts)
 
 
-def _model_smokes(cells: Sequence[Entry]) -> Iterator[tuple[Entry, SmokeResult]]:
+def _model_smokes(cells: Sequence[Entry]) -> Iterator[tuple[Entry, ModelDetail]]:
     for entry in cells:
-        smoke = entry.record.smoke
-        if smoke is None or smoke.kind != "model":
-            continue
-        for one in (smoke, *smoke.more_models):
+        first = model_of(entry.record.smoke)
+        for one in (first, *map(model_of, first.more_models)):
             if one.model is not None:
                 yield entry, one
 
@@ -56,7 +61,7 @@ def _cell(entry: Entry, several: bool) -> str:
 
 
 def _model_part(
-    model: ModelInfo, cells: list[tuple[Entry, SmokeResult]], several: bool
+    model: ModelInfo, cells: list[tuple[Entry, ModelDetail]], several: bool
 ) -> list[str]:
     facts = [
         f"{model.kind}",
@@ -94,7 +99,7 @@ def _tensor(t: TensorInfo) -> list[str]:
     return [f"`{t.name}`", t.dtype, shape]
 
 
-def _parity_table(cells: list[tuple[Entry, SmokeResult]], several: bool) -> str:
+def _parity_table(cells: list[tuple[Entry, ModelDetail]], several: bool) -> str:
     rows = []
     for entry, smoke in cells:
         if smoke.not_applicable:
@@ -123,7 +128,7 @@ def _parity_table(cells: list[tuple[Entry, SmokeResult]], several: bool) -> str:
     return tabulate(rows, headers, tablefmt="github", disable_numparse=True)
 
 
-def _worst_name(smoke: SmokeResult) -> str | None:
+def _worst_name(smoke: ModelDetail) -> str | None:
     """The output furthest from its reference over every batch size."""
     scored = [
         (not p.ok, p.ratio, name)
@@ -134,7 +139,7 @@ def _worst_name(smoke: SmokeResult) -> str | None:
     return worst[2] if worst and (worst[0] or worst[1] > 0) else None  # all exact: none
 
 
-def _settings_table(cells: list[tuple[Entry, SmokeResult]], several: bool) -> str:
+def _settings_table(cells: list[tuple[Entry, ModelDetail]], several: bool) -> str:
     batches = sorted({b for _, smoke in cells for s in smoke.settings for b in s.latency}, key=int)
     rows = []
     for entry, smoke in cells:
@@ -168,7 +173,7 @@ def _p50(setting: RuntimeSetting, batch: str) -> str:
     return fmt.ms(quantiles(found).p50) if found else "-"
 
 
-def _offline_lines(cells: list[tuple[Entry, SmokeResult]], several: bool) -> list[str]:
+def _offline_lines(cells: list[tuple[Entry, ModelDetail]], several: bool) -> list[str]:
     """Online against offline optimisation at the same level, where a cell timed both."""
     lines = []
     for entry, smoke in cells:

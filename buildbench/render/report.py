@@ -12,7 +12,7 @@ from buildbench.analyze.course import Entry, build_median, course_comparison, en
 from buildbench.analyze.derived import build_summary
 from buildbench.analyze.stats import summarize
 from buildbench.errors import UsageError
-from buildbench.record import SCHEMA_VERSION, CellRecord
+from buildbench.record import SCHEMA_VERSION, CellRecord, model_of
 from buildbench.render import charts, fmt
 from buildbench.render.markdown import render_markdown
 from buildbench.render.served import served_charts
@@ -153,12 +153,11 @@ def _size_gb(record: CellRecord) -> tuple[float, None, str]:
 
 
 def _has_startup(record: CellRecord) -> bool:
-    return record.smoke is not None and bool(record.smoke.startup)
+    return bool(model_of(record.smoke).startup)
 
 
 def _startup_stack(entry: Entry, merged: bool) -> charts.Stack:
-    smoke = entry.record.smoke
-    assert smoke is not None
+    smoke = model_of(entry.record.smoke)
     parts = {
         "container start": [s.container_start for s in smoke.startup],
         "framework import": [s.framework_import for s in smoke.startup],

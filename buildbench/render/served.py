@@ -18,11 +18,8 @@ ChartSpec = tuple[str, str, Callable[[Path], Path]]  # title, file suffix, how t
 
 
 def _served(cells: Sequence[Entry]) -> list[tuple[Entry, Served]]:
-    return [
-        (e, e.record.smoke.served)
-        for e in cells
-        if e.record.smoke is not None and e.record.smoke.served is not None
-    ]
+    found = [(e, e.record.smoke.of(Served) if e.record.smoke else None) for e in cells]
+    return [(e, served) for e, served in found if served is not None]
 
 
 def _label(entry: Entry, merged: bool) -> str:

@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from buildbench.analyze.course import Entry, entries
 from buildbench.analyze.stats import latency_quantiles, summarize
-from buildbench.record import CellRecord, SlimCandidate, SmokeResult
+from buildbench.record import CellRecord, SlimCandidate, SmokeResult, model_of
 from buildbench.render import fmt
 from buildbench.results import RunResults
 
@@ -98,10 +98,11 @@ def _startup(smoke: SmokeResult | None) -> float | None:
 
 def _latency(smoke: SmokeResult | None) -> float | None:
     """p50 at the smallest batch size."""
-    if smoke is None or not smoke.latency:
+    latency = model_of(smoke).latency
+    if not latency:
         return None
-    batch = min(smoke.latency, key=lambda b: int(b) if b.isdigit() else 0)
-    return latency_quantiles(smoke.latency[batch].samples).p50
+    batch = min(latency, key=lambda b: int(b) if b.isdigit() else 0)
+    return latency_quantiles(latency[batch].samples).p50
 
 
 def _pair(original: float | None, slim: float | None, unit: str) -> str:

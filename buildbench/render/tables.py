@@ -13,7 +13,7 @@ from buildbench.analyze.course import labelled
 from buildbench.analyze.derived import build_summary, cell_parity, cold_start_summary, quantiles
 from buildbench.analyze.metrics import latency
 from buildbench.analyze.stats import coefficient_of_variation
-from buildbench.record import CellRecord, RunInfo
+from buildbench.record import CellRecord, RunInfo, model_of
 from buildbench.results import RunResults, atomic_write
 
 if TYPE_CHECKING:
@@ -80,8 +80,8 @@ def cell_row(run: RunInfo, machine: str, r: CellRecord) -> dict[str, Any]:
         "cold_start_seconds_median": cold.median if cold else None,
         "cold_start_seconds_samples": _samples(smoke.cold_start_seconds) if smoke else None,
         "peak_memory_bytes": smoke.peak_memory_bytes if smoke else None,
-        "cuda_build": smoke.cuda_build if smoke else None,
-        "gpu_used": smoke.gpu_used if smoke else None,
+        "cuda_build": model_of(smoke).cuda_build,
+        "gpu_used": model_of(smoke).gpu_used,
         "push_seconds": shipping.push_seconds if shipping else None,
         "pull_seconds": shipping.pull_seconds if shipping else None,
         "cold_pull_seconds": shipping.cold_pull_seconds if shipping else None,

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buildbench.analyze.derived import results_document
+from buildbench.analyze.derived import FIGURES
 from buildbench.engine.api import Engine, ImageInfo
 from buildbench.engine.builders import Builder, BuildRequest, BuildSample
 from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
@@ -28,7 +28,7 @@ from buildbench.measure.smoke import cpuload
 from buildbench.measure.smoke.runner import Payload, SmokeContext, SmokeKind
 from buildbench.record import BuildRecord, CellRecord, Download, RunInfo, SmokeResult, Step
 from buildbench.render.tables import write_cells_csv
-from buildbench.results import RunResults, write_results
+from buildbench.results import RunResults, results_document, write_results
 from buildbench.run.cleanup import Journal
 from buildbench.run.context import build_context
 from buildbench.run.matrix import Cell
@@ -77,7 +77,7 @@ class PreparedRun:
     def save(self, *, table: bool = False) -> None:
         """The results file, after every stage; with `table`, its CSV view too (after every
         cell: the same figures, and a frame costs more than the file)."""
-        write_results(self.run_dir, results_document(self.info, self.records))
+        write_results(self.run_dir, results_document(self.info, self.records, FIGURES))
         if table:
             write_cells_csv(self.run_dir, RunResults(self.info, self.records))
 

@@ -11,7 +11,7 @@ from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.factory import choose_builder
 from buildbench.labels import LABEL_RUN
 from buildbench.measure.smoke.options import SmokeOptions
-from buildbench.record import CellRecord
+from buildbench.record import CellRecord, model_of
 from buildbench.results import RunResults
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import pip_inputs
@@ -119,10 +119,12 @@ def test_an_image_without_the_framework_fails_with_a_clear_message(broken_run: R
 def test_onnxruntime_gpu_without_cuda_libraries_is_an_invalid_variant(broken_run: RunResults):
     record = _by_name(broken_run)["gpunolibs"]
     assert record.smoke is not None
-    assert "CUDAExecutionProvider" in (record.smoke.available_providers or [])
+    assert "CUDAExecutionProvider" in (model_of(record.smoke).available_providers or [])
     assert record.status == Status.INVALID_VARIANT
-    assert record.smoke.cuda_build is False
-    assert "the CUDA provider cannot load: missing libcublas" in (record.smoke.cuda_note or "")
+    assert model_of(record.smoke).cuda_build is False
+    assert "the CUDA provider cannot load: missing libcublas" in (
+        model_of(record.smoke).cuda_note or ""
+    )
 
 
 def test_a_cpu_image_labelled_cuda_is_an_invalid_variant(broken_run: RunResults):

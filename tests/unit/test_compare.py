@@ -36,6 +36,7 @@ from buildbench.analyze.compare import (
 )
 from buildbench.analyze.interference import interference_warnings
 from buildbench.cli import cli
+from buildbench.record import model_of
 from buildbench.results import RunResults, load_results
 from tests.unit.references import DATA, reference
 
@@ -491,7 +492,9 @@ def test_interference_is_named_in_the_cells_warnings() -> None:
     assert interference_warnings(record) == []
     record.build.cpu_others_share = [0.1, 0.52]
     assert record.smoke is not None
-    record.smoke.latency["1"] = replace(record.smoke.latency["1"], cpu_others_share=0.4)
+    model_of(record.smoke).latency["1"] = replace(
+        model_of(record.smoke).latency["1"], cpu_others_share=0.4
+    )
     assert interference_warnings(record) == [
         "busy machine: others used up to 52% of the engine host's CPU around the build samples "
         "(over 25%): build times are noisy",

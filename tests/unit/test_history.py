@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from buildbench.analyze.derived import build_summary, results_document
+from buildbench.analyze.derived import FIGURES, build_summary
 from buildbench.analyze.history import history, regressions
 from buildbench.cli import cli
-from buildbench.results import RunResults, load_results, write_results
+from buildbench.results import RunResults, load_results, results_document, write_results
 from tests.unit.references import DATA
 
 RUNS, STEP_AT, STEP = 12, 7, 1.15  # the eighth run (index 7) starts the slower segment
@@ -38,7 +38,7 @@ def _history(tmp_path: Path, step_at: int = STEP_AT, runs: int = RUNS, seed: int
             records.append(record)
         run_dir = tmp_path / "results" / run_id
         run_dir.mkdir(parents=True)
-        write_results(run_dir, results_document(info, records))
+        write_results(run_dir, results_document(info, records, FIGURES))
         ids.append(run_id)
     return ids
 

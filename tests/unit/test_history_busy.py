@@ -10,9 +10,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from buildbench.analyze.derived import results_document
+from buildbench.analyze.derived import FIGURES
 from buildbench.cli import cli
-from buildbench.results import load_results, write_results
+from buildbench.results import load_results, results_document, write_results
 from tests.unit.test_history_gate import series_of, write_runs
 
 RUNS = 6
@@ -27,7 +27,7 @@ def busy_builds(folder: Path, cell: str = CELL) -> list[str]:
         for record in run.records:
             if record.key == cell:
                 record.build.cpu_others_share = [0.6, 0.6, 0.6]
-        write_results(path.parent, results_document(run.info, run.records))
+        write_results(path.parent, results_document(run.info, run.records, FIGURES))
         run_ids.append(run.info.run_id)
     return run_ids
 

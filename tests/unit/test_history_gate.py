@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from buildbench.analyze.compare import Thresholds
-from buildbench.analyze.derived import results_document
+from buildbench.analyze.derived import FIGURES
 from buildbench.analyze.history import fails, history, judge_all, regressions
 from buildbench.analyze.metrics import METRIC_BY_KEY
 from buildbench.analyze.stats import run_prior, runs_p_value
 from buildbench.cli import cli
-from buildbench.results import load_results, write_results
+from buildbench.results import load_results, results_document, write_results
 from tests.unit.references import DATA
 
 Edit = Callable[[int, dict[str, Any]], None]  # (run index, cell) -> None
@@ -134,7 +134,7 @@ def test_a_newest_run_on_a_busy_machine_is_left_out_not_a_regression(tmp_path: P
         run = load_results(path)
         for record in run.records:
             record.build.cpu_others_share = [0.6, 0.6, 0.6]
-        write_results(path.parent, results_document(run.info, run.records))
+        write_results(path.parent, results_document(run.info, run.records, FIGURES))
     series = series_of(folder, "onnx/cpu")
     assert series.busy == ["20261201T100000Z-000a", "20261201T110000Z-000b"]
     assert len(series.points) == 10 and series.regression is None

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from buildbench.analyze.compare import NOT_COMPARABLE, Thresholds, compare, differences
 from buildbench.analyze.course import Entry
-from buildbench.analyze.derived import cell_json
+from buildbench.analyze.derived import FIGURES
 from buildbench.analyze.metrics import METRIC_BY_KEY
 from buildbench.analyze.served import knee, level_at, level_quantiles, throughput
 from buildbench.cli import cli
@@ -33,7 +33,15 @@ from buildbench.measure.smoke.kinds.http import loadgen
 from buildbench.measure.smoke.kinds.http.smoke import HttpSmoke, loadgen_spec, service_user
 from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.measure.smoke.runner import SmokeContext
-from buildbench.record import CellRecord, LoadLevel, Served, SmokeResult, from_json, to_json
+from buildbench.record import (
+    CellRecord,
+    LoadLevel,
+    Served,
+    SmokeResult,
+    from_json,
+    make_converter,
+    to_json,
+)
 from buildbench.render.served import served_charts, served_section
 from buildbench.results import load_results
 from buildbench.run.config import UserImage, load_config
@@ -481,7 +489,7 @@ def _serve(
 def test_a_healthy_service_is_measured_from_its_start_request() -> None:
     result, _ = _serve(loadgen_report())
     assert (result.status, result.message, result.kind) == (Status.OK, "ok", "http")
-    served = result.served
+    served = result.of(Served)
     assert served is not None
     assert served.request == "POST /predict on port 8000"
     # start request (0.05 s, client clock) + engine clock from the process start
@@ -516,7 +524,7 @@ def test_the_service_runs_as_its_own_user_and_the_client_in_its_namespace() -> N
     # bounded: the wait for ready, then each level's warm-up, time and a last request
     assert client.timeout_seconds == 60 + 10 + (0.5 + 1.0 + 30 + 5) * 2
     root, _ = _serve(loadgen_report(), user="root")
-    assert root.served is not None and root.served.user == "65534:65534"
+    assert root.of(Served) is not None and root.of(Served).user == "65534:65534"
 
 
 def test_the_payload_is_the_load_generator_its_spec_and_the_body() -> None:
@@ -541,7 +549,7 @@ def test_a_service_that_never_becomes_ready_is_a_timeout_with_its_last_lines() -
         "not ready within 5 s (GET /health until a 2xx): connection: ConnectionRefusedError"
     )
     assert result.output_tail == ["INFO: loading", "still loading"]
-    assert result.served is not None and result.served.ready_seconds is None
+    assert result.of(Served) is not None and result.of(Served).ready_seconds is None
 
 
 def test_a_service_that_exits_before_it_is_ready_says_so() -> None:
@@ -580,7 +588,7 @@ def test_a_service_that_dies_under_load_is_recorded_with_its_exit_code_and_log()
         "under load at concurrency 4"
     )
     assert result.output_tail == ["INFO: serving", "Killed"]
-    served = result.served
+    served = result.of(Served)
     assert served is not None and served.exit_code == 137
     assert served.levels[1].errors["connection"] == 7
     assert served.levels[1].first_error == "connection: ConnectionResetError: [Errno 104]"
@@ -610,7 +618,7 @@ def test_a_service_failing_every_second_request_fails_its_error_budget() -> None
         "22 of 45 requests failed at concurrency 1 (48.9%: 22 status), over the error budget of 1%"
     )
     assert "\n" not in result.message
-    served = result.served  # recorded as measured
+    served = result.of(Served)  # recorded as measured
     assert served is not None and [lv.requests for lv in served.levels] == [45, 201]
     assert served.levels[0].errors["status"] == 22
 
@@ -678,9 +686,10 @@ def test_a_service_the_engine_would_not_start() -> None:
 def test_served_results_read_back_unchanged() -> None:
     result, _ = _serve(loadgen_report())
     assert from_json(SmokeResult, to_json(result)) == result
-    older = to_json(replace(result, served=None, kind="model"))
-    del older["served"]  # a results file written before the http kind
-    assert from_json(SmokeResult, older).served is None
+    older = to_json(replace(result, kind="model"))
+    del older["detail"]  # a result without its kind's detail
+    assert from_json(SmokeResult, older).detail is None
+    assert from_json(SmokeResult, {**to_json(result), "kind": "unknown"}).detail is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -743,8 +752,8 @@ def test_the_report_has_the_section_and_the_chart(tmp_path: Path) -> None:
 
 
 def test_results_json_carries_the_served_figures_beside_the_samples() -> None:
-    data = cell_json(_served_record())
-    served = data["smoke"]["served"]
+    data = make_converter(FIGURES).unstructure(_served_record())
+    served = data["smoke"]["detail"]
     assert served["knee"] == 1
     assert served["levels"][0]["throughput"] == 3.0
     assert served["levels"][0]["quantiles"]["p50"] == pytest.approx(0.011)
@@ -782,7 +791,7 @@ def test_list_shows_the_service_request(project: Path) -> None:
 
 def test_compare_and_history_follow_ready_time_p95_and_throughput() -> None:
     record = _served_record()
-    served = record.smoke.served if record.smoke else None
+    served = record.smoke.of(Served) if record.smoke else None
     assert served is not None
     assert METRIC_BY_KEY["ready_seconds"].value(record) == served.ready_seconds
     p95 = METRIC_BY_KEY["served_p95_c4_seconds"]
@@ -795,12 +804,12 @@ def test_compare_and_history_follow_ready_time_p95_and_throughput() -> None:
 def test_a_service_that_slowed_down_is_a_regression_in_compare() -> None:
     base = load_results(Path(__file__).parent / "data" / "vm.json")
     before, slower = _served_record(), _served_record()
-    assert slower.smoke is not None and slower.smoke.served is not None
+    served = slower.smoke.of(Served) if slower.smoke else None
+    assert slower.smoke is not None and served is not None
     levels = [  # three times slower, a third of the answers
-        replace(level, samples=[s * 3 for s in level.samples[:1]])
-        for level in slower.smoke.served.levels
+        replace(level, samples=[s * 3 for s in level.samples[:1]]) for level in served.levels
     ]
-    slower.smoke = replace(slower.smoke, served=replace(slower.smoke.served, levels=levels))
+    slower.smoke = replace(slower.smoke, detail=replace(served, levels=levels))
     rows = compare([replace(base, records=[before])], replace(base, records=[slower]), Thresholds())
     found = {row.metric_key: row for row in rows}
     assert found["served_c4_seconds_per_answer"].regressed
@@ -815,9 +824,10 @@ def test_served_figures_are_judged_as_smoke_metrics_and_another_request_is_not_c
     thresholds = Thresholds()
     assert thresholds.default(METRIC_BY_KEY["served_p95_c4_seconds"]) == thresholds.smoke_slowdown
     assert thresholds.default(METRIC_BY_KEY["build_seconds"]) == thresholds.slowdown
-    assert after.smoke is not None and after.smoke.served is not None
-    other = replace(after.smoke.served, request="POST /v2/predict on port 8000")
-    after.smoke = replace(after.smoke, served=other)
+    served = after.smoke.of(Served) if after.smoke else None
+    assert after.smoke is not None and served is not None
+    other = replace(served, request="POST /v2/predict on port 8000")
+    after.smoke = replace(after.smoke, detail=other)
     rows = compare([replace(base, records=[before])], replace(base, records=[after]), thresholds)
     found = {row.metric_key: row for row in rows}
     assert found["served_p95_c4_seconds"].mark == NOT_COMPARABLE

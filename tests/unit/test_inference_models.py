@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from buildbench.analyze.compare import differences
-from buildbench.analyze.derived import results_document
+from buildbench.analyze.derived import FIGURES
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
 from buildbench.measure.smoke import program
 from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke, load_models
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
 from buildbench.measure.smoke.runner import SmokeContext
-from buildbench.record import CellRecord, ModelInfo, SmokeResult
+from buildbench.record import CellRecord, ModelDetail, ModelInfo, SmokeResult, model_of
 from buildbench.render.markdown import render_markdown
 from buildbench.render.tables import cell_row
-from buildbench.results import load_results, write_results
+from buildbench.results import load_results, results_document, write_results
 from buildbench.status import Status
 from tests.fakes import FakeEngine
 from tests.unit.test_modelspec import tiny_onnx
@@ -97,9 +97,9 @@ def test_a_framework_without_a_form_of_the_model_is_not_applicable_and_runs_noth
     engine = FakeEngine(run_result=lambda image, spec: outcome(report()))
     smoke = run("pytorch", (request,), engine)
     assert smoke.status == Status.OK
-    assert smoke.not_applicable == "an ONNX model has no PyTorch form"
+    assert model_of(smoke).not_applicable == "an ONNX model has no PyTorch form"
     assert smoke.message == "not applicable: an ONNX model has no PyTorch form"
-    assert smoke.model is not None and smoke.model.fixed_batch == 2
+    assert model_of(smoke).model is not None and model_of(smoke).model.fixed_batch == 2
     assert engine.runs == []
 
 
@@ -118,13 +118,18 @@ def test_every_output_and_setting_is_read_and_each_model_gets_its_folder(tmp_pat
         next(a for a in engine.runs[0][1].command if a.startswith("--settings="))[11:]
     )
     assert [(s["level"], s["offline"]) for s in settings] == [("all", False), ("all", True)]
-    assert set(smoke.outputs["2"]) == {"y", "mask"} and smoke.outputs["2"]["mask"].exact
-    assert smoke.worst_output == {"2": "y"}
-    assert [(s.label, s.nodes_after, s.load_seconds) for s in smoke.settings] == [
+    assert (
+        set(model_of(smoke).outputs["2"]) == {"y", "mask"}
+        and model_of(smoke).outputs["2"]["mask"].exact
+    )
+    assert model_of(smoke).worst_output == {"2": "y"}
+    assert [(s.label, s.nodes_after, s.load_seconds) for s in model_of(smoke).settings] == [
         ("all", 3, 0.01),
         ("all offline", 3, 0.004),
     ]
-    assert [m.model.source for m in smoke.more_models if m.model] == [second.spec]
+    assert [model_of(m).model.source for m in model_of(smoke).more_models if model_of(m).model] == [
+        second.spec
+    ]
 
 
 def test_every_models_parity_is_in_the_results_and_labelled_in_the_report(
@@ -147,11 +152,12 @@ def test_every_models_parity_is_in_the_results_and_labelled_in_the_report(
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     info = load_results(CURRENT).info
-    write_results(run_dir, results_document(info, [record]))
+    write_results(run_dir, results_document(info, [record], FIGURES))
     saved = json.loads((run_dir / "results.json").read_text())["results"][0]["smoke"]
-    assert saved["parity_summary"] == {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "ok": True}
-    assert [m["parity_summary"] for m in saved["more_models"]] == [off]
-    assert saved["more_models"][0]["latency"]["2"]["quantiles"]["n"] == 2
+    detail = saved["detail"]
+    assert detail["parity_summary"] == {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "ok": True}
+    assert [m["detail"]["parity_summary"] for m in detail["more_models"]] == [off]
+    assert detail["more_models"][0]["detail"]["latency"]["2"]["quantiles"]["n"] == 2
     text = render_markdown([load_results(run_dir)], "none")
     table = text.split("## Smoke tests")[1].split("\n\n")[1].splitlines()
     assert [c.strip() for c in table[0].split("|")[1:5]] == ["cell", "model", "smoke", "parity"]
@@ -185,7 +191,7 @@ def test_a_failing_further_model_fails_the_cell_and_is_named(tmp_path: Path) -> 
 def test_a_different_model_is_not_comparable() -> None:
     def cell(sha: str) -> CellRecord:
         model = ModelInfo("m.onnx", "onnx", sha, 1)
-        smoke = SmokeResult(Status.OK, "ok", "model", model=model)
+        smoke = SmokeResult(Status.OK, "ok", "model", detail=ModelDetail(model=model))
         return CellRecord("onnx", "cpu", "onnx", "d", {}, "h", smoke=smoke)
 
     assert differences(cell("a" * 64), cell("a" * 64)) == []

@@ -17,7 +17,7 @@ from buildbench.measure.smoke.kinds.http import loadgen
 from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.measure.smoke.runner import Idle, Kind, Payload, SmokeContext
 from buildbench.measure.smoke.table import Rule, Where, key, read_table
-from buildbench.record import SmokeResult
+from buildbench.record import DETAILS, SmokeResult
 from buildbench.run.config import load_config
 from buildbench.run.matrix import MatrixOptions
 from buildbench.run.smokes import idle_reason, smoke_kind
@@ -206,3 +206,9 @@ def test_a_declared_table_structures_what_it_reads() -> None:
     found = read_table(Table, {"count": 2, "share": 1, "names": ["a"], "labels": {"A": "b"}}, AT)
     assert found == Table(2, 1.0, ("a",), {"A": "b"}, False)
     assert isinstance(found.share, float) and read_table(Table, {"count": 0}, AT).labels is None
+
+
+def test_each_kind_has_its_typed_detail_registered_with_the_converter() -> None:
+    """results.json reads a smoke result's detail as its kind's: the registry's kinds and the
+    converter's details are the same kinds."""
+    assert [kind.name for kind in kinds.KINDS] == list(DETAILS)

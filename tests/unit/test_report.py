@@ -15,13 +15,22 @@ import pytest
 from click.testing import CliRunner
 
 from buildbench.analyze.course import builder_comparison, course_comparison, labelled
-from buildbench.analyze.derived import quantiles, results_document
+from buildbench.analyze.derived import FIGURES, quantiles
 from buildbench.cli import cli
 from buildbench.cli import run as run_cli
 from buildbench.engine import factory
 from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildFailed
-from buildbench.record import BUILD_TIMING, SCHEMA_VERSION, CellRecord, Parity
+from buildbench.record import (
+    BUILD_TIMING,
+    SCHEMA_VERSION,
+    CellRecord,
+    CommandDetail,
+    Parity,
+    Served,
+    from_json,
+    model_of,
+)
 from buildbench.render import charts
 from buildbench.render.fmt import number
 from buildbench.render.report import (
@@ -32,7 +41,7 @@ from buildbench.render.report import (
     render,
     write_report,
 )
-from buildbench.results import MIGRATIONS, RunResults, load_results, migrate
+from buildbench.results import MIGRATIONS, RunResults, load_results, migrate, results_document
 from buildbench.run import engines
 from buildbench.run.matrix import MatrixOptions, builtin_matrix
 from buildbench.run.plan import RunPlan
@@ -437,7 +446,7 @@ def _rounded(value: Any) -> Any:
 
 def test_what_the_runner_writes_reads_back_unchanged() -> None:
     run = load_results(CURRENT)
-    written = results_document(run.info, run.records)
+    written = results_document(run.info, run.records, FIGURES)
     assert _rounded(written) == _rounded(migrate(json.loads(CURRENT.read_text())))
 
 
@@ -469,8 +478,8 @@ def test_schema_1_is_migrated_on_load() -> None:
     smoke = cell.smoke
     assert smoke is not None and smoke.status == Status.OK and smoke.kind == "model"
     assert smoke.cold_start_seconds == [2.84]  # one cold start then: a list of one now
-    assert smoke.parity == {"1": Parity(3.2e-06, 1.1e-05, True)}
-    latency = smoke.latency["1"]
+    assert model_of(smoke).parity == {"1": Parity(3.2e-06, 1.1e-05, True)}
+    latency = model_of(smoke).latency["1"]
     assert latency.samples == [0.0214, 0.0214, 0.0214]
     found = quantiles(latency)  # from the samples
     assert found.n == 3 and found.p50 == pytest.approx(0.0214)
@@ -513,6 +522,87 @@ def test_schema_3_builds_are_read_with_their_packing_time_unknown() -> None:
     )
     assert all(r.build.context_seconds is None for r in load_results(CURRENT).records)
     assert "context_seconds" not in v3["results"][0]["build"]  # the input is left alone
+
+
+def _v5(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` stepped up to schema 5, as a buildbench before schema 6 wrote it."""
+    while document["schema_version"] < 5:
+        document = MIGRATIONS[document["schema_version"]](document)
+    return document
+
+
+V5_COMMAND = {"status": "ok", "message": "ok", "kind": "command", "seconds": 1.5}
+V5_COMMAND |= {"output_tail": ["ready"], "command": ["serve", "--check"], "cuda_build": None}
+V5_COMMAND |= {"parity": {}, "latency": {}, "served": None, "more_models": []}
+V5_HTTP = {"status": "smoke_failed", "message": "no good answer", "kind": "http"}
+V5_HTTP |= {"peak_memory_bytes": 52_428_800, "cold_start_seconds": [2.15], "command": None}
+V5_HTTP |= {"parity_summary": None, "latency": {}, "model": None, "more_models": []}
+V5_HTTP["served"] = {
+    "request": "POST /predict on port 8000",
+    "ready_seconds": 2.05,
+    "levels": [
+        {"concurrency": 1, "samples": [0.01], "seconds": 1.0, "warmup_seconds": 0.5}
+        | {"requests": 3, "errors": {"status": 2}, "quantiles": {"n": 1}, "throughput": 1.0}
+    ],
+    "knee": 1,
+}
+
+
+def test_schema_5_smoke_results_get_the_header_and_their_kinds_detail() -> None:
+    """Schema 6 keeps what every kind reports at the top of `smoke`, and the kind's own
+    fields under `detail` (schema 5 had every kind's fields side by side)."""
+    v5 = _v5(json.loads(CURRENT.read_text()))
+    model = v5["results"][0]["smoke"]
+    assert "latency" in model and "detail" not in model  # schema 5: flat
+    v5["results"][0]["slim"] = {"status": "proven", "message": "ok", "smoke": model}
+    v5["results"][1]["smoke"] = V5_COMMAND
+    v5["results"].append({**v5["results"][1], "name": "svc", "smoke": V5_HTTP})
+    new = MIGRATIONS[5](v5)
+    assert new["schema_version"] == 6 and v5["schema_version"] == 5  # the input left alone
+    smokes = [cell["smoke"] for cell in new["results"]]
+    first, command, http = smokes[0], smokes[1], smokes[-1]
+    assert set(first) == {
+        "status",
+        "message",
+        "kind",
+        "seconds",
+        "output_tail",
+        "python_version",
+        "peak_memory_bytes",
+        "cold_start_seconds",
+        "detail",
+    }
+    assert first["detail"]["latency"] == model["latency"]  # samples and quantiles moved down
+    assert first["detail"]["parity_summary"] == model["parity_summary"]
+    assert first["cold_start_seconds"] == model["cold_start_seconds"]
+    assert new["results"][0]["slim"]["smoke"] == first  # the candidate's too
+    assert command == {**_only(V5_COMMAND), "detail": {"command": ["serve", "--check"]}}
+    assert http == {**_only(V5_HTTP), "detail": V5_HTTP["served"]}
+
+    found = [from_json(CellRecord, cell) for cell in new["results"]]
+    records = [found[0], found[1], found[-1]]
+    old = load_results(CURRENT).records[0].smoke
+    assert records[0].smoke == old and model_of(old).latency  # as the old file reads now
+    assert records[1].smoke is not None and records[1].smoke.detail == CommandDetail(
+        ["serve", "--check"]
+    )
+    served = records[2].smoke.of(Served) if records[2].smoke else None
+    assert served is not None and served.levels[0].errors == {"status": 2}
+    assert records[2].smoke is not None and records[2].smoke.cold_start_seconds == [2.15]
+
+
+def _only(smoke: dict[str, Any]) -> dict[str, Any]:
+    header = ("status", "message", "kind", "seconds", "output_tail", "python_version")
+    header += ("peak_memory_bytes", "cold_start_seconds")
+    return {key: smoke[key] for key in header if key in smoke}
+
+
+def test_every_schema_reads_to_the_same_smoke_results_as_before() -> None:
+    """A schema 2 file read through every step gives the same records and report as the
+    document written from them now (the migration loses nothing)."""
+    run = load_results(CURRENT)
+    again = migrate(results_document(run.info, run.records, FIGURES))
+    assert [from_json(CellRecord, cell) for cell in again["results"]] == run.records
 
 
 def test_migrate_steps_up_to_the_current_schema() -> None:

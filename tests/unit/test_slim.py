@@ -209,6 +209,6 @@ def test_a_run_with_slim_files_the_trace_and_the_candidate_on_each_cell(
     reread = load_results(run.run_dir).records[0]
     assert reread.trace == cpu.trace and reread.slim == cpu.slim
     saved = json.loads((run.run_dir / "results.json").read_text())["results"][0]
-    candidate = saved["slim"]["smoke"]  # the candidate's figures, derived as the cell's are
-    assert candidate["parity_summary"] == saved["smoke"]["parity_summary"]
+    candidate = saved["slim"]["smoke"]["detail"]  # its figures, derived as the cell's are
+    assert candidate["parity_summary"] == saved["smoke"]["detail"]["parity_summary"]
     assert candidate["latency"]["1"]["quantiles"]["n"] == len(candidate["latency"]["1"]["samples"])

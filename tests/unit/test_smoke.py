@@ -23,7 +23,7 @@ from buildbench.measure.smoke.kinds.model.config import ModelConfig
 from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke
 from buildbench.measure.smoke.options import SmokeOptions, wants_gpus
 from buildbench.measure.smoke.runner import MOUNT, SmokeContext
-from buildbench.record import CellRecord, Parity, SmokeResult
+from buildbench.record import CellRecord, CommandDetail, Parity, SmokeResult, model_of
 from buildbench.run.matrix import Cell
 from buildbench.run.smokes import smoke_kind
 from buildbench.run.stages import apply
@@ -50,7 +50,7 @@ def judge(cell: Cell, found: ContainerOutcome, gpus: bool) -> SmokeResult:
 
 
 def verdict(cell: Cell, smoke: SmokeResult) -> tuple[Status, str]:
-    return _kind(cell).verdict(smoke)
+    return _kind(cell).verdict(model_of(smoke))
 
 
 def model_spec(
@@ -102,7 +102,7 @@ def test_a_good_report_is_ok_with_cold_start_split_by_phase() -> None:
     smoke = judge(CPU, outcome(report()), gpus=False)
     assert (smoke.status, smoke.message, smoke.kind) == (Status.OK, "ok", "model")
     # Start request (client clock) + engine start -> program start, then the program's phases.
-    (startup,) = smoke.startup
+    (startup,) = model_of(smoke).startup
     assert startup.container_start == pytest.approx(0.5)
     assert (startup.framework_import, startup.model_load, startup.first_inference) == (
         1.0,
@@ -110,13 +110,13 @@ def test_a_good_report_is_ok_with_cold_start_split_by_phase() -> None:
         0.5,
     )
     assert smoke.cold_start_seconds == [2.5]
-    assert worst_parity(smoke) == Parity(1e-7, 1e-6, True)
+    assert worst_parity(model_of(smoke)) == Parity(1e-7, 1e-6, True)
     assert smoke.seconds == 3.0 and smoke.peak_memory_bytes == 10
 
 
 def test_latency_is_computed_here_from_the_raw_samples() -> None:
     smoke = judge(CPU, outcome(report()), gpus=False)
-    latency = smoke.latency["1"]
+    latency = model_of(smoke).latency["1"]
     assert latency.samples == [0.01, 0.03, 0.02]
     assert (latency.warmup, latency.seconds) == (3, 2.1)
     found = quantiles(latency)
@@ -130,7 +130,7 @@ def test_latency_is_computed_here_from_the_raw_samples() -> None:
 def test_without_the_engines_start_time_there_is_no_cold_start() -> None:
     smoke = judge(CPU, outcome(report(), engine_started_epoch=None), gpus=False)
     assert smoke.status == Status.OK
-    assert (smoke.startup, smoke.cold_start_seconds) == ([], [])
+    assert (model_of(smoke).startup, smoke.cold_start_seconds) == ([], [])
 
 
 @pytest.mark.parametrize(
@@ -430,9 +430,9 @@ def test_cold_start_is_one_fresh_container_each() -> None:
     assert modes == ["--mode=full", "--mode=startup", "--mode=startup"]
     assert all(spec.volumes == (VolumeMount(VOLUME, MOUNT),) for _, spec in engine.runs)
     assert smoke.cold_start_seconds == [2.5, 3.0, 2.7]
-    assert len(smoke.startup) == 3 and cold_start_summary(smoke).median == 2.7
+    assert len(model_of(smoke).startup) == 3 and cold_start_summary(smoke).median == 2.7
     assert smoke.seconds == 9.0  # every container's time
-    assert list(smoke.latency) == ["1"]  # from the full run only
+    assert list(model_of(smoke).latency) == ["1"]  # from the full run only
 
 
 def test_a_cold_start_that_fails_fails_the_smoke_test() -> None:
@@ -506,7 +506,8 @@ def test_a_config_smoke_command_must_exit_zero_and_print_what_is_expected(
     assert spec.labels == {"l": "1"}
     assert record.smoke is not None
     assert record.smoke.status == expected and message in record.smoke.message
-    assert record.smoke.kind == "command" and record.smoke.command == ["serve", "--check"]
+    assert record.smoke.kind == "command"
+    assert record.smoke.detail == CommandDetail(["serve", "--check"])
     assert record.status == expected
     assert len(engine.runs) == 1  # no cold starts for a command
 

@@ -9,7 +9,7 @@ from typing import Any
 from buildbench.engine.api import ContainerOutcome, ContainerSpec
 from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.measure.smoke.runner import Idle, Payload, SmokeContext, killed, output_tail
-from buildbench.record import SmokeResult
+from buildbench.record import CommandDetail, SmokeResult
 from buildbench.status import Status
 
 
@@ -53,9 +53,9 @@ class CommandSmoke:
     def judge(self, outcome: ContainerOutcome) -> SmokeResult:
         base: dict[str, Any] = {
             "kind": "command",
-            "command": list(self.command),
             "seconds": round(outcome.seconds, 3),
             "output_tail": output_tail(outcome),
+            "detail": CommandDetail(list(self.command)),
         }
         if stopped := killed(outcome):
             return SmokeResult(*stopped, **base)

@@ -152,7 +152,7 @@ class HttpSmoke:
             )
         report = program_report(client)
         served = self.served(outcome, report or {}, user)
-        base.update(served=served, output_tail=log, peak_memory_bytes=served.peak_memory_bytes)
+        base.update(detail=served, output_tail=log, peak_memory_bytes=served.peak_memory_bytes)
         if served.first_response_seconds is not None:
             base["cold_start_seconds"] = [served.first_response_seconds]
         if report is not None:

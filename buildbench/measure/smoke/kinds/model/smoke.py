@@ -38,6 +38,7 @@ from buildbench.measure.smoke.runner import (
 from buildbench.record import (
     FRAMEWORKS,
     Latency,
+    ModelDetail,
     NetworkProbe,
     OutputParity,
     Parity,
@@ -45,11 +46,12 @@ from buildbench.record import (
     SmokeResult,
     Startup,
     from_json,
+    model_of,
 )
 from buildbench.status import Status
 
+_HEADER = ("python_version", "peak_memory_bytes")  # what the program reports that every kind has
 _REPORTED = (
-    "python_version",
     "framework_version",
     "cuda_build",
     "gpu_used",
@@ -59,7 +61,6 @@ _REPORTED = (
     "cuda_note",
     "providers",
     "available_providers",
-    "peak_memory_bytes",
 )
 # offline: optimised at `all` once, saved, then loaded; providers: every other order of the
 # cell's execution providers (a CUDA cell: CPU first), where it has several
@@ -169,32 +170,28 @@ class InferenceSmoke:
         ]
         first, more = results[0], results[1:]
         failed = next((r for r in more if r.status != Status.OK), None)
-        if first.status == Status.OK and failed is not None and failed.model is not None:
+        model = model_of(failed).model
+        if first.status == Status.OK and failed is not None and model is not None:
             first = replace(
-                first, status=failed.status, message=f"{failed.model.source}: {failed.message}"
+                first, status=failed.status, message=f"{model.source}: {failed.message}"
             )
-        return replace(first, more_models=more)
+        return _with(first, more_models=more)
 
     def run_model(
         self, ctx: SmokeContext, model: PreparedModel, folder: str, several: bool
     ) -> SmokeResult:
         reason = model.info.not_applicable.get(self.framework)
         if reason is not None:
-            return SmokeResult(
-                Status.OK,
-                f"{NOT_APPLICABLE}: {reason}",
-                "model",
-                model=model.info,
-                not_applicable=reason,
-            )
+            detail = ModelDetail(model=model.info, not_applicable=reason)
+            return SmokeResult(Status.OK, f"{NOT_APPLICABLE}: {reason}", "model", detail=detail)
 
         def progress(text: str) -> None:
             ctx.on_progress(f"{model.info.source}: {text}" if several else text)
 
         spec = self.spec(ctx, folder)
         full = self.judge(ctx.engine.run(ctx.image, spec, relay_progress(progress)), ctx.gpus)
-        full = replace(full, model=model.info)
-        if full.status != Status.OK or ctx.options.cold_starts < 2 or full.not_applicable:
+        full = _with(full, model=model.info)
+        if full.status != Status.OK or ctx.options.cold_starts < 2 or model_of(full).not_applicable:
             return full
         startups = [full]
         for n in range(2, ctx.options.cold_starts + 1):
@@ -202,13 +199,15 @@ class InferenceSmoke:
             outcome = ctx.engine.run(ctx.image, self.spec(ctx, folder, mode="startup"))
             found = self.judge(outcome, ctx.gpus, check_verdict=False)
             if found.status != Status.OK:  # a start-up that fails now fails the smoke test
-                return replace(found, model=model.info)
+                return _with(found, model=model.info)
             startups.append(found)
-        return replace(
-            full,
-            cold_start_seconds=[s for run in startups for s in run.cold_start_seconds],
-            startup=[s for run in startups for s in run.startup],
-            seconds=round(sum(run.seconds for run in startups), 3),
+        return _with(
+            replace(
+                full,
+                cold_start_seconds=[s for run in startups for s in run.cold_start_seconds],
+                seconds=round(sum(run.seconds for run in startups), 3),
+            ),
+            startup=[s for run in startups for s in model_of(run).startup],
         )
 
     def spec(
@@ -243,39 +242,40 @@ class InferenceSmoke:
         self, outcome: ContainerOutcome, gpus: bool, check_verdict: bool = True
     ) -> SmokeResult:
         """The smoke result of one model container: its findings, and a status with a reason."""
-        base: dict[str, Any] = {
-            "kind": "model",
-            "seconds": round(outcome.seconds, 3),
-            "gpus_requested": gpus,
-        }
+        base: dict[str, Any] = {"kind": "model", "seconds": round(outcome.seconds, 3)}
         if stopped := killed(outcome):
-            return SmokeResult(*stopped, output_tail=output_tail(outcome), **base)
+            detail = ModelDetail(gpus_requested=gpus)
+            return SmokeResult(*stopped, output_tail=output_tail(outcome), **base, detail=detail)
         report = program_report(outcome)
         if report is None:
             message = f"the smoke program did not run (exit code {outcome.exit_code})"
+            detail = ModelDetail(gpus_requested=gpus)
+            tail = output_tail(outcome)
             return SmokeResult(
-                Status.SMOKE_FAILED, message, output_tail=output_tail(outcome), **base
+                Status.SMOKE_FAILED, message, output_tail=tail, **base, detail=detail
             )
         if reason := report.get("not_applicable"):
-            return SmokeResult(
-                Status.OK, f"{NOT_APPLICABLE}: {reason}", not_applicable=reason, **base
-            )
-        found = _findings(report, outcome)
+            detail = ModelDetail(gpus_requested=gpus, not_applicable=reason)
+            return SmokeResult(Status.OK, f"{NOT_APPLICABLE}: {reason}", **base, detail=detail)
+        header, found = _findings(report, outcome)
+        detail = ModelDetail(gpus_requested=gpus, **found)
         if "error" in report:
+            tail = output_tail(outcome)
             return SmokeResult(
                 Status.SMOKE_FAILED,
                 report["error"],
-                output_tail=output_tail(outcome),
+                output_tail=tail,
                 **base,
-                **found,
+                **header,
+                detail=detail,
             )
-        result = SmokeResult(Status.OK, "ok", **base, **found)
+        result = SmokeResult(Status.OK, "ok", **base, **header, detail=detail)
         if not check_verdict:
             return result
-        status, message = self.verdict(result)
+        status, message = self.verdict(detail)
         return replace(result, status=status, message=message)
 
-    def verdict(self, smoke: SmokeResult) -> tuple[Status, str]:
+    def verdict(self, smoke: ModelDetail) -> tuple[Status, str]:
         """Whether the image is the variant it claims, computes what the reference does, and
         was really cut off from the network."""
         if self.variant == "cuda" and not smoke.cuda_build:
@@ -299,9 +299,17 @@ class InferenceSmoke:
         return Status.OK, "ok"
 
 
-def _findings(report: dict[str, Any], outcome: ContainerOutcome) -> dict[str, Any]:
-    """The program's report as SmokeResult fields; cold start from the start request, each
-    part in one clock."""
+def _with(result: SmokeResult, **detail: Any) -> SmokeResult:
+    """`result` with these fields of its model detail replaced."""
+    return replace(result, detail=replace(model_of(result), **detail))
+
+
+def _findings(
+    report: dict[str, Any], outcome: ContainerOutcome
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The program's report as the result's header fields and its model detail's; cold start
+    from the start request, each part in one clock."""
+    header: dict[str, Any] = {key: report.get(key) for key in _HEADER}
     found: dict[str, Any] = {key: report.get(key) for key in _REPORTED}
     found["parity"] = {b: Parity(**p) for b, p in (report.get("parity") or {}).items()}
     found["latency"] = {
@@ -324,8 +332,8 @@ def _findings(report: dict[str, Any], outcome: ContainerOutcome) -> dict[str, An
     startup = _startup(report, outcome)
     if startup is not None:
         found["startup"] = [startup]
-        found["cold_start_seconds"] = [round(startup.total, 3)]
-    return found
+        header["cold_start_seconds"] = [round(startup.total, 3)]
+    return header, found
 
 
 def _startup(report: dict[str, Any], outcome: ContainerOutcome) -> Startup | None:

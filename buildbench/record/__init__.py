@@ -1,0 +1,114 @@
+"""What a run records: typed values that serialise to the results schema (see README).
+
+Each stage of a cell returns one of these values (a build, the image's measurement, its smoke
+test, its trip through a registry); the pipeline applies them to the cell's `CellRecord` in one
+place. JSON is the contract: one cattrs converter (convert.py) writes and reads every value.
+Values hold what was measured; statistics derived from raw samples are computed by
+`buildbench.analyze`. A module per part: stats, build (and shipping), contents, smoke (the
+header every kind shares) with each kind's detail (model, command, http), slim, run.
+"""
+
+from buildbench.record.build import (
+    BuildMode,
+    BuildRecord,
+    Download,
+    ImageFacts,
+    Measurement,
+    Shipping,
+    Step,
+)
+from buildbench.record.command import CommandDetail
+from buildbench.record.contents import (
+    Attribution,
+    DistributionShare,
+    Finding,
+    FindingKind,
+    ImageContents,
+    LayerShare,
+    PackageShare,
+)
+from buildbench.record.convert import DETAILS, Figures, from_json, make_converter, to_json
+from buildbench.record.http import LoadLevel, Served
+from buildbench.record.model import (
+    Latency,
+    ModelDetail,
+    ModelInfo,
+    NetworkProbe,
+    OutputParity,
+    Parity,
+    RuntimeSetting,
+    Startup,
+    TensorInfo,
+    model_of,
+)
+from buildbench.record.run import (
+    BUILD_TIMING,
+    LATENCY_METHOD,
+    CellRecord,
+    EngineFacts,
+    Phase,
+    RunInfo,
+    cell_key,
+)
+from buildbench.record.slim import SlimCandidate, SlimStatus, TouchedShare, Trace, Untouched
+from buildbench.record.smoke import SmokeDetail, SmokeResult
+from buildbench.record.stats import CiMethod, Interval, Quantiles, Summary
+
+SCHEMA_VERSION = 6
+# The built-in images, and the frameworks a model smoke test runs in.
+FRAMEWORKS = ("pytorch", "onnx")
+
+__all__ = [
+    "BUILD_TIMING",
+    "DETAILS",
+    "FRAMEWORKS",
+    "LATENCY_METHOD",
+    "SCHEMA_VERSION",
+    "Attribution",
+    "BuildMode",
+    "BuildRecord",
+    "CellRecord",
+    "CiMethod",
+    "CommandDetail",
+    "DistributionShare",
+    "Download",
+    "EngineFacts",
+    "Figures",
+    "Finding",
+    "FindingKind",
+    "ImageContents",
+    "ImageFacts",
+    "Interval",
+    "Latency",
+    "LayerShare",
+    "LoadLevel",
+    "Measurement",
+    "ModelDetail",
+    "ModelInfo",
+    "NetworkProbe",
+    "OutputParity",
+    "PackageShare",
+    "Parity",
+    "Phase",
+    "Quantiles",
+    "RunInfo",
+    "RuntimeSetting",
+    "Served",
+    "Shipping",
+    "SlimCandidate",
+    "SlimStatus",
+    "SmokeDetail",
+    "SmokeResult",
+    "Startup",
+    "Step",
+    "Summary",
+    "TensorInfo",
+    "TouchedShare",
+    "Trace",
+    "Untouched",
+    "cell_key",
+    "from_json",
+    "make_converter",
+    "model_of",
+    "to_json",
+]
