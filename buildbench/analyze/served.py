@@ -19,9 +19,7 @@ def throughput(level: LoadLevel) -> float | None:
 
 
 def level_at(served: Served | None, concurrency: int) -> LoadLevel | None:
-    if served is None:
-        return None
-    return next((lv for lv in served.levels if lv.concurrency == concurrency), None)
+    return served.level(concurrency) if served else None
 
 
 def knee(served: Served) -> int | None:

@@ -28,7 +28,7 @@ from buildbench.record.contents import (
     PackageShare,
 )
 from buildbench.record.convert import DETAILS, Figures, from_json, make_converter, to_json
-from buildbench.record.http import LoadLevel, Served
+from buildbench.record.http import SERVED_LEVELS, LoadLevel, Served
 from buildbench.record.model import (
     Latency,
     ModelDetail,
@@ -51,7 +51,7 @@ from buildbench.record.run import (
     cell_key,
 )
 from buildbench.record.slim import SlimCandidate, SlimStatus, TouchedShare, Trace, Untouched
-from buildbench.record.smoke import SmokeDetail, SmokeResult
+from buildbench.record.smoke import COLD_START, SmokeDetail, SmokeMetric, SmokeResult
 from buildbench.record.stats import CiMethod, Interval, Quantiles, Summary
 
 SCHEMA_VERSION = 6
@@ -60,10 +60,12 @@ FRAMEWORKS = ("pytorch", "onnx")
 
 __all__ = [
     "BUILD_TIMING",
+    "COLD_START",
     "DETAILS",
     "FRAMEWORKS",
     "LATENCY_METHOD",
     "SCHEMA_VERSION",
+    "SERVED_LEVELS",
     "Attribution",
     "BuildMode",
     "BuildRecord",
@@ -98,6 +100,7 @@ __all__ = [
     "SlimCandidate",
     "SlimStatus",
     "SmokeDetail",
+    "SmokeMetric",
     "SmokeResult",
     "Startup",
     "Step",

@@ -4,9 +4,9 @@ start-up."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from buildbench.record.smoke import SmokeDetail, SmokeResult
+from buildbench.record.smoke import COLD_START, SmokeDetail, SmokeMetric, SmokeResult
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,11 @@ class ModelDetail(SmokeDetail):
     """A model in the image's framework: the image's real variant, parity per batch size and
     output, latency per batch size and runtime setting, and start-up split by phase."""
 
+    metrics: ClassVar[tuple[SmokeMetric, ...]] = (
+        SmokeMetric("p50 latency b=1", "latency_b1_seconds", "ms", lambda r: _latency(r, "1")),
+        COLD_START,
+    )
+
     gpus_requested: bool = False
     framework_version: str | None = None
     cuda_build: bool | None = None
@@ -156,3 +161,8 @@ def model_of(smoke: SmokeResult | None) -> ModelDetail:
     parity), so that readers of model figures need not ask which kind ran."""
     found = smoke.of(ModelDetail) if smoke else None
     return found or ModelDetail()
+
+
+def _latency(smoke: SmokeResult, batch: str) -> list[float]:
+    found = model_of(smoke).latency.get(batch)
+    return list(found.samples) if found else []

@@ -6,8 +6,9 @@ Each kind's detail is a `SmokeDetail` in its own module (model.py, command.py, h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from buildbench.status import Status
 
@@ -15,8 +16,23 @@ D = TypeVar("D", bound="SmokeDetail")
 
 
 @dataclass(frozen=True)
+class SmokeMetric:
+    """A figure a kind adds to `compare` and `history`: a time, judged as the smoke test's,
+    read from a result as raw samples, or as their p95 (one figure per run)."""
+
+    name: str  # as people read it
+    key: str  # as CSV/JSON columns name it
+    unit: Literal["seconds", "ms"]  # how it reads: seconds, or seconds shown in ms
+    samples: Callable[[SmokeResult], list[float]]
+    reduce: Literal["samples", "p95"] = "samples"
+
+
+@dataclass(frozen=True)
 class SmokeDetail:
-    """What one kind of smoke test found beyond the header (subclassed by each kind)."""
+    """What one kind of smoke test found beyond the header (subclassed by each kind), and the
+    metrics the kind adds to compare and history (`analyze.metrics` asks every kind's)."""
+
+    metrics: ClassVar[tuple[SmokeMetric, ...]] = ()
 
     def identity(self) -> tuple[str, ...]:
         """What the test ran: results that differ here are not comparable (`compare`)."""
@@ -42,3 +58,10 @@ class SmokeResult:
     def of(self, kind: type[D]) -> D | None:
         """The detail, if it is of that kind."""
         return self.detail if isinstance(self.detail, kind) else None
+
+
+# From the start request to the first good output, one fresh container each: every kind that
+# has a first output lists it.
+COLD_START = SmokeMetric(
+    "cold start", "cold_start_seconds", "seconds", lambda result: list(result.cold_start_seconds)
+)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from buildbench.analyze.metrics import METRIC_BY_KEY, METRICS
 from buildbench.cli import cli
 from buildbench.errors import UsageError
 from buildbench.measure.smoke import kinds, program, runner
@@ -212,3 +213,39 @@ def test_each_kind_has_its_typed_detail_registered_with_the_converter() -> None:
     """results.json reads a smoke result's detail as its kind's: the registry's kinds and the
     converter's details are the same kinds."""
     assert [kind.name for kind in kinds.KINDS] == list(DETAILS)
+
+
+ASKERS = (
+    "buildbench.run.config",
+    "buildbench.run.smokes",
+    "buildbench.cli.list",
+    "buildbench.analyze.metrics",
+    "buildbench.analyze.compare",
+    "buildbench.analyze.history",
+)
+
+
+def test_the_layers_above_ask_the_kinds_instead_of_importing_one() -> None:
+    graph = import_graph()
+    for module in ASKERS:
+        one_kind = {
+            m
+            for m in graph[module]
+            if m.startswith("buildbench.measure.smoke.kinds.")
+            or m
+            in ("buildbench.record.model", "buildbench.record.http", "buildbench.analyze.served")
+        }
+        assert one_kind == set(), module
+
+
+def test_every_kinds_metrics_are_compares_and_historys() -> None:
+    declared = [m.key for detail in DETAILS.values() for m in detail.metrics]
+    assert set(declared) <= set(METRIC_BY_KEY)
+    assert [m.key for m in METRICS][:5] == [
+        "build_seconds",
+        "image_size_bytes",
+        "compressed_size_bytes",
+        "latency_b1_seconds",  # the model kind's
+        "cold_start_seconds",  # every kind's with a first output
+    ]
+    assert [m.stage for m in METRICS[3:]] == ["smoke"] * (len(METRICS) - 3)
