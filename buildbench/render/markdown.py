@@ -11,8 +11,6 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from buildbench.analyze.course import (
     COURSE,
     Entry,
@@ -24,18 +22,16 @@ from buildbench.analyze.course import (
 )
 from buildbench.analyze.derived import (
     build_summary,
-    cold_start_summary,
-    quantiles,
     ran_on_cpu,
-    worst_parity,
 )
 from buildbench.analyze.metrics import image_label
 from buildbench.analyze.stats import summarize
-from buildbench.record import CellRecord, RunInfo, SmokeResult, Summary, model_of
+from buildbench.record import CellRecord, RunInfo
 from buildbench.render import fmt
-from buildbench.render.models import models_section
-from buildbench.render.served import served_section
+from buildbench.render.kinds import kind_reports
+from buildbench.render.mdparts import machine_column, markdown_table, summary_interval
 from buildbench.render.slim import slim_section
+from buildbench.render.smoke import smoke_section
 from buildbench.render.timeline import timeline_section
 from buildbench.results import RunResults
 from buildbench.status import Status
@@ -43,11 +39,6 @@ from buildbench.status import Status
 STEP_TEXT_WIDTH = 60
 SLOWEST_STEPS = 3
 TOP_ITEMS = 5
-
-
-def markdown_table(rows: list[list[Any]], headers: list[str]) -> str:
-    cells = [[fmt.md_cell(str(value)) for value in row] for row in rows]
-    return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str]] | str) -> str:
@@ -58,10 +49,9 @@ def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str
         _course_section(runs),
         _builders_section(runs),
         _cells_section(runs, cells),
-        _smoke_section(runs, cells),
-        _startup_section(runs, cells),
-        served_section(cells, len(runs) > 1),
-        models_section(runs),
+        smoke_section(runs, cells),
+        *(report.results(runs, cells) for report in kind_reports()),
+        *(report.details(runs, cells) for report in kind_reports()),
         _contents_section(runs, cells),
         _waste_section(runs, cells),
         slim_section(runs),
@@ -88,18 +78,13 @@ def _title(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     return f"# buildbench report\n\n{what}: {counts}."
 
 
-def _machine(runs: Sequence[RunResults], machine: str) -> list[str]:
-    """The machine column, present only when the report merges several runs."""
-    return [machine] if len(runs) > 1 else []
-
-
 def _course_section(runs: Sequence[RunResults]) -> str:
     found = course_comparison(runs)
     if not found:
         return ""
     rows = [
         [
-            *_machine(runs, row["machine"]),
+            *machine_column(runs, row["machine"]),
             row["variant"],
             fmt.seconds(row["pytorch_build_seconds"]),
             fmt.seconds(row["onnx_build_seconds"]),
@@ -112,7 +97,7 @@ def _course_section(runs: Sequence[RunResults]) -> str:
         ]
         for row in found
     ]
-    headers = [*_machine(runs, "machine"), "variant", "PyTorch build", "ONNX Runtime build"]
+    headers = [*machine_column(runs, "machine"), "variant", "PyTorch build", "ONNX Runtime build"]
     headers += ["faster", "course", "PyTorch size", "ONNX Runtime size", "smaller", "course"]
     return (
         "## ONNX Runtime vs PyTorch\n\n"
@@ -165,10 +150,6 @@ CELL_HEADERS = ["image", "variant", "status", "build", "size", "over base", "com
 CELL_HEADERS += ["layers", "version"]
 
 
-def summary_interval(summary: Summary, show: str = "s") -> str:
-    return fmt.interval(summary.median, summary.ci_low, summary.ci_high, show)
-
-
 def cell_columns(r: CellRecord) -> list[Any]:
     """One cell's row under CELL_HEADERS: the report's and the terminal's."""
     image = r.image
@@ -189,8 +170,8 @@ def cell_columns(r: CellRecord) -> list[Any]:
 
 
 def _cells_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
-    rows = [[*_machine(runs, e.machine), *cell_columns(e.record)] for e in cells]
-    headers = [*_machine(runs, "machine"), *CELL_HEADERS]
+    rows = [[*machine_column(runs, e.machine), *cell_columns(e.record)] for e in cells]
+    headers = [*machine_column(runs, "machine"), *CELL_HEADERS]
     intervals = (
         "Build: median of the no-cache builds, with its 95% interval where there are enough "
         "samples (order statistics), else [min-max] of two or more; see Method."
@@ -206,119 +187,6 @@ def _not_built(runs: Sequence[RunResults]) -> list[str]:
         for machine, run in labelled(runs)
         for line in fmt.grouped(run.info.options.get("not_built") or {})
     ]
-
-
-def batch_sizes(cells: Sequence[Entry]) -> list[str]:
-    """Every batch size any model of these cells was timed at (a fixed batch is its own)."""
-    smokes = [s for e in cells if e.record.smoke for s in _models(e.record.smoke)]
-    return sorted({b for s in smokes for b in model_of(s).latency}, key=int)
-
-
-def _models(smoke: SmokeResult) -> list[SmokeResult]:
-    """The result of each model a smoke test ran: itself, then each further model's."""
-    return [smoke, *model_of(smoke).more_models]
-
-
-def parity_text(smoke: SmokeResult) -> str:
-    summary = worst_parity(model_of(smoke))
-    if summary is None:
-        return "-"
-    return f"{'ok' if summary.ok else 'FAIL'}, max abs diff {summary.max_abs_diff:.1e}"
-
-
-def latency_text(smoke: SmokeResult, batch: str) -> str:
-    found = model_of(smoke).latency.get(batch)
-    if found is None:
-        return "-"
-    q = quantiles(found)
-    return f"{fmt.ms(q.p50)} / {fmt.ms(q.p95)} (n={q.n})"
-
-
-def _smoke_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
-    tested = [e for e in cells if e.record.smoke is not None]
-    if not tested:
-        return ""
-    batches = batch_sizes(tested)
-    several = any(model_of(e.record.smoke).more_models for e in tested)
-    rows = []
-    for e in tested:
-        assert e.record.smoke is not None
-        for smoke in _models(e.record.smoke):
-            detail = model_of(smoke)
-            model = detail.model.source if detail.model else "-"
-            rows.append(
-                [
-                    *_machine(runs, e.machine),
-                    e.record.key,
-                    *([f"`{model}`"] if several else []),
-                    smoke.status.value,
-                    parity_text(smoke)
-                    if smoke.kind == "model" and not detail.not_applicable
-                    else smoke.message,
-                    *(latency_text(smoke, b) for b in batches),
-                    summary_interval(cold_start_summary(smoke)),
-                    fmt.size(smoke.peak_memory_bytes),
-                    fmt.flag(detail.cuda_build),
-                    fmt.flag(detail.gpu_used),
-                ]
-            )
-    headers = [*_machine(runs, "machine"), "cell", *(["model"] if several else [])]
-    headers += ["smoke", "parity"]
-    headers += [f"b={b} p50 / p95" for b in batches]
-    headers += ["cold start", "peak memory", "cuda build", "gpu used"]
-    note = (
-        "Parity: the worst over the batch sizes of the largest absolute difference from the "
-        "host's reference outputs (fp32, rtol 1e-3, atol 1e-4). Latency per batch size: p50 / "
-        "p95 of n timed runs. Cold start: median [range] of fresh containers, start request to "
-        "first model output."
-    )
-    if several:
-        note += (
-            " Several models: a row each, in the order given; the first row's verdict is the "
-            "cell's (a further model that fails fails the cell)."
-        )
-    return "## Smoke tests\n\n" + markdown_table(rows, headers) + "\n\n" + note
-
-
-def _startup_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
-    """Time to first inference, split by phase (medians over the fresh containers)."""
-    rows = []
-    for e in cells:
-        smoke, shipping = model_of(e.record.smoke), e.record.registry
-        if not smoke.startup:
-            continue
-        phases = [
-            summarize([s.container_start for s in smoke.startup]).median,
-            summarize([s.framework_import for s in smoke.startup]).median,
-            summarize([s.model_load for s in smoke.startup]).median,
-            summarize([s.first_inference for s in smoke.startup]).median,
-        ]
-        b1 = smoke.latency.get("1")
-        total = sum(p or 0.0 for p in phases)
-        pull = shipping.pull_seconds if shipping else None
-        rows.append(
-            [
-                *_machine(runs, e.machine),
-                e.record.key,
-                *(fmt.seconds(p) for p in phases),
-                fmt.seconds(total),
-                fmt.ms(quantiles(b1).p50) if b1 else "-",
-                fmt.seconds(pull),
-                fmt.seconds(None if pull is None else pull + total),
-            ]
-        )
-    if not rows:
-        return ""
-    headers = [*_machine(runs, "machine"), "cell", "container start", "framework import"]
-    headers += ["model load", "first inference", "to first inference", "then p50 b=1"]
-    headers += ["pull", "from nothing"]
-    note = (
-        "Medians over the fresh containers. Container start: the start request until the "
-        "program's first line; model load: weights and module, or the ONNX Runtime session. "
-        "From nothing: pulling the image from the registry (base layers present) plus the "
-        "start-up."
-    )
-    return "## Time to first inference\n\n" + markdown_table(rows, headers) + "\n\n" + note
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,7 +207,7 @@ def _contents_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
         )
         rows.append(
             [
-                *_machine(runs, e.machine),
+                *machine_column(runs, e.machine),
                 e.record.key,
                 fmt.size(contents.attribution.bytes_over_base),
                 top or "-",
@@ -351,7 +219,7 @@ def _contents_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
         )
     if not rows:
         return ""
-    headers = [*_machine(runs, "machine"), "cell", "over base", "top Python distributions"]
+    headers = [*machine_column(runs, "machine"), "cell", "over base", "top Python distributions"]
     headers += ["CUDA libraries", "top Debian packages", "other", "biggest layers"]
     note = (
         "Bytes over the base image, split by the Python distribution (its RECORD) and the "
@@ -371,7 +239,7 @@ def _waste_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
         for finding in contents.findings:
             rows.append(
                 [
-                    *_machine(runs, e.machine),
+                    *machine_column(runs, e.machine),
                     e.record.key,
                     finding.kind,
                     fmt.size(finding.bytes),
@@ -383,7 +251,7 @@ def _waste_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     if not rows:
         return ""
     rows.sort(key=lambda row: -_bytes_of(row[-4]))
-    headers = [*_machine(runs, "machine"), "cell", "finding", "could save", "e.g."]
+    headers = [*machine_column(runs, "machine"), "cell", "finding", "could save", "e.g."]
     headers += ["made by", "fix"]
     scores = ", ".join(
         f"{e.record.key} {fmt.percent(e.record.contents.efficiency)}"
@@ -414,7 +282,7 @@ def _shipping_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
             continue
         rows.append(
             [
-                *_machine(runs, e.machine),
+                *machine_column(runs, e.machine),
                 e.record.key,
                 shipping.registry,
                 fmt.size(shipping.stored_bytes),
@@ -426,7 +294,7 @@ def _shipping_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
         )
     if not rows:
         return ""
-    headers = [*_machine(runs, "machine"), "cell", "registry", "stored", "push", "pull"]
+    headers = [*machine_column(runs, "machine"), "cell", "registry", "stored", "push", "pull"]
     headers += ["cold pull", "note"]
     note = (
         "Stored: the manifest's layer sizes, what the registry holds. Pull: onto the engine "
@@ -474,7 +342,7 @@ def _no_gpu_warnings(cells: list[Entry]) -> list[str]:
 
 def _steps_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     rows = [row for e in cells for row in _slowest_steps(runs, e)]
-    headers = [*_machine(runs, "machine"), "cell", "step", "instruction", "time", "of build"]
+    headers = [*machine_column(runs, "machine"), "cell", "step", "instruction", "time", "of build"]
     body = markdown_table(rows, headers) if rows else "No build steps recorded."
     return f"## Slowest build steps\n\nThe {SLOWEST_STEPS} slowest steps of each image.\n\n{body}"
 
@@ -486,7 +354,7 @@ def _slowest_steps(runs: Sequence[RunResults], entry: Entry) -> list[list[Any]]:
     total = build_median(r)
     return [
         [
-            *_machine(runs, entry.machine),
+            *machine_column(runs, entry.machine),
             r.key,
             step.index,
             f"`{fmt.one_line(step.instruction, STEP_TEXT_WIDTH)}`",

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from buildbench.analyze.course import Entry, build_median, course_comparison, entries
 from buildbench.analyze.derived import build_summary
-from buildbench.analyze.stats import summarize
 from buildbench.errors import UsageError
-from buildbench.record import SCHEMA_VERSION, CellRecord, model_of
+from buildbench.record import SCHEMA_VERSION, CellRecord
 from buildbench.render import charts, fmt
+from buildbench.render.kinds import kind_reports
 from buildbench.render.markdown import render_markdown
-from buildbench.render.served import served_charts
 from buildbench.render.tables import cells_frame
 from buildbench.render.timeline import timeline_stacks
 from buildbench.results import RunResults, load_results, results_files
@@ -81,24 +80,11 @@ def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str
             ),
         ),
     ]
-    stacked = [
-        (
-            "Time to first inference",
-            "first-inference",
-            "Time to first inference (median)",
-            [_startup_stack(e, merged) for e in cells if _has_startup(e.record)],
-        ),
-        (
-            "Where the time went",
-            "timeline",
-            "Where the run's wall time went",
-            timeline_stacks(runs),
-        ),
-    ]
-    for title, suffix, chart_title, stacks in stacked:
-        if stacks:
-            wanted.append((title, suffix, _stacked_chart(stacks, chart_title)))
-    wanted.extend(served_charts(cells, merged))
+    reports = kind_reports()
+    wanted += [chart for kind in reports for chart in kind.charts(cells, merged)]
+    if stacks := timeline_stacks(runs):
+        wanted.append(("Where the time went", "timeline", _stacked_chart(stacks)))
+    wanted += [chart for kind in reports for chart in kind.later_charts(cells, merged)]
     try:
         drawn = [
             (title, draw(report.with_name(f"{report.stem}-{suffix}.png")).name)
@@ -152,26 +138,8 @@ def _size_gb(record: CellRecord) -> tuple[float, None, str]:
     return (size or 0) / 1e9, None, "" if size is None else fmt.size(size)
 
 
-def _has_startup(record: CellRecord) -> bool:
-    return bool(model_of(record.smoke).startup)
-
-
-def _startup_stack(entry: Entry, merged: bool) -> charts.Stack:
-    smoke = model_of(entry.record.smoke)
-    parts = {
-        "container start": [s.container_start for s in smoke.startup],
-        "framework import": [s.framework_import for s in smoke.startup],
-        "model load": [s.model_load for s in smoke.startup],
-        "first inference": [s.first_inference for s in smoke.startup],
-    }
-    segments = [(name, summarize(values).median or 0.0) for name, values in parts.items()]
-    if entry.record.registry and entry.record.registry.pull_seconds is not None:
-        segments.insert(0, ("pull", entry.record.registry.pull_seconds))
-    label = f"{entry.record.key} @ {entry.machine}" if merged else entry.record.key
-    return charts.Stack(label, segments)
-
-
-def _stacked_chart(stacks: list[charts.Stack], title: str) -> Callable[[Path], Path]:
+def _stacked_chart(stacks: list[charts.Stack]) -> Callable[[Path], Path]:
+    title = "Where the run's wall time went"
     return lambda path: charts.stacked_bars(path, stacks, title=title, ylabel="seconds")
 
 

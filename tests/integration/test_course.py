@@ -60,9 +60,9 @@ def test_the_onnx_dockerfile_is_flagged_for_its_ignored_build_arg(course_run: Ra
 def test_its_cuda_image_is_a_cpu_image(course_run: Ran):
     cells = course_run.cells()
     cpu, cuda = cells["course-onnx/cpu"], cells["course-onnx/cuda"]
-    assert cpu["status"] == "ok" and cpu["smoke"]["parity_summary"]["ok"] is True
+    assert cpu["status"] == "ok" and cpu["smoke"]["detail"]["parity_summary"]["ok"] is True
     assert cuda["status"] == "invalid_variant"
-    assert cuda["smoke"]["cuda_build"] is False
+    assert cuda["smoke"]["detail"]["cuda_build"] is False
     assert cuda["image"]["framework_version"] == cpu["image"]["framework_version"]
 
 

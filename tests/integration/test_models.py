@@ -95,9 +95,11 @@ def models_run(
 
 
 def smokes(ran: Ran, cell: str) -> dict[str, dict]:
-    """Each model's smoke result in a cell, by the model's source."""
+    """Each model's smoke result in a cell, its header and its model detail in one, by the
+    model's source."""
     smoke = ran.cells()[cell]["smoke"]
-    return {s["model"]["source"]: s for s in [smoke, *smoke["more_models"]]}
+    found = [{**s, **s["detail"]} for s in [smoke, *smoke["detail"]["more_models"]]]
+    return {s["model"]["source"]: s for s in found}
 
 
 def test_every_model_runs_in_both_images(models_run: Ran) -> None:

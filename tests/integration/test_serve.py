@@ -132,7 +132,7 @@ def test_a_fastapi_service_is_measured_as_a_service(served: Ran):
     assert cell["status"] == "ok", cell["error"]
     smoke = cell["smoke"]
     assert smoke["kind"] == "http" and smoke["status"] == "ok"
-    found = smoke["served"]
+    found = smoke["detail"]
     assert found["request"] == "POST /predict on port 8000" and found["user"] == "10001:10001"
     assert 0 < found["ready_seconds"] <= found["first_response_seconds"] < 20
     assert smoke["cold_start_seconds"] == [found["first_response_seconds"]]
@@ -152,7 +152,7 @@ def test_a_service_answering_500_fails_naming_the_status_and_body(served: Ran):
     assert cell["error"] == (
         "POST /predict answered status 500, not 200: 'model not loaded: weights missing'"
     )
-    assert cell["smoke"]["served"]["levels"] == []
+    assert cell["smoke"]["detail"]["levels"] == []
 
 
 def test_a_service_that_never_listens_is_a_timeout_with_its_last_log_lines(served: Ran):
@@ -167,7 +167,7 @@ def test_a_service_that_exits_under_load_is_recorded_with_its_exit_code(served: 
     cell = served.cells()["svc-dies/cpu"]
     assert cell["status"] == "smoke_failed"
     assert cell["error"] == "the service exited with code 3 under load at concurrency 1"
-    found = cell["smoke"]["served"]
+    found = cell["smoke"]["detail"]
     assert found["exit_code"] == 3
     assert "dying on purpose under load" in cell["smoke"]["output_tail"]
     level = found["levels"][0]
@@ -203,7 +203,7 @@ def test_a_service_failing_every_second_request_fails_its_error_budget(
         assert "failed cells: svc-half/cpu" in ran.process.stderr
         cell = ran.cells()["svc-half/cpu"]
         assert cell["status"] == cell["smoke"]["status"] == "smoke_failed"
-        (level,) = cell["smoke"]["served"]["levels"]
+        (level,) = cell["smoke"]["detail"]["levels"]
         failed = level["errors"]["status"]
         assert failed >= 10 and abs(len(level["samples"]) - failed) <= 1  # every second one
         assert cell["error"] == (

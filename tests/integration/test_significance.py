@@ -119,7 +119,7 @@ def test_a_cpu_hog_beside_the_run_is_named_and_marks_its_times_busy(
         cell = busy.cells()["onnx/cpu"]
         shares = cell["build"]["cpu_others_share"]
         assert len(shares) == 2 and max(shares) > 0.5, shares
-        assert cell["smoke"]["latency"]["1"]["cpu_others_share"] > 0.5
+        assert cell["smoke"]["detail"]["latency"]["1"]["cpu_others_share"] > 0.5
         warnings = [w for w in cell["warnings"] if w.startswith("busy machine:")]
         assert len(warnings) == 2, cell["warnings"]  # the builds and the latency loop
         report = (busy.results[0].parent / "report.md").read_text()

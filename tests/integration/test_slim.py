@@ -47,7 +47,7 @@ def proven(
     assert trace["note"] is None and trace["processes"] >= 1
     assert slim["status"] == "proven", slim["message"]
     assert slim["smoke"]["status"] == "ok"
-    parity = slim["smoke"]["parity"]
+    parity = slim["smoke"]["detail"]["parity"]
     assert bool(parity) == model and all(p["ok"] for p in parity.values())
     assert trace["touched_bytes"] <= slim["size_bytes"] < cell["image"]["size_bytes"]
     assert slim["compressed_size_bytes"] < cell["image"]["compressed_size_bytes"]
@@ -72,7 +72,9 @@ def test_a_slim_candidate_passes_the_same_smoke_test_and_is_smaller(
 ) -> None:
     ran, cell = traced
     trace, slim = proven(cell, engine, "onnxruntime")
-    assert slim["smoke"]["latency"]["1"]["samples"] and slim["smoke"]["cold_start_seconds"]
+    assert (
+        slim["smoke"]["detail"]["latency"]["1"]["samples"] and slim["smoke"]["cold_start_seconds"]
+    )
     report = (ran.results[0].parent / "report.md").read_text()
     assert "inference touched" in report and "What inference needs" in report
     kept = json.loads((ran.results[0].parent / trace["file"]).read_text())["kept"]
@@ -83,12 +85,13 @@ def test_a_users_model_file_is_traced_and_its_candidate_proven_with_parity(
     traced: tuple[Ran, dict[str, Any]],
 ) -> None:
     _, cell = traced
-    user = [cell["smoke"]["more_models"], cell["slim"]["smoke"]["more_models"]]
+    user = [cell["smoke"]["detail"]["more_models"], cell["slim"]["smoke"]["detail"]["more_models"]]
     for original, candidate in zip(*user, strict=True):  # the cell's, then the candidate's
-        assert original["model"]["source"] == candidate["model"]["source"] == "tiny.onnx"
+        source = original["detail"]["model"]["source"]
+        assert source == candidate["detail"]["model"]["source"] == "tiny.onnx"
         for smoke in (original, candidate):
             assert smoke["status"] == "ok", smoke["message"]
-            assert all(o["ok"] for o in smoke["outputs"]["1"].values())
+            assert all(o["ok"] for o in smoke["detail"]["outputs"]["1"].values())
     assert [len(u) for u in user] == [1, 1]
     assert cell["trace"]["containers"] >= 2  # a full run for each model, at least
 
@@ -144,6 +147,6 @@ def test_a_users_fastapi_service_is_traced_and_its_candidate_proven(
         assert trace["processes"] >= 2  # the service's and its load generator's
         assert not any("printed no trace" in line for line in trace["untraced"]), trace
         assert "with the original's checks" in slim["message"]
-        assert slim["smoke"]["served"]["levels"], slim["smoke"]  # it served every level
+        assert slim["smoke"]["detail"]["levels"], slim["smoke"]  # it served every level
     finally:
         remove_runs(engine, tmp_path / "results")

@@ -42,7 +42,7 @@ from buildbench.record import (
     make_converter,
     to_json,
 )
-from buildbench.render.served import served_charts, served_section
+from buildbench.render.kinds.http import served_charts, served_section
 from buildbench.results import load_results
 from buildbench.run.config import UserImage, load_config
 from buildbench.run.matrix import MatrixOptions

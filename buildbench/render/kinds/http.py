@@ -1,20 +1,17 @@
-"""The report's "Served" section and chart: HTTP services measured under load (the `http`
-smoke test), one row per cell, then one per cell and concurrency level."""
+"""The http kind's report: the "Served" section and chart, HTTP services measured under load,
+one row per cell, then one per cell and concurrency level."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
-
-from tabulate import tabulate
+from collections.abc import Sequence
 
 from buildbench.analyze.course import Entry
 from buildbench.analyze.served import KNEE_FACTOR, knee, level_quantiles, throughput
 from buildbench.record import Quantiles, Served
 from buildbench.render import charts, fmt
-
-ChartSpec = tuple[str, str, Callable[[Path], Path]]  # title, file suffix, how to draw it
+from buildbench.render.kinds.base import ChartSpec, KindReport
+from buildbench.render.mdparts import markdown_table
+from buildbench.results import RunResults
 
 
 def _served(cells: Sequence[Entry]) -> list[tuple[Entry, Served]]:
@@ -24,11 +21,6 @@ def _served(cells: Sequence[Entry]) -> list[tuple[Entry, Served]]:
 
 def _label(entry: Entry, merged: bool) -> str:
     return f"{entry.record.key} @ {entry.machine}" if merged else entry.record.key
-
-
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
-    cells = [[fmt.md_cell(str(value)) for value in row] for row in rows]
-    return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _quantile(q: Quantiles, name: str) -> str:
@@ -87,12 +79,12 @@ def served_section(cells: Sequence[Entry], merged: bool) -> str:
     )
     return (
         "## Served\n\n"
-        + _table(
+        + markdown_table(
             services,
             ["cell", "smoke", "request", "ready", "first answer", "peak memory", "CPU", "knee"],
         )
         + "\n\n"
-        + _table(
+        + markdown_table(
             levels,
             ["cell", "concurrency", "p50", "p95", "p99", "throughput", "good / sent", "errors"],
         )
@@ -126,3 +118,10 @@ def served_charts(cells: Sequence[Entry], merged: bool) -> list[ChartSpec]:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
+
+
+def _section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
+    return served_section(cells, len(runs) > 1)
+
+
+REPORT = KindReport(results=_section, later_charts=served_charts)
