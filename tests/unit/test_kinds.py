@@ -19,6 +19,7 @@ from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.measure.smoke.runner import Idle, Kind, Payload, SmokeContext
 from buildbench.measure.smoke.table import Rule, Where, key, read_table
 from buildbench.record import DETAILS, SmokeResult
+from buildbench.render.kinds import REPORTS, kind_reports
 from buildbench.run.config import load_config
 from buildbench.run.matrix import MatrixOptions
 from buildbench.run.smokes import idle_reason, smoke_kind
@@ -249,3 +250,8 @@ def test_every_kinds_metrics_are_compares_and_historys() -> None:
         "cold_start_seconds",  # every kind's with a first output
     ]
     assert [m.stage for m in METRICS[3:]] == ["smoke"] * (len(METRICS) - 3)
+
+
+def test_each_kinds_report_is_found_by_a_registered_kinds_name() -> None:
+    assert set(REPORTS) <= {kind.name for kind in kinds.KINDS}
+    assert kind_reports() == [REPORTS["model"], REPORTS["http"]]  # the registry's order
