@@ -32,7 +32,7 @@ from buildbench.analyze.interference import others_share
 from buildbench.analyze.metrics import METRIC_BY_KEY, Metric
 from buildbench.analyze.sizediff import SizeDiff, diff_inventories, normalized, record_inventory
 from buildbench.analyze.steps import StepChange, step_changes
-from buildbench.record import CellRecord, RunInfo, Startup
+from buildbench.record import CellRecord, RunInfo, Startup, model_of
 from buildbench.results import RunResults
 
 FLAGGED = (WORSE, BETTER, NOISE, BUSY, NOT_COMPARABLE)  # the marks a row is explained for
@@ -193,8 +193,7 @@ def _median(values: Sequence[float] | None) -> float | None:
 
 
 def _phase_changes(before: CellRecord, after: CellRecord) -> list[PhaseChange]:
-    old = before.smoke.startup if before.smoke else []
-    new = after.smoke.startup if after.smoke else []
+    old, new = model_of(before.smoke).startup, model_of(after.smoke).startup
     if not old or not new:
         return []
     found = [
@@ -208,10 +207,13 @@ def versions_that_differ(before: CellRecord, after: CellRecord) -> list[Differen
     """Python, framework and runtime versions, providers, threads and device, each side."""
 
     def smoke(record: CellRecord, name: str) -> object:
-        return getattr(record.smoke, name) if record.smoke else None
+        """A field of the smoke result's header, else of its model detail."""
+        if record.smoke is None:
+            return None
+        return getattr(model_of(record.smoke), name, getattr(record.smoke, name, None))
 
     def threads(record: CellRecord) -> object:
-        settings = record.smoke.settings if record.smoke else []
+        settings = model_of(record.smoke).settings
         return settings[0].threads if settings else None
 
     checks: list[tuple[str, Callable[[CellRecord], object]]] = [

@@ -13,9 +13,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from buildbench.analyze.derived import results_document
+from buildbench.analyze.derived import FIGURES
 from buildbench.cli import cli
-from buildbench.results import load_results, write_results
+from buildbench.results import load_results, results_document, write_results
 from tests.unit.references import DATA
 from tests.unit.test_compare import edited
 from tests.unit.test_diff import SCHEMA2, with_contents
@@ -165,7 +165,7 @@ def slower_step_history(tmp_path: Path, runs: int = 12, step_at: int = 10) -> li
             )
         run_dir = tmp_path / "results" / run_id
         run_dir.mkdir(parents=True)
-        write_results(run_dir, results_document(info, records))
+        write_results(run_dir, results_document(info, records, FIGURES))
         ids.append(run_id)
     return ids
 
