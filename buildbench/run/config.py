@@ -25,13 +25,9 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
     build_inputs = false         # whether the context gets buildbench's build-inputs/ folder
                                  # (pip.conf, CA bundle, wheels), as the built-in images do
 
-The smoke test's models (`--model` adds to them): one `[[model]]` table each; with no
-`[[image]]` table, the built-in images run them.
-
-    [[model]]
-    path = "models/bert.onnx"    # PATH.onnx (external data beside it), PATH.pt2, TorchScript,
-                                 # or module = "pkg.mod:factory" instead; relative to this file
-    inputs = ["input_ids=1x128:int64:0-30521"]  # like --input NAME=DIMS[:DTYPE][:LOW-HIGH]
+The smoke test's models (`--model` adds to them): one `[[model]]` table each, read by the
+model kind (measure/smoke/kinds/model/config.py); with no `[[image]]` table, the built-in
+images run them.
 
 Every mistake (unknown key, wrong type, missing file) is a `UsageError` naming file and key.
 """
@@ -48,6 +44,7 @@ from typing import Any
 from buildbench.engine.dockerfile import declared_args
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.kinds import read_smoke
+from buildbench.measure.smoke.kinds.model.config import read_model
 from buildbench.measure.smoke.options import ModelRequest
 from buildbench.measure.smoke.runner import SmokeConfig
 from buildbench.measure.smoke.table import TOML_TYPES, Where, type_name
@@ -388,21 +385,10 @@ def load_models(path: Path | None) -> tuple[ModelRequest, ...]:
             f"{path}: model must be [[{prefix}model]] tables, not {type_name(entries)}",
             tip=f'write [[{prefix}model]] with path = "model.onnx"',
         )
-    found = []
-    for number, entry in enumerate(entries, 1):
-        table = _Table(entry, path, f"[[{prefix}model]] #{number}", ("path", "module", "inputs"))
-        given = [k for k in ("path", "module") if table.data.get(k) is not None]
-        if len(given) != 1:
-            raise table.error(
-                "needs path or module (one of them)",
-                'path = "model.onnx", or module = "pkg.mod:factory"',
-            )
-        inputs = table.typed("inputs", list, '["input_ids=1x128:int64"]') or []
-        if not all(isinstance(i, str) for i in inputs):
-            raise table.error("inputs must be strings", '["NAME=DIMS[:DTYPE][:LOW-HIGH]"]')
-        spec = table.required(given[0])
-        found.append(ModelRequest(spec, tuple(inputs), base=str(path.parent.resolve())))
-    return tuple(found)
+    return tuple(
+        read_model(entry, Where(path, f"[[{prefix}model]] #{number}"))
+        for number, entry in enumerate(entries, 1)
+    )
 
 
 def load_matrix(
