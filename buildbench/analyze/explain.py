@@ -32,7 +32,7 @@ from buildbench.analyze.interference import others_share
 from buildbench.analyze.metrics import METRIC_BY_KEY, Metric
 from buildbench.analyze.sizediff import SizeDiff, diff_inventories, normalized, record_inventory
 from buildbench.analyze.steps import StepChange, step_changes
-from buildbench.record import CellRecord, RunInfo, Startup, model_of
+from buildbench.record import CellRecord, Download, RunInfo, Startup, model_of
 from buildbench.results import RunResults
 
 FLAGGED = (WORSE, BETTER, NOISE, BUSY, NOT_COMPARABLE)  # the marks a row is explained for
@@ -115,6 +115,8 @@ def explain(metric: Metric, before: Side, after: Side) -> Explanation:
             )
     phases = _phase_changes(old, new) if metric.stage == "smoke" else []
     versions = versions_that_differ(old, new) if metric.stage != "image" else []
+    if metric.key == "build_seconds":
+        versions += _download(old, new)
     busy = (others_share(old, metric), others_share(new, metric))
     return Explanation(
         cell=new.key,
@@ -186,6 +188,21 @@ def _build_changes(before: CellRecord, after: CellRecord) -> list[StepChange]:
     if old is not None and new is not None:
         steps.append(StepChange("(context packed and sent)", old, new))
     return sorted(steps, key=lambda c: -abs(c.delta))
+
+
+def _download(before: CellRecord, after: CellRecord) -> list[Difference]:
+    """What --prefetch downloaded before the timed builds, where either side recorded it: a
+    build that stopped downloading inside its timing, or started, moved by that much."""
+    old, new = before.build.download, after.build.download
+    if old == new:
+        return []
+
+    def shown(found: Download | None) -> str:
+        if found is None:
+            return "none (downloads inside the timed build)"
+        return f"{found.bytes / 1e6:.1f} MB in {found.seconds:.1f} s ({found.files} files)"
+
+    return [Difference("prefetched download", shown(old), shown(new))]
 
 
 def _median(values: Sequence[float] | None) -> float | None:

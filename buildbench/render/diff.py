@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from buildbench.analyze.sizediff import Inventory, ItemChange, SizeDiff, normalized
+from buildbench.analyze.sizediff import Inventory, ItemChange, SizeDiff
 from buildbench.render import fmt
 from buildbench.render.markdown import markdown_table
 from buildbench.render.sizewords import cause, change_json, instruction, parts, signed_size
@@ -89,7 +89,7 @@ def _table_rows(changes: Sequence[ItemChange], top: int) -> list[list[str]]:
         [
             signed_size(c.delta),
             c.change,
-            instruction(normalized(c.name)) if c.kind == "layer" else c.name,
+            instruction(c.name) if c.kind == "layer" else c.name,
             c.old_version or ("-" if c.old_bytes == 0 else fmt.size(c.old_bytes)),
             c.new_version or ("-" if c.new_bytes == 0 else fmt.size(c.new_bytes)),
             _by(c),

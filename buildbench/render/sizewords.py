@@ -20,7 +20,8 @@ def signed_size(n: float | None) -> str:
 
 
 def instruction(text: str) -> str:
-    return f"`{fmt.one_line(text, INSTRUCTION_WIDTH)}`"
+    """An instruction quoted, cut to one line; content hashes (COPY dir:<sha>) left out."""
+    return f"`{fmt.one_line(normalized(text), INSTRUCTION_WIDTH)}`"
 
 
 def what(change: ItemChange) -> str:
@@ -28,7 +29,7 @@ def what(change: ItemChange) -> str:
     if change.kind == "layer":
         verb = {"added": "added", "removed": "removed"}.get(change.change)
         verb = verb or ("grew" if change.delta > 0 else "shrank")
-        return f"layer {instruction(normalized(change.name))} {verb}"
+        return f"layer {instruction(change.name)} {verb}"
     if change.kind == "finding":
         return f"waste '{change.name}' {'grew' if change.delta > 0 else 'shrank'}"
     name = change.name

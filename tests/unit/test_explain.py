@@ -14,7 +14,10 @@ from typing import Any
 from click.testing import CliRunner
 
 from buildbench.analyze.derived import FIGURES
+from buildbench.analyze.explain import Difference, Side, explain
+from buildbench.analyze.metrics import METRIC_BY_KEY
 from buildbench.cli import cli
+from buildbench.record import Download
 from buildbench.results import load_results, results_document, write_results
 from tests.unit.references import DATA
 from tests.unit.test_compare import edited
@@ -192,3 +195,23 @@ def test_history_explains_its_shift_and_puts_the_regression_first(tmp_path: Path
     assert row["cause"].startswith("+20.0 s: step 6 `RUN ")
     csv = runner.invoke(cli, ["history", folder, "--format", "csv"]).stdout
     assert csv.splitlines()[0].endswith(",busy,cause")
+
+
+def test_build_time_names_a_prefetched_download_that_left_the_timing():
+    run = load_results(DATA / "vm.json")
+    [old] = [r for r in run.records if r.key == "onnx/cpu"]
+    new = replace(
+        old,
+        build=replace(old.build, mode="prefetch", download=Download(120_000_000, 3.2, 14)),
+    )
+    metric = METRIC_BY_KEY["build_seconds"]
+    found = explain(metric, Side(old, run.info), Side(new, run.info))
+    assert (
+        Difference(
+            "prefetched download",
+            "none (downloads inside the timed build)",
+            "120.0 MB in 3.2 s (14 files)",
+        )
+        in found.versions
+    )
+    assert Difference("wheel mode", "network", "prefetch") in found.conditions
