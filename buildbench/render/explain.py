@@ -64,7 +64,9 @@ def cause(explanation: Explanation, delta: float | None = None) -> str:
     """The largest cause in words: what a flagged row's line ends with."""
     sizes = explanation.sizes
     if sizes is not None:
-        return size_cause(sizes)
+        # The contents are known uncompressed: say so beside a compressed size's change.
+        packed = explanation.metric.key == "compressed_size_bytes" and sizes.before.read
+        return size_cause(sizes) + (" (uncompressed bytes)" if packed else "")
     if explanation.steps:
         return _step_words(explanation.steps[0])
     found = []

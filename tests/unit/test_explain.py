@@ -52,6 +52,7 @@ def after(cell: dict[str, Any]) -> None:
     for phases in cell["smoke"]["startup"]:
         phases["framework_import"] = 1.5
     cell["smoke"]["cold_start_seconds"] = [1.4, 1.41, 1.39]
+    cell["image"]["compressed_size_bytes"] += 10_000_000
 
 
 def pair(tmp_path: Path, edit_after: Any = after) -> tuple[str, str]:
@@ -81,6 +82,8 @@ def test_a_regression_line_ends_with_its_largest_cause(tmp_path: Path):
     assert build.endswith(
         ": +30.0 s: step 2 `RUN pip install -r requirements.txt` 21.0 s -> 51.0 s"
     )
+    packed = next(line for line in why if line.startswith("+ onnx/cpu compressed size"))
+    assert packed.endswith(f"{CAUSE} (uncompressed bytes)")
     cold = next(line for line in why if line.startswith("+ onnx/cpu cold start"))
     assert cold.endswith(": +1.0 s: framework import 0.50 s -> 1.5 s; framework 1.19.0 -> 1.20.1")
     # The runs' conditions that differ, under each flagged metric.
