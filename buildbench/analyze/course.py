@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildbench.analyze.metrics import build_seconds, median, ratio
-from buildbench.record import FRAMEWORKS as BUILTIN_IMAGES
 from buildbench.record import CellRecord, RunInfo
 from buildbench.results import RunResults
 from buildbench.status import NO_IMAGE, Status
@@ -74,6 +73,10 @@ def _ok(record: CellRecord | None, metric: Callable[[CellRecord], float | None])
     return metric(record)
 
 
+# The two built-in images the course compares, by the names their cells have.
+COURSE_IMAGES = ("pytorch", "onnx")
+
+
 def course_comparison(runs: Sequence[RunResults]) -> list[dict[str, Any]]:
     """Per machine and variant: how many times faster and smaller ONNX Runtime is than PyTorch.
 
@@ -83,7 +86,7 @@ def course_comparison(runs: Sequence[RunResults]) -> list[dict[str, Any]]:
     cells = {
         (e.machine, e.record.variant, e.record.name): e.record
         for e in entries(runs)
-        if e.record.name in BUILTIN_IMAGES
+        if e.record.name in COURSE_IMAGES
     }
     pairs = dict.fromkeys((machine, variant) for machine, variant, _ in cells)
     return [_course_row(machine, variant, cells) for machine, variant in pairs]

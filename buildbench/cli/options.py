@@ -18,12 +18,12 @@ from buildbench.engine import factory
 from buildbench.engine.api import Engine
 from buildbench.engine.endpoint import Endpoint, resolve
 from buildbench.errors import UsageError
+from buildbench.measure.runtimes import DEFAULT_NAMES, NAMES
 from buildbench.measure.smoke.options import ModelRequest
 from buildbench.run.config import CONFIG_NAME, load_matrix, load_models
 from buildbench.run.matrix import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_TORCH_CPU_INDEX,
-    FRAMEWORKS,
     Cell,
     MatrixOptions,
     variants_for,
@@ -90,7 +90,7 @@ matrix_options = compose(
     option(
         "--framework",
         "frameworks",
-        type=click.Choice(FRAMEWORKS),
+        type=click.Choice(NAMES),
         multiple=True,
         help="Framework to build (repeatable; default: all).",
     ),
@@ -170,7 +170,7 @@ def resolve_matrix(
     if torch_version == AUTO:
         torch_version = local_torch or ""
     options = MatrixOptions(
-        frameworks=tuple(dict.fromkeys(frameworks)) or FRAMEWORKS,
+        frameworks=tuple(dict.fromkeys(frameworks)) or DEFAULT_NAMES,
         variants=variants_for(cuda),
         base_image=base_image,
         torch_version=torch_version,

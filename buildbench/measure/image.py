@@ -10,11 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from buildbench.engine.api import ContainerSpec, Engine, ImageInfo
 from buildbench.measure.archive import ArchiveAnalysis, LayerSizes, StaleLayerSizes, analyse_archive
 from buildbench.measure.contents import image_contents
+from buildbench.measure.runtimes import NAMES, runtime
 from buildbench.measure.sizecache import DiskLayerSizes
 from buildbench.record import ImageContents, ImageFacts, Measurement
-
-# Import names of the frameworks the built-in smoke tests know; others report only Python.
-FRAMEWORK_MODULES = {"pytorch": "torch", "onnx": "onnxruntime"}
 
 _VERSION_PROBE = """
 import json, platform, sys
@@ -33,7 +31,8 @@ ReadProgress = Callable[[int, int], None]
 
 def probe_versions(engine: Engine, image: str, framework: str | None) -> dict[str, str]:
     """Python and framework versions inside the image, from a locked-down throwaway container."""
-    module = FRAMEWORK_MODULES.get(framework or "")
+    # A runtime's version is its module's; an image of none reports only Python.
+    module = runtime(framework).module if framework in NAMES else None
     command = ["python", "-c", _VERSION_PROBE, *([module] if module else [])]
     outcome = engine.run(image, ContainerSpec(command=command, timeout_seconds=120))
     lines = outcome.stdout.strip().splitlines()

@@ -55,14 +55,11 @@ from buildbench.record.smoke import COLD_START, SmokeDetail, SmokeMetric, SmokeR
 from buildbench.record.stats import CiMethod, Interval, Quantiles, Summary
 
 SCHEMA_VERSION = 6
-# The built-in images, and the frameworks a model smoke test runs in.
-FRAMEWORKS = ("pytorch", "onnx")
 
 __all__ = [
     "BUILD_TIMING",
     "COLD_START",
     "DETAILS",
-    "FRAMEWORKS",
     "LATENCY_METHOD",
     "SCHEMA_VERSION",
     "SERVED_LEVELS",

@@ -43,6 +43,7 @@ from typing import Any
 
 from buildbench.engine.dockerfile import declared_args
 from buildbench.errors import UsageError
+from buildbench.measure.runtimes import DEFAULT_NAMES, NAMES
 from buildbench.measure.smoke.kinds import read_smoke
 from buildbench.measure.smoke.kinds.model.config import read_model
 from buildbench.measure.smoke.options import ModelRequest
@@ -50,7 +51,6 @@ from buildbench.measure.smoke.runner import SmokeConfig
 from buildbench.measure.smoke.table import TOML_TYPES, Where, type_name
 from buildbench.run.matrix import (
     CUDA_VALUES,
-    FRAMEWORKS,
     VARIANTS,
     Cell,
     MatrixOptions,
@@ -147,8 +147,8 @@ class MatrixConfig:
     def cells(self, options: MatrixOptions) -> list[Cell]:
         """The cells of the variants and frameworks in `options`; built-in images also take its
         other fields. An image's framework is its builtin, or its `smoke` framework: with fewer
-        than all frameworks (`--framework`), images of none are left out too."""
-        every = set(FRAMEWORKS) <= set(options.frameworks)
+        than the default frameworks (`--framework`), images of none are left out too."""
+        every = set(DEFAULT_NAMES) <= set(options.frameworks)
         return [
             cell
             for image in self.images
@@ -263,7 +263,7 @@ def _parse(data: object, source: Path, prefix: str) -> MatrixConfig:
     )
     entries = top.typed("image", list, "[...] (write [[image]] tables)")
     if not entries and top.data.get("model"):  # models only: the built-in images run them
-        return MatrixConfig(source, tuple(BuiltinImage(f) for f in FRAMEWORKS))
+        return MatrixConfig(source, tuple(BuiltinImage(f) for f in NAMES))
     if not entries:
         raise top.error(
             "declares no images", f"add an [[{prefix}image]] table per image (see the README)"
@@ -285,9 +285,9 @@ def _image(entry: object, source: Path, where: str) -> Image:
     if isinstance(entry, dict) and "builtin" in entry:
         table = _Table(entry, source, where, ("builtin",))
         framework = table.string("builtin")
-        if framework not in FRAMEWORKS:
+        if framework not in NAMES:
             raise table.error(
-                f'unknown builtin "{framework}"', f"builtin is one of: {', '.join(FRAMEWORKS)}"
+                f'unknown builtin "{framework}"', f"builtin is one of: {', '.join(NAMES)}"
             )
         return BuiltinImage(framework)
     table = _Table(entry, source, where, (*IMAGE_KEYS, "builtin"))
@@ -312,7 +312,7 @@ def _name(table: _Table) -> str:
             f'name "{name}" cannot be part of an image tag',
             "use lowercase letters and digits, with . _ or - between them",
         )
-    if name in FRAMEWORKS:  # the report tells the built-in images by their names
+    if name in NAMES:  # the report tells the built-in images by their names
         raise table.error(
             f'the name "{name}" is a built-in image\'s',
             f'write builtin = "{name}" for the built-in image, or give yours another name',

@@ -18,13 +18,13 @@ from typing import BinaryIO
 import docker.utils.build
 
 from buildbench.errors import UsageError
+from buildbench.measure.runtimes import NAMES, runtime
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 
 # A local CPU wheel (`torch-2.13.0+cpu-...whl`) outranks the same release from PyPI in pip's eyes,
 # so a CUDA cell never sees it: otherwise its "CUDA" image would silently be a CPU image.
 _CPU_LOCAL_WHEEL = re.compile(r"^[^-]+-[^-]+\+cpu[^-]*-", re.IGNORECASE)
-_TORCH_WHEEL = re.compile(r"^torch(vision|audio)?-", re.IGNORECASE)
 
 
 def wheels_for(cell: Cell, wheels: Sequence[Path]) -> list[Path]:
@@ -32,10 +32,8 @@ def wheels_for(cell: Cell, wheels: Sequence[Path]) -> list[Path]:
     wheels = [p for p in wheels if p.is_file()]
     if cell.variant == "cuda":
         wheels = [w for w in wheels if not _CPU_LOCAL_WHEEL.match(w.name)]
-    if cell.framework == "onnx":
-        # The ONNX Runtime image never installs torch: uploading and copying a 190 MB torch
-        # wheel would only add seconds to its timed build.
-        wheels = [w for w in wheels if not _TORCH_WHEEL.match(w.name)]
+    if cell.framework in NAMES:  # what the runtime's image installs
+        wheels = runtime(cell.framework).wheels(wheels)
     return wheels
 
 

@@ -10,9 +10,10 @@ from typing import Literal
 
 from buildbench.engine.dockerfile import final_base
 from buildbench.errors import UsageError
+from buildbench.measure.runtimes import DEFAULT_NAMES, runtime
 from buildbench.measure.smoke.kinds.model.config import ModelConfig
 from buildbench.measure.smoke.runner import SmokeConfig
-from buildbench.record import FRAMEWORKS, cell_key
+from buildbench.record import cell_key
 
 Variant = Literal["cpu", "cuda"]
 VARIANTS: tuple[Variant, ...] = ("cpu", "cuda")
@@ -43,7 +44,7 @@ class Cell:
     dockerfile: Path
     context: Path
     build_args: dict[str, str] = field(default_factory=dict)
-    framework: str | None = None  # the image's framework (--framework): "pytorch", "onnx"
+    framework: str | None = None  # the image's runtime (--framework, measure/runtimes)
     build_inputs: bool = False  # whether the context gets buildbench's build-inputs/ folder
     smoke: SmokeConfig | None = None  # its smoke test, as its kind read it; None: none
     # What the builder stage pip installs, for --prefetch (built-in images only), and the index
@@ -83,7 +84,7 @@ def read_dockerfile(path: Path) -> str:
 
 @dataclass(frozen=True)
 class MatrixOptions:
-    frameworks: tuple[str, ...] = FRAMEWORKS
+    frameworks: tuple[str, ...] = DEFAULT_NAMES
     variants: tuple[Variant, ...] = VARIANTS
     base_image: str = DEFAULT_BASE_IMAGE
     torch_version: str = ""
@@ -95,37 +96,27 @@ def variants_for(cuda: str) -> tuple[Variant, ...]:
 
 
 def builtin_matrix(options: MatrixOptions) -> list[Cell]:
-    """The built-in PyTorch and ONNX Runtime images, each as a CPU and a CUDA variant."""
+    """The built-in runtimes' images (measure/runtimes), each in the variants it has."""
     root = dockerfiles_dir()
     cells = []
     for framework in options.frameworks:
+        found = runtime(framework)
         for variant in options.variants:
+            if variant not in found.variants:
+                continue
             args = {"CUDA": CUDA_VALUES[variant], "BASE_IMAGE": options.base_image}
-            index: str | None = None
-            if framework == "pytorch":
-                args["TORCH_VERSION"] = options.torch_version
-                args["TORCH_CPU_INDEX_URL"] = options.torch_cpu_index_url
-                if variant == "cpu":
-                    index = options.torch_cpu_index_url
             cells.append(
                 Cell(
                     name=framework,
                     variant=variant,
-                    dockerfile=root / f"{framework}.dockerfile",
+                    dockerfile=root / found.dockerfile,
                     context=root,
-                    build_args=args,
+                    build_args={**args, **found.build_args(variant, options)},
                     framework=framework,
                     build_inputs=True,
                     smoke=ModelConfig(framework),
-                    requirements=_requirements(framework, variant, options),
-                    requirements_index=index,
+                    requirements=found.requirements(variant, options),
+                    requirements_index=found.requirements_index(variant, options),
                 )
             )
     return cells
-
-
-def _requirements(framework: str, variant: Variant, options: MatrixOptions) -> tuple[str, ...]:
-    """What the built-in Dockerfiles install per variant (keep in step with dockerfiles/)."""
-    if framework == "pytorch":
-        return (f"torch=={options.torch_version}" if options.torch_version else "torch",)
-    return ("onnxruntime-gpu[cuda,cudnn]",) if variant == "cuda" else ("onnxruntime",)

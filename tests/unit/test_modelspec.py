@@ -22,9 +22,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from buildbench.cli import cli
 from buildbench.errors import UsageError
-from buildbench.measure.smoke import artifacts, modelspec, program
+from buildbench.measure.smoke import artifacts, modelcache, modelforms, modelinputs, program
 from buildbench.measure.smoke.kinds.model.smoke import load_models, runtime_settings
-from buildbench.measure.smoke.modelspec import InputOverride, ModelRequest, parse_input, parse_spec
+from buildbench.measure.smoke.modelspec import InputOverride, parse_input, parse_spec
+from buildbench.measure.smoke.options import ModelRequest
 from buildbench.record import ModelInfo, TensorInfo
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def info(*inputs: TensorInfo, fixed: int | None = None) -> ModelInfo:
 
 
 def test_inputs_come_from_the_model_with_the_symbolic_first_axis_as_batch() -> None:
-    plans = modelspec.plan_inputs(
+    plans = modelinputs.plan_inputs(
         info(TensorInfo("ids", "int64", ["batch", 16]), TensorInfo("x", "float16", ["batch", 3]))
     )
     assert [(p.name, p.dtype, p.shape, p.batched) for p in plans] == [
@@ -179,11 +180,11 @@ def test_inputs_come_from_the_model_with_the_symbolic_first_axis_as_batch() -> N
 
 def test_an_override_sets_shape_dtype_and_range() -> None:
     model = info(TensorInfo("ids", "int64", ["batch", "sequence"]))
-    (plan,) = modelspec.plan_inputs(model, [parse_input("ids=1x128:int64:0-30521")])
+    (plan,) = modelinputs.plan_inputs(model, [parse_input("ids=1x128:int64:0-30521")])
     assert (plan.shape, plan.dtype, plan.low, plan.high) == ([1, 128], "int64", 0, 30521)
     # A TorchScript file declares no dtype: the one given is the one generated.
     script = replace(info(TensorInfo("ids", "float32", None)), kind="torchscript")
-    (plan,) = modelspec.plan_inputs(script, [parse_input("ids=1x128:int32:0-30521")])
+    (plan,) = modelinputs.plan_inputs(script, [parse_input("ids=1x128:int32:0-30521")])
     assert (plan.shape, plan.dtype) == ([1, 128], "int32")
 
 
@@ -192,7 +193,7 @@ def test_a_dtype_other_than_the_declared_one_names_both(tmp_path: Path) -> None:
     does not run on the host."""
     path = tiny_onnx(tmp_path / "m.onnx")
     with pytest.raises(UsageError) as raised:
-        modelspec.load(parse_spec(str(path)), [parse_input("ids=:float32")])
+        modelcache.load(parse_spec(str(path)), [parse_input("ids=:float32")])
     assert raised.value.message == f"--input ids: dtype float32 given, but {path} declares int64"
     assert raised.value.tip == (
         "leave the dtype out (the model's own is used), or give --input ids=DIMS:int64"
@@ -235,12 +236,12 @@ def test_an_input_the_model_leaves_open_or_contradicts_is_a_usage_error(
 ) -> None:
     overrides = [parse_input(override)] if override else []
     with pytest.raises(UsageError) as raised:
-        modelspec.plan_inputs(info(tensor), overrides)
+        modelinputs.plan_inputs(info(tensor), overrides)
     assert raised.value.message == message
 
 
 def test_a_fixed_batch_model_is_timed_at_its_own_batch(tmp_path: Path) -> None:
-    prepared = modelspec.load(parse_spec(str(tiny_onnx(tmp_path / "m.onnx", batch=2))))
+    prepared = modelcache.load(parse_spec(str(tiny_onnx(tmp_path / "m.onnx", batch=2))))
     assert prepared.info.fixed_batch == 2
     assert prepared.batches((1, 8, 32)) == [2]
     assert all(p.batched and p.shape[0] == 2 for p in prepared.inputs)
@@ -254,7 +255,7 @@ def test_an_onnx_model_with_external_data_travels_whole_and_readable(
     tmp_path: Path, cache: Path
 ) -> None:
     path = tiny_onnx(tmp_path / "m.onnx", external=True)
-    prepared = modelspec.load(parse_spec(str(path)), frameworks=("onnx",))
+    prepared = modelcache.load(parse_spec(str(path)), frameworks=("onnx",))
     model = prepared.info
     assert (model.kind, model.opset, model.nodes) == ("onnx", 17, 4)
     assert [(t.name, t.dtype, t.shape) for t in model.outputs] == [
@@ -280,30 +281,30 @@ def test_an_onnx_model_with_external_data_travels_whole_and_readable(
 
 def test_a_second_load_prepares_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = parse_spec(str(tiny_onnx(tmp_path / "m.onnx")))
-    first = modelspec.load(spec)
-    data = modelspec.prepare_data(first, (1,))
+    first = modelcache.load(spec)
+    data = modelinputs.prepare_data(first, (1,))
 
     def refuse(*args: object) -> None:
         raise AssertionError("prepared again")
 
-    monkeypatch.setattr(modelspec, "_prepare_forms", refuse)
-    monkeypatch.setattr(modelspec, "_reference_runner", refuse)
-    again = modelspec.load(spec)
+    monkeypatch.setattr(modelcache, "_prepare_forms", refuse)
+    monkeypatch.setattr(modelinputs, "_reference_runner", refuse)
+    again = modelcache.load(spec)
     assert again.info == first.info
-    assert modelspec.prepare_data(again, (1,)) == data
+    assert modelinputs.prepare_data(again, (1,)) == data
 
 
 def test_a_file_that_is_not_an_onnx_model_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "bad.onnx").write_bytes(b"not a protobuf at all")
     with pytest.raises(UsageError, match=r"^--model .*bad.onnx: not a valid ONNX model"):
-        modelspec.load(parse_spec(str(tmp_path / "bad.onnx")))
+        modelcache.load(parse_spec(str(tmp_path / "bad.onnx")))
 
 
 def test_missing_external_data_is_a_usage_error(tmp_path: Path) -> None:
     path = tiny_onnx(tmp_path / "m.onnx", external=True)
     (tmp_path / "m.onnx.data").unlink()
     with pytest.raises(UsageError, match=r"its external data m\.onnx\.data is not beside it"):
-        modelspec.load(parse_spec(str(path)))
+        modelcache.load(parse_spec(str(path)))
 
 
 def test_a_factory_gets_both_forms_with_a_dynamic_batch(
@@ -322,7 +323,7 @@ def test_a_factory_gets_both_forms_with_a_dynamic_batch(
         "    return Two(), (torch.randn(1, 4), torch.randint(0, 5, (1, 6)))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    prepared = modelspec.load(parse_spec("tinyfactory:make"))
+    prepared = modelcache.load(parse_spec("tinyfactory:make"))
     model = prepared.info
     assert (prepared.torch_format, prepared.onnx) == ("pt2", "model.onnx")
     assert [(t.name, t.dtype) for t in model.inputs] == [("x", "float32"), ("ids", "int64")]
@@ -493,18 +494,18 @@ def test_a_torchscript_file_runs_in_pytorch_only_and_takes_its_shapes_from_input
     traced.save(str(tmp_path / "m.ts"))
     spec = parse_spec(str(tmp_path / "m.ts"))
     with pytest.raises(UsageError) as raised:
-        modelspec.load(spec)
+        modelcache.load(spec)
     assert raised.value.message == (  # which model, among several, and what to pass
         f"--model {spec.text}: input input: the model does not say its shape "
         "(a TorchScript file declares none)"
     )
     assert raised.value.tip == "give it with --input input=DIMS, e.g. --input input=1x3x224x224"
-    prepared = modelspec.load(spec, [parse_input("input=1x4")])
+    prepared = modelcache.load(spec, [parse_input("input=1x4")])
     assert prepared.torch_format == "torchscript" and prepared.onnx is None
     assert "TorchScript file is not exported to ONNX" in prepared.info.not_applicable["onnx"]
     (plan,) = prepared.inputs
     assert (plan.name, plan.shape, plan.batched) == ("input", [1, 4], True)
-    meta = artifacts.model_meta(prepared, modelspec.prepare_data(prepared, (3,)))
+    meta = artifacts.model_meta(prepared, modelinputs.prepare_data(prepared, (3,)))
     assert meta["outputs"] == ["output_0"]  # numbered as its references are
 
 
@@ -544,13 +545,13 @@ def test_a_gpt2_that_returns_its_cache_is_refused_naming_the_output_and_use_cach
     (tmp_path / "gptfactory.py").write_text(GPT2_FACTORY)
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UsageError) as raised:
-        modelspec.load(parse_spec("gptfactory:make"), frameworks=("pytorch",))
+        modelcache.load(parse_spec("gptfactory:make"), frameworks=("pytorch",))
     message = raised.value.message
     assert re.fullmatch(r"--model gptfactory:make: output \w+ is a \w*Cache, not a tensor", message)
     assert "tensor(" not in message
     assert raised.value.tip is not None and "use_cache=False" in raised.value.tip
     # With the hint taken, the same model prepares.
-    prepared = modelspec.load(parse_spec("gptfactory:without_cache"), frameworks=("pytorch",))
+    prepared = modelcache.load(parse_spec("gptfactory:without_cache"), frameworks=("pytorch",))
     assert [t.name for t in prepared.info.outputs] == ["last_hidden_state"]
 
 
@@ -565,11 +566,11 @@ def test_a_factory_that_does_not_export_to_onnx_leaves_onnx_not_applicable(
     def refuse(*args: object) -> None:
         raise RuntimeError("no ONNX symbolic for aten::made_up")
 
-    monkeypatch.setattr(modelspec, "_export_onnx", refuse)
-    prepared = modelspec.load(parse_spec("noonnx:make"))
+    monkeypatch.setattr(modelforms, "export_onnx", refuse)
+    prepared = modelcache.load(parse_spec("noonnx:make"))
     assert prepared.onnx is None and prepared.torch_format == "pt2"
     assert prepared.info.not_applicable == {
         "onnx": "the ONNX export failed: RuntimeError: no ONNX symbolic for aten::made_up"
     }
     with pytest.raises(UsageError, match="the selected frameworks cannot run it"):
-        modelspec.load(parse_spec("noonnx:make"), frameworks=("onnx",))
+        modelcache.load(parse_spec("noonnx:make"), frameworks=("onnx",))

@@ -16,22 +16,35 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from buildbench.measure.smoke import modelspec
+from buildbench.measure.runtimes import DEFAULT_NAMES
+from buildbench.measure.smoke import modelcache, modelinputs, modelspec, modelstack
 from buildbench.measure.smoke.modelspec import PreparedModel
 
 DEFAULT_MODEL = "buildbench.measure.smoke.resnet:resnet18"
-PROGRAM = Path(__file__).with_name("program.py")
+PROGRAM = Path(__file__).with_name("program")  # a package: relative imports only
 CPULOAD = PROGRAM.with_name("cpuload.py")  # the program imports it when it is there
+
+
+def program_files() -> list[tuple[Path, str]]:
+    """The program's files and their names in the volume: the launcher as `program.py`, the
+    package as `program/`, and cpuload.py inside it (its timing loops import it)."""
+    files = [(PROGRAM / "__main__.py", "program.py")]
+    for path in sorted(PROGRAM.rglob("*.py")):
+        if path.name != "__main__.py":
+            files.append((path, f"program/{path.relative_to(PROGRAM).as_posix()}"))
+    if CPULOAD.is_file():
+        files.append((CPULOAD, "program/cpuload.py"))
+    return files
 
 
 def check_model_stack() -> None:
     """A UsageError, before anything is built, when the host lacks what the model needs."""
-    modelspec.import_stack()
+    modelstack.import_stack()
 
 
-def default_model(frameworks: Sequence[str] = ("pytorch", "onnx")) -> PreparedModel:
+def default_model(frameworks: Sequence[str] = DEFAULT_NAMES) -> PreparedModel:
     """ResNet-18 with random weights: the model of a run without --model."""
-    return modelspec.load(modelspec.parse_spec(DEFAULT_MODEL), frameworks=frameworks)
+    return modelcache.load(modelspec.parse_spec(DEFAULT_MODEL), frameworks=frameworks)
 
 
 def model_meta(prepared: PreparedModel, data: Path) -> dict[str, object]:
@@ -53,8 +66,8 @@ def model_meta(prepared: PreparedModel, data: Path) -> dict[str, object]:
         or [f"output_{i}" for i in range(len(described["batches"][0]["references"]))],
         "batch_sizes": [b["batch"] for b in described["batches"]],
         "batches": described["batches"],
-        "rtol": modelspec.RTOL,
-        "atol": modelspec.ATOL,
+        "rtol": modelinputs.RTOL,
+        "atol": modelinputs.ATOL,
     }
 
 
@@ -71,11 +84,12 @@ def prepare_artifacts(
     chosen = list(models) if models else [default_model()]
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
-        _add_file(tar, PROGRAM, "program.py")
-        if CPULOAD.is_file():
-            _add_file(tar, CPULOAD, CPULOAD.name)
+        for folder in sorted({str(Path(name).parent) for _, name in program_files()} - {"."}):
+            _add_dir(tar, folder)
+        for path, name in program_files():
+            _add_file(tar, path, name)
         for index, prepared in enumerate(chosen):
-            data = modelspec.prepare_data(prepared, batch_sizes)
+            data = modelinputs.prepare_data(prepared, batch_sizes)
             meta = json.dumps(model_meta(prepared, data), indent=2).encode()
             _add_model(tar, model_folder(index), prepared, data, meta)
     return out.getvalue()

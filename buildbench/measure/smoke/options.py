@@ -14,7 +14,7 @@ Gpus = Literal["auto", "all", "none"]
 @dataclass(frozen=True)
 class ModelRequest:
     """A model as a run asks for it (`--model` with its `--input`s, or a `[[model]]` table):
-    plain text until the model kind's `modelspec.load_request` reads it."""
+    plain text until the model kind's `modelcache.load_requests` reads it."""
 
     spec: str
     inputs: tuple[str, ...] = ()  # NAME=DIMS[:DTYPE][:LOW-HIGH]
@@ -34,7 +34,9 @@ class SmokeOptions:
     models: tuple[ModelRequest, ...] = ()  # --model / [[model]]; none: ResNet-18
     ort_settings: tuple[str, ...] = ()  # runtime settings beyond the default (model kind)
     threads: tuple[int, ...] = ()
-    frameworks: tuple[str, ...] = ("pytorch", "onnx")  # the run's (--framework)
+    # the run's (--framework); the default: measure/runtimes' DEFAULT_NAMES, not imported here
+    # (the shared protocol leans on no kind's modules; test_runtimes.py holds them equal)
+    frameworks: tuple[str, ...] = ("pytorch", "onnx")
 
 
 def wants_gpus(info: EngineInfo, gpus: Gpus) -> bool:

@@ -1,4 +1,4 @@
-"""The model kind's part of a config: `smoke = "pytorch"` or `"onnx"` (the image's framework;
+"""The model kind's part of a config: `smoke = "pytorch"`, `"onnx"` ... (a runtime's name,
 the built-in images get it too), and the run's models (`--model`, and a `[[model]]` table
 each):
 
@@ -13,15 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from buildbench.measure.runtimes import NAMES
 from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
 from buildbench.measure.smoke.table import Rule, Where, key, read_table
-from buildbench.record import FRAMEWORKS
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    framework: str  # the framework the model runs in: "pytorch" or "onnx"
+    framework: str  # the runtime the model runs in (measure/runtimes)
 
     def describe(self) -> str:
         return self.framework
@@ -39,10 +39,10 @@ class ModelConfig:
 
 
 def read(text: Any, at: Where) -> ModelConfig:
-    if text not in FRAMEWORKS:
+    if text not in NAMES:
         raise at.error(
             f'unknown smoke test "{text}"',
-            f"smoke is {' or '.join(map(repr, FRAMEWORKS))}, or {{ command = [...] }}",
+            f"smoke is {' or '.join(map(repr, NAMES))}, or {{ command = [...] }}",
         )
     return ModelConfig(text)
 

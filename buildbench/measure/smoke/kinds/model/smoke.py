@@ -21,7 +21,8 @@ from typing import Any, Literal
 from buildbench.analyze.derived import worst_parity
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, VolumeMount
 from buildbench.errors import UsageError
-from buildbench.measure.smoke import artifacts, modelspec
+from buildbench.measure.runtimes import DEFAULT_NAMES
+from buildbench.measure.smoke import artifacts, modelcache, modelinputs
 from buildbench.measure.smoke.modelspec import PreparedModel
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
 from buildbench.measure.smoke.program import DEFAULT_SETTING, ORT_LEVELS
@@ -36,7 +37,6 @@ from buildbench.measure.smoke.runner import (
     relay_progress,
 )
 from buildbench.record import (
-    FRAMEWORKS,
     Latency,
     ModelDetail,
     NetworkProbe,
@@ -100,7 +100,7 @@ def load_models(
     """The run's models, prepared once per process (each kind's check and payload ask)."""
     if not requests:
         return (artifacts.default_model(frameworks),)
-    return tuple(modelspec.load_requests(requests, frameworks))
+    return tuple(modelcache.load_requests(requests, frameworks))
 
 
 def check_models(options: SmokeOptions) -> None:
@@ -117,18 +117,18 @@ def _check_references(models: Sequence[PreparedModel], batch_sizes: Sequence[int
     reads them back): a model that does not run, or returns what cannot be compared, is the
     user's to fix, refused before the run begins rather than once its folder exists."""
     for model in models:
-        modelspec.prepare_data(model, batch_sizes)
+        modelinputs.prepare_data(model, batch_sizes)
 
 
 @dataclass(frozen=True)
 class InferenceSmoke:
-    framework: str  # "pytorch" or "onnx"
+    framework: str  # a runtime's name (measure/runtimes)
     variant: str  # "cpu" or "cuda": what the image claims to be
     batch_sizes: tuple[int, ...]
     models: tuple[ModelRequest, ...] = ()  # none: the default ResNet-18
     settings: tuple[str, ...] = ()  # --ort-settings
     threads: tuple[int, ...] = ()  # --threads
-    frameworks: tuple[str, ...] = FRAMEWORKS  # the run's: a model none of them runs is refused
+    frameworks: tuple[str, ...] = DEFAULT_NAMES  # the run's: a model none of them runs is refused
 
     def check(self) -> None:
         artifacts.check_model_stack()

@@ -1,0 +1,72 @@
+"""What a runtime is, host side (see `buildbench.measure.runtimes`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from buildbench.measure.smoke.modelspec import PreparedModel
+
+
+class BuildChoices(Protocol):
+    """What a run chose for the built-in images (run/matrix.py's MatrixOptions)."""
+
+    @property
+    def base_image(self) -> str: ...
+    @property
+    def torch_version(self) -> str: ...
+    @property
+    def torch_cpu_index_url(self) -> str: ...
+
+
+class Runtime(Protocol):
+    """One runtime, as the host sees it."""
+
+    @property
+    def name(self) -> str:
+        """`--framework`'s value, a config's `builtin`, and the built-in cell's name."""
+
+    @property
+    def default(self) -> bool:
+        """Whether a run without `--framework` builds it."""
+
+    @property
+    def dockerfile(self) -> str:
+        """Its Dockerfile in dockerfiles/ (takes the `CUDA` build-arg where it has CUDA)."""
+
+    @property
+    def module(self) -> str:
+        """The module the image imports it as: its `__version__` is the framework version."""
+
+    @property
+    def variants(self) -> Sequence[str]:
+        """The variants it has: "cpu", "cuda", or one of them (`missing_variant` says why)."""
+
+    @property
+    def missing_variant(self) -> str | None:
+        """Why it lacks a variant; None where it has both."""
+
+    @property
+    def form(self) -> str:
+        """The model form it loads (the key of meta.json naming its file)."""
+
+    @property
+    def form_help(self) -> str:
+        """The forms a user can give it, for a model it cannot run."""
+
+    def build_args(self, variant: str, choices: BuildChoices) -> dict[str, str]:
+        """Its own build-args beside CUDA and BASE_IMAGE."""
+
+    def requirements(self, variant: str, choices: BuildChoices) -> tuple[str, ...]:
+        """What its Dockerfile installs (keep in step with it)."""
+
+    def requirements_index(self, variant: str, choices: BuildChoices) -> str | None:
+        """The index its requirements come from, where not the default one."""
+
+    def wheels(self, wheels: Sequence[Path]) -> list[Path]:
+        """The local wheels its build context takes."""
+
+    def prepare(self, model: PreparedModel) -> PreparedModel:
+        """The model with its form made and cached, where the shared forms (torch, ONNX) are
+        not the one it loads; a form it cannot make: `not_applicable[name]` says why."""

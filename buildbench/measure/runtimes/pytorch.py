@@ -1,0 +1,46 @@
+"""PyTorch: the model's torch form (a torch.export program, or TorchScript) in the image's torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildbench.measure.smoke.modelspec import PreparedModel
+
+if TYPE_CHECKING:
+    from buildbench.measure.runtimes.base import BuildChoices
+
+
+@dataclass(frozen=True)
+class PyTorch:
+    name: str = "pytorch"
+    default: bool = True
+    dockerfile: str = "pytorch.dockerfile"
+    module: str = "torch"
+    variants: tuple[str, ...] = ("cpu", "cuda")
+    missing_variant: str | None = None
+    form: str = "torch"
+    form_help: str = "a torch form (PATH.pt2, TorchScript, module:callable)"
+
+    def build_args(self, variant: str, choices: BuildChoices) -> dict[str, str]:
+        return {
+            "TORCH_VERSION": choices.torch_version,
+            "TORCH_CPU_INDEX_URL": choices.torch_cpu_index_url,
+        }
+
+    def requirements(self, variant: str, choices: BuildChoices) -> tuple[str, ...]:
+        return (f"torch=={choices.torch_version}" if choices.torch_version else "torch",)
+
+    def requirements_index(self, variant: str, choices: BuildChoices) -> str | None:
+        return choices.torch_cpu_index_url if variant == "cpu" else None
+
+    def wheels(self, wheels: Sequence[Path]) -> list[Path]:
+        return list(wheels)
+
+    def prepare(self, model: PreparedModel) -> PreparedModel:
+        return model  # the torch form is the shared one modelcache makes first
+
+
+PYTORCH = PyTorch()
