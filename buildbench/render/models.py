@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from buildbench.analyze.course import Entry, entries
 from buildbench.analyze.derived import quantiles
+from buildbench.measure.smoke.program.parity import ACCURACY_NOTE
 from buildbench.record import (
     ModelDetail,
     ModelInfo,
@@ -111,11 +112,12 @@ def _parity_table(cells: list[tuple[Entry, ModelDetail]], several: bool) -> str:
         worst = _worst_name(smoke)
         for name, found in by_output.items():
             ok = all(p.ok for p in found)
+            notes = [p.note for p in found if p.note and p.note.startswith(ACCURACY_NOTE)]
             rows.append(
                 [
                     _cell(entry, several),
                     f"`{name}`" + (" (worst)" if name == worst and len(by_output) > 1 else ""),
-                    "exact" if found[0].exact else "rtol/atol",
+                    "exact" if found[0].exact else notes[-1] if notes else "rtol/atol",
                     f"{max(p.max_abs_diff for p in found):.1e}",
                     f"{max(p.max_rel_diff for p in found):.1e}",
                     sum(p.mismatches for p in found),

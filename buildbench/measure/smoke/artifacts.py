@@ -68,6 +68,8 @@ def model_meta(prepared: PreparedModel, data: Path) -> dict[str, object]:
         "batches": described["batches"],
         "rtol": modelinputs.RTOL,
         "atol": modelinputs.ATOL,
+        **{key: f"model/{files[0]}" for key, files in prepared.forms.items()},
+        **{f"{key}_files": files for key, files in prepared.forms.items()},
     }
 
 
@@ -102,6 +104,7 @@ def _add_model(
         _add_dir(tar, prefix.rstrip("/"))
     _add_dir(tar, f"{prefix}model")
     names = [*prepared.onnx_files, *([prepared.torch] if prepared.torch else [])]
+    names += [name for files in prepared.forms.values() for name in files]
     for name in names:
         _add_file(tar, prepared.directory / name, f"{prefix}model/{name}")
     _add_dir(tar, f"{prefix}data")

@@ -105,13 +105,15 @@ def load(
     if prepared is None:
         prepared = _prepare_forms(torch, onnx, spec, key, directory)
     prepared = replace(prepared, info=replace(prepared.info, source=spec.text))
-    for name in dict.fromkeys(f for f in frameworks if f in NAMES):
-        prepared = runtime(name).prepare(prepared)
     _check_runnable(prepared, frameworks)
     if not strict:  # overrides for other models are checked by the caller
         names = {t.name for t in prepared.info.inputs}
         overrides = [o for o in overrides if o.name in names]
-    return replace(prepared, inputs=plan_inputs(prepared.info, overrides))
+    prepared = replace(prepared, inputs=plan_inputs(prepared.info, overrides))
+    for name in dict.fromkeys(f for f in frameworks if f in NAMES):
+        prepared = runtime(name).prepare(prepared)  # its own form, from the inputs planned
+    _check_runnable(prepared, frameworks)
+    return prepared
 
 
 def _cached(directory: Path) -> PreparedModel | None:

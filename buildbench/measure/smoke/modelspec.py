@@ -137,6 +137,8 @@ class PreparedModel:
     onnx_files: list[str] = field(default_factory=list)  # model.onnx and its external data
     torch: str | None = None
     torch_format: TorchFormat | None = None
+    # A runtime's own form (measure/runtimes), by its meta.json key: its files, the model first.
+    forms: dict[str, list[str]] = field(default_factory=dict)
 
     def batches(self, batch_sizes: Sequence[int]) -> list[int]:
         return [self.info.fixed_batch] if self.info.fixed_batch else list(batch_sizes)

@@ -88,8 +88,30 @@ def compare_outputs(model: Any, got: list, batch: dict, meta: dict, folder: str)
             continue
         path = os.path.join(folder, f"reference-{i}.bin")
         want = model.reference(path, STORED_DTYPES[ref["dtype"]])
-        found[name] = parity(values, want, meta["rtol"], meta["atol"], exact, xp=model.xp)
+        if model.accuracy is not None and not exact:
+            found[name] = accuracy(values, want, shape, model.accuracy, model.xp)
+        else:
+            found[name] = parity(values, want, meta["rtol"], meta["atol"], exact, xp=model.xp)
     return found
+
+
+ACCURACY_NOTE = "accuracy: "  # how an output's note starts when it is an accuracy figure
+
+
+def accuracy(got: Any, want: Any, shape: list[int], policy: dict, xp: Any) -> dict:
+    """A lossy form's accuracy (a quantised model's): the largest difference, the share of
+    values within the policy's tolerance (`of_range` x the output's largest magnitude + `rtol`
+    x the value's; passing at `share`) and, for a classifier's scores (one row of two or more
+    per item), how often its top-1 agrees with the reference's."""
+    scale = float(xp.where(xp.isnan(want), 0.0, xp.abs(want)).max()) if len(want) else 0.0
+    found = parity(got, want, policy["rtol"], policy["of_range"] * scale, xp=xp)
+    share = 1 - found["mismatches"] / found["count"] if found["count"] else 1.0
+    note = f"{ACCURACY_NOTE}{share:.1%} within tolerance"
+    if len(shape) == 2 and shape[0] and shape[1] > 1:
+        rows = shape[0]
+        agree = int((got.reshape(shape).argmax(1) == want.reshape(shape).argmax(1)).sum())
+        note += f", top-1 agrees on {agree} of {rows}"
+    return {**found, "ok": share >= policy["share"], "note": note}
 
 
 def worst(outputs: dict[str, dict]) -> tuple[str | None, dict]:

@@ -18,6 +18,9 @@ class Runtime(Protocol):
     # Whether every setting opens its own session after the cold one, the first included
     # (so that the settings' loads compare); else the first setting reuses the load.
     fresh_sessions: ClassVar[bool]
+    # None: parity within the model's rtol/atol; else its form is lossy (a quantised one)
+    # and parity is an accuracy figure on this tolerance (parity.accuracy).
+    accuracy: ClassVar[dict | None]
     info: dict  # framework_version, cuda_build, device ... as the host reads them
 
     def __init__(self, framework: Any, artifacts: str, meta: dict, want_gpu: bool) -> None:

@@ -49,6 +49,7 @@ class OnnxModel:
 
     form: ClassVar[str] = "onnx"
     fresh_sessions: ClassVar[bool] = True  # see Runtime.fresh_sessions
+    accuracy: ClassVar[dict | None] = None
 
     @staticmethod
     def framework(meta: dict) -> Any:
@@ -70,8 +71,8 @@ class OnnxModel:
         self.default_providers = ["CPUExecutionProvider"]
         if want_gpu and cuda_build:
             self.default_providers.insert(0, "CUDAExecutionProvider")
-        self.path = os.path.join(artifacts, meta["onnx"])
-        self.external = len(meta.get("onnx_files") or []) > 1
+        self.path = os.path.join(artifacts, meta[self.form])
+        self.external = len(meta.get(f"{self.form}_files") or []) > 1
         self.nodes_before = count_nodes(self.path)
         self.optimised: dict[str, tuple[str, float]] = {}  # level -> (file, seconds to make)
         self.session: Any = None

@@ -13,6 +13,7 @@ class TorchModel:
 
     form: ClassVar[str] = "torch"
     fresh_sessions: ClassVar[bool] = False
+    accuracy: ClassVar[dict | None] = None
 
     @staticmethod
     def framework(meta: dict) -> Any:
