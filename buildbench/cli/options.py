@@ -92,7 +92,7 @@ matrix_options = compose(
         "frameworks",
         type=click.Choice(NAMES),
         multiple=True,
-        help="Framework to build (repeatable; default: all).",
+        help="Framework to build (repeatable; default: pytorch and onnx).",
     ),
     option(
         "--base-image",

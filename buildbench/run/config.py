@@ -6,11 +6,11 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
 (`[[tool.buildbench.image]]` in `pyproject.toml`), each becoming one cell per variant:
 
     [[image]]
-    builtin = "pytorch"          # a built-in image ("pytorch" or "onnx"); takes no other key
+    builtin = "pytorch"          # a built-in image ("pytorch", "onnx", "onnx-int8"); no other key
 
     [[image]]
     name = "course-onnx"         # required: lowercase letters and digits, with . _ - inside;
-                                 # not "pytorch" or "onnx" (the built-in images' names)
+                                 # not a built-in image's name ("pytorch", "onnx", ...)
     dockerfile = "inference_onnx.dockerfile"  # required; relative to the config file's folder
     context = "."                # default: the Dockerfile's folder (relative as dockerfile)
     cuda_arg = "CUDA"            # the build-arg that selects the variant (default "CUDA")

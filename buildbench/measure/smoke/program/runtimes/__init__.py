@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Protocol
 
 from ..settings import DEFAULT_SETTING
 from .onnx import OnnxModel
+from .onnx_int8 import OnnxInt8Model
 from .pytorch import TorchModel
 
 
@@ -56,6 +57,10 @@ class Runtime(Protocol):
     def reference(self, path: str, dtype: str) -> Any: ...
 
 
-RUNTIMES: dict[str, type[Runtime]] = {"pytorch": TorchModel, "onnx": OnnxModel}
+RUNTIMES: dict[str, type[Runtime]] = {
+    "pytorch": TorchModel,
+    "onnx": OnnxModel,
+    "onnx-int8": OnnxInt8Model,
+}
 
 __all__ = ["DEFAULT_SETTING", "RUNTIMES", "Runtime"]
