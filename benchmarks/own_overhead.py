@@ -3,16 +3,18 @@ source trees compare on it (e.g. a change against main).
 
     .venv/bin/python benchmarks/own_overhead.py --pairs 5 [--tree NAME=/path/to/a/tree ...]
 
-Each round runs `docker build --no-cache`, then `buildbench run --no-smoke --no-keep-images -q`
-of the same network-free Dockerfile as benchmarks/overhead.py, once per tree, the order turned
-each round (interleaved: a machine that drifts biases no side). A `--tree` is a folder holding
-a `buildbench/` package, run with it first on PYTHONPATH; without one, this checkout. Per run,
-from the process's wall time and the run's own timeline:
+Each round runs `docker build --no-cache`, then `buildbench run --no-smoke --no-read-images
+--no-keep-images -q` of the same network-free Dockerfile as benchmarks/overhead.py, once per
+tree, the order turned each round (interleaved: a machine that drifts biases no side). A
+`--tree` is a folder holding a `buildbench/` package, run with it first on PYTHONPATH; without
+one, this checkout. Per run, from the process's wall time and the run's own timeline:
 
-- overhead: process wall - `docker build` wall (issue 19's goal: at most 1 s);
-- outside the run: process wall - the timeline's wall (start-up, imports, report, charts, exit);
+- overhead: process wall - `docker build` wall (issue 28's goal: at most 1 s);
+- outside the run: process wall - the timeline's wall, split into start-up (imports, options,
+  the matrix: up to the run's first phase), the report (its charts and text: from the run's
+  last results.csv to report.md, by their files' times) and the exit after it;
 - preflight, and the build phase beyond the timed build (context, quiet windows, bookkeeping);
-- measure: the image read (reported, owned elsewhere), clean-up;
+- measure (the version probe: the image is not read), clean-up;
 - start-up alone: `buildbench run --help` (imports and click).
 
 Medians per tree are printed as JSON with every sample, and the load average before and after.
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import CONFIG, DOCKERFILE, docker_build, newest_results, phases
+from overhead import CONFIG, DOCKERFILE, RUN_OPTIONS, docker_build, newest_results, phases
 
 BUILDBENCH = str(Path(sys.executable).with_name("buildbench"))
 
@@ -52,14 +54,25 @@ def _wall(command: list[str], folder: Path, env: dict[str, str]) -> float:
 
 def one_run(folder: Path, tree: str | None, results: str) -> dict[str, float]:
     env = _env(tree)
-    command = [BUILDBENCH, "run", "--no-smoke", "--no-keep-images", "-q", "--results-dir", results]
+    command = [BUILDBENCH, "run", *RUN_OPTIONS, "--results-dir", results]
     process = _wall(command, folder, env)
+    ended = time.time()
     run = newest_results(folder / results)
     info = run["run"]
     timed = run["results"][0]["build"]["seconds"][0]
+    run_dir = max((folder / results).glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    run_dir = run_dir.parent
+    table, report = (
+        (run_dir / "results.csv").stat().st_mtime,
+        (run_dir / "report.md").stat().st_mtime,
+    )
+    outside = process - info["wall_seconds"]
     return {
         "process": process,
-        "outside_the_run": process - info["wall_seconds"],
+        "outside_the_run": outside,
+        "startup": outside - (report - table) - (ended - report),
+        "report": report - table,
+        "exit": ended - report,
         "preflight": phases(info, "preflight"),
         "build_beyond_timed": phases(info, "build") - timed,
         "measure": phases(info, "measure"),

@@ -5,8 +5,12 @@ leaves the run out of the series."""
 
 from __future__ import annotations
 
-from buildbench.analyze.metrics import Metric
+from typing import TYPE_CHECKING
+
 from buildbench.record import CellRecord, model_of
+
+if TYPE_CHECKING:  # the run's warnings need no statistics (analyze/metrics.py imports numpy)
+    from buildbench.analyze.metrics import Metric
 
 # Others using more than this share of the engine host's CPU during a timed phase make it noisy
 # (on 2 cores, a quarter is half a core taken from what was timed): marked, never judged.

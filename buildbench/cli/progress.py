@@ -15,7 +15,6 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from buildbench.analyze.derived import build_summary
 from buildbench.record import CellRecord
 from buildbench.render import fmt
 from buildbench.run.matrix import Cell
@@ -42,6 +41,9 @@ def failure_lines(record: CellRecord) -> list[str]:
 
 
 def finished_line(record: CellRecord) -> str:
+    # The statistics (numpy) are loaded by the run's first save: not at start-up.
+    from buildbench.analyze.derived import build_summary
+
     image = record.image
     return (
         f"{record.key}: {record.status.value}, {fmt.seconds(build_summary(record).median)}, "

@@ -28,13 +28,14 @@ from buildbench.cli.progress import TerminalProgress
 from buildbench.engine.builders import BUILDERS
 from buildbench.errors import Terminated, UsageError
 from buildbench.record import CellRecord
-from buildbench.render.markdown import CELL_HEADERS, cell_columns
 from buildbench.run.engines import Outcome, execute
 from buildbench.run.plan import RunPlan, RunRequest, SmokeRequest
 from buildbench.status import Status
 
 
 def summary_table(records: list[CellRecord], machines: list[str] | None = None) -> str:
+    from buildbench.render.markdown import CELL_HEADERS, cell_columns  # loaded by the report
+
     with_machine = machines is not None and len(set(machines)) > 1
     rows = [
         [*([machines[i]] if with_machine and machines else []), *cell_columns(r)]

@@ -6,8 +6,9 @@ is a `ChartsUnavailable` the report turns into a note.
 
 from __future__ import annotations
 
+import importlib
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ def _figure() -> Any:
     except ImportError as exc:
         raise ChartsUnavailable(str(exc)) from None
     return Figure(figsize=(7, 4), dpi=100, layout="constrained")
+
+
+def preload_steps() -> list[Callable[[], object]]:
+    """What the first chart imports and loads (matplotlib, its font), in steps of a few tenths
+    of a second each, for a caller with time to spare (a run's preflight and quiet windows).
+    Without matplotlib, the report says so when it is written."""
+    return [lambda: importlib.import_module("matplotlib.backends.backend_agg"), preload]
 
 
 def preload() -> None:

@@ -3,7 +3,6 @@ Several results files (machines, engines, CI jobs) merge into one report."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -141,17 +140,6 @@ def _size_gb(record: CellRecord) -> tuple[float, None, str]:
 def _stacked_chart(stacks: list[charts.Stack]) -> Callable[[Path], Path]:
     title = "Where the run's wall time went"
     return lambda path: charts.stacked_bars(path, stacks, title=title, ylabel="seconds")
-
-
-def preload_steps() -> list[Callable[[], object]]:
-    """What writing the report imports and loads (pandas, matplotlib, its font), in steps of a
-    few tenths of a second each, for a caller with time to spare (a run's preflight and quiet
-    windows). Without matplotlib, the report says so when it is written."""
-    return [
-        lambda: importlib.import_module("pandas"),
-        lambda: importlib.import_module("matplotlib.backends.backend_agg"),
-        charts.preload,
-    ]
 
 
 def write_output(

@@ -1,11 +1,16 @@
 """Tidy views of results: one row per cell, scalar columns only (samples joined with ';').
 
 The results CSV, `report --format csv` and the cells of `report --format json` are this frame.
+A run writes its results.csv after every cell without pandas (`csv_text`: the same text that
+the frame's `to_csv` writes): importing pandas costs a run more than all its CSVs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,5 +113,39 @@ def cells_frame(runs: Sequence[RunResults]) -> pd.DataFrame:
 def write_cells_csv(run_dir: Path, run: RunResults) -> Path:
     """Rewrite run_dir's results.csv (one row per cell), atomically."""
     path = run_dir / RESULTS_CSV
-    atomic_write(path, cells_frame([run]).to_csv(index=False))
+    rows = [cell_row(run.info, machine, r) for machine, one in labelled([run]) for r in one.records]
+    atomic_write(path, csv_text(rows))
     return path
+
+
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    """`cells_frame`'s `to_csv(index=False)` of these rows, written by the csv module: each
+    column's values formatted as the frame's `convert_dtypes` types them (tests/unit/test_tables.py
+    holds the two to the same text)."""
+    if not rows:
+        return "\n"
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    columns = [_column([row.get(name) for row in rows]) for name in names]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(zip(*columns, strict=True))
+    return buffer.getvalue()
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _column(values: Iterable[object]) -> list[str]:
+    """One column's text: a column of numbers that are all whole is written as integers (pandas'
+    Int64), else every number as a float (Float64: 3 -> 3.0); booleans and strings as they
+    are; a column of mixed kinds value by value (object); missing values empty."""
+    values = list(values)
+    present = [v for v in values if not _missing(v)]
+    numbers = [v for v in present if isinstance(v, int | float) and not isinstance(v, bool)]
+    if present and len(numbers) == len(present):
+        whole = all(float(v).is_integer() and abs(v) < 2**63 for v in numbers)
+        text = (lambda v: str(int(v))) if whole else (lambda v: repr(float(v)))
+        return ["" if _missing(v) else text(v) for v in values]
+    return ["" if _missing(v) else str(v) for v in values]

@@ -11,6 +11,7 @@ drawn as one live view.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import os
@@ -28,7 +29,7 @@ from buildbench.engine.endpoint import Endpoint
 from buildbench.errors import BuildbenchError, EngineUnavailable, Terminated
 from buildbench.measure.smoke.runner import Payload
 from buildbench.record import CellRecord
-from buildbench.render.report import REPORT_MD, preload_steps, write_report
+from buildbench.render import charts
 from buildbench.results import RESULTS_JSON, RunResults, load_results
 from buildbench.run.matrix import Cell
 from buildbench.run.plan import RunPlan, RunRequest
@@ -102,12 +103,21 @@ def run_one(
         return RunResults(run.info, run.records), stopped
 
 
+def _report_steps() -> list[SpareStep]:
+    """What writing the report loads, in steps for a run's spare time: its own modules (the
+    statistics: numpy), then matplotlib and its font. None of it is imported before: a run
+    starts without them."""
+    return [lambda: importlib.import_module("buildbench.render.report"), *charts.preload_steps()]
+
+
 def _run_here(endpoint: Endpoint, plan: RunPlan, screen: Screen) -> Outcome:
     outcome = Outcome()
     with screen:
         # The report is written here, after the run: its libraries load while the run waits.
         # (With several engines, the report's process waits while others build: it loads none.)
-        result, outcome.error = run_one(endpoint, plan, screen.view(), spare=preload_steps())
+        result, outcome.error = run_one(endpoint, plan, screen.view(), spare=_report_steps())
+    from buildbench.render.report import REPORT_MD, write_report  # loaded while the run waited
+
     run_dir = plan.results_dir / result.info.run_id
     outcome.runs = [result]
     outcome.results = [run_dir / RESULTS_JSON]
@@ -219,6 +229,8 @@ def _shared_payloads(plan: RunPlan) -> Iterator[dict[str, Path]]:
 
 
 def _run_in_parallel(endpoints: list[Endpoint], plan: RunPlan, screen: Screen) -> Outcome:
+    from buildbench.render.report import REPORT_MD, write_report
+
     labels = labels_for(endpoints)
     group = plan.results_dir / new_run_id()
     child_plan = replace(plan, results_dir=group)

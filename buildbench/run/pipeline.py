@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buildbench.analyze.derived import FIGURES
 from buildbench.engine.api import Engine, ImageInfo
 from buildbench.engine.builders import Builder, BuildRequest, BuildSample
 from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
@@ -27,7 +26,6 @@ from buildbench.measure.slim import Slimmer, candidate_tag, trace_file
 from buildbench.measure.smoke import cpuload
 from buildbench.measure.smoke.runner import Payload, SmokeContext, SmokeKind
 from buildbench.record import BuildRecord, CellRecord, Download, RunInfo, SmokeResult, Step
-from buildbench.render.tables import write_cells_csv
 from buildbench.results import RunResults, results_document, write_results
 from buildbench.run.cleanup import Journal
 from buildbench.run.context import build_context
@@ -77,6 +75,11 @@ class PreparedRun:
     def save(self, *, table: bool = False) -> None:
         """The results file, after every stage; with `table`, its CSV view too (after every
         cell: the same figures, and a frame costs more than the file)."""
+        # The statistics (numpy) load where the run waits anyway (`prepare`'s spare work), not
+        # at start-up: the first save follows the checks.
+        from buildbench.analyze.derived import FIGURES
+        from buildbench.render.tables import write_cells_csv
+
         write_results(self.run_dir, results_document(self.info, self.records, FIGURES))
         if table:
             write_cells_csv(self.run_dir, RunResults(self.info, self.records))
@@ -210,23 +213,24 @@ class PreparedRun:
             base = self.bases.get(cell.base_image or "")
             analysed: list[ArchiveAnalysis] = []  # the image read once: --slim reuses it
             try:
-                measured = measure_image(
-                    self.engine,
-                    builds.image_id,
-                    base=base,
-                    framework=cell.framework,
-                    read_image=self.plan.read_images,
-                    on_analysis=analysed.append if self.plan.slim else lambda _: None,
-                    on_read=lambda done, all_: self.phase(
-                        progress,
-                        cell,
-                        "measure",
-                        "reading the image (compressed size, contents)",
-                        "reading the image",
-                        done,
-                        all_,
-                    ),
-                )
+                with self.spare_beside(untimed=not self.plan.read_images):
+                    measured = measure_image(
+                        self.engine,
+                        builds.image_id,
+                        base=base,
+                        framework=cell.framework,
+                        read_image=self.plan.read_images,
+                        on_analysis=analysed.append if self.plan.slim else lambda _: None,
+                        on_read=lambda done, all_: self.phase(
+                            progress,
+                            cell,
+                            "measure",
+                            "reading the image (compressed size, contents)",
+                            "reading the image",
+                            done,
+                            all_,
+                        ),
+                    )
             except EngineUnavailable:
                 raise
             except Exception as exc:  # recorded on the cell; the other cells still run
@@ -263,8 +267,23 @@ class PreparedRun:
             if not self.plan.keep_images:
                 # BuildKit's cache records go too (exactly those the cell's builds created),
                 # so that a nightly job on a shared engine stays flat.
-                self.engine.remove_image(builds.image_id)
-                self.engine.prune_cache_records(list(builds.cache_records))
+                with self.spare_beside(untimed=True):
+                    self.engine.remove_image(builds.image_id)
+                    self.engine.prune_cache_records(list(builds.cache_records))
+
+    @contextlib.contextmanager
+    def spare_beside(self, *, untimed: bool) -> Iterator[None]:
+        """Spare work in its thread while the engine does what nothing times (the version probe
+        of an image that is not read, the clean-up), paused after: never beside a timed phase
+        (the read of an image is one)."""
+        if not untimed or self.spare is None or not self.spare.left():
+            yield
+            return
+        self.spare.start()
+        try:
+            yield
+        finally:
+            self.spare.pause()
 
     def slim(
         self,

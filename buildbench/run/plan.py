@@ -14,7 +14,6 @@ from buildbench.measure.smoke.options import Gpus, ModelRequest, SmokeOptions
 from buildbench.measure.smoke.runner import Payload, SmokeKind
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
-from buildbench.run.smokes import idle_cells, run_smoke_options, smoke_kind
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ class RunPlan:
         """Each cell's smoke test, by cell key (none for cells without one, or --no-smoke)."""
         if self.smoke is None:
             return {}
+        from buildbench.run.smokes import smoke_kind  # the kinds (and numpy): with a smoke test
+
         kinds = {cell.key: smoke_kind(cell, self.smoke) for cell in self.cells}
         return {key: kind for key, kind in kinds.items() if kind is not None}
 
@@ -50,7 +51,11 @@ class RunPlan:
         """The plan without the cells whose image no model of the run could use (run/smokes.py),
         each kept in `not_built` with its reason: decided once the models are checked, before
         anything is built."""
-        idle = idle_cells(self.cells, self.smoke) if self.smoke else {}
+        idle: dict[str, str] = {}
+        if self.smoke is not None:
+            from buildbench.run.smokes import idle_cells
+
+            idle = idle_cells(self.cells, self.smoke)
         cells = [cell for cell in self.cells if cell.key not in idle]
         return replace(self, cells=cells, not_built={**self.not_built, **idle})
 
@@ -104,6 +109,8 @@ class SmokeRequest:
             ort_settings=tuple(s.strip() for s in self.ort_settings.split(",") if s.strip()),
             threads=self.threads,
         )
+        from buildbench.run.smokes import run_smoke_options
+
         return run_smoke_options(options, cells)
 
 

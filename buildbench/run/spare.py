@@ -5,6 +5,7 @@ CPU time is not counted as others'), and never while a build is timed.
     spare = SpareWork([step, ...]).start()  # the thread takes steps in turn
     spare.pause()                            # before a timed build: it ends its current step
     spare.until(deadline)                    # in a quiet window: more steps, here
+    spare.start()                            # beside an engine wait nothing times: the thread
 
 A step left over runs nowhere: what it would have loaded is loaded when it is used. A step that
 fails is logged and dropped (its work is only a head start).
@@ -31,6 +32,8 @@ class SpareWork:
         self._thread: threading.Thread | None = None
 
     def start(self) -> SpareWork:
+        """The thread takes steps until paused (again, after a pause)."""
+        self._paused.clear()
         self._thread = threading.Thread(target=self._work, daemon=True, name="buildbench-spare")
         self._thread.start()
         return self

@@ -27,7 +27,7 @@ from buildbench.errors import (
     UsageError,
 )
 from buildbench.labels import LABEL_CELL, LABEL_LOCK, LABEL_RUN, masked_build_args, smoke_volume
-from buildbench.measure.smoke import program
+from buildbench.measure.smoke import cpuload, program
 from buildbench.measure.smoke.kinds.model.smoke import InferenceSmoke
 from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.record import (
@@ -45,6 +45,7 @@ from buildbench.run.pipeline import PreparedRun
 from buildbench.run.plan import RunPlan
 from buildbench.run.prepare import prepare
 from buildbench.run.progress import RunHeader
+from buildbench.run.spare import SpareWork
 from buildbench.run.stages import Builds, Failure, apply, new_record
 from buildbench.status import ExitReason, Status
 from tests.fakes import PROBE_ANSWER, FakeEngine, classic_stream, default_outcome
@@ -190,13 +191,14 @@ def test_every_sample_times_packing_its_context_as_docker_build_does(
 def test_the_results_file_follows_every_stage_and_its_csv_every_cell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from buildbench.render import tables
     from buildbench.run import pipeline
 
     written: list[str] = []
-    for name in ("write_results", "write_cells_csv"):
-        real = getattr(pipeline, name)
+    for module, name in ((pipeline, "write_results"), (tables, "write_cells_csv")):
+        real = getattr(module, name)
         monkeypatch.setattr(
-            pipeline, name, lambda *a, real=real, name=name: (written.append(name), real(*a))[1]
+            module, name, lambda *a, real=real, name=name: (written.append(name), real(*a))[1]
         )
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     run, _ = _run(engine, _plan(tmp_path))
@@ -622,3 +624,44 @@ def test_the_report_says_where_the_time_went(tmp_path: Path) -> None:
     assert {"onnx/cpu", "onnx/cuda", "clean-up"} <= set(rows)
     totals = phase_totals(saved.info)
     assert sum(t.seconds for t in totals) == pytest.approx(saved.info.wall_seconds, abs=0.01)
+
+
+@pytest.mark.parametrize("read_images", [False, True])
+def test_spare_work_goes_on_beside_the_version_probe_unless_the_image_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_images: bool
+) -> None:
+    """The version probe is an engine wait nothing times, unless the image is read beside it:
+    that read is timed, so nothing spare runs then."""
+    monkeypatch.setattr(cpuload, "QUIET_SECONDS", 0.0)  # the build's windows take no step
+    engine = _engine([classic_stream(image(1))])
+    built, stepped = threading.Event(), threading.Event()
+    seen: list[tuple[threading.Thread, bool]] = []  # (where, after the build)
+
+    def step() -> None:
+        seen.append((threading.current_thread(), built.is_set()))
+        stepped.set()
+
+    build = engine.build
+
+    def tracked_build(*args: Any, **kwargs: Any) -> Any:
+        yield from build(*args, **kwargs)
+        built.set()
+
+    def probe(ref: str, spec: ContainerSpec) -> ContainerOutcome:
+        if ref != BASE and not read_images:  # the built image's version probe
+            assert stepped.wait(5)  # the spare step ran by the time the probe answers
+        return default_outcome(ref, spec)
+
+    engine.build = tracked_build  # type: ignore[method-assign]
+    engine.run_result = probe
+    cells = builtin_matrix(MatrixOptions(frameworks=("onnx",), variants=("cpu",), base_image=BASE))
+    plan = RunPlan(cells, BASE, tmp_path, read_images=read_images)
+    progress = Recorder()
+    with _prepared(engine, plan) as run:
+        run.spare, progress.run = SpareWork([step]), run
+        run.run_all(progress)
+    if read_images:
+        assert seen == [] and run.spare.left() == 1
+    else:  # in its thread, after the build, before the probe's answer
+        assert [after_build for _, after_build in seen] == [True]
+        assert seen[0][0] is not threading.current_thread()

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from buildbench.analyze.derived import worst_parity
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, VolumeMount
 from buildbench.errors import UsageError
 from buildbench.measure.runtimes import DEFAULT_NAMES
@@ -286,6 +285,9 @@ class InferenceSmoke:
             return Status.INVALID_VARIANT, (
                 f"labelled CPU, but its {self.framework} is a CUDA build"
             )
+        # Imported here: the kinds are read with every config, and `run` starts without numpy.
+        from buildbench.analyze.derived import worst_parity
+
         summary = worst_parity(smoke)
         if summary is None or not summary.ok:
             worst = f"max abs diff {summary.max_abs_diff:.3g}" if summary else "no parity reported"
