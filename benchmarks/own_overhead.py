@@ -10,6 +10,8 @@ tree, the order turned each round (interleaved: a machine that drifts biases no 
 one, this checkout. Per run, from the process's wall time and the run's own timeline:
 
 - overhead: process wall - `docker build` wall (issue 28's goal: at most 1 s);
+- cpu: the process's CPU seconds (user and system, its children's too): its own work, which a
+  busy machine slows but does not add to;
 - outside the run: process wall - the timeline's wall, split into start-up (imports, options,
   the matrix: up to the run's first phase), the report (its charts and text: from the run's
   last results.csv to report.md, by their files' times) and the exit after it;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,11 +55,18 @@ def _wall(command: list[str], folder: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - began
 
 
+def _cpu() -> float:
+    """CPU seconds of the finished children so far: a run's own work, however busy the machine."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def one_run(folder: Path, tree: str | None, results: str) -> dict[str, float]:
     env = _env(tree)
     command = [BUILDBENCH, "run", *RUN_OPTIONS, "--results-dir", results]
+    cpu = _cpu()
     process = _wall(command, folder, env)
-    ended = time.time()
+    ended, cpu = time.time(), _cpu() - cpu
     run = newest_results(folder / results)
     info = run["run"]
     timed = run["results"][0]["build"]["seconds"][0]
@@ -69,6 +79,7 @@ def one_run(folder: Path, tree: str | None, results: str) -> dict[str, float]:
     outside = process - info["wall_seconds"]
     return {
         "process": process,
+        "cpu": cpu,
         "outside_the_run": outside,
         "startup": outside - (report - table) - (ended - report),
         "report": report - table,

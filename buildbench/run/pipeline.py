@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +183,7 @@ class PreparedRun:
     def cold_pulls(self, progress: Progress) -> None:
         """Each shipped image pulled with nothing local; the run's lock goes first, as it is a
         container of the base image, which must be set aside meanwhile."""
+        self.spare_off()  # the pulls are timed
         self.lock.close()
         self.timeline.enter("cold pulls")
         by_base: dict[str, list[CellRecord]] = {}
@@ -212,25 +213,26 @@ class PreparedRun:
             self.phase(progress, cell, "measure", "measuring the image")
             base = self.bases.get(cell.base_image or "")
             analysed: list[ArchiveAnalysis] = []  # the image read once: --slim reuses it
+            if not self.plan.read_images:  # the version probe alone: nothing timed
+                self.spare_on()
             try:
-                with self.spare_beside(untimed=not self.plan.read_images):
-                    measured = measure_image(
-                        self.engine,
-                        builds.image_id,
-                        base=base,
-                        framework=cell.framework,
-                        read_image=self.plan.read_images,
-                        on_analysis=analysed.append if self.plan.slim else lambda _: None,
-                        on_read=lambda done, all_: self.phase(
-                            progress,
-                            cell,
-                            "measure",
-                            "reading the image (compressed size, contents)",
-                            "reading the image",
-                            done,
-                            all_,
-                        ),
-                    )
+                measured = measure_image(
+                    self.engine,
+                    builds.image_id,
+                    base=base,
+                    framework=cell.framework,
+                    read_image=self.plan.read_images,
+                    on_analysis=analysed.append if self.plan.slim else lambda _: None,
+                    on_read=lambda done, all_: self.phase(
+                        progress,
+                        cell,
+                        "measure",
+                        "reading the image (compressed size, contents)",
+                        "reading the image",
+                        done,
+                        all_,
+                    ),
+                )
             except EngineUnavailable:
                 raise
             except Exception as exc:  # recorded on the cell; the other cells still run
@@ -238,6 +240,8 @@ class PreparedRun:
                 return
             apply(record, measured)
             self.save()
+            if cell.key in self.kinds or self.plan.registry:
+                self.spare_off()  # the smoke test and the registry's transfers are timed
             if self.plan.slim and cell.key in self.kinds:
                 self.slim(cell, record, builds.image_id, progress, *analysed[:1])
             elif (result := self.smoke(cell, builds.image_id, progress)) is not None:
@@ -267,22 +271,21 @@ class PreparedRun:
             if not self.plan.keep_images:
                 # BuildKit's cache records go too (exactly those the cell's builds created),
                 # so that a nightly job on a shared engine stays flat.
-                with self.spare_beside(untimed=True):
-                    self.engine.remove_image(builds.image_id)
-                    self.engine.prune_cache_records(list(builds.cache_records))
+                self.spare_on()
+                self.engine.remove_image(builds.image_id)
+                self.engine.prune_cache_records(list(builds.cache_records))
 
-    @contextlib.contextmanager
-    def spare_beside(self, *, untimed: bool) -> Iterator[None]:
-        """Spare work in its thread while the engine does what nothing times (the version probe
-        of an image that is not read, the clean-up), paused after: never beside a timed phase
-        (the read of an image is one)."""
-        if not untimed or self.spare is None or not self.spare.left():
-            yield
-            return
-        self.spare.start()
-        try:
-            yield
-        finally:
+    def spare_on(self) -> None:
+        """Spare work in its thread from here, beside engine waits nothing times (the version
+        probe of an image that is not read, the clean-up), until `spare_off` before the next
+        timed phase (a build sample's quiet window, the smoke test, the registry) or the run's
+        end (`prepare`)."""
+        if self.spare is not None and self.spare.left():
+            self.spare.start()
+
+    def spare_off(self) -> None:
+        """The spare thread ends its current step and stops: something timed comes next."""
+        if self.spare is not None:
             self.spare.pause()
 
     def slim(

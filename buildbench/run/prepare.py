@@ -197,7 +197,8 @@ def prepare(
     """Check what the run needs before building anything, create its results folder (named
     `name`, else the run id), hold its lock and make the smoke tests' files; release them all
     when the run is done. `spare`: steps of work for later (loading the report's libraries), done
-    in a thread while the checks wait on the engine, then in the quiet windows (run/spare.py)."""
+    in a thread while the checks wait on the engine, then in the quiet windows and beside engine
+    waits nothing times (run/spare.py, run/pipeline.py's `spare_on`)."""
     started, timeline = now(), Timeline()  # the run starts with its checks
     timeline.enter("preflight")
     kinds = plan.smoke_kinds()
@@ -207,46 +208,53 @@ def prepare(
     kinds = {key: kind for key, kind in kinds.items() if key not in plan.not_built}
     in_background = SpareWork(spare).start() if spare else None
     run_id, lock = new_run_id(), contextlib.ExitStack()
-    with lock:
-        try:
-            checked = _check(engine, plan, previous, lock, run_labels(run_id, None))
-        finally:
-            if in_background is not None:
-                # What the checks left goes into the quiet windows: nothing spare runs beside
-                # the base pushes, the downloads or the model preparation, whose seconds count.
-                in_background.pause()
-        info = _run_info(engine, plan, builder, checked, local, started, run_id)
-        info.timeline = timeline.phases
-        run_dir = plan.results_dir.resolve() / (name or info.run_id)
-        run_dir.mkdir(parents=True)
-        run = PreparedRun(
-            plan=plan,
-            engine=engine,
-            builder=builder,
-            info=info,
-            run_dir=run_dir,
-            bases=checked.bases,
-            journal=Journal(run_dir),
-            gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
-            kinds=kinds,
-            lock=lock,
-            timeline=timeline,
-            estimates=phase_seconds(previous.info.timeline) if previous else {},
-            spare=in_background,
-        )
-        run.save()
-        try:
+    try:
+        with lock:
             try:
-                _before_first_cell(run, checked, make_payload)
-            except (KeyboardInterrupt, Terminated):  # before the first cell: still on record
-                run.info.exit_reason, run.info.finished_at = ExitReason.INTERRUPTED, now()
-                run.info.wall_seconds = timeline.close()
-                run.save(table=True)
-                raise
-            except UsageError:  # refused for the user's input: nothing measured, no run to keep
-                shutil.rmtree(run_dir, ignore_errors=True)
-                raise
-            yield run
-        finally:
-            for volume in run.volumes.values():
-                engine.remove_volume(volume)
+                checked = _check(engine, plan, previous, lock, run_labels(run_id, None))
+            finally:
+                if in_background is not None:
+                    # What the checks left goes into the quiet windows: nothing spare runs beside
+                    # the base pushes, the downloads or the model preparation, whose seconds count.
+                    in_background.pause()
+            info = _run_info(engine, plan, builder, checked, local, started, run_id)
+            info.timeline = timeline.phases
+            run_dir = plan.results_dir.resolve() / (name or info.run_id)
+            run_dir.mkdir(parents=True)
+            run = PreparedRun(
+                plan=plan,
+                engine=engine,
+                builder=builder,
+                info=info,
+                run_dir=run_dir,
+                bases=checked.bases,
+                journal=Journal(run_dir),
+                gpus=plan.smoke is not None and wants_gpus(engine.info(), plan.smoke.gpus),
+                kinds=kinds,
+                lock=lock,
+                timeline=timeline,
+                estimates=phase_seconds(previous.info.timeline) if previous else {},
+                spare=in_background,
+            )
+            run.save()
+            try:
+                try:
+                    _before_first_cell(run, checked, make_payload)
+                except (KeyboardInterrupt, Terminated):  # before the first cell: still on record
+                    run.info.exit_reason, run.info.finished_at = ExitReason.INTERRUPTED, now()
+                    run.info.wall_seconds = timeline.close()
+                    run.save(table=True)
+                    raise
+                except UsageError:  # refused for the user's input: nothing measured, no run to keep
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                    raise
+                yield run
+            finally:
+                for volume in run.volumes.values():
+                    engine.remove_volume(volume)
+    finally:
+        if in_background is not None:
+            # Where the run left it on (beside the clean-up: run/pipeline.py) it goes on beside
+            # the release too; it stops before the report is drawn (two threads must not draw
+            # with matplotlib at once).
+            in_background.pause()

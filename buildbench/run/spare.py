@@ -1,11 +1,12 @@
 """Work for later (the report's imports), done where a run waits anyway: in a thread while the
 preflight waits on the engine, then inside the quiet windows around build samples (whose own
-CPU time is not counted as others'), and never while a build is timed.
+CPU time is not counted as others'), in the thread again beside engine waits nothing times (the
+version probe of an image that is not read, the clean-up), and never while anything is timed.
 
     spare = SpareWork([step, ...]).start()  # the thread takes steps in turn
     spare.pause()                            # before a timed build: it ends its current step
     spare.until(deadline)                    # in a quiet window: more steps, here
-    spare.start()                            # beside an engine wait nothing times: the thread
+    spare.start()                            # beside what nothing times: the thread again
 
 A step left over runs nowhere: what it would have loaded is loaded when it is used. A step that
 fails is logged and dropped (its work is only a head start).
@@ -32,8 +33,10 @@ class SpareWork:
         self._thread: threading.Thread | None = None
 
     def start(self) -> SpareWork:
-        """The thread takes steps until paused (again, after a pause)."""
+        """The thread takes steps until paused (again, after a pause; one thread at a time)."""
         self._paused.clear()
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._thread = threading.Thread(target=self._work, daemon=True, name="buildbench-spare")
         self._thread.start()
         return self

@@ -58,3 +58,24 @@ def test_a_failing_step_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) 
         spare.until(time.monotonic() + 5)
     assert ran == ["next"] and spare.left() == 0
     assert "spare work" in caplog.text and "no matplotlib here" in caplog.text
+
+
+def test_started_again_it_goes_on_in_one_thread_at_a_time() -> None:
+    entered, gate = threading.Event(), threading.Event()
+    threads: list[threading.Thread] = []
+
+    def step() -> None:
+        threads.append(threading.current_thread())
+        entered.set()
+        gate.wait(5)
+
+    spare = SpareWork([step, step, step]).start()
+    assert entered.wait(5)
+    spare.start()  # while its thread is in a step: no second thread
+    assert sum(t.name == "buildbench-spare" for t in threading.enumerate()) == 1
+    gate.set()
+    spare.pause()
+    for _ in range(3):  # started again after a pause: the rest, in its thread
+        if spare.left():
+            spare.start().pause()
+    assert len(threads) == 3 and threading.current_thread() not in threads
