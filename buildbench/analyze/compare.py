@@ -16,18 +16,20 @@ from dataclasses import dataclass, replace
 
 from buildbench.analyze.interference import BUSY_SHARE, others_share
 from buildbench.analyze.metrics import METRICS, Metric, ratio
-from buildbench.analyze.stats import (
+from buildbench.analyze.runlevel import (
     MIN_SPREAD_RUNS,
     MIN_TEST_RUNS,
     NO_PRIOR,
     OUTLIER_ALPHA,
     SPREAD_SDS,
-    Alternative,
     Prior,
     adjusted_p_values,
     run_p_value,
     run_prior,
     run_spread,
+)
+from buildbench.analyze.stats import (
+    Alternative,
     significance,
 )
 from buildbench.record import CellRecord, RunInfo
@@ -340,7 +342,7 @@ def _metric_row(
 def time_threshold(
     runs: Sequence[float], default: float, min_effect: float, prior: Prior = NO_PRIOR
 ) -> float:
-    """The factor a time must move by: the runs' own A/A spread (`stats.run_spread`: outlier
+    """The factor a time must move by: the runs' own A/A spread (`runlevel.run_spread`: outlier
     runs left out), at least `min_effect`, once there are enough runs to show it; else
     `default`."""
     spread = run_spread(runs, prior)

@@ -16,7 +16,7 @@ per run that measured it: the median of its samples for times, the exact bytes f
   A/A spread of the runs before it (`compare.time_threshold`: e to the power of two standard
   deviations of their log values, outlier runs left out, at least the minimum effect; the
   default below 5 runs), the growth budget for sizes; (2) the runs after it differ from the
-  runs before (`stats.runs_p_value`: a prediction test robust to an outlier run among those
+  runs before (`runlevel.runs_p_value`: a prediction test robust to an outlier run among those
   before, as `compare`'s), with the false discovery rate over every series the run judges held
   to `Thresholds.fdr` (Benjamini-Hochberg: on a quiet run, the chance that it fails); and
   (3) the gate did not already fail on it at the run before: it fails once, on the run that
@@ -33,7 +33,13 @@ from buildbench.analyze.changepoints import Shift, detect_shifts, newest_worse_s
 from buildbench.analyze.compare import Thresholds, differences, time_threshold
 from buildbench.analyze.interference import BUSY_SHARE, others_share
 from buildbench.analyze.metrics import METRICS, Metric
-from buildbench.analyze.stats import NO_PRIOR, Prior, false_discovery, run_prior, runs_p_value
+from buildbench.analyze.runlevel import (
+    NO_PRIOR,
+    Prior,
+    false_discovery,
+    run_prior,
+    runs_p_value,
+)
 from buildbench.record import CellRecord
 from buildbench.results import RunResults
 from buildbench.status import Status
@@ -229,7 +235,7 @@ def judge_all(
     """The newest shift of each stretch of comparable runs one run judges, if worse and young,
     with its effect and p-value, then `discover` over all of them.
     As in `compare`, each time series' variance is moderated by a prior fitted to all of them
-    (`stats.run_prior`, on the runs at each series' level before its candidate shift)."""
+    (`runlevel.run_prior`, on the runs at each series' level before its candidate shift)."""
     found = [_candidate(values, min_size) for values in stretches]
     prior = run_prior(
         [c.before for c, metric in zip(found, metrics, strict=True) if metric.kind == "time"]

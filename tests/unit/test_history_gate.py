@@ -19,7 +19,10 @@ from buildbench.analyze.compare import Thresholds
 from buildbench.analyze.derived import FIGURES
 from buildbench.analyze.history import fails, history, judge_all, regressions
 from buildbench.analyze.metrics import METRIC_BY_KEY
-from buildbench.analyze.stats import run_prior, runs_p_value
+from buildbench.analyze.runlevel import (
+    run_prior,
+    runs_p_value,
+)
 from buildbench.cli import cli
 from buildbench.results import load_results, results_document, write_results
 from tests.unit.references import DATA

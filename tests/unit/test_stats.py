@@ -15,24 +15,26 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from buildbench.analyze.stats import (
+from buildbench.analyze.runlevel import (
     MAX_PRIOR_DF,
     NO_PRIOR,
-    Interval,
     Prior,
-    Quantiles,
-    Significance,
-    Summary,
     _trimming_bias,
-    coefficient_of_variation,
     false_discovery,
-    latency_quantiles,
-    quantile,
-    quantile_interval,
     run_level,
     run_p_value,
     run_prior,
     run_spread,
+)
+from buildbench.analyze.stats import (
+    Interval,
+    Quantiles,
+    Significance,
+    Summary,
+    coefficient_of_variation,
+    latency_quantiles,
+    quantile,
+    quantile_interval,
     significance,
     summarize,
 )
