@@ -10,6 +10,7 @@ import pytest
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.factory import choose_builder
 from buildbench.labels import LABEL_RUN
+from buildbench.measure.smoke.kinds.model.config import ModelConfig
 from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.record import CellRecord, model_of
 from buildbench.results import RunResults
@@ -56,6 +57,7 @@ def broken_run(
                     {"CUDA": "", "BASE_IMAGE": base_image},
                     framework="onnx",
                     build_inputs=True,
+                    smoke=ModelConfig("onnx"),
                 )
             )
             continue
@@ -71,6 +73,7 @@ def broken_run(
                 {"BASE_IMAGE": base_image},
                 framework="onnx" if gpu else "pytorch",
                 build_inputs=gpu,
+                smoke=ModelConfig("onnx" if gpu else "pytorch"),
             )
         )
     plan = RunPlan(
