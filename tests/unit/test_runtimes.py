@@ -15,7 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from buildbench.cli import cli
+from buildbench.errors import UsageError
 from buildbench.measure.runtimes import DEFAULT_NAMES, NAMES, RUNTIMES
+from buildbench.measure.runtimes.base import lacking_domains
+from buildbench.measure.runtimes.onnx import OnnxRuntime
 from buildbench.measure.smoke import artifacts, modelcache, program
 from buildbench.measure.smoke.kinds.model.smoke import load_models
 from buildbench.measure.smoke.modelspec import parse_spec
@@ -74,3 +77,30 @@ def test_the_program_runs_from_its_volume_as_a_folder(tmp_path: Path) -> None:
     assert found["parity"]["1"]["ok"] and found["parity"]["2"]["ok"]
     assert found["providers"] == ["CPUExecutionProvider"]
     assert len(found["latency"]["2"]["samples"]) == 2
+
+
+def test_each_runtime_says_whether_it_can_run_a_model_and_why_not(tmp_path: Path) -> None:
+    """Runtime.unable: an ONNX model has no torch form, so PyTorch says so and ONNX Runtime
+    runs it; the reasons reach the model's cells (not_applicable)."""
+    prepared = modelcache.load(parse_spec(str(tiny_onnx(tmp_path / "m.onnx"))), frameworks=NAMES)
+    by_name = {r.name: r.unable(prepared) for r in RUNTIMES}
+    assert by_name["pytorch"] == "an ONNX model has no PyTorch form"
+    assert by_name["onnx"] is None
+    assert prepared.operators == {"": ["Add", "Cast", "Greater", "MatMul"]}
+    assert lacking_domains(prepared, [""]) is None
+    assert prepared.info.not_applicable["pytorch"] == by_name["pytorch"]
+
+
+def test_a_model_no_selected_runtime_can_run_is_refused_with_each_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime's own reason (an operator it lacks, say) is asked of it by the model's load:
+    refused before any build when no selected runtime runs the model, else its cell's reason."""
+    monkeypatch.setattr(OnnxRuntime, "unable", lambda self, model: "it lacks an operator")
+    path = str(tiny_onnx(tmp_path / "m.onnx"))
+    with pytest.raises(UsageError, match=r"onnx: it lacks an operator") as refused:
+        modelcache.load(parse_spec(path), frameworks=["onnx", "pytorch"])
+    assert "pytorch: an ONNX model has no PyTorch form" in str(refused.value)
+    found = modelcache.load(parse_spec(path), frameworks=["onnx", "onnx-int8"])
+    assert found.info.not_applicable["onnx"] == "it lacks an operator"
+    assert "onnx-int8" not in found.info.not_applicable  # quantised: it runs

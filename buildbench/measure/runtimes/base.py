@@ -70,3 +70,23 @@ class Runtime(Protocol):
     def prepare(self, model: PreparedModel) -> PreparedModel:
         """The model with its form made and cached, where the shared forms (torch, ONNX) are
         not the one it loads; a form it cannot make: `not_applicable[name]` says why."""
+
+    def unable(self, model: PreparedModel) -> str | None:
+        """Why it cannot run this (prepared) model: no form of it, an operator it lacks; None
+        where it can. Its cells say so ("not applicable" with the reason), and a model that
+        none of a run's runtimes can run is refused before any build (modelcache.load)."""
+
+
+def missing_form(model: PreparedModel, name: str, form: str, present: bool) -> str | None:
+    """The reason the runtime `name` has no `form` of the model (the one recorded where the
+    form could not be made), or None where the model has it."""
+    if present:
+        return None
+    return model.info.not_applicable.get(name) or f"the model has no {form} form"
+
+
+def lacking_domains(model: PreparedModel, domains: Sequence[str]) -> str | None:
+    """The ONNX form's operators from other domains than `domains` (the standard one is ""),
+    in a few words ("ai.onnx.ml: LinearClassifier, ZipMap"); None where it has none."""
+    other = {d: ops for d, ops in model.operators.items() if d not in domains}
+    return "; ".join(f"{d}: {', '.join(ops)}" for d, ops in sorted(other.items())) or None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buildbench.measure.runtimes.base import missing_form
 from buildbench.measure.smoke.modelspec import PreparedModel
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ class OnnxRuntime:
 
     def prepare(self, model: PreparedModel) -> PreparedModel:
         return model  # the ONNX form is the shared one modelcache makes with the torch form
+
+    def unable(self, model: PreparedModel) -> str | None:
+        # ai.onnx.ml (skl2onnx's classifiers) and com.microsoft are ONNX Runtime's own
+        return missing_form(model, self.name, "ONNX", model.onnx is not None)
 
 
 ONNX = OnnxRuntime()

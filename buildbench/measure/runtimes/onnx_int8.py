@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildbench.errors import UsageError
+from buildbench.measure.runtimes.base import missing_form
 from buildbench.measure.runtimes.onnx import ONNX
 from buildbench.measure.smoke.modelinputs import SEED, make_input
 from buildbench.measure.smoke.modelspec import PreparedModel
@@ -66,6 +67,9 @@ class OnnxInt8:
         if found["reason"]:
             return _not_applicable(model, self.name, found["reason"])
         return replace(model, forms={**model.forms, self.form: found["files"]})
+
+    def unable(self, model: PreparedModel) -> str | None:
+        return missing_form(model, self.name, "int8", self.form in model.forms)
 
 
 ONNX_INT8 = OnnxInt8()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buildbench.measure.runtimes.base import missing_form
 from buildbench.measure.smoke.modelspec import PreparedModel
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class PyTorch:
 
     def prepare(self, model: PreparedModel) -> PreparedModel:
         return model  # the torch form is the shared one modelcache makes first
+
+    def unable(self, model: PreparedModel) -> str | None:
+        return missing_form(model, self.name, "torch", model.torch is not None)
 
 
 PYTORCH = PyTorch()

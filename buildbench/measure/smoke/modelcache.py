@@ -105,13 +105,14 @@ def load(
     if prepared is None:
         prepared = _prepare_forms(torch, onnx, spec, key, directory)
     prepared = replace(prepared, info=replace(prepared.info, source=spec.text))
-    _check_runnable(prepared, frameworks)
+    _check_runnable(prepared, frameworks)  # the forms' reasons: before planning inputs
     if not strict:  # overrides for other models are checked by the caller
         names = {t.name for t in prepared.info.inputs}
         overrides = [o for o in overrides if o.name in names]
     prepared = replace(prepared, inputs=plan_inputs(prepared.info, overrides))
     for name in dict.fromkeys(f for f in frameworks if f in NAMES):
         prepared = runtime(name).prepare(prepared)  # its own form, from the inputs planned
+    prepared = _asked(prepared, frameworks)
     _check_runnable(prepared, frameworks)
     return prepared
 
@@ -132,6 +133,7 @@ def _cached(directory: Path) -> PreparedModel | None:
         onnx_files=data["onnx_files"],
         torch=data["torch"],
         torch_format=data["torch_format"],
+        operators=data.get("operators", {}),
     )
 
 
@@ -151,6 +153,7 @@ def _prepare_forms(
                     "onnx_files": made.onnx_files,
                     "torch": made.torch,
                     "torch_format": made.torch_format,
+                    "operators": made.operators,
                 },
                 indent=2,
             )
@@ -159,6 +162,18 @@ def _prepare_forms(
         work.rename(directory)
         work.mkdir()  # for TemporaryDirectory's own clean-up
     return replace(made, directory=directory)
+
+
+def _asked(prepared: PreparedModel, frameworks: Sequence[str]) -> PreparedModel:
+    """The model with each selected runtime's reason it cannot run it (Runtime.unable) among
+    its `not_applicable` reasons: its cells say so."""
+    found = {
+        f: why
+        for f in dict.fromkeys(frameworks)
+        if f in NAMES and (why := runtime(f).unable(prepared))
+    }
+    reasons = {**prepared.info.not_applicable, **found}
+    return replace(prepared, info=replace(prepared.info, not_applicable=reasons))
 
 
 def _check_runnable(prepared: PreparedModel, frameworks: Sequence[str]) -> None:

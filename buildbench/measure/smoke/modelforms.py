@@ -109,7 +109,16 @@ def make_forms(torch: Any, onnx: Any, spec: ModelSpec, key: str, work: Path) -> 
         not_applicable=not_applicable,
         nodes=graph.get("nodes"),
     )
-    return PreparedModel(info, work, [], onnx_name, onnx_files, torch_name, torch_format)
+    return PreparedModel(
+        info,
+        work,
+        [],
+        onnx_name,
+        onnx_files,
+        torch_name,
+        torch_format,
+        operators=graph.get("operators", {}),
+    )
 
 
 def _onnx_facts(onnx: Any, path: Path, label: str) -> dict[str, Any]:
@@ -128,6 +137,10 @@ def _onnx_facts(onnx: Any, path: Path, label: str) -> dict[str, Any]:
         return TensorInfo(value.name, ONNX_DTYPES.get(kind.elem_type, str(kind.elem_type)), dims)
 
     default = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    operators: dict[str, set[str]] = {}
+    for node in model.graph.node:  # the top graph's: what a runtime is asked to have
+        domain = "" if node.domain in ("", "ai.onnx") else node.domain
+        operators.setdefault(domain, set()).add(node.op_type)
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     return {
         "inputs": [tensor(v) for v in model.graph.input if v.name not in initializers],
@@ -135,6 +148,7 @@ def _onnx_facts(onnx: Any, path: Path, label: str) -> dict[str, Any]:
         "opset": default[0] if default else None,
         "producer": producer or None,
         "nodes": len(model.graph.node),
+        "operators": {d: sorted(ops) for d, ops in sorted(operators.items())},
     }
 
 

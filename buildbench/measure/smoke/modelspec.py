@@ -139,6 +139,9 @@ class PreparedModel:
     torch_format: TorchFormat | None = None
     # A runtime's own form (measure/runtimes), by its meta.json key: its files, the model first.
     forms: dict[str, list[str]] = field(default_factory=dict)
+    # The ONNX form's operator types by domain ("": the standard one; "ai.onnx.ml": a
+    # scikit-learn model's), which runtimes lacking a domain are asked about (Runtime.unable).
+    operators: dict[str, list[str]] = field(default_factory=dict)
 
     def batches(self, batch_sizes: Sequence[int]) -> list[int]:
         return [self.info.fixed_batch] if self.info.fixed_batch else list(batch_sizes)
