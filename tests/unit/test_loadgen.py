@@ -48,6 +48,7 @@ class Service(BaseHTTPRequestHandler):
         server.headers.append(dict(self.headers))
         if server.mode == "slow":
             time.sleep(0.5)
+        time.sleep(server.delay)
         if server.mode == "fail":
             self.answer(500, b"Internal Server Error: model not loaded")
         else:
@@ -59,7 +60,7 @@ def service() -> Iterator[Any]:
     server: Any = ThreadingHTTPServer(("127.0.0.1", 0), Service)
     server.daemon_threads = True
     server.started, server.ready_after, server.mode = time.monotonic(), 0.0, "good"
-    server.bodies, server.headers = [], []
+    server.bodies, server.headers, server.delay = [], [], 0.0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -239,3 +240,33 @@ def test_a_broken_spec_is_reported_as_an_error(tmp_path: Path):
     stdout, _ = process.communicate(timeout=20)
     assert process.returncode == 4
     assert _result(stdout)["error"].startswith("KeyError")
+
+
+def test_with_an_slo_the_open_loop_sweep_follows_the_levels(service: Any):
+    """20 ms answers or more: the closed loop at concurrency 1 gives its rate, the sweep starts
+    at half of it and doubles; every step sends at its rate, each latency from its scheduled
+    time (so never below the service's 20 ms), and the first step is well within a 200 ms SLO."""
+    service.delay = 0.02
+    found = loadgen.measure(
+        spec(
+            service.server_port,
+            concurrency=[1],
+            seconds=0.4,
+            slo_p95_seconds=0.2,
+            rate_steps=3,
+            open_connections=4,
+        )
+    )
+    (level,) = found["levels"]
+    start = level["good"] / level["seconds"] / 2
+    rates = [step["rate"] for step in found["rates"]]
+    assert rates[0] == pytest.approx(start, rel=0.01) and 1 < rates[0] < 30
+    assert rates[1:] == [rates[0] * 2, rates[0] * 4] or not found["rates"][1]["within_slo"]
+    for step in found["rates"]:
+        assert abs(step["scheduled"] - step["rate"] * 0.4) <= 1  # the measured part's share
+        assert len(step["samples"]) + sum(step["errors"].values()) == step["scheduled"]
+        assert min(step["samples"]) >= 0.02
+    assert found["rates"][0]["within_slo"] is True
+    assert found["rates"][0]["errors"] == dict.fromkeys(
+        ("status", "body", "timeout", "connection", "late"), 0
+    )

@@ -9,6 +9,12 @@ requests. Every latency of a good response is kept; errors are counted by kind. 
 in time (each phase has a deadline, each request a timeout) and in requests, and stops by
 itself; SIGTERM (the host saw the service die) makes it report what it has at once.
 
+With an SLO (`slo_p95_seconds`), open-loop load follows: requests at a fixed arrival rate, their
+send times fixed in advance, each latency measured from its *scheduled* time, so that a stalled
+service shows as the queue behind it instead of a client that politely waits (the
+coordinated-omission correction of wrk2 and perf_analyzer's request-rate mode). The rate is swept
+(`next_rate`) for the highest one whose p95 stays within the SLO.
+
 Reads one JSON spec (a file path argument; a JSON object of overrides may follow), prints
 progress on stderr (`BUILDBENCH_PROGRESS <text>`) and its findings as one stdout line:
 `BUILDBENCH_SMOKE_RESULT <json>`. Raw samples only: the host does the statistics. Times are
@@ -20,18 +26,24 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import signal
 import socket
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
 PROGRESS_PREFIX = "BUILDBENCH_PROGRESS "
 BODY_START = 200  # characters of a bad response's body kept in the report
 POLL_SECONDS = 0.05  # between readiness probes
 STOP = threading.Event()  # SIGTERM, or a deadline passed: every loop checks it
+ERROR_KINDS = ("status", "body", "timeout", "connection")
+LATE = "late"  # open loop: a scheduled request not sent before its step's stop
+SWEEP_RATIO = 1.15  # the sweep ends when the rates within and over the SLO are this close
+MIN_RATE, MAX_RATE = 0.5, 50_000.0  # requests per second the sweep tries, at most and least
 
 
 def progress(text: str) -> None:
@@ -85,6 +97,27 @@ def judge(spec: dict[str, Any], status: int, data: bytes) -> str | None:
     if expect and expect.encode() not in data:
         return "body"
     return None
+
+
+if TYPE_CHECKING:  # Python 3.8 reads this file: no runtime generics
+    Sent = tuple[str | None, int | None, bytes]  # error kind (None: good), status, body or error
+
+
+def attempt(spec: dict[str, Any], client: Client) -> Sent:
+    """One request, judged."""
+    try:
+        status, data = client.send()
+    except (OSError, http.client.HTTPException) as exc:
+        return error_kind(exc), None, f"{type(exc).__name__}: {exc}".encode()
+    return judge(spec, status, data), status, data
+
+
+def first_bad(kind: str, status: int | None, data: bytes) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "status": status,
+        "body_start": data[:BODY_START].decode(errors="replace"),
+    }
 
 
 def wait_ready(spec: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +176,7 @@ class Level:
         self.lock = threading.Lock()
         self.budget = spec["max_requests"]
         self.samples: list[float] = []
-        self.errors = {"status": 0, "body": 0, "timeout": 0, "connection": 0}
+        self.errors = dict.fromkeys(ERROR_KINDS, 0)
         self.statuses: dict[str, int] = {}
         self.first_bad: dict[str, Any] | None = None
         self.requests = 0
@@ -160,12 +193,7 @@ class Level:
         samples: list[float] = []
         while not STOP.is_set() and time.perf_counter() < until and self.take():
             began = time.perf_counter()
-            kind, status, data = None, None, b""
-            try:
-                status, data = client.send()
-                kind = judge(self.spec, status, data)
-            except (OSError, http.client.HTTPException) as exc:
-                kind, data = error_kind(exc), f"{type(exc).__name__}: {exc}".encode()
+            kind, status, data = attempt(self.spec, client)
             elapsed = time.perf_counter() - began
             if began < measure_from:  # warm-up: not counted
                 continue
@@ -186,8 +214,7 @@ class Level:
                 return
             self.errors[kind] += 1
             if self.first_bad is None:
-                start = data[:BODY_START].decode(errors="replace")
-                self.first_bad = {"kind": kind, "status": status, "body_start": start}
+                self.first_bad = first_bad(kind, status, data)
 
     def run(self) -> dict[str, Any]:
         warmup, seconds = self.spec["warmup_seconds"], self.spec["seconds"]
@@ -220,6 +247,169 @@ class Level:
         }
 
 
+# ---------------------------------------------------------------------------------------------
+# Open loop: a fixed arrival rate, swept against the SLO
+
+
+def schedule(rate: float, seconds: float, start: float) -> list[float]:
+    """Send times fixed in advance: one every 1/rate seconds from `start`, for `seconds`."""
+    return [start + i / rate for i in range(max(1, round(rate * seconds)))]
+
+
+def slo_p95(samples: list[float], failed: int) -> float:
+    """The nearest-rank p95 of every measured request, a failed or unsent one counted as
+    infinitely slow: more than 5% failures put the p95 past any SLO."""
+    ordered = sorted(samples) + [math.inf] * failed
+    if not ordered:
+        return math.inf
+    return ordered[math.ceil(0.95 * len(ordered)) - 1]
+
+
+def _sleep(seconds: float) -> None:
+    if seconds > 0:
+        STOP.wait(seconds)  # SIGTERM wakes it
+
+
+class RateStep:
+    """One arrival rate: a pool of connections sends each scheduled request at its time (or as
+    soon as a connection is free, when the service lags), and its latency counts from the
+    scheduled time: queueing behind a slow answer is part of what a user waits."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        rate: float,
+        now: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = _sleep,
+    ) -> None:
+        self.spec, self.rate, self.now, self.sleep = spec, rate, now, sleep
+        warmup, seconds = spec["warmup_seconds"], spec["seconds"]
+        began = now()
+        self.times = schedule(rate, warmup + seconds, began)
+        self.measure_from = began + warmup
+        # Nothing leaves after the step's time: a backlog is not drained (as wrk2), its
+        # requests count as late, and every step lasts its time however slow the service.
+        self.stop_at = began + warmup + seconds
+        self.lock = threading.Lock()
+        self.next = 0
+        self.samples: list[float] = []
+        self.errors = dict.fromkeys((*ERROR_KINDS, LATE), 0)
+        self.first_bad: dict[str, Any] | None = None
+        self.max_lag = 0.0
+
+    def take(self) -> int | None:
+        """The next scheduled request's index; None when all are taken or the step is over."""
+        with self.lock:
+            if self.next >= len(self.times) or self.now() > self.stop_at:
+                return None
+            self.next += 1
+            return self.next - 1
+
+    def worker(self, send: Callable[[], Sent]) -> None:
+        while not STOP.is_set() and (index := self.take()) is not None:
+            due = self.times[index]
+            self.sleep(due - self.now())
+            lag = self.now() - due  # how late it left: the service's queue, or the client's
+            kind, status, data = send()
+            latency = self.now() - due  # from the scheduled time: the correction
+            if due < self.measure_from:
+                continue
+            with self.lock:
+                self.max_lag = max(self.max_lag, lag)
+                if kind is None:
+                    self.samples.append(round(latency, 6))
+                    continue
+                self.errors[kind] += 1
+                if self.first_bad is None:
+                    self.first_bad = first_bad(kind, status, data)
+
+    def run(self, body: bytes | None, connections: int) -> dict[str, Any]:
+        def work() -> None:
+            client = Client(self.spec, body)
+            try:
+                self.worker(lambda: attempt(self.spec, client))
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(connections)]
+        for thread in threads:
+            thread.start()
+        hard_stop = self.stop_at + self.spec["request_timeout"] + 5
+        for thread in threads:
+            while thread.is_alive() and time.perf_counter() < hard_stop:
+                thread.join(timeout=0.2)
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        """What the step measured; the measured requests never sent count as late."""
+        with self.lock:
+            measured = [i for i, due in enumerate(self.times) if due >= self.measure_from]
+            self.errors[LATE] = sum(1 for i in measured if i >= self.next)
+            failed = sum(self.errors.values())
+            p95 = slo_p95(self.samples, failed)
+            return {
+                "rate": self.rate,
+                "warmup_seconds": self.spec["warmup_seconds"],
+                "seconds": self.spec["seconds"],
+                "scheduled": len(measured),
+                "samples": list(self.samples),
+                "errors": dict(self.errors),
+                "first_bad": self.first_bad,
+                "max_lag_seconds": round(self.max_lag, 6),
+                "within_slo": p95 <= self.spec["slo_p95_seconds"],
+                "stopped": STOP.is_set(),
+            }
+
+
+def next_rate(
+    steps: list[tuple[float, bool]], start: float, max_steps: int, ratio: float = SWEEP_RATIO
+) -> float | None:
+    """The next arrival rate to try given (rate, within the SLO) so far; None: the sweep is done.
+    Doubling from `start` while the SLO holds, halving while it does not, then bisecting
+    (geometrically) between the highest rate within and the lowest over it, down to `ratio`."""
+    if not steps:
+        return _rounded(min(max(start, MIN_RATE), MAX_RATE))
+    if len(steps) >= max_steps:
+        return None
+    within = max((rate for rate, ok in steps if ok), default=None)
+    over = min(
+        (rate for rate, ok in steps if not ok and (within is None or rate > within)), default=None
+    )
+    if within is None:
+        assert over is not None
+        found = over / 2
+        return None if found < MIN_RATE else _rounded(found)
+    if over is None:
+        return None if within >= MAX_RATE else _rounded(min(within * 2, MAX_RATE))
+    if over / within <= ratio:
+        return None
+    return _rounded(math.sqrt(within * over))
+
+
+def _rounded(rate: float) -> float:
+    """Three significant digits: rates a reader can say."""
+    return float(f"{rate:.3g}")
+
+
+def sweep_start(levels: list[dict[str, Any]]) -> float:
+    """Half the best closed-loop throughput: below saturation, where the sweep doubles up."""
+    best = max((lv["good"] / lv["seconds"] for lv in levels if lv["seconds"] > 0), default=0.0)
+    return best / 2 if best > 0 else 10.0
+
+
+def sweep(spec: dict[str, Any], body: bytes | None, start: float) -> list[dict[str, Any]]:
+    """Open-loop steps until `next_rate` says done, STOP is set, or a step stopped early."""
+    steps: list[dict[str, Any]] = []
+    connections = spec["open_connections"]
+    while not STOP.is_set():
+        rate = next_rate([(s["rate"], s["within_slo"]) for s in steps], start, spec["rate_steps"])
+        if rate is None:
+            break
+        progress(f"open loop at {rate:g} requests/s")
+        steps.append(RateStep(spec, rate).run(body, connections))
+    return steps
+
+
 def read_body(spec: dict[str, Any]) -> bytes | None:
     if spec.get("body_file"):
         with open(spec["body_file"], "rb") as handle:
@@ -242,6 +432,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             break
         progress(f"load at concurrency {concurrency}")
         result["levels"].append(Level(spec, body, concurrency).run())
+    if spec.get("slo_p95_seconds") is not None and not STOP.is_set():
+        result["rates"] = sweep(spec, body, sweep_start(result["levels"]))
     return result
 
 
