@@ -342,6 +342,32 @@ def _v6_smoke(old: dict[str, Any]) -> dict[str, Any]:
     return {**smoke, "detail": detail}
 
 
+def _v6_to_v7(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 7 adds to a service's detail the open-loop sweep (`rates`, against
+    `slo_p95_seconds`) and the server's `batching`. Before: no sweep, batching unknown."""
+    return {
+        **data,
+        "schema_version": 7,
+        "results": [_v7_cell(cell) for cell in data["results"]],
+    }
+
+
+def _v7_cell(old: dict[str, Any]) -> dict[str, Any]:
+    cell = dict(old)
+    if old.get("smoke"):
+        cell["smoke"] = _v7_smoke(old["smoke"])
+    if (old.get("slim") or {}).get("smoke"):  # the slim candidate's own smoke test
+        cell["slim"] = {**old["slim"], "smoke": _v7_smoke(old["slim"]["smoke"])}
+    return cell
+
+
+def _v7_smoke(old: dict[str, Any]) -> dict[str, Any]:
+    if old.get("kind") != "http" or not old.get("detail"):
+        return old
+    new: dict[str, Any] = {"slo_p95_seconds": None, "rates": [], "batching": None}
+    return {**old, "detail": {**old["detail"], **new}}
+
+
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     0: _v0_to_v1,
     1: _v1_to_v2,
@@ -349,6 +375,7 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     3: _v3_to_v4,
     4: _v4_to_v5,
     5: _v5_to_v6,
+    6: _v6_to_v7,
 }
 
 

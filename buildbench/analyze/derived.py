@@ -1,11 +1,18 @@
 """The figures derived from a run's raw samples: for buildbench's own readers and, written
 beside the samples, for anyone reading results.json (`FIGURES`: `build.stats`,
 `smoke.detail.latency.<batch>.quantiles`, `smoke.detail.parity_summary`, each HTTP level's
-quantiles and throughput and the service's knee; results.py writes them)."""
+and arrival rate's quantiles and throughput, the service's knee and rate at the SLO;
+results.py writes them)."""
 
 from __future__ import annotations
 
-from buildbench.analyze.served import knee, level_quantiles, throughput
+from buildbench.analyze.served import (
+    knee,
+    level_quantiles,
+    rate_quantiles,
+    rate_throughput,
+    throughput,
+)
 from buildbench.analyze.stats import latency_quantiles, summarize
 from buildbench.record import (
     BuildRecord,
@@ -16,6 +23,7 @@ from buildbench.record import (
     ModelDetail,
     Parity,
     Quantiles,
+    RateStep,
     Served,
     SmokeResult,
     Summary,
@@ -73,5 +81,6 @@ FIGURES: Figures = {
         "quantiles": level_quantiles(level),
         "throughput": throughput(level),
     },
-    Served: lambda served: {"knee": knee(served)},
+    RateStep: lambda step: {"quantiles": rate_quantiles(step), "throughput": rate_throughput(step)},
+    Served: lambda served: {"knee": knee(served), "rate_at_slo": served.rate_at_slo()},
 }

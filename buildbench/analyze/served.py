@@ -1,10 +1,11 @@
 """The figures derived from an HTTP service's load test (the http kind's detail, `Served`): latency
-quantiles and throughput per concurrency level, and the knee."""
+quantiles and throughput per concurrency level, and the knee; per arrival rate of the open-loop
+sweep, the same from each request's scheduled time."""
 
 from __future__ import annotations
 
 from buildbench.analyze.stats import latency_quantiles
-from buildbench.record import LoadLevel, Quantiles, Served
+from buildbench.record import LoadLevel, Quantiles, RateStep, Served
 
 KNEE_FACTOR = 2.0  # the knee: the highest concurrency whose p95 stays within this of the base
 
@@ -37,3 +38,13 @@ def knee(served: Served) -> int | None:
             break
         found = level.concurrency
     return found
+
+
+def rate_quantiles(step: RateStep) -> Quantiles:
+    """The good answers' latencies from their scheduled times, with their intervals."""
+    return latency_quantiles(step.samples)
+
+
+def rate_throughput(step: RateStep) -> float | None:
+    """Good answers per second of a step's measured part (its rate, when all were good)."""
+    return len(step.samples) / step.seconds if step.seconds > 0 else None

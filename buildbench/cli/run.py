@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 from pathlib import Path
@@ -55,6 +56,22 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
             f"{value!r}: give positive integers separated by commas, e.g. 1,8,32"
         )
     return sizes
+
+
+def _slo_p95(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Milliseconds, a positive finite number; refused here, before any engine or build."""
+    if value is None:
+        return None
+    try:
+        found = float(value)
+    except ValueError:
+        found = math.nan
+    if not (math.isfinite(found) and found > 0):
+        raise UsageError(
+            f"--slo-p95 {value!r} is not a positive number of milliseconds",
+            tip="give the p95 latency a service must keep, e.g. --slo-p95 200",
+        )
+    return found
 
 
 @click.command()
@@ -183,6 +200,13 @@ def _batch_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     callback=lambda ctx, param, value: _batch_sizes(ctx, param, value) if value else (),
     help="Intra-op thread counts to time beside the default, for both frameworks, e.g. 1,2.",
 )
+@option(
+    "--slo-p95",
+    metavar="MS",
+    callback=_slo_p95,
+    help="Also put every HTTP service under open-loop load (a fixed arrival rate, latency from "
+    "each request's scheduled time) and sweep for the highest rate whose p95 stays within MS.",
+)
 @slim_options
 @option("--no-preflight", is_flag=True, help="Skip the disk and index checks before building.")
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
@@ -211,6 +235,7 @@ def run(
     inputs: tuple[str, ...],
     ort_settings: str,
     threads: tuple[int, ...],
+    slo_p95: float | None,
     slim: bool,
     slim_exclude: tuple[str, ...],
     no_preflight: bool,
@@ -234,6 +259,11 @@ def run(
         raise UsageError(
             f"{given} needs the smoke test: --no-smoke runs no model",
             tip=f"drop --no-smoke to test the model, or drop {given} to only build and measure",
+        )
+    if slo_p95 is not None and not smoke:
+        raise UsageError(
+            "--slo-p95 needs the smoke test: --no-smoke measures no service",
+            tip="drop --no-smoke, or drop --slo-p95",
         )
     resolved = resolve_matrix(**matrix)
     plan = RunPlan(
@@ -265,6 +295,7 @@ def run(
             models=model_requests(models, inputs, resolved.source),
             ort_settings=ort_settings,
             threads=threads,
+            slo_p95_ms=slo_p95,
         )
     signal.signal(signal.SIGTERM, _terminate)
     screen = TerminalProgress(Console(stderr=True, highlight=False), verbose=verbose, quiet=quiet)

@@ -28,7 +28,7 @@ from buildbench.record.contents import (
     PackageShare,
 )
 from buildbench.record.convert import DETAILS, Figures, from_json, make_converter, to_json
-from buildbench.record.http import SERVED_LEVELS, LoadLevel, Served
+from buildbench.record.http import SERVED_LEVELS, Batching, LoadLevel, RateStep, Served
 from buildbench.record.model import (
     Latency,
     ModelDetail,
@@ -54,7 +54,7 @@ from buildbench.record.slim import SlimCandidate, SlimStatus, TouchedShare, Trac
 from buildbench.record.smoke import COLD_START, SmokeDetail, SmokeMetric, SmokeResult
 from buildbench.record.stats import CiMethod, Interval, Quantiles, Summary
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 __all__ = [
     "BUILD_TIMING",
@@ -64,6 +64,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SERVED_LEVELS",
     "Attribution",
+    "Batching",
     "BuildMode",
     "BuildRecord",
     "CellRecord",
@@ -90,6 +91,7 @@ __all__ = [
     "Parity",
     "Phase",
     "Quantiles",
+    "RateStep",
     "RunInfo",
     "RuntimeSetting",
     "Served",

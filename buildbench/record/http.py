@@ -28,6 +28,37 @@ class LoadLevel:
 
 
 @dataclass(frozen=True)
+class RateStep:
+    """One arrival rate of the open-loop sweep: requests sent at times fixed in advance, each good
+    answer's latency (seconds) from its *scheduled* time, so that the queue behind a stalled
+    service counts (the coordinated-omission correction)."""
+
+    rate: float  # requests per second scheduled
+    samples: list[float]
+    seconds: float  # the measured part, after its warm-up at the same rate
+    warmup_seconds: float
+    scheduled: int  # requests scheduled in the measured part
+    # as a level's, and late: scheduled but not sent before the step's stop
+    errors: dict[str, int] = field(default_factory=dict)
+    # p95 over every scheduled request (a failed one infinitely slow) within the run's SLO
+    within_slo: bool = False
+    max_lag_seconds: float = 0.0  # the latest a request left after its scheduled time
+    first_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Batching:
+    """A server's own batching as the cell ran it: off, or on with its largest batch and how long
+    it waits to fill one. The cells measured with it off and on share `pair`, and the report
+    sets their throughput and p95 side by side."""
+
+    enabled: bool
+    pair: str  # e.g. the server and variant: "torchserve/cpu"
+    max_batch: int | None = None
+    max_delay_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class Served(SmokeDetail):
     """An HTTP service measured under load (the `http` smoke test): its cold start as a
     service, each concurrency level, and what it used."""
@@ -42,12 +73,19 @@ class Served(SmokeDetail):
     cpu_seconds: float | None = None  # the service's CPU time, start-up and load together
     exit_code: int | None = None  # when the service exited before the load was done
     user: str | None = None  # who the service ran as
+    slo_p95_seconds: float | None = None  # --slo-p95: the open-loop sweep's target
+    rates: list[RateStep] = field(default_factory=list)  # the sweep's steps, in the order run
+    batching: Batching | None = None  # None: the service's batching is not known
 
     def identity(self) -> tuple[str, ...]:
         return (self.request,)
 
     def level(self, concurrency: int) -> LoadLevel | None:
         return next((lv for lv in self.levels if lv.concurrency == concurrency), None)
+
+    def rate_at_slo(self) -> float | None:
+        """The highest arrival rate whose p95 stayed within the SLO; None: none did, or no sweep."""
+        return max((step.rate for step in self.rates if step.within_slo), default=None)
 
     metrics: ClassVar[tuple[SmokeMetric, ...]] = ()  # below: they read the class
 
@@ -85,6 +123,13 @@ def _seconds_per_answer(concurrency: int) -> Callable[[SmokeResult], list[float]
     return samples
 
 
+def _seconds_per_answer_at_slo(smoke: SmokeResult) -> list[float]:
+    """1 / the rate at the SLO (one figure per run): a time, more is worse."""
+    served = _served(smoke)
+    rate = served.rate_at_slo() if served else None
+    return [1 / rate] if rate else []
+
+
 Served.metrics = (
     COLD_START,
     SmokeMetric("ready time", "ready_seconds", "seconds", _ready),
@@ -102,5 +147,11 @@ Served.metrics = (
             _seconds_per_answer(c),
         )
         for c in SERVED_LEVELS
+    ),
+    SmokeMetric(
+        "time per answer at the p95 SLO (1/rate)",
+        "served_slo_seconds_per_answer",
+        "ms",
+        _seconds_per_answer_at_slo,
     ),
 )

@@ -61,6 +61,15 @@ class Curve:
     p95_ms: list[float | None]
 
 
+@dataclass(frozen=True)
+class RateCurve:
+    """One HTTP service's open-loop sweep: p95 (from scheduled times) per arrival rate."""
+
+    label: str
+    rates: list[float]  # requests per second, ascending
+    p95_ms: list[float | None]
+
+
 def _figure() -> Any:
     try:
         from matplotlib.figure import Figure
@@ -203,6 +212,32 @@ def served_curves(path: Path, curves: list[Curve]) -> Path:
         axes.set_ylim(bottom=0)
         axes.spines[["top", "right"]].set_visible(False)
     rate.legend(frameon=False, fontsize=8)
+    figure.savefig(path, format="png", metadata={"Software": None})
+    return path
+
+
+def rate_curves(path: Path, curves: list[RateCurve], slo_ms: float | None) -> Path:
+    """p95 latency against arrival rate, a line per cell, the SLO as a dashed line."""
+    figure = _figure()
+    axes = figure.subplots(1, 1)
+    for index, curve in enumerate(curves):
+        points = [(r, v) for r, v in zip(curve.rates, curve.p95_ms, strict=True) if v is not None]
+        axes.plot(
+            [r for r, _ in points],
+            [v for _, v in points],
+            marker="o",
+            color=COLOURS[index % len(COLOURS)],
+            label=curve.label,
+        )
+    if slo_ms is not None:
+        axes.axhline(slo_ms, color="grey", linestyle="--", linewidth=1, label=f"SLO {slo_ms:g} ms")
+    axes.set_xscale("log")
+    axes.set_xlabel("arrival rate (requests per second)")
+    axes.set_ylabel("p95 latency from scheduled time (ms)")
+    axes.set_title("p95 against arrival rate (open loop)")
+    axes.set_ylim(bottom=0)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(frameon=False, fontsize=8)
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
 

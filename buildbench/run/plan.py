@@ -93,6 +93,7 @@ class SmokeRequest:
     models: tuple[ModelRequest, ...] = ()  # --model with --input, then the config's [[model]]
     ort_settings: str = ""  # comma-separated, as given
     threads: tuple[int, ...] = ()
+    slo_p95_ms: float | None = None
 
     def options(self, cells: list[Cell]) -> SmokeOptions:
         """The run's smoke options for these cells; a user's model is refused here (UsageError),
@@ -108,6 +109,7 @@ class SmokeRequest:
             models=self.models,
             ort_settings=tuple(s.strip() for s in self.ort_settings.split(",") if s.strip()),
             threads=self.threads,
+            slo_p95_ms=self.slo_p95_ms,
         )
         from buildbench.run.smokes import run_smoke_options
 

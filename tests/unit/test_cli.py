@@ -35,6 +35,24 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
         (["run", "--batch-sizes", "1,x"], {}, 2, "Usage: buildbench run [OPTIONS]"),
         (["run", "--repeat", "0"], {}, 2, "Usage: buildbench run [OPTIONS]"),
         (
+            ["run", "--slo-p95", "fast"],
+            {"DOCKER_HOST": "unix:///nonexistent.sock"},  # refused before any engine is asked
+            2,
+            "ERROR: --slo-p95 'fast' is not a positive number of milliseconds",
+        ),
+        (
+            ["run", "--slo-p95", "-50"],
+            {"DOCKER_HOST": "unix:///nonexistent.sock"},
+            2,
+            "ERROR: --slo-p95 '-50' is not a positive number of milliseconds",
+        ),
+        (
+            ["run", "--slo-p95", "200", "--no-smoke"],
+            {},
+            2,
+            "ERROR: --slo-p95 needs the smoke test: --no-smoke measures no service",
+        ),
+        (
             ["run"],
             {"BUILDBENCH_CUDA": "tpu", "DOCKER_HOST": "unix:///nonexistent.sock"},
             2,
@@ -65,6 +83,13 @@ def test_user_mistakes_get_one_line_and_an_exit_code(args, env, code, first_line
     assert result.exit_code == code
     assert result.output.splitlines()[0] == first_line
     assert "Traceback" not in result.output
+
+
+def test_a_bad_slo_says_what_to_give():
+    result = invoke("run", "--slo-p95", "nan", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.output.splitlines()[1] == (
+        "TIP: give the p95 latency a service must keep, e.g. --slo-p95 200"
+    )
 
 
 def test_no_engine_says_how_to_fix_it():

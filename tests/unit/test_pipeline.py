@@ -269,7 +269,7 @@ def test_results_file_holds_the_run_the_engine_and_the_build_args(tmp_path: Path
     engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
     run, _ = _run(engine, _plan(tmp_path))
     data = json.loads((run.run_dir / "results.json").read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 6
+    assert data["schema_version"] == SCHEMA_VERSION == 7
     assert data["run"]["run_id"] == run.info.run_id and data["run"]["base_image"] == BASE
     assert data["run"]["base_image_id"] == BASE  # the fake's id for it
     assert data["run"]["exit_reason"] == "completed" and data["run"]["finished_at"]

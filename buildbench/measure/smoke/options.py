@@ -37,6 +37,7 @@ class SmokeOptions:
     # the run's (--framework); the default: measure/runtimes' DEFAULT_NAMES, not imported here
     # (the shared protocol leans on no kind's modules; test_runtimes.py holds them equal)
     frameworks: tuple[str, ...] = ("pytorch", "onnx")
+    slo_p95_ms: float | None = None  # --slo-p95: sweep every service's arrival rate against it
 
 
 def wants_gpus(info: EngineInfo, gpus: Gpus) -> bool:

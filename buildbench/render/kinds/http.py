@@ -1,12 +1,21 @@
-"""The http kind's report: the "Served" section and chart, HTTP services measured under load,
-one row per cell, then one per cell and concurrency level."""
+"""The http kind's report: the "Served" section and charts, HTTP services measured under load,
+one row per cell, then one per cell and concurrency level; with --slo-p95, one per cell and
+arrival rate of the open-loop sweep; where cells ran a server's batching off and on, the two
+side by side."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from buildbench.analyze.course import Entry
-from buildbench.analyze.served import KNEE_FACTOR, knee, level_quantiles, throughput
+from buildbench.analyze.served import (
+    KNEE_FACTOR,
+    knee,
+    level_quantiles,
+    rate_quantiles,
+    rate_throughput,
+    throughput,
+)
 from buildbench.record import Quantiles, Served
 from buildbench.render import charts, fmt
 from buildbench.render.kinds.base import ChartSpec, KindReport
@@ -37,6 +46,7 @@ def served_section(cells: Sequence[Entry], merged: bool) -> str:
     found = _served(cells)
     if not found:
         return ""
+    swept = any(served.slo_p95_seconds is not None for _, served in found)
     services = [
         [
             _label(e, merged),
@@ -47,6 +57,7 @@ def served_section(cells: Sequence[Entry], merged: bool) -> str:
             fmt.size(served.peak_memory_bytes),
             fmt.seconds(served.cpu_seconds),
             "-" if (k := knee(served)) is None else f"c={k}",
+            *([_at_slo(served)] if swept else []),
         ]
         for e, served in found
     ]
@@ -81,7 +92,17 @@ def served_section(cells: Sequence[Entry], merged: bool) -> str:
         "## Served\n\n"
         + markdown_table(
             services,
-            ["cell", "smoke", "request", "ready", "first answer", "peak memory", "CPU", "knee"],
+            [
+                "cell",
+                "smoke",
+                "request",
+                "ready",
+                "first answer",
+                "peak memory",
+                "CPU",
+                "knee",
+                *(["rate at SLO"] if swept else []),
+            ],
         )
         + "\n\n"
         + markdown_table(
@@ -90,6 +111,103 @@ def served_section(cells: Sequence[Entry], merged: bool) -> str:
         )
         + "\n\n"
         + note
+        + _rates_part(found, merged)
+        + _batching_part(found, merged)
+    )
+
+
+def _at_slo(served: Served) -> str:
+    """The highest arrival rate within the SLO, the SLO named; "-" without a sweep."""
+    if served.slo_p95_seconds is None:
+        return "-"
+    slo = f"p95 <= {served.slo_p95_seconds * 1000:g} ms"
+    rate = served.rate_at_slo()
+    return (
+        f"none of {len(served.rates)} rates ({slo})" if rate is None else f"{_rate(rate)} ({slo})"
+    )
+
+
+def _rates_part(found: list[tuple[Entry, Served]], merged: bool) -> str:
+    """Each open-loop step: its latency from scheduled times, what it answered, the verdict."""
+    rows = []
+    for e, served in found:
+        for step in sorted(served.rates, key=lambda step: step.rate):
+            q = rate_quantiles(step)
+            errors = ", ".join(f"{n} {kind}" for kind, n in step.errors.items() if n)
+            rows.append(
+                [
+                    _label(e, merged),
+                    _rate(step.rate),
+                    _quantile(q, "p50"),
+                    _quantile(q, "p95"),
+                    _rate(rate_throughput(step)),
+                    f"{q.n} / {step.scheduled}",
+                    errors or "none",
+                    fmt.ms(step.max_lag_seconds),
+                    "yes" if step.within_slo else "no",
+                ]
+            )
+    if not rows:
+        return ""
+    headers = ["cell", "arrival rate", "p50", "p95", "throughput", "good / scheduled"]
+    headers += ["errors", "latest send", "within SLO"]
+    note = (
+        "Open loop (--slo-p95): requests sent at a fixed arrival rate, their times fixed in "
+        "advance, each latency from its scheduled time, so the queue behind a stalled service "
+        "counts (the coordinated-omission correction of wrk2). The rate is swept, doubling "
+        "then bisecting, for the highest one whose p95 over every scheduled request (a failed "
+        "or unsent one as infinitely slow) stays within the SLO. Latest send: the most a "
+        "request left after its time; late: scheduled, never sent before the step's end."
+    )
+    return "\n\n" + markdown_table(rows, headers) + "\n\n" + note
+
+
+def _batching_part(found: list[tuple[Entry, Served]], merged: bool) -> str:
+    """Per pair of cells that ran a server's batching off and on: throughput and p95 at each
+    concurrency both measured, side by side, and batching's gain in throughput."""
+    pairs: dict[str, dict[bool, tuple[Entry, Served]]] = {}
+    for e, served in found:
+        if served.batching is not None:
+            pairs.setdefault(served.batching.pair, {})[served.batching.enabled] = (e, served)
+    rows = []
+    for pair, sides in pairs.items():
+        if set(sides) != {False, True}:
+            continue
+        (_, off), (e_on, on) = sides[False], sides[True]
+        batching = on.batching
+        assert batching is not None
+        setting = f"max {batching.max_batch or '-'}, {fmt.ms((batching.max_delay_ms or 0) / 1000)}"
+        for level in off.levels:
+            other = on.level(level.concurrency)
+            if other is None:
+                continue
+            rate_off, rate_on = throughput(level), throughput(other)
+            gain = (
+                f"{(rate_on / rate_off - 1) * 100:+.0f}%"
+                if rate_off and rate_on is not None
+                else "-"
+            )
+            rows.append(
+                [
+                    f"{pair} @ {e_on.machine}" if merged else pair,
+                    setting,
+                    level.concurrency,
+                    _rate(rate_off),
+                    _rate(rate_on),
+                    gain,
+                    _quantile(level_quantiles(level), "p95"),
+                    _quantile(level_quantiles(other), "p95"),
+                ]
+            )
+    if not rows:
+        return ""
+    headers = ["server", "batching", "concurrency", "throughput off", "throughput on", "gain"]
+    headers += ["p95 off", "p95 on"]
+    return (
+        "\n\n"
+        + markdown_table(rows, headers)
+        + "\n\nBatching: the same server measured with its own batching off and on (its "
+        "largest batch and how long it waits to fill one); gain: throughput on against off."
     )
 
 
@@ -105,13 +223,35 @@ def served_charts(cells: Sequence[Entry], merged: bool) -> list[ChartSpec]:
         for e, served in _served(cells)
         if served.levels
     ]
-    if not curves:
+    specs: list[ChartSpec] = []
+    if curves:
+        specs.append(
+            (
+                "Served: throughput and p95 against concurrency",
+                "served",
+                lambda path: charts.served_curves(path, curves),
+            )
+        )
+    return specs + _rate_chart(cells, merged)
+
+
+def _rate_chart(cells: Sequence[Entry], merged: bool) -> list[ChartSpec]:
+    """p95 against arrival rate, a line per cell that ran the open-loop sweep."""
+    swept = [(e, served) for e, served in _served(cells) if served.rates]
+    if not swept:
         return []
+    curves = []
+    for e, served in swept:
+        steps = sorted(served.rates, key=lambda step: step.rate)
+        p95 = [_ms(rate_quantiles(step).p95) for step in steps]
+        curves.append(charts.RateCurve(_label(e, merged), [s.rate for s in steps], p95))
+    slos = {served.slo_p95_seconds for _, served in swept}
+    slo = _ms(slos.pop()) if len(slos) == 1 else None
     return [
         (
-            "Served: throughput and p95 against concurrency",
-            "served",
-            lambda path: charts.served_curves(path, curves),
+            "Served: p95 against arrival rate (open loop)",
+            "served-rates",
+            lambda path: charts.rate_curves(path, curves, slo),
         )
     ]
 

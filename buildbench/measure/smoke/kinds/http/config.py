@@ -11,6 +11,7 @@ expect = "embedding"         # text the body must contain
 concurrency = [1, 4, 16]
 seconds = 10                 # per concurrency level, after a warm-up
 error_budget = 0.01          # the share of a level's requests that may fail (default 1%)
+batching = { enabled = true, pair = "svc", max_batch = 8, max_delay_ms = 5 }  # the service's own
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from buildbench.measure.smoke.kinds.http.smoke import ERROR_BUDGET, MAX_CONCURRENCY, HttpSmoke
 from buildbench.measure.smoke.table import Rule, Where, key, read_table
+from buildbench.record import Batching
 
 log = logging.getLogger("buildbench")
 
@@ -107,6 +109,7 @@ class HttpTable:
             typed=True,
         ),
     )
+    batching: dict[str, Any] | None = None  # the service's own batching, as it was built
 
 
 def read(smoke: dict[str, Any], at: Where) -> HttpSmoke:
@@ -136,6 +139,7 @@ def read(smoke: dict[str, Any], at: Where) -> HttpSmoke:
         concurrency=tuple(table.concurrency),
         seconds=float(table.seconds),
         error_budget=float(table.error_budget),
+        batching=None if table.batching is None else _batching(table.batching, at),
     )
 
 
@@ -163,3 +167,25 @@ def _body(table: HttpTable, at: Where) -> tuple[bytes | None, dict[str, str]]:
     if not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = "application/json"
     return body, headers
+
+
+_BATCHING_TIP = (
+    'e.g. batching = { enabled = true, pair = "my-service", max_batch = 8, max_delay_ms = 5 } '
+    "(the same pair on the image with it off)"
+)
+
+
+def _batching(table: dict[str, Any], at: Where) -> Batching:
+    """`batching`: the service's own batching, for the report to set off and on side by side."""
+    unknown = sorted(set(table) - {"enabled", "pair", "max_batch", "max_delay_ms"})
+    enabled, pair = table.get("enabled"), table.get("pair")
+    max_batch, delay = table.get("max_batch"), table.get("max_delay_ms")
+    if unknown:
+        raise at.error(f"batching has no key {unknown[0]!r}", _BATCHING_TIP)
+    if type(enabled) is not bool or not isinstance(pair, str) or not pair:
+        raise at.error("batching needs enabled (true or false) and a pair name", _BATCHING_TIP)
+    if max_batch is not None and not (type(max_batch) is int and max_batch > 0):
+        raise at.error(f"batching's max_batch {max_batch!r} is not a whole number", _BATCHING_TIP)
+    if delay is not None and not _number(delay, 0, 60_000, low_open=False):
+        raise at.error(f"batching's max_delay_ms {delay!r} is not milliseconds", _BATCHING_TIP)
+    return Batching(enabled, pair, max_batch, None if delay is None else float(delay))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from buildbench.measure.smoke.runner import (
     program_report,
     relay_progress,
 )
-from buildbench.record import LoadLevel, Served, SmokeResult
+from buildbench.record import Batching, LoadLevel, RateStep, Served, SmokeResult
 from buildbench.status import Status
 
 LOADGEN = "loadgen.py"
@@ -48,6 +48,8 @@ CLIENT_MEMORY = 512 * 1024**2
 BODY_SHOWN = 80  # characters of a bad answer's body in a message
 ERROR_BUDGET = 0.01  # the share of a level's requests that may fail by default
 LOG_LINES = 15
+RATE_STEPS = 8  # the open-loop sweep's arrival rates, at most
+MIN_OPEN_CONNECTIONS = 16  # open loop: connections free to send on time while others wait
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class HttpSmoke:
     # The share of a level's measured requests that may fail (another status, the expected
     # text missing, a timeout, a connection error) before the level, and the cell, fail.
     error_budget: float = ERROR_BUDGET
+    # --slo-p95: after the levels, open-loop load swept for the highest arrival rate whose p95
+    # stays within it; None: no open loop
+    slo_p95_ms: float | None = None
+    batching: Batching | None = None  # the server's batching, where the cell knows it
 
     @property
     def warmup_seconds(self) -> float:
@@ -87,7 +93,12 @@ class HttpSmoke:
         return f"http: {self.request()}"
 
     def smoke(self, variant: str, options: SmokeOptions) -> HttpSmoke:
-        return self
+        return replace(self, slo_p95_ms=options.slo_p95_ms)
+
+    @property
+    def open_connections(self) -> int:
+        """The open loop's connection pool: enough to keep sending on time while some wait."""
+        return min(MAX_CONCURRENCY, max(MIN_OPEN_CONNECTIONS, *self.concurrency))
 
     def check(self) -> None:
         return None  # everything was checked when the config was read
@@ -128,11 +139,15 @@ class HttpSmoke:
         ready = ctx.options.timeout_seconds
         bounds = {"ready_timeout": ready, "request_timeout": min(REQUEST_TIMEOUT, ready)}
         per_level = self.warmup_seconds + self.seconds + bounds["request_timeout"] + 5
+        steps = RATE_STEPS if self.slo_p95_ms is not None else 0
+        threads = max(self.concurrency, default=1)
+        if steps:
+            threads = max(threads, self.open_connections)
         return ContainerSpec(
             command=["python3", f"{MOUNT}/{LOADGEN}", f"{MOUNT}/{SPEC}", json.dumps(bounds)],
             memory_bytes=CLIENT_MEMORY,
-            pids_limit=max(self.concurrency) + 64,
-            timeout_seconds=ready + 10 + per_level * len(self.concurrency),
+            pids_limit=threads + 64,
+            timeout_seconds=ready + 10 + per_level * (len(self.concurrency) + steps),
             volumes=(VolumeMount(ctx.volume or "", MOUNT),),
             environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
             labels=ctx.labels,
@@ -253,6 +268,9 @@ class HttpSmoke:
             ready_seconds=since_start((report.get("ready") or {}).get("epoch")),
             first_response_seconds=since_start(first.get("epoch") if first.get("ok") else None),
             levels=[_level(level) for level in report.get("levels") or []],
+            slo_p95_seconds=None if self.slo_p95_ms is None else self.slo_p95_ms / 1000,
+            rates=[_rate(step) for step in report.get("rates") or []],
+            batching=self.batching,
             peak_memory_bytes=outcome.peak_memory_bytes,
             cpu_seconds=outcome.cpu_seconds,
             exit_code=outcome.exit_code,
@@ -285,13 +303,30 @@ def _percent(share: float, digits: int | None = None) -> str:
     return f"{round(share * 100, 6):g}%"
 
 
+def _first_error(bad: dict[str, Any] | None) -> str | None:
+    """The first bad answer of a level or step, in one line: its kind, status and body's start."""
+    if not bad:
+        return None
+    status = f" {bad['status']}" if bad.get("status") is not None else ""
+    text = " ".join((bad.get("body_start") or "").split())
+    return (f"{bad['kind']}{status}" + (f": {text}" if text else ""))[:BODY_SHOWN]
+
+
+def _rate(step: dict[str, Any]) -> RateStep:
+    return RateStep(
+        rate=step["rate"],
+        samples=step["samples"],
+        seconds=step["seconds"],
+        warmup_seconds=step["warmup_seconds"],
+        scheduled=step["scheduled"],
+        errors=dict(step["errors"]),
+        within_slo=step["within_slo"],
+        max_lag_seconds=step["max_lag_seconds"],
+        first_error=_first_error(step.get("first_bad")),
+    )
+
+
 def _level(level: dict[str, Any]) -> LoadLevel:
-    bad = level.get("first_bad")
-    first_error = None
-    if bad:
-        status = f" {bad['status']}" if bad.get("status") is not None else ""
-        text = " ".join((bad.get("body_start") or "").split())
-        first_error = f"{bad['kind']}{status}" + (f": {text}" if text else "")
     return LoadLevel(
         concurrency=level["concurrency"],
         samples=level["samples"],
@@ -299,7 +334,7 @@ def _level(level: dict[str, Any]) -> LoadLevel:
         warmup_seconds=level["warmup_seconds"],
         requests=level["requests"],
         errors={kind: n for kind, n in level["errors"].items()},
-        first_error=first_error[:BODY_SHOWN] if first_error else None,
+        first_error=_first_error(level.get("first_bad")),
     )
 
 
@@ -319,6 +354,9 @@ def loadgen_spec(http: HttpSmoke) -> dict[str, Any]:
         "seconds": http.seconds,
         "warmup_seconds": http.warmup_seconds,
         "max_requests": MAX_REQUESTS,
+        "slo_p95_seconds": None if http.slo_p95_ms is None else http.slo_p95_ms / 1000,
+        "rate_steps": RATE_STEPS,
+        "open_connections": http.open_connections,
     }
 
 
