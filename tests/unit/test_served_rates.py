@@ -4,6 +4,7 @@ and history, the report's table and chart; a server's batching off and on side b
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from buildbench.analyze.derived import FIGURES
 from buildbench.analyze.metrics import METRIC_BY_KEY
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.kinds.http.smoke import RATE_STEPS, loadgen_spec
-from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.record import (
     Batching,
     CellRecord,
@@ -29,8 +29,6 @@ from buildbench.render.kinds.http import served_charts, served_section
 from buildbench.status import Status
 from tests.fakes import FakeEngine
 from tests.unit.test_http_smoke import HTTP, _context, _http, _serve, level, loadgen_report
-
-SWEPT = HTTP.smoke("cpu", SmokeOptions(slo_p95_ms=50.0))
 
 
 def step(rate: float, samples: list[float], within: bool, **kw: Any) -> dict[str, Any]:
@@ -58,27 +56,30 @@ RATES = [
 ]
 
 
-def test_the_slo_reaches_every_http_cell_and_its_load_generator() -> None:
-    assert HTTP.slo_p95_ms is None and loadgen_spec(HTTP)["slo_p95_seconds"] is None
-    assert SWEPT.slo_p95_ms == 50.0
-    spec = loadgen_spec(SWEPT)
-    assert spec["slo_p95_seconds"] == 0.05 and spec["rate_steps"] == RATE_STEPS
+def test_the_slo_reaches_every_http_clients_command_line() -> None:
+    """The run's SLO travels as its timeouts do, on the load generator's command line: every
+    service that runs through the http kind's client sweeps (the built-in servers too), and
+    the volume's files stay the config's alone."""
+    spec = loadgen_spec(HTTP)
+    assert spec["rate_steps"] == RATE_STEPS and "slo_p95_seconds" not in spec
     assert spec["open_connections"] == 16  # concurrency (1, 4): the pool's least
-    assert loadgen_spec(replace(SWEPT, concurrency=(1, 64)))["open_connections"] == 64
+    assert loadgen_spec(replace(HTTP, concurrency=(1, 64)))["open_connections"] == 64
+    plain, swept = HTTP.client(_ctx()), HTTP.client(_ctx(slo_p95_ms=50.0))
+    assert "slo_p95_seconds" not in json.loads(plain.command[-1])
+    assert json.loads(swept.command[-1])["slo_p95_seconds"] == 0.05
     # the client's bounds grow with the sweep: time for its steps, threads for its pool
-    plain, swept = HTTP.client(_ctx()), SWEPT.client(_ctx())
     assert plain.pids_limit == 4 + 64 and swept.pids_limit == 16 + 64
     per_step = HTTP.warmup_seconds + HTTP.seconds + 30 + 5
     assert swept.timeout_seconds == pytest.approx(plain.timeout_seconds + RATE_STEPS * per_step)
-    assert SWEPT.payload().key != HTTP.payload().key
 
 
-def _ctx() -> Any:
-    return _context(FakeEngine(), timeout_seconds=60)
+def _ctx(**options: Any) -> Any:
+    return _context(FakeEngine(), timeout_seconds=60, **options)
 
 
 def _swept_result(rates: list[dict[str, Any]] = RATES, **http: Any) -> SmokeResult:
-    result, _ = _serve(loadgen_report(rates=rates), http=replace(SWEPT, **http))
+    report = loadgen_report(rates=rates, slo_p95_seconds=0.05)
+    result, _ = _serve(report, http=replace(HTTP, **http))
     return result
 
 
@@ -209,7 +210,7 @@ def test_a_services_batching_is_read_from_its_table(tmp_path: Path) -> None:
         tmp_path, '[image.smoke.http]\nport = 1\nbatching = { enabled = false, pair = "svc" }\n'
     )
     assert off is not None and off.batching == Batching(False, "svc")
-    assert (_http(tmp_path, "[image.smoke.http]\nport = 1\n") or SWEPT).batching is None
+    assert (_http(tmp_path, "[image.smoke.http]\nport = 1\n") or HTTP).batching is None
 
 
 @pytest.mark.parametrize(

@@ -420,7 +420,8 @@ def read_body(spec: dict[str, Any]) -> bytes | None:
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     body = read_body(spec)
     progress("waiting for the service to be ready")
-    result: dict[str, Any] = {"ready": wait_ready(spec), "levels": []}
+    slo = spec.get("slo_p95_seconds")
+    result: dict[str, Any] = {"ready": wait_ready(spec), "levels": [], "slo_p95_seconds": slo}
     if not result["ready"]["ready"]:
         return result
     progress("first request")
@@ -432,7 +433,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             break
         progress(f"load at concurrency {concurrency}")
         result["levels"].append(Level(spec, body, concurrency).run())
-    if spec.get("slo_p95_seconds") is not None and not STOP.is_set():
+    if slo is not None and not STOP.is_set():
         result["rates"] = sweep(spec, body, sweep_start(result["levels"]))
     return result
 
@@ -446,7 +447,7 @@ def main(argv: list[str]) -> int:
     try:
         with open(argv[1]) as handle:
             spec = json.load(handle)
-        if len(argv) > 2:  # this run's bounds: ready_timeout, request_timeout
+        if len(argv) > 2:  # this run's bounds and SLO: ready_timeout, request_timeout, ...
             spec.update(json.loads(argv[2]))
         result.update(measure(spec))
         code = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +69,9 @@ class HttpSmoke:
     # The share of a level's measured requests that may fail (another status, the expected
     # text missing, a timeout, a connection error) before the level, and the cell, fail.
     error_budget: float = ERROR_BUDGET
-    # --slo-p95: after the levels, open-loop load swept for the highest arrival rate whose p95
-    # stays within it; None: no open loop
-    slo_p95_ms: float | None = None
-    batching: Batching | None = None  # the server's batching, where the cell knows it
+    # The server's own batching, where the cell knows it (a built-in server's module, or the
+    # config's `batching`): recorded, and set beside its pair in the report.
+    batching: Batching | None = None
 
     @property
     def warmup_seconds(self) -> float:
@@ -93,7 +92,7 @@ class HttpSmoke:
         return f"http: {self.request()}"
 
     def smoke(self, variant: str, options: SmokeOptions) -> HttpSmoke:
-        return replace(self, slo_p95_ms=options.slo_p95_ms)
+        return self
 
     @property
     def open_connections(self) -> int:
@@ -135,11 +134,15 @@ class HttpSmoke:
 
     def client(self, ctx: SmokeContext) -> ContainerSpec:
         """The load generator, in the service's own image (its Python) and network namespace;
-        its bounds from the run's smoke options: --smoke-timeout is the wait for ready."""
+        its bounds from the run's smoke options: --smoke-timeout is the wait for ready, and
+        --slo-p95 the open loop's target (every service that runs through here sweeps)."""
         ready = ctx.options.timeout_seconds
+        slo = ctx.options.slo_p95_ms
         bounds = {"ready_timeout": ready, "request_timeout": min(REQUEST_TIMEOUT, ready)}
+        if slo is not None:
+            bounds["slo_p95_seconds"] = slo / 1000
         per_level = self.warmup_seconds + self.seconds + bounds["request_timeout"] + 5
-        steps = RATE_STEPS if self.slo_p95_ms is not None else 0
+        steps = RATE_STEPS if slo is not None else 0
         threads = max(self.concurrency, default=1)
         if steps:
             threads = max(threads, self.open_connections)
@@ -268,7 +271,7 @@ class HttpSmoke:
             ready_seconds=since_start((report.get("ready") or {}).get("epoch")),
             first_response_seconds=since_start(first.get("epoch") if first.get("ok") else None),
             levels=[_level(level) for level in report.get("levels") or []],
-            slo_p95_seconds=None if self.slo_p95_ms is None else self.slo_p95_ms / 1000,
+            slo_p95_seconds=report.get("slo_p95_seconds"),
             rates=[_rate(step) for step in report.get("rates") or []],
             batching=self.batching,
             peak_memory_bytes=outcome.peak_memory_bytes,
@@ -339,8 +342,8 @@ def _level(level: dict[str, Any]) -> LoadLevel:
 
 
 def loadgen_spec(http: HttpSmoke) -> dict[str, Any]:
-    """What the load generator reads (`spec.json` in the volume); the run's timeouts come on
-    its command line, so that the files depend on the config alone."""
+    """What the load generator reads (`spec.json` in the volume); the run's timeouts and SLO
+    come on its command line, so that the files depend on the config alone."""
     return {
         "port": http.port,
         "ready": http.ready,
@@ -354,7 +357,6 @@ def loadgen_spec(http: HttpSmoke) -> dict[str, Any]:
         "seconds": http.seconds,
         "warmup_seconds": http.warmup_seconds,
         "max_requests": MAX_REQUESTS,
-        "slo_p95_seconds": None if http.slo_p95_ms is None else http.slo_p95_ms / 1000,
         "rate_steps": RATE_STEPS,
         "open_connections": http.open_connections,
     }
