@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT, Ran, buildbench, remove_runs
-from tests.unit.test_modelspec import uint16_output
+from tests.unit.test_modelspec import tensor_sequence_output
 
 pytestmark = pytest.mark.integration
 
@@ -218,7 +218,7 @@ def test_a_bad_model_is_refused_before_any_build(
 @pytest.mark.parametrize(
     ("args", "first_line"),
     [
-        (["--model", "u16.onnx"], "ERROR: --model u16.onnx: output 0 is uint16"),
+        (["--model", "seq.onnx"], "ERROR: --model seq.onnx: output 0 is a sequence of ndarray"),
         (
             ["--model", "usermodels:bert", "--input", "input_ids=:float32"],
             "ERROR: --input input_ids: dtype float32 given, but usermodels:bert declares int64",
@@ -232,7 +232,7 @@ def test_a_model_refused_when_its_references_are_made_leaves_no_run(
     dtype other than the declared one): refused before the run begins, so no run folder
     that `report` would call interrupted and `history` would count."""
     shutil.copyfile(FACTORIES, tmp_path / "usermodels.py")
-    uint16_output(tmp_path / "u16.onnx")
+    tensor_sequence_output(tmp_path / "seq.onnx")
     ran = buildbench("run", "--cuda", "cpu", *args, cwd=tmp_path, timeout=300)
     lines = ran.process.stderr.splitlines()
     assert ran.process.returncode == 2, ran.process.stderr

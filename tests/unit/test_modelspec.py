@@ -77,13 +77,27 @@ def tiny_onnx(path: Path, batch: int | str = "batch", external: bool = False) ->
 
 
 def uint16_output(path: Path) -> Path:
-    """x (float32, batch x 4) in, x cast to uint16 out: a valid model that ONNX Runtime runs,
-    whose output the smoke test has no stored form for."""
+    """x (float32, batch x 4) in, x cast to uint16 out: a valid model that ONNX Runtime runs."""
     graph = helper.make_graph(
         [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.UINT16)],
         "u16",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
         [helper.make_tensor_value_info("y", TensorProto.UINT16, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(path))
+    return path
+
+
+def tensor_sequence_output(path: Path) -> Path:
+    """x (float32, batch x 2) in, the sequence [x, x] out: a valid model that ONNX Runtime
+    runs, whose output the smoke test has no stored form for (neither a tensor nor maps)."""
+    graph = helper.make_graph(
+        [helper.make_node("SequenceConstruct", ["x", "x"], ["s"])],
+        "seq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -227,7 +241,7 @@ def test_a_dtype_other_than_the_declared_one_names_both(tmp_path: Path) -> None:
             TensorInfo("s", "string", [1]),
             None,
             "--model m: input s is string: the smoke test generates "
-            "float32, float16, int64, int32, bool",
+            "float32, float16, float64, int64, int32, bool",
         ),
     ],
 )
@@ -445,7 +459,7 @@ def run_cli(*args: str, cwd: Path) -> tuple[int, list[str]]:
             "ERROR: --input ids: dtype float32 given, but m.onnx declares int64",
         ),
         # Refused when its references are made, before the run (and its folder) begins.
-        (["--model", "u16.onnx"], "ERROR: --model u16.onnx: output 0 is uint16"),
+        (["--model", "seq.onnx"], "ERROR: --model seq.onnx: output 0 is a sequence of ndarray"),
     ],
 )
 def test_a_bad_model_is_refused_in_one_line_before_any_engine(
@@ -453,7 +467,7 @@ def test_a_bad_model_is_refused_in_one_line_before_any_engine(
 ) -> None:
     here = Path.cwd()
     tiny_onnx(tmp_path / "m.onnx")
-    uint16_output(tmp_path / "u16.onnx")
+    tensor_sequence_output(tmp_path / "seq.onnx")
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
     (tmp_path / "okfactory.py").write_text("def make():\n    return None\n")
     monkeypatch.syspath_prepend(str(tmp_path))

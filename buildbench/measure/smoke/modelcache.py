@@ -62,6 +62,8 @@ _PREPARING = (
     "modelforms.py",
     "modelcache.py",
     "modelinputs.py",
+    "modeloutputs.py",
+    "sklearnforms.py",
 )
 
 

@@ -1,6 +1,7 @@
 """A model's forms, made from its spec: the torch form and the ONNX form (each where it can be
-made; else that runtime's cells are "not applicable" with the reason), and what the ONNX graph
-says of the model's inputs and outputs."""
+made; else that runtime's cells are "not applicable" with the reason; a scikit-learn
+estimator's: ONNX only, sklearnforms.py), and what the ONNX graph says of the model's inputs,
+outputs and operators."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from typing import Any
 from buildbench.errors import UsageError
 from buildbench.measure.smoke.modelspec import MODEL_TIP, ModelSpec, PreparedModel, TorchFormat
 from buildbench.measure.smoke.modelstack import first_line, quiet
-from buildbench.measure.smoke.torchforms import export_onnx, save_torch_form, torch_module
+from buildbench.measure.smoke.sklearnforms import NO_TORCH_FORM, is_estimator, save_onnx
+from buildbench.measure.smoke.torchforms import (
+    call_factory,
+    export_onnx,
+    save_torch_form,
+    torch_module,
+)
 from buildbench.record import ModelInfo, TensorInfo
 
 # ONNX TensorProto element types -> names (inputs: INPUT_DTYPES; outputs may be any of these).
@@ -20,12 +27,16 @@ ONNX_DTYPES = {
     1: "float32",
     2: "uint8",
     3: "int8",
+    4: "uint16",
     5: "int16",
     6: "int32",
     7: "int64",
+    8: "string",
     9: "bool",
     10: "float16",
     11: "float64",
+    12: "uint32",
+    13: "uint64",
     16: "bfloat16",
 }
 
@@ -63,7 +74,12 @@ def make_forms(torch: Any, onnx: Any, spec: ModelSpec, key: str, work: Path) -> 
     torch_format: TorchFormat | None = None
     inputs: list[TensorInfo] | None = None
     outputs: list[TensorInfo] | None = None
-    if spec.kind == "onnx":
+    made = call_factory(spec) if spec.kind == "factory" else None
+    if made is not None and is_estimator(made[0]):
+        onnx_name = save_onnx(spec, *made, work)
+        onnx_files = [onnx_name]
+        not_applicable["pytorch"] = NO_TORCH_FORM
+    elif spec.kind == "onnx":
         assert spec.path is not None
         for source in [spec.path, *external_files(onnx, spec.path, spec.text)]:
             shutil.copyfile(source, work / source.name)
@@ -71,7 +87,7 @@ def make_forms(torch: Any, onnx: Any, spec: ModelSpec, key: str, work: Path) -> 
         onnx_name = spec.path.name
         not_applicable["pytorch"] = "an ONNX model has no PyTorch form"
     else:
-        module, example, names = torch_module(torch, spec)
+        module, example, names = torch_module(torch, spec, made)
         form = save_torch_form(torch, module, example, names, spec, work)
         torch_name, torch_format, inputs, outputs, program = form
         if not example and program is not None:  # a .pt2 file: the inputs it was exported with
@@ -132,15 +148,24 @@ def _onnx_facts(onnx: Any, path: Path, label: str) -> dict[str, Any]:
     initializers = {t.name for t in model.graph.initializer}
 
     def tensor(value: Any) -> TensorInfo:
+        if value.type.WhichOneof("value") != "tensor_type":  # ZipMap's seq(map(...)), say
+            return TensorInfo(value.name, _type_name(value.type), None)
         kind = value.type.tensor_type
         dims: list[int | str] = [d.dim_param or d.dim_value or "?" for d in kind.shape.dim]
         return TensorInfo(value.name, ONNX_DTYPES.get(kind.elem_type, str(kind.elem_type)), dims)
 
     default = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
     operators: dict[str, set[str]] = {}
-    for node in model.graph.node:  # the top graph's: what a runtime is asked to have
-        domain = "" if node.domain in ("", "ai.onnx") else node.domain
-        operators.setdefault(domain, set()).add(node.op_type)
+    graphs = [model.graph]
+    while graphs:  # subgraphs (If, Loop, Scan) too: a runtime is asked to have them all
+        graph = graphs.pop()
+        for node in graph.node:
+            domain = "" if node.domain in ("", "ai.onnx") else node.domain
+            operators.setdefault(domain, set()).add(node.op_type)
+            for attribute in node.attribute:
+                if attribute.HasField("g"):
+                    graphs.append(attribute.g)
+                graphs.extend(attribute.graphs)
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     return {
         "inputs": [tensor(v) for v in model.graph.input if v.name not in initializers],
@@ -150,6 +175,19 @@ def _onnx_facts(onnx: Any, path: Path, label: str) -> dict[str, Any]:
         "nodes": len(model.graph.node),
         "operators": {d: sorted(ops) for d, ops in sorted(operators.items())},
     }
+
+
+def _type_name(kind: Any) -> str:
+    """An ONNX type in a few words: float32, seq(map(int64, float32)) ..."""
+    which = kind.WhichOneof("value")
+    if which == "tensor_type":
+        return ONNX_DTYPES.get(kind.tensor_type.elem_type, str(kind.tensor_type.elem_type))
+    if which == "sequence_type":
+        return f"seq({_type_name(kind.sequence_type.elem_type)})"
+    if which == "map_type":
+        key = ONNX_DTYPES.get(kind.map_type.key_type, str(kind.map_type.key_type))
+        return f"map({key}, {_type_name(kind.map_type.value_type)})"
+    return str(which)
 
 
 def _fixed_batch(inputs: Sequence[TensorInfo]) -> int | None:

@@ -1,6 +1,7 @@
 """A model's inputs and the host's reference outputs: each input planned (shape, dtype, range),
 generated from a fixed seed per batch size, and run on the host once for the references the
-program compares against (from the torch form where there is one, else ONNX Runtime)."""
+program compares against (from the torch form where there is one, else ONNX Runtime), stored
+by modeloutputs.py."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from buildbench.errors import UsageError
+from buildbench.measure.smoke.modeloutputs import store_reference
 from buildbench.measure.smoke.modelspec import INPUT_DTYPES, InputOverride, InputPlan, PreparedModel
 from buildbench.measure.smoke.modelstack import first_line, import_stack, quiet
-from buildbench.measure.smoke.program import STORED_DTYPES
 from buildbench.record import ModelInfo, TensorInfo
 
 SEED = 0
@@ -161,17 +162,10 @@ def prepare_data(prepared: PreparedModel, batch_sizes: Sequence[int]) -> Path:
                     f"{batch} ({first_line(exc)})",
                     tip="check the inputs' shapes, dtypes and ranges (--input)",
                 ) from None
-            refs = []
-            for i, out in enumerate(outputs):
-                dtype = str(out.dtype)
-                if dtype not in STORED_DTYPES:
-                    raise UsageError(
-                        f"--model {prepared.info.source}: output {i} is {dtype}",
-                        tip=f"outputs are one of {', '.join(STORED_DTYPES)}",
-                    )
-                stored = out.astype(STORED_DTYPES[dtype])
-                (work / str(batch) / f"reference-{i}.bin").write_bytes(stored.tobytes())
-                refs.append({"shape": list(out.shape), "dtype": dtype})
+            refs = [
+                store_reference(work / str(batch), i, out, prepared.info.source)
+                for i, out in enumerate(outputs)
+            ]
             described.append(
                 {
                     "batch": batch,

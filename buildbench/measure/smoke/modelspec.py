@@ -2,7 +2,8 @@
 values the other model modules pass around (the prepared model, its inputs' plans).
 
 A SPEC is an ONNX file (external-data files beside it), a `torch.export` program (`.pt2`), a
-TorchScript file, or `module:callable` returning `(torch.nn.Module, example_inputs)`. Reading
+TorchScript file, or `module:callable` returning `(torch.nn.Module, example_inputs)` or
+`(fitted scikit-learn estimator, example rows)`. Reading
 and converting it is modelforms.py's job, caching modelcache.py's, inputs modelinputs.py's.
 
 Everything a user can get wrong is a `UsageError`, before anything is built.
@@ -19,7 +20,7 @@ from typing import Literal
 from buildbench.errors import UsageError
 from buildbench.record import ModelInfo
 
-INPUT_DTYPES = ("float32", "float16", "int64", "int32", "bool")
+INPUT_DTYPES = ("float32", "float16", "float64", "int64", "int32", "bool")
 
 
 TorchFormat = Literal["pt2", "torchscript"]

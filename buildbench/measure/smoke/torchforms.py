@@ -55,22 +55,33 @@ def factory_key(torch: Any, spec: ModelSpec, factory: Any) -> str:
     ).hexdigest()
 
 
-def torch_module(torch: Any, spec: ModelSpec) -> tuple[Any, tuple[Any, ...], list[str]]:
-    """(module, example inputs as a tuple, their names) from a factory or a torch file."""
+FACTORY_TIP = "it returns (torch.nn.Module or fitted scikit-learn estimator, example_inputs)"
+
+
+def call_factory(spec: ModelSpec) -> tuple[Any, Any]:
+    """What a factory returns: (model, example inputs)."""
+    factory = resolve_factory(spec)
+    try:
+        model, example = factory()
+    except Exception as exc:
+        raise UsageError(
+            f"--model {spec.text}: the factory failed ({first_line(exc)})", tip=FACTORY_TIP
+        ) from None
+    return model, example
+
+
+def torch_module(
+    torch: Any, spec: ModelSpec, made: tuple[Any, Any] | None = None
+) -> tuple[Any, tuple[Any, ...], list[str]]:
+    """(module, example inputs as a tuple, their names) from a factory (what it returned:
+    `made`) or a torch file."""
     if spec.kind == "factory":
-        factory = resolve_factory(spec)
-        try:
-            module, example = factory()
-        except Exception as exc:
-            raise UsageError(
-                f"--model {spec.text}: the factory failed ({first_line(exc)})",
-                tip="it returns (torch.nn.Module, example_inputs)",
-            ) from None
+        module, example = made or call_factory(spec)
         if not isinstance(module, torch.nn.Module):
             raise UsageError(
                 f"--model {spec.text}: the factory returned {type(module).__name__}, "
                 "not a torch.nn.Module",
-                tip="it returns (torch.nn.Module, example_inputs)",
+                tip=FACTORY_TIP,
             )
         return _named_example(torch, spec, module.eval(), example)
     assert spec.path is not None

@@ -20,7 +20,7 @@ costs: framework import, model load, first inference. Reports progress on stderr
 from __future__ import annotations
 
 from .output import PROGRESS_PREFIX, RESULT_PREFIX
-from .parity import STORED_DTYPES, compare_outputs, parity, worst
+from .parity import MAPS, STORED_DTYPES, STRINGS, compare_outputs, parity, worst
 from .probes import unresolved_libraries
 from .protobuf import count_nodes
 from .runtimes import DEFAULT_SETTING, RUNTIMES
@@ -28,11 +28,13 @@ from .runtimes.onnx import ORT_LEVELS, OnnxModel, provider_orders
 
 __all__ = [
     "DEFAULT_SETTING",
+    "MAPS",
     "ORT_LEVELS",
     "PROGRESS_PREFIX",
     "RESULT_PREFIX",
     "RUNTIMES",
     "STORED_DTYPES",
+    "STRINGS",
     "OnnxModel",
     "compare_outputs",
     "count_nodes",

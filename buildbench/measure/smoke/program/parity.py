@@ -1,7 +1,13 @@
-"""Parity: every output of the image's runtime against the host's reference outputs."""
+"""Parity: every output of the image's runtime against the host's reference outputs.
+
+A tensor's reference is raw bytes (`reference-<i>.bin`, in its STORED_DTYPES dtype); a string
+tensor's and a sequence of maps' (skl2onnx's ZipMap: one {label: score} per item) is JSON
+(`reference-<i>.json`): strings compared exactly, maps key by key (the keys exactly, the scores
+as floats are)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any
@@ -18,8 +24,14 @@ STORED_DTYPES = {
     "int16": "int16",
     "int8": "int8",
     "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
     "bool": "bool",
 }
+# Outputs whose reference is JSON: a string tensor (flat), and a sequence of maps (each item
+# its [key, value] pairs, in the reference's order).
+STRINGS, MAPS = "string", "map"
 
 
 def parity(
@@ -86,13 +98,59 @@ def compare_outputs(model: Any, got: list, batch: dict, meta: dict, folder: str)
             note = f"shape {list(shape)}, reference {ref['shape']}"
             found[name] = {**_parity_found(0, 0, 0, 0, 0, exact), "ok": False, "note": note}
             continue
+        if ref["dtype"] in (STRINGS, MAPS):
+            with open(os.path.join(folder, f"reference-{i}.json")) as handle:
+                want = json.load(handle)
+            if ref["dtype"] == STRINGS:
+                found[name] = compare_strings(values, want)
+            else:
+                found[name] = compare_maps(model, values, want, meta)
+            continue
         path = os.path.join(folder, f"reference-{i}.bin")
         want = model.reference(path, STORED_DTYPES[ref["dtype"]])
-        if model.accuracy is not None and not exact:
-            found[name] = accuracy(values, want, shape, model.accuracy, model.xp)
-        else:
-            found[name] = parity(values, want, meta["rtol"], meta["atol"], exact, xp=model.xp)
+        found[name] = _numbers(model, values, want, shape, meta, exact)
     return found
+
+
+def _numbers(model: Any, got: Any, want: Any, shape: list, meta: dict, exact: bool) -> dict:
+    """Numbers in the model's array library: within tolerance, or its accuracy policy."""
+    if model.accuracy is not None and not exact:
+        return accuracy(got, want, shape, model.accuracy, model.xp)
+    return parity(got, want, meta["rtol"], meta["atol"], exact, xp=model.xp)
+
+
+def compare_strings(got: Any, want: list[str]) -> dict:
+    """A string tensor (class labels), value by value, exactly."""
+    if not isinstance(got, list):
+        return {**_parity_found(0, 0, 0, 0, 0, True), "ok": False, "note": "not strings"}
+    differ = [(g, w) for g, w in zip(got, want, strict=True) if g != w]
+    found = _parity_found(0.0, 0.0, len(differ), len(want), math.inf if differ else 0.0, True)
+    if differ:
+        found["note"] = (
+            f"{len(differ)} of {len(want)} differ, e.g. {differ[0][0]!r} for {differ[0][1]!r}"
+        )
+    return found
+
+
+def compare_maps(model: Any, got: Any, want: list[list[list[Any]]], meta: dict) -> dict:
+    """A sequence of maps (ZipMap's {label: score} per item): each item's keys exactly, then
+    every score against the reference's as numbers are (within tolerance, or the accuracy
+    policy's figure, a classifier's top-1 among them: one row of scores per item)."""
+    if not isinstance(got, list) or not all(isinstance(g, dict) for g in got):
+        return {**_parity_found(0, 0, 0, 0, 0, False), "ok": False, "note": "not maps"}
+    for n, (g, pairs) in enumerate(zip(got, want, strict=True)):
+        keys = [k for k, _ in pairs]
+        if sorted(map(repr, g)) != sorted(map(repr, keys)):
+            note = f"item {n}: keys {sorted(g, key=repr)}, reference {sorted(keys, key=repr)}"
+            return {**_parity_found(0, 0, 1, len(want), math.inf, False), "ok": False, "note": note}
+    xp = model.xp
+    values = xp.asarray(
+        [float(g[k]) for g, pairs in zip(got, want, strict=True) for k, _ in pairs],
+        dtype=xp.float64,
+    )
+    reference = xp.asarray([float(v) for pairs in want for _, v in pairs], dtype=xp.float64)
+    shape = [len(want), len(want[0]) if want else 0]
+    return _numbers(model, values, reference, shape, meta, exact=False)
 
 
 ACCURACY_NOTE = "accuracy: "  # how an output's note starts when it is an accuracy figure

@@ -193,15 +193,27 @@ class OnnxModel:
         return self.numpy
 
     def outputs(self, y: Any) -> list[tuple[list[int], Any]]:
-        """Each output's shape, and its values as float64 (for parity)."""
-        found = []
+        """Each output's shape, and its values for parity: numbers as float64; strings and a
+        sequence (ZipMap's list of dicts) as Python lists, which parity reads as they are."""
+        found: list[tuple[list[int], Any]] = []
         for a in y:
+            if isinstance(a, list):
+                found.append(([len(a)], a))
+                continue
             a = self.numpy.asarray(a)
+            if a.dtype.kind in "OUS":  # tensor(string): numpy objects
+                flat = a.reshape(-1).tolist()
+                found.append((list(a.shape), [_text(v) for v in flat]))
+                continue
             found.append((list(a.shape), a.reshape(-1).astype("float64")))
         return found
 
     def reference(self, path: str, dtype: str) -> Any:
         return self.numpy.fromfile(path, dtype=dtype).astype("float64")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def provider_orders(providers: list[str]) -> list[list[str]]:
