@@ -19,6 +19,8 @@ from buildbench.engine.api import Engine
 from buildbench.engine.endpoint import Endpoint, resolve
 from buildbench.errors import UsageError
 from buildbench.measure.runtimes import DEFAULT_NAMES, NAMES
+from buildbench.measure.servers import NAMES as SERVER_NAMES
+from buildbench.measure.servers import server_names
 from buildbench.measure.smoke.options import ModelRequest
 from buildbench.run.config import CONFIG_NAME, load_matrix, load_models
 from buildbench.run.matrix import (
@@ -95,6 +97,14 @@ matrix_options = compose(
         help="Framework to build (repeatable; default: pytorch and onnx).",
     ),
     option(
+        "--server",
+        "servers",
+        multiple=True,
+        metavar="NAME",
+        help=f"A serving framework to build, serving the run's model (repeatable; all: every "
+        f"one: {', '.join(SERVER_NAMES)}); alone, without --framework, only servers are built.",
+    ),
+    option(
         "--base-image",
         default=DEFAULT_BASE_IMAGE,
         show_default=True,
@@ -146,6 +156,7 @@ def resolve_matrix(
     only: tuple[str, ...],
     cuda: str,
     frameworks: tuple[str, ...],
+    servers: tuple[str, ...],
     base_image: str,
     torch_cpu_index_url: str,
     torch_version: str,
@@ -169,8 +180,10 @@ def resolve_matrix(
         torch_cpu_index_url = "" if local_torch else DEFAULT_TORCH_CPU_INDEX
     if torch_version == AUTO:
         torch_version = local_torch or ""
+    server_names(servers)  # an unknown one is refused before anything else
     options = MatrixOptions(
-        frameworks=tuple(dict.fromkeys(frameworks)) or DEFAULT_NAMES,
+        frameworks=tuple(dict.fromkeys(frameworks)) or (() if servers else DEFAULT_NAMES),
+        servers=servers,
         variants=variants_for(cuda),
         base_image=base_image,
         torch_version=torch_version,

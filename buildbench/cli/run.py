@@ -28,6 +28,7 @@ from buildbench.cli.options import (
 from buildbench.cli.progress import TerminalProgress
 from buildbench.engine.builders import BUILDERS
 from buildbench.errors import Terminated, UsageError
+from buildbench.measure.smoke.kinds.http.smoke import MAX_CONCURRENCY
 from buildbench.record import CellRecord
 from buildbench.run.engines import Outcome, execute
 from buildbench.run.plan import RunPlan, RunRequest, SmokeRequest
@@ -72,6 +73,23 @@ def _slo_p95(ctx: click.Context, param: click.Parameter, value: str | None) -> f
             tip="give the p95 latency a service must keep, e.g. --slo-p95 200",
         )
     return found
+
+
+def _concurrency(value: str) -> tuple[int, ...]:
+    """Increasing concurrency levels, as an [image.smoke.http] table's `concurrency`."""
+    try:
+        levels = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        levels = ()
+    if (
+        not levels
+        or list(levels) != sorted(set(levels))
+        or not 0 < levels[0] <= levels[-1] <= MAX_CONCURRENCY
+    ):
+        raise click.BadParameter(
+            f"{value!r}: give increasing whole numbers from 1 to {MAX_CONCURRENCY}, e.g. 1,4,16"
+        )
+    return levels
 
 
 @click.command()
@@ -207,6 +225,21 @@ def _slo_p95(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     help="Also put every HTTP service under open-loop load (a fixed arrival rate, latency from "
     "each request's scheduled time) and sweep for the highest rate whose p95 stays within MS.",
 )
+@option(
+    "--serve-concurrency",
+    default="1,4,16",
+    show_default=True,
+    metavar="LIST",
+    callback=lambda ctx, param, value: _concurrency(value),
+    help="--server: the concurrency levels each server is loaded at, comma-separated.",
+)
+@option(
+    "--serve-seconds",
+    type=click.FloatRange(min=0.1, max=600),
+    default=10.0,
+    show_default=True,
+    help="--server: seconds of load per concurrency level, after its warm-up.",
+)
 @slim_options
 @option("--no-preflight", is_flag=True, help="Skip the disk and index checks before building.")
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
@@ -236,6 +269,8 @@ def run(
     ort_settings: str,
     threads: tuple[int, ...],
     slo_p95: float | None,
+    serve_concurrency: tuple[int, ...],
+    serve_seconds: float,
     slim: bool,
     slim_exclude: tuple[str, ...],
     no_preflight: bool,
@@ -296,6 +331,8 @@ def run(
             ort_settings=ort_settings,
             threads=threads,
             slo_p95_ms=slo_p95,
+            serve_concurrency=serve_concurrency,
+            serve_seconds=serve_seconds,
         )
     signal.signal(signal.SIGTERM, _terminate)
     screen = TerminalProgress(Console(stderr=True, highlight=False), verbose=verbose, quiet=quiet)

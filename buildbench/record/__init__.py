@@ -28,7 +28,14 @@ from buildbench.record.contents import (
     PackageShare,
 )
 from buildbench.record.convert import DETAILS, Figures, from_json, make_converter, to_json
-from buildbench.record.http import SERVED_LEVELS, Batching, LoadLevel, RateStep, Served
+from buildbench.record.http import (
+    SERVED_LEVELS,
+    Batching,
+    LoadLevel,
+    RateStep,
+    Served,
+    ServedAnswers,
+)
 from buildbench.record.model import (
     Latency,
     ModelDetail,
@@ -95,6 +102,7 @@ __all__ = [
     "RunInfo",
     "RuntimeSetting",
     "Served",
+    "ServedAnswers",
     "Shipping",
     "SlimCandidate",
     "SlimStatus",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from buildbench.record.model import OutputParity
 from buildbench.record.smoke import COLD_START, SmokeDetail, SmokeMetric, SmokeResult
 
 # The concurrency levels compare and history follow (configs pick theirs).
@@ -59,6 +60,20 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class ServedAnswers:
+    """A built-in server's answer (`--server`), checked against the host's reference outputs
+    with the model smoke test's parity rules, output by output."""
+
+    server: str  # e.g. "fastapi"
+    encoding: str  # how the request was encoded, e.g. "JSON, tensors as base64"
+    request_bytes: int  # the body sent with every request
+    answer_bytes: int | None = None  # the first answer's body
+    outputs: dict[str, OutputParity] = field(default_factory=dict)
+    ok: bool = False  # every output within its tolerance
+    note: str | None = None  # why the answer could not be checked (not decoded, not kept)
+
+
+@dataclass(frozen=True)
 class Served(SmokeDetail):
     """An HTTP service measured under load (the `http` smoke test): its cold start as a
     service, each concurrency level, and what it used."""
@@ -76,6 +91,7 @@ class Served(SmokeDetail):
     slo_p95_seconds: float | None = None  # --slo-p95: the open-loop sweep's target
     rates: list[RateStep] = field(default_factory=list)  # the sweep's steps, in the order run
     batching: Batching | None = None  # None: the service's batching is not known
+    answers: ServedAnswers | None = None  # a built-in server's answer, checked (`--server`)
 
     def identity(self) -> tuple[str, ...]:
         return (self.request,)

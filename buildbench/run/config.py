@@ -56,6 +56,7 @@ from buildbench.run.matrix import (
     MatrixOptions,
     builtin_matrix,
     read_dockerfile,
+    server_cells,
 )
 
 CONFIG_NAME = "buildbench.toml"
@@ -400,7 +401,7 @@ def load_matrix(
 ) -> tuple[Path | None, list[Cell]]:
     """The config file used (None: built-in matrix) and the selected cells."""
     loaded = load_config(config, directory)
-    cells = loaded.cells(options) if loaded else builtin_matrix(options)
+    cells = (loaded.cells(options) if loaded else builtin_matrix(options)) + server_cells(options)
     if not cells:
         every = MatrixOptions(variants=VARIANTS)
         valid = loaded.cells(every) if loaded else builtin_matrix(every)

@@ -11,6 +11,8 @@ from typing import Literal
 from buildbench.engine.dockerfile import final_base
 from buildbench.errors import UsageError
 from buildbench.measure.runtimes import DEFAULT_NAMES, runtime
+from buildbench.measure.servers import server, server_names
+from buildbench.measure.servers.smoke import ServeConfig
 from buildbench.measure.smoke.kinds.model.config import ModelConfig
 from buildbench.measure.smoke.runner import SmokeConfig
 from buildbench.record import cell_key
@@ -89,6 +91,7 @@ class MatrixOptions:
     base_image: str = DEFAULT_BASE_IMAGE
     torch_version: str = ""
     torch_cpu_index_url: str = DEFAULT_TORCH_CPU_INDEX
+    servers: tuple[str, ...] = ()  # --server, as given ("all" for every one)
 
 
 def variants_for(cuda: str) -> tuple[Variant, ...]:
@@ -117,6 +120,33 @@ def builtin_matrix(options: MatrixOptions) -> list[Cell]:
                     smoke=ModelConfig(framework),
                     requirements=found.requirements(variant, options),
                     requirements_index=found.requirements_index(variant, options),
+                )
+            )
+    return cells
+
+
+def server_cells(options: MatrixOptions) -> list[Cell]:
+    """The serving frameworks' images (measure/servers), each in the variants it has, serving
+    the run's model on the http kind. A server named by --server must serve the model; one
+    only reached by `all` is not applicable where it cannot."""
+    root = dockerfiles_dir()
+    cells = []
+    for name in server_names(options.servers):
+        found = server(name)
+        for variant in options.variants:
+            if variant not in found.variants:
+                continue
+            cells.append(
+                Cell(
+                    name=name,
+                    variant=variant,
+                    dockerfile=root / found.dockerfile,
+                    context=root,
+                    build_args={"CUDA": CUDA_VALUES[variant], "BASE_IMAGE": options.base_image},
+                    framework=name,
+                    build_inputs=True,
+                    smoke=ServeConfig(found, chosen=name in options.servers),
+                    requirements=found.requirements(variant),
                 )
             )
     return cells

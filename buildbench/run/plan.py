@@ -94,6 +94,8 @@ class SmokeRequest:
     ort_settings: str = ""  # comma-separated, as given
     threads: tuple[int, ...] = ()
     slo_p95_ms: float | None = None
+    serve_concurrency: tuple[int, ...] = (1, 4, 16)  # a built-in server's load (--server)
+    serve_seconds: float = 10.0
 
     def options(self, cells: list[Cell]) -> SmokeOptions:
         """The run's smoke options for these cells; a user's model is refused here (UsageError),
@@ -110,6 +112,8 @@ class SmokeRequest:
             ort_settings=tuple(s.strip() for s in self.ort_settings.split(",") if s.strip()),
             threads=self.threads,
             slo_p95_ms=self.slo_p95_ms,
+            serve_concurrency=self.serve_concurrency,
+            serve_seconds=self.serve_seconds,
         )
         from buildbench.run.smokes import run_smoke_options
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from buildbench.errors import UsageError
+from buildbench.measure.servers.smoke import ServeConfig
 from buildbench.measure.smoke.kinds import check_run
 from buildbench.measure.smoke.options import SmokeOptions
 from buildbench.measure.smoke.runner import SmokeKind
@@ -51,4 +52,7 @@ def run_smoke_options(options: SmokeOptions, cells: Iterable[Cell]) -> SmokeOpti
     here, before any engine is asked."""
     options = replace(options, frameworks=frameworks_of(cells))
     check_run(options)
+    for cell in cells:  # a server named by --server must serve the model
+        if isinstance(cell.smoke, ServeConfig):
+            cell.smoke.smoke(cell.variant, options).check()
     return options

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from buildbench.measure.runtimes import RUNTIMES
+from buildbench.measure.servers import SERVERS
 from buildbench.run.matrix import dockerfiles_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "dockerfiles").glob("*.dockerfile"))
 
 
-def test_there_are_the_two_built_in_images():
-    assert [p.name for p in DOCKERFILES] == ["onnx.dockerfile", "pytorch.dockerfile"]
+def test_every_dockerfile_is_a_runtimes_or_a_servers():
+    runtimes = {r.dockerfile for r in RUNTIMES}
+    assert {p.name for p in DOCKERFILES} == runtimes | {s.dockerfile for s in SERVERS}
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)

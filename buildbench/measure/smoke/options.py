@@ -38,6 +38,9 @@ class SmokeOptions:
     # (the shared protocol leans on no kind's modules; test_runtimes.py holds them equal)
     frameworks: tuple[str, ...] = ("pytorch", "onnx")
     slo_p95_ms: float | None = None  # --slo-p95: sweep every service's arrival rate against it
+    # A built-in server's load (--server): concurrency levels, and seconds per level.
+    serve_concurrency: tuple[int, ...] = (1, 4, 16)
+    serve_seconds: float = 10.0
 
 
 def wants_gpus(info: EngineInfo, gpus: Gpus) -> bool:

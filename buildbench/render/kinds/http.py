@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from buildbench.analyze.course import Entry
+from buildbench.analyze.derived import build_summary
 from buildbench.analyze.served import (
     KNEE_FACTOR,
     knee,
@@ -16,10 +17,10 @@ from buildbench.analyze.served import (
     rate_throughput,
     throughput,
 )
-from buildbench.record import Quantiles, Served
+from buildbench.record import LoadLevel, Quantiles, Served, ServedAnswers
 from buildbench.render import charts, fmt
 from buildbench.render.kinds.base import ChartSpec, KindReport
-from buildbench.render.mdparts import markdown_table
+from buildbench.render.mdparts import markdown_table, summary_interval
 from buildbench.results import RunResults
 
 
@@ -260,8 +261,71 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
 
+def _best(levels: Sequence[LoadLevel]) -> str:
+    """The highest throughput and the concurrency it came at."""
+    rated = [(rate, lv.concurrency) for lv in levels if (rate := throughput(lv)) is not None]
+    if not rated:
+        return "-"
+    rate, at = max(rated)
+    return f"{_rate(rate)} (c={at})"
+
+
+def _parity(answers: ServedAnswers) -> str:
+    if answers.note:
+        return f"not proven: {answers.note}"
+    if answers.ok:
+        worst = max((p.max_abs_diff for p in answers.outputs.values()), default=0.0)
+        return f"ok, {len(answers.outputs)} outputs, max abs diff {worst:.2g}"
+    bad = [name for name, p in answers.outputs.items() if not p.ok]
+    return f"fails: {', '.join(bad)}"
+
+
+def serving_section(cells: Sequence[Entry], merged: bool) -> str:
+    """The serving frameworks (--server) side by side: what each cost to build and ship, how
+    soon it answered, how fast, and whether its answers were the model's."""
+    rows = []
+    for e, served in _served(cells):
+        answers = served.answers
+        if answers is None:
+            continue
+        first = served.level(1)
+        q = level_quantiles(first) if first else None
+        image = e.record.image
+        rows.append(
+            [
+                _label(e, merged),
+                e.record.smoke.status.value if e.record.smoke else "-",
+                fmt.size(image.size_bytes if image else None),
+                summary_interval(build_summary(e.record)),
+                fmt.seconds(served.ready_seconds),
+                fmt.seconds(served.first_response_seconds),
+                _quantile(q, "p50") if q else "-",
+                _quantile(q, "p95") if q else "-",
+                _best(served.levels),
+                fmt.size(served.peak_memory_bytes),
+                f"{answers.encoding}, {fmt.size(answers.request_bytes)}",
+                _parity(answers),
+            ]
+        )
+    if not rows:
+        return ""
+    headers = ["server", "smoke", "image", "build", "ready", "first answer", "p50 c=1"]
+    headers += ["p95 c=1", "best throughput", "peak memory", "request", "answers"]
+    note = (
+        "Each server serves the run's model in its own image, locked down, on the http kind "
+        "(the Served section below has every level). Answers: the first answer's outputs "
+        "against the host's reference outputs, with the model smoke test's tolerances; a "
+        "server that answers with other values fails its cell. Request: how the model's "
+        "inputs were encoded, and the bytes of each request."
+    )
+    return "## Serving frameworks\n\n" + markdown_table(rows, headers) + "\n\n" + note
+
+
 def _section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
-    return served_section(cells, len(runs) > 1)
+    merged = len(runs) > 1
+    return "\n\n".join(
+        p for p in (serving_section(cells, merged), served_section(cells, merged)) if p
+    )
 
 
 REPORT = KindReport(results=_section, later_charts=served_charts)

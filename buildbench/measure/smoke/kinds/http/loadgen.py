@@ -24,6 +24,7 @@ container's start time is).
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import math
@@ -39,6 +40,7 @@ RESULT_PREFIX = "BUILDBENCH_SMOKE_RESULT "
 PROGRESS_PREFIX = "BUILDBENCH_PROGRESS "
 BODY_START = 200  # characters of a bad response's body kept in the report
 POLL_SECONDS = 0.05  # between readiness probes
+MAX_ANSWER = 16 * 1024**2  # bytes of the first answer kept whole where the spec asks for it
 STOP = threading.Event()  # SIGTERM, or a deadline passed: every loop checks it
 ERROR_KINDS = ("status", "body", "timeout", "connection")
 LATE = "late"  # open loop: a scheduled request not sent before its step's stop
@@ -165,6 +167,10 @@ def first_response(spec: dict[str, Any], body: bytes | None) -> dict[str, Any]:
     if not found["ok"]:
         found["kind"] = judge(spec, status, data)
         found["body_start"] = data[:BODY_START].decode(errors="replace")
+    elif spec.get("keep_answer"):  # a built-in server's: the host checks its values
+        found["answer_bytes"] = len(data)
+        if len(data) <= MAX_ANSWER:
+            found["answer"] = base64.b64encode(data).decode()
     return found
 
 

@@ -117,8 +117,13 @@ class HttpSmoke:
         )
 
     def run(self, ctx: SmokeContext) -> SmokeResult:
+        service = self.service(ctx)
+        return self.judge(self.serve(ctx, service), service.user)
+
+    def service(self, ctx: SmokeContext) -> ContainerSpec:
+        """The service container, locked down: the image's own CMD, never as root."""
         info = ctx.engine.image(ctx.image)
-        service = ContainerSpec(
+        return ContainerSpec(
             command=[],  # the image's own CMD/ENTRYPOINT
             user=service_user(info.user if info else ""),
             memory_bytes=ctx.options.memory_bytes,
@@ -126,11 +131,12 @@ class HttpSmoke:
             gpus=ctx.gpus,
             labels=ctx.labels,
         )
+
+    def serve(self, ctx: SmokeContext, service: ContainerSpec) -> ServiceOutcome:
         ctx.on_progress(f"serving {self.request()}")
-        outcome = ctx.engine.serve(
+        return ctx.engine.serve(
             ctx.image, service, ctx.image, self.client(ctx), relay_progress(ctx.on_progress)
         )
-        return self.judge(outcome, service.user)
 
     def client(self, ctx: SmokeContext) -> ContainerSpec:
         """The load generator, in the service's own image (its Python) and network namespace;

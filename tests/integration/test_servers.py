@@ -1,0 +1,114 @@
+"""`--server fastapi` as a new user runs it: the installed console script in a fresh directory
+builds the FastAPI + ONNX Runtime image once, serves a small model from it locked down, and
+proves its answers against the host's reference outputs; the report has the serving table."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from buildbench.engine.dockersdk import DockerEngine
+from buildbench.labels import LABEL_RUN
+from tests.integration.conftest import Ran, buildbench, remove_runs
+from tests.unit.test_modelspec import tiny_onnx
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def served(
+    base_image: str,
+    engine: DockerEngine,
+    client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Ran, dict[str, dict[str, Any]]]]:
+    """One run, the model two inputs (int64, float32) and two outputs (float32, bool); every
+    container the run starts inspected while it runs."""
+    cwd = tmp_path_factory.mktemp("user")
+    tiny_onnx(cwd / "tiny.onnx")
+    seen: dict[str, dict[str, Any]] = {}
+    done = threading.Event()
+
+    def look() -> None:
+        while not done.is_set():
+            for found in client.api.containers(filters={"label": LABEL_RUN}):
+                if found["Id"] not in seen:
+                    with contextlib.suppress(docker.errors.NotFound):
+                        seen[found["Id"]] = client.api.inspect_container(found["Id"])
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=look, daemon=True)
+    watcher.start()
+    try:
+        ran = buildbench(
+            *("run", "--server", "fastapi", "--cuda", "cpu", "--model", "tiny.onnx"),
+            *("--serve-concurrency", "1,2", "--serve-seconds", "1", "--no-read-images"),
+            *("--smoke-timeout", "60", "--base-image", base_image),
+            cwd=cwd,
+            timeout=1200,
+        )
+    finally:
+        done.set()
+        watcher.join(timeout=10)
+    assert ran.results, f"no results:\n{ran.process.stdout}\n{ran.process.stderr[-3000:]}"
+    run_id = ran.data()["run"]["run_id"]
+    ours = {k: c for k, c in seen.items() if c["Config"]["Labels"].get(LABEL_RUN) == run_id}
+    assert client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}) == []
+    yield ran, ours
+    remove_runs(engine, cwd / "results")
+
+
+def test_fastapi_serves_the_model_and_its_answers_are_proven(served: tuple[Ran, Any]) -> None:
+    ran, _ = served
+    assert ran.process.returncode == 0, ran.process.stderr[-3000:]
+    cells = ran.cells()
+    assert set(cells) == {"fastapi/cpu"}
+    cell = cells["fastapi/cpu"]
+    assert cell["status"] == "ok", cell["error"]
+    assert cell["dockerfile"].endswith("serve-fastapi.dockerfile")
+    smoke = cell["smoke"]
+    assert smoke["kind"] == "http" and smoke["status"] == "ok"
+    found = smoke["detail"]
+    assert found["request"] == "POST /predict on port 8000" and found["user"] == "10001:10001"
+    assert 0 < found["ready_seconds"] <= found["first_response_seconds"] < 60
+    assert [level["concurrency"] for level in found["levels"]] == [1, 2]
+    for level in found["levels"]:
+        assert level["requests"] == len(level["samples"]) > 10
+        assert sum(level["errors"].values()) == 0
+    answers = found["answers"]
+    assert answers["server"] == "fastapi" and answers["ok"] is True
+    assert answers["encoding"] == "JSON, tensors as base64" and answers["request_bytes"] > 0
+    assert set(answers["outputs"]) == {"y", "mask"}
+    assert answers["outputs"]["mask"]["exact"] and answers["outputs"]["mask"]["count"] == 4
+    assert all(p["ok"] for p in answers["outputs"].values())
+    report = (ran.results[0].parent / "report.md").read_text()
+    assert "## Serving frameworks" in report
+    assert "| fastapi/cpu " in report and "ok, 2 outputs, max abs diff" in report
+
+
+def test_the_server_and_its_load_generator_ran_locked_down(served: tuple[Ran, Any]) -> None:
+    _, seen = served
+    service = next(
+        c
+        for c in seen.values()
+        if "BUILDBENCH_MODEL=/buildbench/model/tiny.onnx" in c["Config"]["Env"]
+    )
+    client = next(
+        c for c in seen.values() if c["HostConfig"]["NetworkMode"] == f"container:{service['Id']}"
+    )
+    host = service["HostConfig"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["Memory"] > 0 and host["PidsLimit"] > 0 and set(host["Tmpfs"]) == {"/tmp"}
+    assert not host.get("PortBindings") and not host.get("PublishAllPorts")
+    assert service["Config"]["User"] == "10001:10001"
+    (mount,) = service["Mounts"]
+    assert mount["Destination"] == "/buildbench" and mount["RW"] is False
+    assert client["HostConfig"]["ReadonlyRootfs"] is True
+    assert client["HostConfig"]["CapDrop"] == ["ALL"]
