@@ -240,6 +240,14 @@ def _concurrency(value: str) -> tuple[int, ...]:
     show_default=True,
     help="--server: seconds of load per concurrency level, after its warm-up.",
 )
+@option(
+    "--torch-forms",
+    default="",
+    metavar="LIST",
+    help="PyTorch's forms to time side by side in the PyTorch cells, each's start-up in fresh "
+    "containers: any of eager (the model's code and state dict), torchscript, export, "
+    "comma-separated. The headline is eager where the image runs the model's code.",
+)
 @slim_options
 @option("--no-preflight", is_flag=True, help="Skip the disk and index checks before building.")
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
@@ -271,6 +279,7 @@ def run(
     slo_p95: float | None,
     serve_concurrency: tuple[int, ...],
     serve_seconds: float,
+    torch_forms: str,
     slim: bool,
     slim_exclude: tuple[str, ...],
     no_preflight: bool,
@@ -333,6 +342,7 @@ def run(
             slo_p95_ms=slo_p95,
             serve_concurrency=serve_concurrency,
             serve_seconds=serve_seconds,
+            torch_forms=torch_forms,
         )
     signal.signal(signal.SIGTERM, _terminate)
     screen = TerminalProgress(Console(stderr=True, highlight=False), verbose=verbose, quiet=quiet)

@@ -103,7 +103,7 @@ class OutputParity:
 class RuntimeSetting:
     """The model under one runtime setting, in the same container: ONNX Runtime's graph
     optimisation level, online or offline-optimised, providers and intra-op threads (PyTorch:
-    threads only)."""
+    threads, and the form: eager, torchscript, export)."""
 
     label: str  # e.g. "all", "extended offline", "threads=1"
     setting: dict[str, Any] = field(default_factory=dict)
@@ -117,6 +117,10 @@ class RuntimeSetting:
     providers: list[str] | None = None
     threads: int | None = None
     error: str | None = None
+    # A PyTorch form's start-ups, each in a fresh container that loads that form alone (the
+    # first setting's: the cell's own start-ups).
+    startup: list[Startup] = field(default_factory=list)
+    note: str | None = None  # e.g. why the headline is not the eager form
 
 
 @dataclass(frozen=True)

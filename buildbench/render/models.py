@@ -19,6 +19,7 @@ from buildbench.record import (
     model_of,
 )
 from buildbench.render import fmt
+from buildbench.render.torchforms import forms_table
 from buildbench.results import RunResults
 
 
@@ -99,6 +100,17 @@ def _model_part(
     offline = _offline_lines(cells, several)
     if offline:
         parts.append("\n".join(offline))
+    forms = forms_table([(_cell(entry, several), smoke) for entry, smoke in cells])
+    if forms:
+        parts.append(forms)
+    notes = [
+        f"- {_cell(entry, several)}: {s.note}"
+        for entry, smoke in cells
+        for s in smoke.settings
+        if s.note
+    ]
+    if notes:
+        parts.append("\n".join(notes))
     return parts
 
 

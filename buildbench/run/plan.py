@@ -96,6 +96,7 @@ class SmokeRequest:
     slo_p95_ms: float | None = None
     serve_concurrency: tuple[int, ...] = (1, 4, 16)  # a built-in server's load (--server)
     serve_seconds: float = 10.0
+    torch_forms: str = ""  # comma-separated, as given
 
     def options(self, cells: list[Cell]) -> SmokeOptions:
         """The run's smoke options for these cells; a user's model is refused here (UsageError),
@@ -114,6 +115,7 @@ class SmokeRequest:
             slo_p95_ms=self.slo_p95_ms,
             serve_concurrency=self.serve_concurrency,
             serve_seconds=self.serve_seconds,
+            torch_forms=tuple(f.strip() for f in self.torch_forms.split(",") if f.strip()),
         )
         from buildbench.run.smokes import run_smoke_options
 

@@ -1,14 +1,16 @@
-"""PyTorch: the model's torch form (a torch.export program, or TorchScript) in the image's torch."""
+"""PyTorch: the model's torch forms (a torch.export program or TorchScript; a factory's eager
+code and state dict) in the image's torch."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from buildbench.measure.runtimes.base import missing_form
 from buildbench.measure.smoke.modelspec import PreparedModel
+from buildbench.measure.smoke.torchforms import EAGER, SCRIPT
 
 if TYPE_CHECKING:
     from buildbench.measure.runtimes.base import BuildChoices
@@ -41,7 +43,14 @@ class PyTorch:
         return list(wheels)
 
     def prepare(self, model: PreparedModel) -> PreparedModel:
-        return model  # the torch form is the shared one modelcache makes first
+        """The torch form is the shared one modelcache makes first; a factory's other forms
+        (torchforms.py made them beside it) travel too, by their meta.json keys."""
+        forms = dict(model.forms)
+        if (model.directory / EAGER).is_file():
+            forms["eager"] = [EAGER, "eager.py", "eager.pt"]
+        if (model.directory / SCRIPT).is_file():
+            forms["torchscript"] = [SCRIPT]
+        return replace(model, forms=forms)
 
     def unable(self, model: PreparedModel) -> str | None:
         return missing_form(model, self.name, "torch", model.torch is not None)

@@ -34,6 +34,7 @@ class SmokeOptions:
     models: tuple[ModelRequest, ...] = ()  # --model / [[model]]; none: ResNet-18
     ort_settings: tuple[str, ...] = ()  # runtime settings beyond the default (model kind)
     threads: tuple[int, ...] = ()
+    torch_forms: tuple[str, ...] = ()  # PyTorch's forms timed side by side (model kind)
     # the run's (--framework); the default: measure/runtimes' DEFAULT_NAMES, not imported here
     # (the shared protocol leans on no kind's modules; test_runtimes.py holds them equal)
     frameworks: tuple[str, ...] = ("pytorch", "onnx")

@@ -1,11 +1,13 @@
 """Torch forms of a model: a factory's module, or a torch file, saved as the form PyTorch images
-load (a torch.export program, else TorchScript), and its ONNX export."""
+load (a torch.export program, else TorchScript), its ONNX export, and a factory's other torch
+forms (eager: its code and state dict; TorchScript beside an export) for --torch-forms."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib
 import inspect
+import json
 import re
 import shutil
 import sys
@@ -20,6 +22,8 @@ from buildbench.measure.smoke.modelstack import first_line, quiet
 from buildbench.record import TensorInfo
 
 MAX_BATCH = 1024  # the exported batch axis's upper bound
+EAGER = "eager.json"  # the eager form: how to make the module; its code and weights beside it
+SCRIPT = "model-script.ts"  # the TorchScript form beside a torch.export program
 
 
 def resolve_factory(spec: ModelSpec) -> Any:
@@ -137,6 +141,8 @@ def _flat(torch: Any, inner: Any, names: list[str], as_keywords: bool) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.inner = inner
+            self.names = names
+            self.as_keywords = as_keywords
 
         def call(self, args: tuple[Any, ...]) -> Any:
             return (
@@ -179,6 +185,7 @@ def save_torch_form(
             return name, "pt2", *_program_tensors(torch, module), module
         return name, "torchscript", _script_inputs(module), None, None
     out_names = _tensor_outputs(torch, spec, module.outputs(example))
+    save_eager(torch, module, spec, work)
     program = None
     # torch.export takes a batch of 1 for a constant: a dynamic batch axis needs 2 or more.
     doubled = tuple(torch.cat([v, v]) if v.dim() and v.shape[0] == 1 else v for v in example)
@@ -193,6 +200,7 @@ def save_torch_form(
                 continue
     if program is not None:
         torch.export.save(program, str(work / "model.pt2"))
+        _save_script(torch, module, example, work / SCRIPT)
         inputs, outputs = _program_tensors(torch, program, names)
         named = [replace(o, name=n) for o, n in zip(outputs, out_names, strict=True)]
         return "model.pt2", "pt2", *_batch_named(inputs, named), program
@@ -211,6 +219,34 @@ def save_torch_form(
         for n, v in zip(names, example, strict=False)
     ]
     return "model.ts", "torchscript", inputs, _outputs_of(torch, module, example, out_names), None
+
+
+def save_eager(torch: Any, module: Any, spec: ModelSpec, work: Path) -> None:
+    """The eager form, PyTorch's own way to ship a model: the factory's module file as it is
+    (the image imports it, if it imports only what the image has), the callable's name, and the
+    module's state dict (the weights the references come from, whatever the factory draws)."""
+    source = getattr(sys.modules.get(str(spec.module)), "__file__", None)
+    if not source or not source.endswith(".py"):
+        return  # no one file of source (a compiled module, say): no eager form
+    shutil.copyfile(source, work / "eager.py")
+    torch.save(module.inner.state_dict(), str(work / "eager.pt"))
+    how = {
+        "module": spec.module,
+        "callable": spec.callable,
+        "code": "eager.py",
+        "weights": "eager.pt",
+        "keywords": module.names if module.as_keywords else None,
+    }
+    (work / EAGER).write_text(json.dumps(how, indent=2))
+
+
+def _save_script(torch: Any, module: Any, example: tuple[Any, ...], path: Path) -> None:
+    """The TorchScript form beside an export, traced; none where tracing fails."""
+    try:
+        with quiet(), torch.no_grad():
+            torch.jit.trace(module, example, check_trace=False).save(str(path))
+    except Exception:  # the program says the model has no torchscript form
+        path.unlink(missing_ok=True)
 
 
 def _tensor_outputs(torch: Any, spec: ModelSpec, outputs: list[tuple[str, Any]]) -> list[str]:

@@ -25,6 +25,7 @@ from .probes import unresolved_libraries
 from .protobuf import count_nodes
 from .runtimes import DEFAULT_SETTING, RUNTIMES
 from .runtimes.onnx import ORT_LEVELS, OnnxModel, provider_orders
+from .runtimes.pytorch import FORMS as TORCH_FORMS
 
 __all__ = [
     "DEFAULT_SETTING",
@@ -35,6 +36,7 @@ __all__ = [
     "RUNTIMES",
     "STORED_DTYPES",
     "STRINGS",
+    "TORCH_FORMS",
     "OnnxModel",
     "compare_outputs",
     "count_nodes",

@@ -23,13 +23,15 @@ def measure(args: argparse.Namespace, started_epoch: float) -> dict:
     if meta.get(runtime.form) is None:  # the host says so before any container: a backstop
         reason = (meta.get("not_applicable") or {}).get(args.framework)
         return {"not_applicable": reason or f"the model has no {args.framework} form"}
+    requested = json.loads(args.settings) if args.settings else [DEFAULT_SETTING]
+    meta["first_setting"] = requested[0]  # what the start-up loads (PyTorch: its form)
     progress("importing the framework")
     began = time.perf_counter()
     framework = runtime.framework(meta)
     imported = time.perf_counter()
     progress("loading the model")
     model = runtime(framework, args.artifacts, meta, args.gpu)
-    settings = model.settings(json.loads(args.settings) if args.settings else [DEFAULT_SETTING])
+    settings = model.settings(requested)
     first = model.open(settings[0])
     loaded = time.perf_counter()
     result: dict = {
@@ -67,6 +69,7 @@ def measure(args: argparse.Namespace, started_epoch: float) -> dict:
                 # that their loads compare (the cold load is the start-up's model load).
                 if index > 0 or model.fresh_sessions:
                     entry.update(model.open(setting))
+                    entry["label"] = model.label(setting)  # as opened (PyTorch: its form)
                 entry.update(model.graph_after(setting))
                 time_setting(model, meta, batches, args, entry, result if index == 0 else None)
             except Exception as exc:
@@ -91,8 +94,8 @@ def main(started_epoch: float) -> int:
     parser.add_argument("--max-runs", type=int, default=100_000)
     parser.add_argument(
         "--settings",
-        help="runtime settings, a JSON list of {level, offline, threads, providers} "
-        "(PyTorch takes threads): the first is the default run's",
+        help="runtime settings, a JSON list of {level, offline, threads, providers, form} "
+        "(PyTorch takes threads and form): the first is the default run's",
     )
     args = parser.parse_args()
     result: dict = {"python_version": sys.version.split()[0], "mode": args.mode}

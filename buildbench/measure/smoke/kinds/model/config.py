@@ -34,6 +34,7 @@ class ModelConfig:
             models=options.models,
             settings=options.ort_settings,
             threads=options.threads,
+            torch_forms=options.torch_forms,
             frameworks=options.frameworks,
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from buildbench.measure.runtimes import DEFAULT_NAMES
 from buildbench.measure.smoke import artifacts, modelcache, modelinputs
 from buildbench.measure.smoke.modelspec import PreparedModel
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
-from buildbench.measure.smoke.program import DEFAULT_SETTING, ORT_LEVELS
+from buildbench.measure.smoke.program import DEFAULT_SETTING, ORT_LEVELS, TORCH_FORMS
 from buildbench.measure.smoke.runner import (
     MOUNT,
     Idle,
@@ -67,13 +67,22 @@ ORT_SETTINGS = (*ORT_LEVELS, "offline", "providers")
 NOT_APPLICABLE = "not applicable"
 
 
-def runtime_settings(ort: Sequence[str] = (), threads: Sequence[int] = ()) -> list[dict[str, Any]]:
-    """The settings axis: today's default first, then each `--ort-settings` item and each
-    `--threads` count (the program keeps, per framework, what applies to it)."""
+def runtime_settings(
+    ort: Sequence[str] = (), threads: Sequence[int] = (), forms: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The settings axis: today's default first, then each `--ort-settings` item, each
+    `--threads` count and each `--torch-forms` form (the program keeps, per framework, what
+    applies to it; forms are PyTorch's only: the caller gives them to its cells alone)."""
     unknown = [s for s in ort if s not in ORT_SETTINGS]
     if unknown:
         raise UsageError(
             f"--ort-settings {unknown[0]}: not a setting", tip=f"one of {', '.join(ORT_SETTINGS)}"
+        )
+    strange = [f for f in forms if f not in TORCH_FORMS]
+    if strange:
+        raise UsageError(
+            f"--torch-forms {strange[0]}: not a PyTorch form",
+            tip=f"one or more of {', '.join(TORCH_FORMS)}, e.g. --torch-forms eager,export",
         )
     if any(n < 1 for n in threads):
         raise UsageError("--threads: counts are 1 or more", tip="e.g. --threads 1,2")
@@ -85,6 +94,7 @@ def runtime_settings(ort: Sequence[str] = (), threads: Sequence[int] = ()) -> li
         offline = item == "offline"
         found.append({**DEFAULT_SETTING, "level": "all" if offline else item, "offline": offline})
     found += [{**DEFAULT_SETTING, "threads": n} for n in threads]
+    found += [{**DEFAULT_SETTING, "form": f} for f in forms]
     unique: list[dict[str, Any]] = []
     for setting in found:
         if setting not in unique:
@@ -105,7 +115,7 @@ def load_models(
 def check_models(options: SmokeOptions) -> None:
     """The run's models and settings, refused now (UsageError) if wrong: before any engine is
     asked anything, so a mistake costs no build and leaves no run behind."""
-    runtime_settings(options.ort_settings, options.threads)
+    runtime_settings(options.ort_settings, options.threads, options.torch_forms)
     if options.models:
         artifacts.check_model_stack()
         _check_references(load_models(options.models, options.frameworks), options.batch_sizes)
@@ -128,15 +138,29 @@ class InferenceSmoke:
     settings: tuple[str, ...] = ()  # --ort-settings
     threads: tuple[int, ...] = ()  # --threads
     frameworks: tuple[str, ...] = DEFAULT_NAMES  # the run's: a model none of them runs is refused
+    torch_forms: tuple[str, ...] = ()  # --torch-forms: PyTorch's forms timed side by side
 
     def check(self) -> None:
         artifacts.check_model_stack()
-        runtime_settings(self.settings, self.threads)
+        self.settings_axis()
         if self.models:  # the default model runs: its references are made with the payload
             _check_references(self.prepared(), self.batch_sizes)
 
     def prepared(self) -> tuple[PreparedModel, ...]:
-        return load_models(self.models, self.frameworks)
+        """The run's models, with the TorchScript form only where --torch-forms asks for it
+        (the same for every cell: their volume is one)."""
+        models = load_models(self.models, self.frameworks)
+        if "torchscript" in self.torch_forms:
+            return models
+        return tuple(
+            replace(m, forms={k: v for k, v in m.forms.items() if k != "torchscript"})
+            for m in models
+        )
+
+    def settings_axis(self) -> list[dict[str, Any]]:
+        """This cell's settings: PyTorch's forms go to the PyTorch cells only."""
+        forms = self.torch_forms if self.framework == "pytorch" else ()
+        return runtime_settings(self.settings, self.threads, forms)
 
     def idle(self) -> Idle | None:
         """The run's own models (not the default, which runs everywhere), none of which has a
@@ -152,7 +176,7 @@ class InferenceSmoke:
     def payload(self) -> Payload:
         models = self.prepared()
         identity = json.dumps(
-            [[m.info.sha256, [p.__dict__ for p in m.inputs]] for m in models]
+            [[m.info.sha256, [p.__dict__ for p in m.inputs], sorted(m.forms)] for m in models]
             + [list(self.batch_sizes)]
         )
         names = ", ".join(m.info.source for m in models)
@@ -200,7 +224,7 @@ class InferenceSmoke:
             if found.status != Status.OK:  # a start-up that fails now fails the smoke test
                 return _with(found, model=model.info)
             startups.append(found)
-        return _with(
+        full = _with(
             replace(
                 full,
                 cold_start_seconds=[s for run in startups for s in run.cold_start_seconds],
@@ -208,12 +232,61 @@ class InferenceSmoke:
             ),
             startup=[s for run in startups for s in model_of(run).startup],
         )
+        return self.form_startups(ctx, folder, full, progress)
+
+    def form_startups(
+        self,
+        ctx: SmokeContext,
+        folder: str,
+        full: SmokeResult,
+        progress: Callable[[str], None],
+    ) -> SmokeResult:
+        """Each other PyTorch form's start-up, in as many fresh containers as the headline's
+        (import, load and first inference of that form alone), kept with its setting."""
+        settings = model_of(full).settings
+        if not settings:
+            return full
+        headline = settings[0].setting.get("form")
+        timed: dict[str, list[Startup]] = {}
+        found_settings = [settings[0]]
+        seconds = full.seconds
+        for entry in settings[1:]:
+            form = entry.setting.get("form")
+            if entry.setting.get("threads") or entry.error is not None or form is None:
+                found_settings.append(entry)
+                continue
+            if form == headline:  # a form asked for by name that the headline is already
+                continue
+            if form not in timed:
+                timed[form] = []
+                for n in range(1, ctx.options.cold_starts + 1):
+                    progress(f"{form}: cold start {n} of {ctx.options.cold_starts}")
+                    spec = self.spec(ctx, folder, "startup", [{**DEFAULT_SETTING, "form": form}])
+                    found = self.judge(ctx.engine.run(ctx.image, spec), ctx.gpus, False)
+                    seconds += found.seconds
+                    if found.status != Status.OK:
+                        entry = replace(entry, error=f"start-up: {found.message}")
+                        break
+                    timed[form] += model_of(found).startup
+            found_settings.append(replace(entry, startup=timed[form]))
+        if not timed:
+            return _with(full, settings=found_settings)
+        first = replace(settings[0], startup=model_of(full).startup)
+        return _with(
+            replace(full, seconds=round(seconds, 3)), settings=[first, *found_settings[1:]]
+        )
 
     def spec(
-        self, ctx: SmokeContext, folder: str = "", mode: Literal["full", "startup"] = "full"
+        self,
+        ctx: SmokeContext,
+        folder: str = "",
+        mode: Literal["full", "startup"] = "full",
+        only: list[dict[str, Any]] | None = None,
     ) -> ContainerSpec:
+        """The program's container; `only`: these settings instead of the cell's (a form's
+        own start-up)."""
         options = ctx.options
-        settings = runtime_settings(self.settings, self.threads)
+        settings = only or self.settings_axis()
         command = [
             "python",
             f"{MOUNT}/program.py",
@@ -224,7 +297,7 @@ class InferenceSmoke:
             f"--min-runs={options.min_runs}",
             f"--min-seconds={options.min_seconds}",
             *(["--gpu"] if ctx.gpus else []),
-            *([f"--settings={json.dumps(settings)}"] if len(settings) > 1 else []),
+            *([f"--settings={json.dumps(settings)}"] if len(settings) > 1 or only else []),
         ]
         assert ctx.volume is not None, "the model's files travel in a volume"
         return ContainerSpec(
