@@ -1,4 +1,4 @@
-"""Grouped bar charts for the report, drawn with matplotlib's Agg canvas into PNG files.
+"""Bar, line and scatter charts for the report, drawn with matplotlib's Agg canvas into PNG files.
 
 matplotlib is the `report` extra: it is imported only when a chart is drawn, and its absence
 is a `ChartsUnavailable` the report turns into a note.
@@ -16,6 +16,7 @@ from typing import Any
 # One colour per image, in order: colour-blind safe (Okabe-Ito); one hatch per machine.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+MARKERS = ("o", "^", "s", "D", "v", "P")  # one per variant, in order
 GROUP_WIDTH = 0.8  # of the space between two groups
 
 
@@ -68,6 +69,17 @@ class RateCurve:
     label: str
     rates: list[float]  # requests per second, ascending
     p95_ms: list[float | None]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One labelled point of a scatter chart."""
+
+    label: str
+    x: float
+    y: float
+    marker: str = ""  # points with the same key share a marker (a variant), named in the legend
+    colour: str = ""  # points with the same key share a colour (an image)
 
 
 def _figure() -> Any:
@@ -238,6 +250,45 @@ def rate_curves(path: Path, curves: list[RateCurve], slo_ms: float | None) -> Pa
     axes.set_ylim(bottom=0)
     axes.spines[["top", "right"]].set_visible(False)
     axes.legend(frameon=False, fontsize=8)
+    figure.savefig(path, format="png", metadata={"Software": None})
+    return path
+
+
+def scatter(
+    path: Path, points: list[Point], *, title: str, xlabel: str, ylabel: str, note: str = ""
+) -> Path:
+    """A point per item, labelled beside it; a marker per marker key (the legend names them)
+    and a colour per colour key; `note` under the axes (what is not shown, and why)."""
+    figure = _figure()
+    axes = figure.subplots()
+    markers, colours = _keys(p.marker for p in points), _keys(p.colour for p in points)
+    for index, marker in enumerate(markers):
+        mine = [p for p in points if p.marker == marker]
+        axes.scatter(
+            [p.x for p in mine],
+            [p.y for p in mine],
+            s=60,
+            marker=MARKERS[index % len(MARKERS)],
+            c=[COLOURS[colours.index(p.colour) % len(COLOURS)] for p in mine],
+            label=marker,
+        )
+        for p in mine:
+            axes.annotate(
+                p.label, (p.x, p.y), xytext=(5, 4), textcoords="offset points", fontsize=8
+            )
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.margins(x=0.25, y=0.15)  # room for the labels right of the points
+    axes.set_xlim(left=0)
+    axes.set_ylim(bottom=0)
+    axes.spines[["top", "right"]].set_visible(False)
+    if markers:
+        legend = axes.legend(frameon=False, fontsize=8)
+        for handle in legend.legend_handles:  # the marker, not the first point's colour
+            handle.set_color("0.4")
+    if note:
+        figure.text(0.01, 0.01, note, fontsize=7, ha="left", va="bottom")
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
 

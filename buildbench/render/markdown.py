@@ -1,8 +1,9 @@
 """The report people read: Markdown tables of one or more runs, in the order a reader asks.
 
-What ONNX Runtime saves against PyTorch (and what the course said), the cells, their smoke
-tests, the time from registry to first inference, what is in each image and what could go,
-then warnings, the slowest build steps, the environment and how everything was measured.
+Every runtime against PyTorch (what the course said beside ONNX Runtime) with its chart, the
+cells, their smoke tests, the time from registry to first inference, what is in each image and
+what could go, then warnings, the slowest build steps, the environment and how everything was
+measured.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from buildbench.analyze.course import (
-    COURSE,
     Entry,
     build_median,
     builder_comparison,
-    course_comparison,
     entries,
     labelled,
 )
@@ -30,6 +29,7 @@ from buildbench.record import CellRecord, RunInfo
 from buildbench.render import fmt
 from buildbench.render.kinds import kind_reports
 from buildbench.render.mdparts import machine_column, markdown_table, summary_interval
+from buildbench.render.runtimes import CHART_TITLE, runtimes_section
 from buildbench.render.slim import slim_section
 from buildbench.render.smoke import smoke_section
 from buildbench.render.timeline import timeline_section
@@ -46,7 +46,7 @@ def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str
     cells = entries(runs)
     sections = [
         _title(runs, cells),
-        _course_section(runs),
+        runtimes_section(runs, _chart(chart_links, CHART_TITLE)),
         _builders_section(runs),
         _cells_section(runs, cells),
         smoke_section(runs, cells),
@@ -57,7 +57,7 @@ def render_markdown(runs: Sequence[RunResults], chart_links: list[tuple[str, str
         slim_section(runs),
         _shipping_section(runs, cells),
         timeline_section(runs),
-        _charts_section(chart_links),
+        _charts_section(chart_links, shown=CHART_TITLE),
         _warnings_section(cells),
         _steps_section(runs, cells),
         _environment_section(runs),
@@ -76,43 +76,6 @@ def _title(runs: Sequence[RunResults], cells: list[Entry]) -> str:
         names = ", ".join(f"{m} (`{r.info.run_id}`)" for m, r in labelled(runs))
         what = f"{len(runs)} runs merged: {names}"
     return f"# buildbench report\n\n{what}: {counts}."
-
-
-def _course_section(runs: Sequence[RunResults]) -> str:
-    found = course_comparison(runs)
-    if not found:
-        return ""
-    rows = [
-        [
-            *machine_column(runs, row["machine"]),
-            row["variant"],
-            fmt.seconds(row["pytorch_build_seconds"]),
-            fmt.seconds(row["onnx_build_seconds"]),
-            fmt.times(row["faster"]),
-            fmt.times(row["course_faster"]),
-            fmt.size(row["pytorch_size_bytes"]),
-            fmt.size(row["onnx_size_bytes"]),
-            fmt.times(row["smaller"]),
-            _course_sizes(row["variant"]),
-        ]
-        for row in found
-    ]
-    headers = [*machine_column(runs, "machine"), "variant", "PyTorch build", "ONNX Runtime build"]
-    headers += ["faster", "course", "PyTorch size", "ONNX Runtime size", "smaller", "course"]
-    return (
-        "## ONNX Runtime vs PyTorch\n\n"
-        "How many times faster the ONNX Runtime image builds than the PyTorch one (median "
-        "build times) and how many times smaller it is, beside what the course measured on "
-        "its laptop.\n\n" + markdown_table(rows, headers)
-    )
-
-
-def _course_sizes(variant: str) -> str:
-    course = COURSE.get(variant)
-    if course is None:
-        return "-"
-    sizes = f"{fmt.size(course.pytorch_bytes)} / {fmt.size(course.onnx_bytes)}"
-    return f"{fmt.times(course.smaller)} ({sizes})"
 
 
 # The section's columns: header, the comparison row's key, how its value reads.
@@ -307,10 +270,17 @@ def _shipping_section(runs: Sequence[RunResults], cells: list[Entry]) -> str:
 # Charts, warnings, steps, environment, method
 
 
-def _charts_section(chart_links: list[tuple[str, str]] | str) -> str:
+def _chart(chart_links: list[tuple[str, str]] | str, title: str) -> str | None:
+    """The path of the chart of that title, where it was drawn."""
+    return None if isinstance(chart_links, str) else dict(chart_links).get(title)
+
+
+def _charts_section(chart_links: list[tuple[str, str]] | str, shown: str) -> str:
+    """Every chart but the one already `shown` under its table."""
     if isinstance(chart_links, str):
         return f"## Charts\n\nCharts {chart_links}."
-    return "## Charts\n\n" + "\n".join(f"![{title}]({path})" for title, path in chart_links)
+    links = [f"![{title}]({path})" for title, path in chart_links if title != shown]
+    return "## Charts\n\n" + "\n".join(links)
 
 
 def _warnings_section(cells: list[Entry]) -> str:

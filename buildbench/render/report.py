@@ -11,7 +11,7 @@ from buildbench.analyze.course import Entry, build_median, course_comparison, en
 from buildbench.analyze.derived import build_summary
 from buildbench.errors import UsageError
 from buildbench.record import SCHEMA_VERSION, CellRecord
-from buildbench.render import charts, fmt
+from buildbench.render import charts, fmt, runtimes
 from buildbench.render.kinds import kind_reports
 from buildbench.render.markdown import render_markdown
 from buildbench.render.tables import cells_frame
@@ -79,6 +79,8 @@ def draw_charts(runs: Sequence[RunResults], report: Path) -> list[tuple[str, str
             ),
         ),
     ]
+    if first := runtimes.chart(runs):
+        wanted.insert(0, (runtimes.CHART_TITLE, runtimes.CHART_SUFFIX, first))
     reports = kind_reports()
     wanted += [chart for kind in reports for chart in kind.charts(cells, merged)]
     if stacks := timeline_stacks(runs):

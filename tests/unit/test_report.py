@@ -325,6 +325,7 @@ def test_cli_writes_report_and_charts_with_output(tmp_path: Path) -> None:
     assert sorted(p.name for p in out_file.parent.glob("*.png")) == [
         "report-build-time.png",
         "report-image-size.png",
+        "report-size-cold-start.png",
     ]
 
 
