@@ -71,3 +71,17 @@ def test_the_int8_cell_runs_both_models_with_an_accuracy_figure(int8_run: Ran) -
     assert pooled.endswith("of 4"), pooled  # a row of scores per item: top-1 agreement
     report = next(int8_run.cwd.glob("results/*/report.md")).read_text()
     assert "| accuracy: " in report and "An int8 form (onnx-int8)" in report
+
+
+def test_the_first_table_and_its_chart_show_the_int8_cell(int8_run: Ran) -> None:
+    report_md = next(int8_run.cwd.glob("results/*/report.md"))
+    first = report_md.read_text().split("## Runtimes against PyTorch\n\n")[1].split("\n## ")[0]
+    (row,) = [line for line in first.splitlines() if line.startswith("| cpu ")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:2] == ["cpu", "onnx-int8"], row
+    assert all(cells) and "-" not in cells, row  # every figure, or a word for why not
+    assert cells[-1].startswith("ok, accuracy ") and "within tolerance" in cells[-1], row
+    assert "This run has no PyTorch cell to hold the others against." in first
+    chart = report_md.with_name("report-size-cold-start.png")
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"![Image size against cold start]({chart.name})" in first

@@ -40,7 +40,7 @@ def test_every_cell_builds_and_the_run_exits_zero(matrix_run: Ran):
 def test_the_default_results_dir_is_relative_to_where_the_user_ran_it(matrix_run: Ran):
     run_dir = matrix_run.results[0].parent
     assert run_dir.parent == matrix_run.cwd / "results"
-    for name in ("results.csv", "report.md", "report-build-time.png"):
+    for name in ("results.csv", "report.md", "report-build-time.png", "report-size-cold-start.png"):
         assert (run_dir / name).is_file()
     assert f"results: {matrix_run.results[0]}" in matrix_run.process.stdout
 
@@ -185,7 +185,7 @@ def test_cuda_images_say_that_no_gpu_was_used(matrix_run: Ran):
 def test_the_report_answers_the_course_and_what_is_inside(matrix_run: Ran):
     report = (matrix_run.results[0].parent / "report.md").read_text()
     for section in (
-        "## ONNX Runtime vs PyTorch",
+        "## Runtimes against PyTorch",
         "## Smoke tests",
         "## Time to first inference",
         "## What is in each image",
