@@ -272,10 +272,10 @@ def scatter(
             c=[COLOURS[colours.index(p.colour) % len(COLOURS)] for p in mine],
             label=marker,
         )
-        for p in mine:
-            axes.annotate(
-                p.label, (p.x, p.y), xytext=(5, 4), textcoords="offset points", fontsize=8
-            )
+    for p, below in zip(points, _crowded(points), strict=True):
+        axes.annotate(
+            p.label, (p.x, p.y), xytext=(5, 4 - 11 * below), textcoords="offset points", fontsize=8
+        )
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
@@ -284,13 +284,27 @@ def scatter(
     axes.set_ylim(bottom=0)
     axes.spines[["top", "right"]].set_visible(False)
     if markers:
-        legend = axes.legend(frameon=False, fontsize=8)
+        legend = axes.legend(frameon=False, fontsize=8, loc="lower right")  # mostly empty
         for handle in legend.legend_handles:  # the marker, not the first point's colour
             handle.set_color("0.4")
     if note:
         figure.text(0.01, 0.01, note, fontsize=7, ha="left", va="bottom")
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
+
+
+def _crowded(points: list[Point]) -> list[int]:
+    """Per point, how many earlier points lie close to it (within 8% of each axis's span): its
+    label goes that many lines lower, so that labels of near points do not overlap."""
+    span_x = max((p.x for p in points), default=0) or 1.0
+    span_y = max((p.y for p in points), default=0) or 1.0
+    return [
+        sum(
+            abs(p.x - q.x) < 0.08 * span_x and abs(p.y - q.y) < 0.08 * span_y
+            for q in points[:index]
+        )
+        for index, p in enumerate(points)
+    ]
 
 
 def _keys(values: Iterable[str]) -> list[str]:
