@@ -119,7 +119,7 @@ def list_matrix(
     Example: buildbench list --config examples/course/buildbench.toml --cuda cpu
     """
     resolved = resolve_matrix(**matrix)
-    not_built = _not_built(resolved, models, inputs)
+    not_built = {**resolved.not_built, **_not_built(resolved, models, inputs)}
     resolved = replace(resolved, cells=[c for c in resolved.cells if c.key not in not_built])
     source = resolved.source
     origin = shown(source) if source else f"built-in (no {CONFIG_NAME} here)"

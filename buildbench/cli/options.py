@@ -6,8 +6,9 @@ same `run` would build); `run`, `clean` and `base` take the same engine options.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from buildbench.measure.runtimes import DEFAULT_NAMES, NAMES
 from buildbench.measure.servers import NAMES as SERVER_NAMES
 from buildbench.measure.servers import server_names
 from buildbench.measure.smoke.options import ModelRequest
-from buildbench.run.config import CONFIG_NAME, load_matrix, load_models
+from buildbench.run.config import CONFIG_NAME, load_matrix, load_models, missing_cells
 from buildbench.run.matrix import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_TORCH_CPU_INDEX,
@@ -34,6 +35,7 @@ from buildbench.run.pipconfig import PipInputs, pip_inputs
 
 F = TypeVar("F", bound=Callable[..., Any])
 AUTO = "auto"
+ALL = "all"  # --framework all: every runtime
 
 
 class EnvOption(click.Option):
@@ -92,9 +94,10 @@ matrix_options = compose(
     option(
         "--framework",
         "frameworks",
-        type=click.Choice(NAMES),
         multiple=True,
-        help="Framework to build (repeatable; default: pytorch and onnx).",
+        metavar="NAME",
+        help=f"Runtime to build: {', '.join(NAMES)}, or all (repeatable; default: "
+        f"{' and '.join(DEFAULT_NAMES)}).",
     ),
     option(
         "--server",
@@ -148,6 +151,23 @@ class Matrix:
     cells: list[Cell]
     pip: PipInputs
     base_image: str
+    not_built: dict[str, str] = field(default_factory=dict)  # cell key -> why: no such variant
+
+
+def chosen_frameworks(given: tuple[str, ...]) -> tuple[str, ...]:
+    """`--framework`'s runtimes in the order given (`all`: every one); a name no runtime has
+    is refused here, before anything is built."""
+    for name in given:
+        if name != ALL and name not in NAMES:
+            close = difflib.get_close_matches(name, NAMES, n=1)
+            raise UsageError(
+                f'--framework "{name}" is not a runtime buildbench has'
+                + (f' (did you mean "{close[0]}"?)' if close else ""),
+                tip=f"--framework takes {', '.join(NAMES)}, or {ALL} for every one",
+            )
+    if ALL in given:
+        return NAMES
+    return tuple(dict.fromkeys(given)) or DEFAULT_NAMES
 
 
 def resolve_matrix(
@@ -182,7 +202,7 @@ def resolve_matrix(
         torch_version = local_torch or ""
     server_names(servers)  # an unknown one is refused before anything else
     options = MatrixOptions(
-        frameworks=tuple(dict.fromkeys(frameworks)) or (() if servers else DEFAULT_NAMES),
+        frameworks=chosen_frameworks(frameworks) if frameworks or not servers else (),
         servers=servers,
         variants=variants_for(cuda),
         base_image=base_image,
@@ -190,7 +210,8 @@ def resolve_matrix(
         torch_cpu_index_url=torch_cpu_index_url,
     )
     source, cells = load_matrix(options, config=config, only=only)
-    return Matrix(source, cells, pip, base_image)
+    missing = missing_cells(options, config=config, only=only)
+    return Matrix(source, cells, pip, base_image, missing)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -325,6 +325,7 @@ def run(
         machine=machine,
         slim=slim or bool(slim_exclude),
         slim_exclude=slim_exclude,
+        not_built=resolved.not_built,
     )
     smoke_request = None
     if smoke:

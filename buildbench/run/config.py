@@ -6,7 +6,7 @@ ONNX Runtime images are the matrix. The format: one `[[image]]` table per image
 (`[[tool.buildbench.image]]` in `pyproject.toml`), each becoming one cell per variant:
 
     [[image]]
-    builtin = "pytorch"          # a built-in image ("pytorch", "onnx", "onnx-int8"); no other key
+    builtin = "pytorch"          # a built-in image ("pytorch", "onnx", ...); takes no other key
 
     [[image]]
     name = "course-onnx"         # required: lowercase letters and digits, with . _ - inside;
@@ -49,12 +49,14 @@ from buildbench.measure.smoke.kinds.model.config import read_model
 from buildbench.measure.smoke.options import ModelRequest
 from buildbench.measure.smoke.runner import SmokeConfig
 from buildbench.measure.smoke.table import TOML_TYPES, Where, type_name
+from buildbench.render import fmt
 from buildbench.run.matrix import (
     CUDA_VALUES,
     VARIANTS,
     Cell,
     MatrixOptions,
     builtin_matrix,
+    missing_variants,
     read_dockerfile,
     server_cells,
 )
@@ -89,6 +91,11 @@ class BuiltinImage:
         if self.framework not in options.frameworks:
             return []
         return builtin_matrix(replace(options, frameworks=(self.framework,)))
+
+    def missing(self, options: MatrixOptions) -> dict[str, str]:
+        if self.framework not in options.frameworks:
+            return {}
+        return missing_variants(replace(options, frameworks=(self.framework,)))
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,15 @@ class MatrixConfig:
             if every or image.framework in options.frameworks
             for cell in image.cells(options)
         ]
+
+    def missing(self, options: MatrixOptions) -> dict[str, str]:
+        """The built-in images' cells asked for that their runtime lacks, with why."""
+        return {
+            key: why
+            for image in self.images
+            if isinstance(image, BuiltinImage)
+            for key, why in image.missing(options).items()
+        }
 
 
 class _Table:
@@ -403,13 +419,33 @@ def load_matrix(
     loaded = load_config(config, directory)
     cells = (loaded.cells(options) if loaded else builtin_matrix(options)) + server_cells(options)
     if not cells:
-        every = MatrixOptions(variants=VARIANTS)
+        every = MatrixOptions(frameworks=NAMES, variants=VARIANTS)
         valid = loaded.cells(every) if loaded else builtin_matrix(every)
+        missing = loaded.missing(options) if loaded else missing_variants(options)
         raise UsageError(
-            "the selection leaves no cell to build",
+            "the selection leaves no cell to build"
+            + "".join(f" ({line})" for line in fmt.grouped(missing)),
             tip=f"valid cells: {', '.join(cell.key for cell in valid)}",
         )
     return (loaded.source if loaded else None), select_cells(cells, only)
+
+
+def missing_cells(
+    options: MatrixOptions,
+    *,
+    config: Path | None = None,
+    only: tuple[str, ...] = (),
+    directory: Path | None = None,
+) -> dict[str, str]:
+    """The selected cells whose runtime has no such variant, with why (see
+    `missing_variants`): listed as not built."""
+    loaded = load_config(config, directory)
+    missing = loaded.missing(options) if loaded else missing_variants(options)
+    return {
+        key: why
+        for key, why in missing.items()
+        if not only or key in only or key.split("/")[0] in only
+    }
 
 
 def select_cells(cells: list[Cell], only: tuple[str, ...]) -> list[Cell]:

@@ -150,3 +150,15 @@ def server_cells(options: MatrixOptions) -> list[Cell]:
                 )
             )
     return cells
+
+
+def missing_variants(options: MatrixOptions) -> dict[str, str]:
+    """The built-in cells asked for whose runtime has no such variant (OpenVINO's "cuda"), by
+    key, with why: left out as not built, never built as some other variant."""
+    missing = {}
+    for framework in options.frameworks:
+        found = runtime(framework)
+        for variant in options.variants:
+            if variant not in found.variants:
+                missing[cell_key(framework, variant)] = f"not applicable: {found.missing_variant}"
+    return missing

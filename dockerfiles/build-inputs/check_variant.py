@@ -1,6 +1,6 @@
 """Fail the build when the installed framework is not the variant that was asked for.
 
-Usage: check_variant.py torch|onnxruntime CUDA   (CUDA empty = the CPU variant)
+Usage: check_variant.py torch|onnxruntime|openvino CUDA   (CUDA empty = the CPU variant)
 Runs in the builder stage only; it never reaches the final image.
 """
 
@@ -16,6 +16,11 @@ if framework == "torch":
 
     is_cuda_build = torch.version.cuda is not None
     found = f"torch {torch.__version__} (CUDA {torch.version.cuda})"
+elif framework == "openvino":
+    import openvino
+
+    is_cuda_build = False  # no CUDA build exists: its GPU plugin is for Intel GPUs
+    found = f"openvino {openvino.__version__} (CPU)"
 else:
     is_cuda_build = "onnxruntime-gpu" in dists
     found = "onnxruntime-gpu" if is_cuda_build else "onnxruntime (CPU)"

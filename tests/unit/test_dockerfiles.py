@@ -24,6 +24,13 @@ def test_every_dockerfile_is_a_runtimes_or_a_servers():
     assert {p.name for p in DOCKERFILES} == runtimes | {s.dockerfile for s in SERVERS}
 
 
+def test_the_openvino_image_refuses_a_cuda_variant_before_installing():
+    """OpenVINO has no CUDA build: CUDA=1 fails the build, never a CPU image passing for one."""
+    text = (ROOT / "dockerfiles" / "openvino.dockerfile").read_text()
+    run = text.split("\nRUN ", 1)[1]
+    assert run.index('if [ -n "${CUDA}" ]') < run.index("exit 1") < run.index("pip install")
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_passes(path: Path):
     hadolint = shutil.which("hadolint")

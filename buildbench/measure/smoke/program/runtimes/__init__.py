@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Protocol
 from ..settings import DEFAULT_SETTING
 from .onnx import OnnxModel
 from .onnx_int8 import OnnxInt8Model
+from .openvino import OpenVinoModel
 from .pytorch import TorchModel
 
 
@@ -61,6 +62,7 @@ RUNTIMES: dict[str, type[Runtime]] = {
     "pytorch": TorchModel,
     "onnx": OnnxModel,
     "onnx-int8": OnnxInt8Model,
+    "openvino": OpenVinoModel,
 }
 
 __all__ = ["DEFAULT_SETTING", "RUNTIMES", "Runtime"]
