@@ -1,6 +1,7 @@
-"""`--server fastapi` as a new user runs it: the installed console script in a fresh directory
-builds the FastAPI + ONNX Runtime image once, serves a small model from it locked down, and
-proves its answers against the host's reference outputs; the report has the serving table."""
+"""`--server` as a new user runs it: the installed console script in a fresh directory builds
+each server's CPU image once (FastAPI + ONNX Runtime, LitServe + ONNX Runtime), serves a small
+model from it locked down, and proves its answers against the host's reference outputs; the
+report has the serving table."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def served(
     watcher.start()
     try:
         ran = buildbench(
-            *("run", "--server", "fastapi", "--cuda", "cpu", "--model", "tiny.onnx"),
+            *("run", "--server", "fastapi", "--server", "litserve", "--cuda", "cpu"),
+            *("--model", "tiny.onnx"),
             *("--serve-concurrency", "1,2", "--serve-seconds", "1", "--no-read-images"),
             *("--smoke-timeout", "60", "--base-image", base_image),
             cwd=cwd,
@@ -64,14 +66,16 @@ def served(
     remove_runs(engine, cwd / "results")
 
 
-def test_fastapi_serves_the_model_and_its_answers_are_proven(served: tuple[Ran, Any]) -> None:
+@pytest.mark.parametrize("name", ["fastapi", "litserve"])
+def test_a_server_serves_the_model_and_its_answers_are_proven(
+    served: tuple[Ran, Any], name: str
+) -> None:
     ran, _ = served
-    assert ran.process.returncode == 0, ran.process.stderr[-3000:]
     cells = ran.cells()
-    assert set(cells) == {"fastapi/cpu"}
-    cell = cells["fastapi/cpu"]
+    assert set(cells) == {"fastapi/cpu", "litserve/cpu"}
+    cell = cells[f"{name}/cpu"]
     assert cell["status"] == "ok", cell["error"]
-    assert cell["dockerfile"].endswith("serve-fastapi.dockerfile")
+    assert cell["dockerfile"].endswith(f"serve-{name}.dockerfile")
     smoke = cell["smoke"]
     assert smoke["kind"] == "http" and smoke["status"] == "ok"
     found = smoke["detail"]
@@ -82,33 +86,35 @@ def test_fastapi_serves_the_model_and_its_answers_are_proven(served: tuple[Ran, 
         assert level["requests"] == len(level["samples"]) > 10
         assert sum(level["errors"].values()) == 0
     answers = found["answers"]
-    assert answers["server"] == "fastapi" and answers["ok"] is True
+    assert answers["server"] == name and answers["ok"] is True
     assert answers["encoding"] == "JSON, tensors as base64" and answers["request_bytes"] > 0
     assert set(answers["outputs"]) == {"y", "mask"}
     assert answers["outputs"]["mask"]["exact"] and answers["outputs"]["mask"]["count"] == 4
     assert all(p["ok"] for p in answers["outputs"].values())
     report = (ran.results[0].parent / "report.md").read_text()
     assert "## Serving frameworks" in report
-    assert "| fastapi/cpu " in report and "ok, 2 outputs, max abs diff" in report
+    assert f"| {name}/cpu " in report and "ok, 2 outputs, max abs diff" in report
+    assert ran.process.returncode == 0, ran.process.stderr[-3000:]
 
 
-def test_the_server_and_its_load_generator_ran_locked_down(served: tuple[Ran, Any]) -> None:
+def test_each_server_and_its_load_generator_ran_locked_down(served: tuple[Ran, Any]) -> None:
     _, seen = served
-    service = next(
-        c
-        for c in seen.values()
-        if "BUILDBENCH_MODEL=/buildbench/model/tiny.onnx" in c["Config"]["Env"]
-    )
-    client = next(
-        c for c in seen.values() if c["HostConfig"]["NetworkMode"] == f"container:{service['Id']}"
-    )
-    host = service["HostConfig"]
-    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
-    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
-    assert host["Memory"] > 0 and host["PidsLimit"] > 0 and set(host["Tmpfs"]) == {"/tmp"}
-    assert not host.get("PortBindings") and not host.get("PublishAllPorts")
-    assert service["Config"]["User"] == "10001:10001"
-    (mount,) = service["Mounts"]
-    assert mount["Destination"] == "/buildbench" and mount["RW"] is False
-    assert client["HostConfig"]["ReadonlyRootfs"] is True
-    assert client["HostConfig"]["CapDrop"] == ["ALL"]
+    model = "BUILDBENCH_MODEL=/buildbench/model/tiny.onnx"
+    services = [c for c in seen.values() if model in c["Config"]["Env"]]
+    assert len(services) == 2  # one per server
+    for service in services:
+        client = next(
+            c
+            for c in seen.values()
+            if c["HostConfig"]["NetworkMode"] == f"container:{service['Id']}"
+        )
+        host = service["HostConfig"]
+        assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["Memory"] > 0 and host["PidsLimit"] > 0 and set(host["Tmpfs"]) == {"/tmp"}
+        assert not host.get("PortBindings") and not host.get("PublishAllPorts")
+        assert service["Config"]["User"] == "10001:10001"
+        (mount,) = service["Mounts"]
+        assert mount["Destination"] == "/buildbench" and mount["RW"] is False
+        assert client["HostConfig"]["ReadonlyRootfs"] is True
+        assert client["HostConfig"]["CapDrop"] == ["ALL"]

@@ -53,7 +53,7 @@ def tiny(tmp_path: Path) -> ServeSmoke:
 
 
 def test_every_server_is_one_registered_module_with_its_dockerfile() -> None:
-    assert NAMES[0] == "fastapi"  # the baseline first
+    assert NAMES[:2] == ("fastapi", "litserve")  # the baseline first
     assert not set(NAMES) & set(RUNTIME_NAMES)  # a cell's name says which it is
     for found in SERVERS:
         text = (dockerfiles_dir() / found.dockerfile).read_text()
@@ -135,6 +135,22 @@ def test_a_named_server_that_cannot_serve_the_model_is_refused_before_any_build(
     assert not Path("results").exists()  # refused before any engine was asked
     assert ran.exit_code == 2, ran.output
     assert "ERROR: --server fastapi cannot serve" in ran.output and "TIP: " in ran.output
+
+
+def test_a_classifier_with_string_labels_is_not_served_saying_why(tmp_path: Path) -> None:
+    """skl2onnx's labels (a string tensor) and ZipMap (a sequence of maps) are no tensors a
+    server's encoding carries: named by --server, refused; by `all`, not applicable."""
+    from tests.unit.test_classical import forest_with_string_labels
+
+    model = ModelRequest(str(forest_with_string_labels(tmp_path / "forest.onnx")))
+    with pytest.raises(UsageError) as raised:
+        ServeSmoke(FASTAPI, models=(model,), frameworks=("onnx",)).check()
+    assert raised.value.message == (
+        f"--server fastapi cannot serve {model.spec}: an output is a string tensor, which "
+        "JSON, tensors as base64 does not carry"
+    )
+    idle = ServeSmoke(FASTAPI, chosen=False, models=(model,), frameworks=("onnx",)).idle()
+    assert idle is not None and "a string tensor" in idle.reasons[model.spec]
 
 
 def test_base64_tensors_round_trip_and_say_what_cannot_be_read() -> None:

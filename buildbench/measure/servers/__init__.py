@@ -14,8 +14,9 @@ from __future__ import annotations
 from buildbench.errors import UsageError
 from buildbench.measure.servers.base import Encoding, Request, Server, Tensor
 from buildbench.measure.servers.fastapi import FASTAPI
+from buildbench.measure.servers.litserve import LITSERVE
 
-SERVERS: tuple[Server, ...] = (FASTAPI,)
+SERVERS: tuple[Server, ...] = (FASTAPI, LITSERVE)
 NAMES = tuple(s.name for s in SERVERS)
 ALL = "all"
 

@@ -28,11 +28,13 @@ from buildbench.measure.smoke.kinds.http.smoke import HttpSmoke, loadgen_files, 
 from buildbench.measure.smoke.kinds.model.smoke import load_models
 from buildbench.measure.smoke.modelspec import PreparedModel
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
-from buildbench.measure.smoke.program import STORED_DTYPES
+from buildbench.measure.smoke.program import MAPS, STORED_DTYPES, STRINGS
 from buildbench.measure.smoke.runner import MOUNT, Idle, Payload, SmokeContext, program_report
 from buildbench.record import OutputParity, Served, ServedAnswers, SmokeResult, from_json
 from buildbench.status import Status
 
+# Outputs that are no numeric tensor (measure/smoke/modeloutputs.py), as a reason names them.
+_NOT_TENSORS = {STRINGS: "a string tensor", MAPS: "a sequence of maps (ZipMap)"}
 BATCH = 1  # each request carries one item (the model's fixed batch where it has one)
 
 
@@ -82,6 +84,10 @@ class ServeSmoke:
         model = self.model()
         if self.server.form == "onnx" and model.onnx is None:
             return model.info.not_applicable.get("onnx") or "the model has no ONNX form"
+        others = [r["dtype"] for r in self.data[1]["references"] if r["dtype"] not in STORED_DTYPES]
+        if others:  # a classifier's labels and its ZipMap: no numeric tensor to send back
+            what = _NOT_TENSORS.get(others[0], others[0])
+            return f"an output is {what}, which {self.server.encoding.name} does not carry"
         return None
 
     def check(self) -> None:

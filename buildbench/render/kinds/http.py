@@ -302,6 +302,7 @@ def serving_section(cells: Sequence[Entry], merged: bool) -> str:
                 _quantile(q, "p50") if q else "-",
                 _quantile(q, "p95") if q else "-",
                 _best(served.levels),
+                _at_slo(served),
                 fmt.size(served.peak_memory_bytes),
                 f"{answers.encoding}, {fmt.size(answers.request_bytes)}",
                 _parity(answers),
@@ -310,13 +311,13 @@ def serving_section(cells: Sequence[Entry], merged: bool) -> str:
     if not rows:
         return ""
     headers = ["server", "smoke", "image", "build", "ready", "first answer", "p50 c=1"]
-    headers += ["p95 c=1", "best throughput", "peak memory", "request", "answers"]
+    headers += ["p95 c=1", "best throughput", "rate at SLO", "peak memory", "request", "answers"]
     note = (
         "Each server serves the run's model in its own image, locked down, on the http kind "
-        "(the Served section below has every level). Answers: the first answer's outputs "
-        "against the host's reference outputs, with the model smoke test's tolerances; a "
-        "server that answers with other values fails its cell. Request: how the model's "
-        "inputs were encoded, and the bytes of each request."
+        "(the Served section below has every level; rate at SLO: with --slo-p95). Answers: "
+        "the first answer's outputs against the host's reference outputs, with the model smoke "
+        "test's tolerances; a server that answers with other values fails its cell. Request: "
+        "how the model's inputs were encoded, and the bytes of each request."
     )
     return "## Serving frameworks\n\n" + markdown_table(rows, headers) + "\n\n" + note
 
