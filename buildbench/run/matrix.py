@@ -125,6 +125,13 @@ def builtin_matrix(options: MatrixOptions) -> list[Cell]:
     return cells
 
 
+def _torch_args(options: MatrixOptions) -> dict[str, str]:
+    return {
+        "TORCH_VERSION": options.torch_version,
+        "TORCH_CPU_INDEX_URL": options.torch_cpu_index_url,
+    }
+
+
 def server_cells(options: MatrixOptions) -> list[Cell]:
     """The serving frameworks' images (measure/servers), each in the variants it has, serving
     the run's model on the http kind. A server named by --server must serve the model; one
@@ -142,7 +149,11 @@ def server_cells(options: MatrixOptions) -> list[Cell]:
                     variant=variant,
                     dockerfile=root / found.dockerfile,
                     context=root,
-                    build_args={"CUDA": CUDA_VALUES[variant], "BASE_IMAGE": options.base_image},
+                    build_args={
+                        "CUDA": CUDA_VALUES[variant],
+                        "BASE_IMAGE": options.base_image,
+                        **(_torch_args(options) if found.torch else {}),
+                    },
                     framework=name,
                     build_inputs=True,
                     smoke=ServeConfig(found, chosen=name in options.servers),

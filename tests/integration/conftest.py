@@ -9,20 +9,25 @@ the builder stages by default.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.endpoint import from_url
+from buildbench.labels import LABEL_RUN
 from buildbench.run.cleanup import clean, runs_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +67,36 @@ def buildbench(
         env={**os.environ, **(env or {})},
     )
     return Ran(process, cwd)
+
+
+def watched(
+    client: docker.DockerClient, *args: str, cwd: Path, timeout: float
+) -> tuple[Ran, dict[str, dict[str, Any]]]:
+    """`buildbench run ...` with every container it starts inspected while it runs: the run
+    and its own containers' inspections by id (all of them gone once it ended)."""
+    seen: dict[str, dict[str, Any]] = {}
+    done = threading.Event()
+
+    def look() -> None:
+        while not done.is_set():
+            for found in client.api.containers(filters={"label": LABEL_RUN}):
+                if found["Id"] not in seen:
+                    with contextlib.suppress(docker.errors.NotFound):
+                        seen[found["Id"]] = client.api.inspect_container(found["Id"])
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=look, daemon=True)
+    watcher.start()
+    try:
+        ran = buildbench(*args, cwd=cwd, timeout=timeout)
+    finally:
+        done.set()
+        watcher.join(timeout=10)
+    assert ran.results, f"no results:\n{ran.process.stdout}\n{ran.process.stderr[-3000:]}"
+    run_id = ran.data()["run"]["run_id"]
+    ours = {k: c for k, c in seen.items() if c["Config"]["Labels"].get(LABEL_RUN) == run_id}
+    assert client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}) == []
+    return ran, ours
 
 
 def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -5,9 +5,6 @@ report has the serving table."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +12,7 @@ import docker
 import pytest
 
 from buildbench.engine.dockersdk import DockerEngine
-from buildbench.labels import LABEL_RUN
-from tests.integration.conftest import Ran, buildbench, remove_runs
+from tests.integration.conftest import Ran, remove_runs, watched
 from tests.unit.test_modelspec import tiny_onnx
 
 pytestmark = pytest.mark.integration
@@ -33,35 +29,15 @@ def served(
     container the run starts inspected while it runs."""
     cwd = tmp_path_factory.mktemp("user")
     tiny_onnx(cwd / "tiny.onnx")
-    seen: dict[str, dict[str, Any]] = {}
-    done = threading.Event()
-
-    def look() -> None:
-        while not done.is_set():
-            for found in client.api.containers(filters={"label": LABEL_RUN}):
-                if found["Id"] not in seen:
-                    with contextlib.suppress(docker.errors.NotFound):
-                        seen[found["Id"]] = client.api.inspect_container(found["Id"])
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=look, daemon=True)
-    watcher.start()
-    try:
-        ran = buildbench(
-            *("run", "--server", "fastapi", "--server", "litserve", "--cuda", "cpu"),
-            *("--model", "tiny.onnx"),
-            *("--serve-concurrency", "1,2", "--serve-seconds", "1", "--no-read-images"),
-            *("--smoke-timeout", "60", "--base-image", base_image),
-            cwd=cwd,
-            timeout=1200,
-        )
-    finally:
-        done.set()
-        watcher.join(timeout=10)
-    assert ran.results, f"no results:\n{ran.process.stdout}\n{ran.process.stderr[-3000:]}"
-    run_id = ran.data()["run"]["run_id"]
-    ours = {k: c for k, c in seen.items() if c["Config"]["Labels"].get(LABEL_RUN) == run_id}
-    assert client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}) == []
+    ran, ours = watched(
+        client,
+        *("run", "--server", "fastapi", "--server", "litserve", "--cuda", "cpu"),
+        *("--model", "tiny.onnx"),
+        *("--serve-concurrency", "1,2", "--serve-seconds", "1", "--no-read-images"),
+        *("--smoke-timeout", "60", "--base-image", base_image),
+        cwd=cwd,
+        timeout=1200,
+    )
     yield ran, ours
     remove_runs(engine, cwd / "results")
 

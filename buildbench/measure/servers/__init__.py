@@ -15,8 +15,10 @@ from buildbench.errors import UsageError
 from buildbench.measure.servers.base import Encoding, Request, Server, Tensor
 from buildbench.measure.servers.fastapi import FASTAPI
 from buildbench.measure.servers.litserve import LITSERVE
+from buildbench.measure.servers.torchserve import TORCHSERVE
+from buildbench.measure.servers.triton import TRITON
 
-SERVERS: tuple[Server, ...] = (FASTAPI, LITSERVE)
+SERVERS: tuple[Server, ...] = (FASTAPI, LITSERVE, TRITON, TORCHSERVE)
 NAMES = tuple(s.name for s in SERVERS)
 ALL = "all"
 

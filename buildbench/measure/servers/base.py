@@ -62,7 +62,10 @@ class Server:
     port: int = 8000
     ready: str = "/health"
     path: str = "/predict"
-    form: str = "onnx"  # the model form it serves (PreparedModel's; only ONNX so far)
+    form: str = "onnx"  # the model form it serves: "onnx" or "torch" (PreparedModel's)
+    # Its image installs torch as pytorch.dockerfile does: it takes the run's TORCH_VERSION and
+    # TORCH_CPU_INDEX_URL (a CPU torch from the CPU index or a local wheel, not PyPI's CUDA one).
+    torch: bool = False
     variants: tuple[str, ...] = ("cpu", "cuda")
     # The writable mounts it needs under a read-only root (path -> tmpfs options), and its
     # environment (HOME, caches), beside BUILDBENCH_MODEL and BUILDBENCH_MODEL_META.

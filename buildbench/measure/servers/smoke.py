@@ -35,6 +35,12 @@ from buildbench.status import Status
 
 # Outputs that are no numeric tensor (measure/smoke/modeloutputs.py), as a reason names them.
 _NOT_TENSORS = {STRINGS: "a string tensor", MAPS: "a sequence of maps (ZipMap)"}
+# The forms a server may serve, in words, and how a user gives a model that has one.
+FORMS = {"onnx": "an ONNX form", "torch": "a torch form"}
+FORM_TIPS = {
+    "onnx": "PATH.onnx, or module:callable",
+    "torch": "PATH.pt2, a TorchScript file, or module:callable",
+}
 BATCH = 1  # each request carries one item (the model's fixed batch where it has one)
 
 
@@ -82,13 +88,24 @@ class ServeSmoke:
         if self.server.unavailable:
             return self.server.unavailable
         model = self.model()
-        if self.server.form == "onnx" and model.onnx is None:
-            return model.info.not_applicable.get("onnx") or "the model has no ONNX form"
+        if not self.files(model):
+            runtime = "pytorch" if self.server.form == "torch" else self.server.form
+            return (
+                model.info.not_applicable.get(runtime)
+                or f"the model has no {FORMS[self.server.form]}"
+            )
         others = [r["dtype"] for r in self.data[1]["references"] if r["dtype"] not in STORED_DTYPES]
         if others:  # a classifier's labels and its ZipMap: no numeric tensor to send back
             what = _NOT_TENSORS.get(others[0], others[0])
             return f"an output is {what}, which {self.server.encoding.name} does not carry"
         return None
+
+    def files(self, model: PreparedModel) -> list[str]:
+        """The files of the model's form this server serves, the model's file first (none:
+        the model has no such form)."""
+        if self.server.form == "torch":
+            return [model.torch] if model.torch else []
+        return list(model.onnx_files) if model.onnx else []
 
     def check(self) -> None:
         artifacts.check_model_stack()
@@ -96,7 +113,7 @@ class ServeSmoke:
         if reason is not None:
             raise UsageError(
                 f"--server {self.server.name} cannot serve {self.model().info.source}: {reason}",
-                tip=f"it serves an ONNX form (PATH.onnx, or module:callable), or drop "
+                tip=f"it serves {FORMS[self.server.form]} ({FORM_TIPS[self.server.form]}), or drop "
                 f"--server {self.server.name}",
             )
 
@@ -154,9 +171,8 @@ class ServeSmoke:
     def meta(self) -> dict[str, Any]:
         """serve.json: what a server may need to know of the model beyond its file."""
         model = self.model()
-        assert model.onnx is not None
         return {
-            "model": f"{MODEL_DIR}/{model.onnx}",
+            "model": f"{MODEL_DIR}/{self.files(model)[0]}",
             "inputs": [
                 {"name": p.name, "dtype": p.dtype, "shape": p.at(BATCH), "batched": p.batched}
                 for p in model.inputs
@@ -175,7 +191,7 @@ class ServeSmoke:
         digest = hashlib.sha256(model.info.sha256.encode())
         for name in sorted(files):
             digest.update(name.encode() + files[name])
-        model_files = {f"model/{n}": model.directory / n for n in model.onnx_files}
+        model_files = {f"model/{n}": model.directory / n for n in self.files(model)}
         return Payload(
             key=f"serve-{digest.hexdigest()[:16]}",
             make=lambda: _tar(files, model_files),
@@ -187,14 +203,14 @@ class ServeSmoke:
 
     def run(self, ctx: SmokeContext) -> SmokeResult:
         model = self.model()
-        assert ctx.volume is not None and model.onnx is not None
+        assert ctx.volume is not None and self.files(model)
         service = replace(
             self.http.service(ctx),
             volumes=(VolumeMount(ctx.volume, MOUNT),),
             tmpfs=dict(self.server.tmpfs),
             environment={
                 **self.server.environment,
-                "BUILDBENCH_MODEL": f"{MODEL_DIR}/{model.onnx}",
+                "BUILDBENCH_MODEL": f"{MODEL_DIR}/{self.files(model)[0]}",
                 "BUILDBENCH_MODEL_META": MODEL_META,
             },
         )

@@ -1,0 +1,54 @@
+"""What buildbench's serving images share: the run's model as buildbench mounts it.
+
+$BUILDBENCH_MODEL is the model's file (the form the server serves) and $BUILDBENCH_MODEL_META
+a JSON file with its inputs (name, dtype, shape at batch 1, batched) and outputs (name, ...).
+A raw request is the inputs' bytes back to back in that order, C-ordered, at one batch size;
+a raw answer is an .npz of the outputs by name (numpy's own format: shapes and dtypes travel).
+"""
+
+import io
+import json
+import os
+
+import numpy as np
+
+
+def meta():
+    with open(os.environ["BUILDBENCH_MODEL_META"]) as f:
+        return json.load(f)
+
+
+def split_inputs(body, inputs):
+    """The inputs' arrays from a raw body; the batch is what its length holds."""
+
+    def per_item(t):
+        return np.dtype(t["dtype"]).itemsize * int(np.prod(t["shape"][1:] if t["batched"] else t["shape"]))
+
+    fixed = sum(per_item(t) for t in inputs if not t["batched"])
+    rows = sum(per_item(t) for t in inputs if t["batched"])
+    batch, rest = divmod(len(body) - fixed, rows) if rows else (1, len(body) - fixed)
+    if rest or batch < 1:
+        raise ValueError(f"a body of {len(body)} bytes is not the model's inputs at any batch")
+    arrays, at = [], 0
+    for t in inputs:
+        shape = [batch, *t["shape"][1:]] if t["batched"] else list(t["shape"])
+        count = int(np.prod(shape))
+        arrays.append(np.frombuffer(body, t["dtype"], count, at).reshape(shape))
+        at += count * np.dtype(t["dtype"]).itemsize
+    return arrays
+
+
+def npz(names, arrays):
+    out = io.BytesIO()
+    np.savez(out, **{n: np.asarray(a) for n, a in zip(names, arrays)})
+    return out.getvalue()
+
+
+def onnx_session():
+    """An ONNX Runtime session on the model (CUDA first where the image has it)."""
+    import onnxruntime as ort
+
+    found = ort.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in found]
+    return ort.InferenceSession(os.environ["BUILDBENCH_MODEL"], providers=providers)
+

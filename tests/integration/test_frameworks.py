@@ -1,0 +1,93 @@
+"""The heavy serving frameworks a new user asks for: `--server triton --server torchserve`
+from a fresh directory builds each one's CPU image once, serves a small model (two inputs,
+float32 and int64; two outputs) locked down, and proves the answers against the host's
+reference outputs: Triton the ONNX form through KServe v2 binary tensors, TorchServe the
+torch form from raw bytes. MLServer, BentoML and Ray Serve are left to their unit tests and
+the README's figures: their images take minutes more to build than CI has."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from buildbench.engine.dockersdk import DockerEngine
+from tests.integration.conftest import Ran, remove_runs, watched
+from tests.unit.test_serving_binary import TINY_FACTORY
+
+pytestmark = pytest.mark.integration
+
+SERVED = {  # cell -> (request, encoding, model file)
+    "triton/cpu": (
+        "POST /v2/models/model/infer on port 8000",
+        "KServe v2, binary tensors",
+        "model.onnx",
+    ),
+    "torchserve/cpu": (
+        "POST /predictions/model on port 8080",
+        "raw bytes, answered as .npz",
+        "model.pt2",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def served(
+    base_image: str,
+    engine: DockerEngine,
+    client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Ran, dict[str, dict[str, Any]]]]:
+    """One run of both servers; every container the run starts inspected while it runs."""
+    cwd = tmp_path_factory.mktemp("user")
+    (cwd / "tinyfactory.py").write_text(TINY_FACTORY)
+    ran, ours = watched(
+        client,
+        *("run", "--server", "triton", "--server", "torchserve", "--cuda", "cpu"),
+        *("--model", "tinyfactory:make", "--serve-concurrency", "1,2"),
+        *("--serve-seconds", "1", "--no-read-images", "--smoke-timeout", "120"),
+        *("--base-image", base_image),
+        cwd=cwd,
+        timeout=1800,
+    )
+    yield ran, ours
+    remove_runs(engine, cwd / "results")
+
+
+def test_triton_and_torchserve_serve_the_model_and_their_answers_are_proven(
+    served: tuple[Ran, Any],
+) -> None:
+    ran, _ = served
+    assert ran.process.returncode == 0, ran.process.stderr[-3000:]
+    cells = ran.cells()
+    assert set(cells) == set(SERVED)
+    for name, (request, encoding, _) in SERVED.items():
+        cell = cells[name]
+        assert cell["status"] == "ok", (name, cell["error"], cell["smoke"].get("output_tail"))
+        found = cell["smoke"]["detail"]
+        assert found["request"] == request and found["user"] == "10001:10001"
+        assert 0 < found["ready_seconds"] <= found["first_response_seconds"] < 120
+        for level in found["levels"]:
+            assert level["requests"] == len(level["samples"]) > 0
+            assert sum(level["errors"].values()) == 0, (name, level)
+        answers = found["answers"]
+        assert answers["ok"] is True and answers["encoding"] == encoding
+        assert set(answers["outputs"]) == {"scores", "top"}
+        assert answers["outputs"]["top"]["exact"] and answers["outputs"]["top"]["count"] == 1
+
+
+def test_each_server_ran_locked_down_writing_only_its_tmpfs(served: tuple[Ran, Any]) -> None:
+    _, seen = served
+    for name, (_, _, model) in SERVED.items():
+        env = f"BUILDBENCH_MODEL=/buildbench/model/{model}"
+        service = next(c for c in seen.values() if env in c["Config"]["Env"])
+        host = service["HostConfig"]
+        assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True, name
+        assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["Memory"] > 0 and host["PidsLimit"] > 0 and set(host["Tmpfs"]) == {"/tmp"}
+        assert not host.get("PortBindings") and not host.get("PublishAllPorts")
+        assert service["Config"]["User"] == "10001:10001"
+        (mount,) = service["Mounts"]
+        assert mount["Destination"] == "/buildbench" and mount["RW"] is False

@@ -1,0 +1,183 @@
+"""The binary encodings (KServe v2's binary tensors for Triton, raw bytes answered as .npz for
+TorchServe) against what the servers' side does with them (dockerfiles/serve/common/bbserve.py,
+the module every serving image shares): a request split back into its tensors, an answer read
+back into its outputs, and an answer that cannot be read refused with the reason."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+from types import ModuleType
+
+import numpy
+import pytest
+
+from buildbench.engine.dockerfile import declared_args
+from buildbench.errors import UsageError
+from buildbench.measure.servers import server
+from buildbench.measure.servers.base import Tensor
+from buildbench.measure.servers.binary import HEADER_LENGTH, KSERVE_V2_BINARY, RAW_NPZ
+from buildbench.measure.servers.smoke import ServeSmoke
+from buildbench.measure.smoke.kinds.model.smoke import load_models
+from buildbench.measure.smoke.options import ModelRequest
+from buildbench.run.config import load_matrix
+from buildbench.run.matrix import MatrixOptions, dockerfiles_dir
+from tests.unit.test_modelspec import tiny_onnx
+
+# Two inputs (float32, int64) and two outputs: both forms, a dynamic batch.
+TINY_FACTORY = """import torch
+class Two(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+    def forward(self, x, ids):
+        return {'scores': self.linear(x), 'top': ids.argmax(dim=1)}
+def make():
+    torch.manual_seed(0)
+    return Two(), (torch.randn(1, 4), torch.randint(0, 5, (1, 6)))
+"""
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    load_models.cache_clear()
+
+
+def bbserve() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bbserve", dockerfiles_dir() / "serve" / "common" / "bbserve.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+X = numpy.arange(2 * 3, dtype="float32").reshape(2, 3)
+IDS = numpy.array([[7, 1], [2, 9]], dtype="int64")
+INPUTS = [
+    Tensor("x", "float32", (2, 3), X.tobytes()),
+    Tensor("ids", "int64", (2, 2), IDS.tobytes()),
+]
+META = [
+    {"name": "x", "dtype": "float32", "shape": [1, 3], "batched": True},
+    {"name": "ids", "dtype": "int64", "shape": [1, 2], "batched": True},
+]
+
+
+def test_a_raw_request_splits_back_into_its_inputs_at_the_batch_it_holds() -> None:
+    request = RAW_NPZ.request(INPUTS)
+    assert request.headers == {"Content-Type": "application/octet-stream"}
+    assert len(request.body) == X.nbytes + IDS.nbytes  # nothing but the tensors' bytes
+    x, ids = bbserve().split_inputs(request.body, META)
+    assert x.shape == (2, 3) and ids.dtype == numpy.int64
+    assert (x == X).all() and (ids == IDS).all()
+    with pytest.raises(ValueError, match="not the model's inputs at any batch"):
+        bbserve().split_inputs(request.body[:-1], META)
+
+
+def test_an_npz_answer_is_read_by_name_and_a_missing_output_or_garbage_refused() -> None:
+    body = bbserve().npz(["scores", "top"], [X, IDS[:, 0]])
+    found = RAW_NPZ.decode(body, ["top", "scores"])
+    assert list(found) == ["top", "scores"] and (found["scores"] == X).all()
+    with pytest.raises(ValueError, match="lacks output mask"):
+        RAW_NPZ.decode(body, ["mask"])
+    with pytest.raises(ValueError, match=r"not an \.npz"):
+        RAW_NPZ.decode(b'{"error": "Prediction failed"}', ["scores"])
+
+
+def test_kserve_binary_sends_a_json_header_then_the_raw_tensors() -> None:
+    request = KSERVE_V2_BINARY.request(INPUTS)
+    length = int(request.headers[HEADER_LENGTH])
+    header = json.loads(request.body[:length])
+    assert [(t["name"], t["datatype"], t["shape"]) for t in header["inputs"]] == [
+        ("x", "FP32", [2, 3]),
+        ("ids", "INT64", [2, 2]),
+    ]
+    assert [t["parameters"]["binary_data_size"] for t in header["inputs"]] == [24, 32]
+    assert header["parameters"] == {"binary_data_output": True}
+    assert request.body[length:] == X.tobytes() + IDS.tobytes()
+
+
+def test_kserve_binary_answers_are_read_as_triton_sends_them() -> None:
+    mask = numpy.array([True, False])
+    header = {
+        "model_name": "model",
+        "outputs": [
+            {
+                "name": "y",
+                "datatype": "FP32",
+                "shape": [2, 3],
+                "parameters": {"binary_data_size": X.nbytes},
+            },
+            {
+                "name": "mask",
+                "datatype": "BOOL",
+                "shape": [2],
+                "parameters": {"binary_data_size": mask.nbytes},
+            },
+            {"name": "n", "datatype": "INT64", "shape": [1], "data": [5]},  # as JSON
+        ],
+    }
+    body = json.dumps(header).encode() + X.tobytes() + mask.tobytes()
+    found = KSERVE_V2_BINARY.decode(body, ["y", "mask", "n"])
+    assert (found["y"] == X).all() and found["mask"].tolist() == [True, False]
+    assert found["n"].tolist() == [5] and found["n"].dtype == numpy.int64
+    with pytest.raises(ValueError, match="does not start with a JSON header"):
+        KSERVE_V2_BINARY.decode(b"Internal Server Error", ["y"])
+    with pytest.raises(ValueError, match="lacks output z"):
+        KSERVE_V2_BINARY.decode(body, ["z"])
+
+
+def test_torchserve_serves_the_torch_form_and_refuses_a_model_without_one(tmp_path: Path) -> None:
+    """TorchServe's cell ships the torch form (the payload's model, $BUILDBENCH_MODEL and
+    serve.json name it) with a raw request; an ONNX file has none: refused, with the reason."""
+    (tmp_path / "tinyfactory.py").write_text(TINY_FACTORY)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        model = ModelRequest("tinyfactory:make")
+        smoke = ServeSmoke(server("torchserve"), models=(model,), concurrency=(1,), seconds=1.0)
+        with tarfile.open(fileobj=io.BytesIO(smoke.payload().make())) as tar:
+            names = set(tar.getnames())
+            meta = json.loads(tar.extractfile("serve.json").read())  # type: ignore[union-attr]
+            body = tar.extractfile("body").read()  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert "model/model.pt2" in names and "model/model.onnx" not in names
+    assert meta["model"] == "/buildbench/model/model.pt2"
+    assert [(t["name"], t["batched"]) for t in meta["inputs"]] == [("x", True), ("ids", True)]
+    x, ids = bbserve().split_inputs(body, meta["inputs"])  # as the handler reads it
+    assert (x.shape, ids.shape, str(ids.dtype)) == ((1, 4), (1, 6), "int64")
+    assert smoke.http.path == "/predictions/model" and smoke.http.port == 8080
+
+    onnx = ModelRequest(str(tiny_onnx(tmp_path / "m.onnx")))
+    with pytest.raises(UsageError) as raised:
+        ServeSmoke(server("torchserve"), models=(onnx,)).check()
+    assert raised.value.message.endswith(": an ONNX model has no PyTorch form")
+    assert raised.value.tip.startswith("it serves a torch form (PATH.pt2, a TorchScript file")
+    triton = ServeSmoke(server("triton"), models=(onnx,), concurrency=(1,), seconds=1.0)
+    triton.check()  # an ONNX form: Triton serves it
+    assert triton.http.headers[HEADER_LENGTH] and triton.http.path == "/v2/models/model/infer"
+
+
+def test_torchserve_cells_take_the_runs_torch_as_the_pytorch_image_does(tmp_path: Path) -> None:
+    """Without TORCH_VERSION pip would take PyPI's newest torch, a CUDA build, for the CPU
+    image: TorchServe's cells get the run's torch version and CPU index; Triton's do not."""
+    options = MatrixOptions(
+        frameworks=(),
+        servers=("torchserve", "triton"),
+        variants=("cpu",),
+        torch_version="2.13.0+cpu",
+        torch_cpu_index_url="",
+    )
+    _, cells = load_matrix(options, directory=tmp_path)
+    torchserve, triton = (c.build_args for c in cells)
+    assert torchserve["TORCH_VERSION"] == "2.13.0+cpu" and torchserve["TORCH_CPU_INDEX_URL"] == ""
+    assert "TORCH_VERSION" not in triton
+    declared = declared_args((dockerfiles_dir() / "serve-torchserve.dockerfile").read_text())
+    assert {"CUDA", "BASE_IMAGE", "TORCH_VERSION", "TORCH_CPU_INDEX_URL"} <= set(declared)
