@@ -19,7 +19,8 @@ COPY build-inputs/ /build-inputs/
 COPY serve/common/bbserve.py serve/torchserve/handler.py /build/
 SHELL ["/bin/sh", "-eux", "-c"]
 # torch first, as pytorch.dockerfile installs it (a CPU variant from the CPU index or a local
-# wheel), then TorchServe beside it.
+# wheel), then TorchServe beside it, with what its worker imports and it does not require
+# (pyyaml) and what the handler needs (numpy).
 RUN python3 -m venv /opt/venv /opt/archiver; \
     spec="torch${TORCH_VERSION:+==${TORCH_VERSION}}"; \
     if [ -z "${CUDA}" ] && [ -n "${TORCH_CPU_INDEX_URL}" ]; then \
@@ -27,7 +28,7 @@ RUN python3 -m venv /opt/venv /opt/archiver; \
     else \
         /opt/venv/bin/pip install "${spec}"; \
     fi; \
-    /opt/venv/bin/pip install "${spec}" "torchserve==${TORCHSERVE_VERSION}"; \
+    /opt/venv/bin/pip install "${spec}" "torchserve==${TORCHSERVE_VERSION}" pyyaml numpy; \
     /opt/venv/bin/python /build-inputs/check_variant.py torch "${CUDA}"; \
     find /opt/venv -name __pycache__ -prune -exec rm -rf {} +; \
     /opt/archiver/bin/pip install "torch-model-archiver==${TORCHSERVE_VERSION}"; \

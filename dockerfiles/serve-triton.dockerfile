@@ -24,8 +24,8 @@ RUN python3 -m venv /opt/venv; \
     if [ -n "${CUDA}" ]; then ort="onnxruntime-gpu[cuda,cudnn]${version}"; \
     else ort="onnxruntime${version}"; fi; \
     /opt/venv/bin/pip install "${ort}" "numpy<2"; \
-    /opt/venv/bin/pip install --no-deps "nvidia-pytriton==${PYTRITON_VERSION}"; \
     /opt/venv/bin/python /build-inputs/check_variant.py onnxruntime "${CUDA}"; \
+    /opt/venv/bin/pip install --no-deps "nvidia-pytriton==${PYTRITON_VERSION}"; \
     server=/opt/venv/lib/python3.11/site-packages/pytriton/tritonserver; \
     cp "${server}/python_backend_stubs/3.11/triton_python_backend_stub" "${server}/backends/python/"; \
     rm -rf "${server}/python_backend_stubs"; \
