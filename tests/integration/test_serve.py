@@ -17,6 +17,7 @@ import pytest
 from buildbench.engine.api import ContainerSpec
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.labels import LABEL_RUN
+from buildbench.render import fmt
 from tests.integration.conftest import Ran, buildbench, remove_runs
 
 pytestmark = pytest.mark.integration
@@ -94,6 +95,13 @@ concurrency = [1, 4]
 seconds = 1
 """
 MODES = ("good", "fails", "deaf", "dies")
+SLO_MS = 250  # --slo-p95: generous on a busy machine; the sweep starts at half the capacity
+# Declared batching (the services have none: what is tested is its way to the report): the
+# good service "on", the one that dies after a second "off", a pair measured at concurrency 1.
+BATCHING = {
+    "good": 'batching = { enabled = true, pair = "svc", max_batch = 4, max_delay_ms = 2 }\n',
+    "dies": 'batching = { enabled = false, pair = "svc" }\n',
+}
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +119,13 @@ def served(
     config = "".join(
         f'[[image]]\nname = "svc-{mode}"\ndockerfile = "svc/Dockerfile"\n'
         f'variants = {{ cpu = "" }}\nbuild_inputs = true\n'
-        f'build_args = {{ MODE = "{mode}", BASE_IMAGE = "{base_image}" }}\n{SMOKE}\n'
+        f'build_args = {{ MODE = "{mode}", BASE_IMAGE = "{base_image}" }}\n{SMOKE}'
+        + BATCHING.get(mode, "")
+        + "\n"
         for mode in MODES
     )
     (cwd / "buildbench.toml").write_text(config)
-    ran = buildbench("run", "--smoke-timeout", "20", cwd=cwd, timeout=900)
+    ran = buildbench("run", "--smoke-timeout", "20", "--slo-p95", str(SLO_MS), cwd=cwd, timeout=900)
     assert ran.results, f"no results:\n{ran.process.stdout}\n{ran.process.stderr[-3000:]}"
     # Every service and load generator is gone already (the engine is shared: only this run's
     # objects count), and the run's volumes went with it.
@@ -144,6 +154,43 @@ def test_a_fastapi_service_is_measured_as_a_service(served: Ran):
         assert level["throughput"] > 10 and level["quantiles"]["p95"] > 0
     assert found["peak_memory_bytes"] > 10 * 1024**2 and found["cpu_seconds"] > 0
     assert found["exit_code"] is None and found["knee"] in (1, 4)
+
+
+def test_the_open_loop_sweep_finds_the_highest_rate_within_the_slo(served: Ran):
+    """--slo-p95: after the levels, open-loop steps from half the best closed-loop throughput,
+    each sending its scheduled requests (latency from their scheduled times), the rate at the
+    SLO the highest step within it; in the report's table and chart."""
+    found = served.cells()["svc-good/cpu"]["smoke"]["detail"]
+    assert found["slo_p95_seconds"] == SLO_MS / 1000
+    best = max(level["throughput"] for level in found["levels"])
+    steps = found["rates"]
+    assert 2 <= len(steps) <= 8
+    assert steps[0]["rate"] == pytest.approx(best / 2, rel=0.01)
+    for step in steps:
+        assert step["seconds"] == 1.0 and step["warmup_seconds"] == 0.5
+        assert abs(step["scheduled"] - step["rate"]) <= 1  # one second's worth
+        assert len(step["samples"]) + sum(step["errors"].values()) == step["scheduled"]
+        assert step["samples"] and step["quantiles"]["n"] == len(step["samples"])
+    assert steps[0]["within_slo"] is True and not all(step["within_slo"] for step in steps)
+    within = [step["rate"] for step in steps if step["within_slo"]]
+    assert found["rate_at_slo"] == max(within)
+    assert all(step["within_slo"] is False for step in steps if step["rate"] > max(within))
+    assert served.cells()["svc-fails/cpu"]["smoke"]["detail"]["rates"] == []  # never answered
+    run_dir = served.results[0].parent
+    report = (run_dir / "report.md").read_text()
+    assert f"{fmt.number(found['rate_at_slo'])}/s (p95 <= {SLO_MS} ms)" in report
+    assert (run_dir / "report-served-rates.png").is_file()
+
+
+def test_a_declared_batching_is_recorded_and_set_side_by_side(served: Ran):
+    cells = served.cells()
+    on = cells["svc-good/cpu"]["smoke"]["detail"]["batching"]
+    off = cells["svc-dies/cpu"]["smoke"]["detail"]["batching"]
+    assert on == {"enabled": True, "pair": "svc", "max_batch": 4, "max_delay_ms": 2.0}
+    assert off == {"enabled": False, "pair": "svc", "max_batch": None, "max_delay_ms": None}
+    report = (served.results[0].parent / "report.md").read_text()
+    (row,) = [line for line in report.splitlines() if line.startswith("| svc ") and "max 4" in line]
+    assert "| max 4, 2.0 ms | 1 " in row  # concurrency 1: the one both measured
 
 
 def test_a_service_answering_500_fails_naming_the_status_and_body(served: Ran):
