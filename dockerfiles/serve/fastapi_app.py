@@ -51,6 +51,6 @@ def predict(body: dict[str, Any]) -> dict[str, Any]:
                 "shape": list(value.shape),
                 "data": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
             }
-            for name, value in zip(outputs, found)
+            for name, value in zip(outputs, found, strict=False)
         }
     }

@@ -48,7 +48,7 @@ class OnnxAPI(ls.LitAPI):
                     "shape": list(value.shape),
                     "data": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
                 }
-                for name, value in zip(self.outputs, output)
+                for name, value in zip(self.outputs, output, strict=False)
             }
         }
 

@@ -22,7 +22,9 @@ def split_inputs(body, inputs):
     """The inputs' arrays from a raw body; the batch is what its length holds."""
 
     def per_item(t):
-        return np.dtype(t["dtype"]).itemsize * int(np.prod(t["shape"][1:] if t["batched"] else t["shape"]))
+        return np.dtype(t["dtype"]).itemsize * int(
+            np.prod(t["shape"][1:] if t["batched"] else t["shape"])
+        )
 
     fixed = sum(per_item(t) for t in inputs if not t["batched"])
     rows = sum(per_item(t) for t in inputs if t["batched"])
@@ -40,7 +42,7 @@ def split_inputs(body, inputs):
 
 def npz(names, arrays):
     out = io.BytesIO()
-    np.savez(out, **{n: np.asarray(a) for n, a in zip(names, arrays)})
+    np.savez(out, **{n: np.asarray(a) for n, a in zip(names, arrays, strict=False)})
     return out.getvalue()
 
 
@@ -51,4 +53,3 @@ def onnx_session():
     found = ort.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in found]
     return ort.InferenceSession(os.environ["BUILDBENCH_MODEL"], providers=providers)
-

@@ -44,7 +44,9 @@ def handle(data, context):
         arrays = bbserve.split_inputs(bytes(body), meta["inputs"])
         with torch.inference_mode():
             out = model(*(torch.from_numpy(a.copy()).to(device) for a in arrays))
-        found = [(t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for t in _leaves(out)]
+        found = [
+            (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for t in _leaves(out)
+        ]
         answers.append(bbserve.npz(names, found))
         context.set_response_content_type(i, "application/octet-stream")
     return answers

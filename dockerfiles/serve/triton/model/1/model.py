@@ -48,6 +48,6 @@ class TritonPythonModel:
                 for name in self.inputs
             }
             got = self.session.run(self.outputs, feeds)
-            tensors = [pb_utils.Tensor(n, v) for n, v in zip(self.outputs, got)]
+            tensors = [pb_utils.Tensor(n, v) for n, v in zip(self.outputs, got, strict=False)]
             answers.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return answers
