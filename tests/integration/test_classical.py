@@ -86,7 +86,7 @@ def test_the_models_outputs_and_converter_are_recorded(classical_run: Ran) -> No
 
 
 def test_the_pytorch_cell_is_not_built_and_says_why(classical_run: Ran) -> None:
-    not_built = classical_run.data()["options"]["not_built"]
+    not_built = classical_run.data()["run"]["options"]["not_built"]
     assert set(not_built) == {"pytorch/cpu"}
     assert "an ONNX model has no PyTorch form" in not_built["pytorch/cpu"]
     assert "a scikit-learn estimator has no PyTorch form" in not_built["pytorch/cpu"]
