@@ -42,9 +42,9 @@ COPY serve/triton/model/ /opt/serve/models/model/
 COPY serve/common/bbserve.py /opt/serve/lib/
 RUN ln -s /opt/venv/lib/python3.11/site-packages/pytriton/tritonserver /opt/tritonserver; \
     useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
-# The stub's Python finds onnxruntime and bbserve through PYTHONPATH (the venv is not its own).
+# The stub's Python finds onnxruntime and bbserve through model.py's sys.path (it ignores
+# PYTHONPATH).
 ENV PATH=/opt/venv/bin:${PATH} \
-    PYTHONPATH=/opt/serve/lib:/opt/venv/lib/python3.11/site-packages \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 USER 10001:10001

@@ -1,7 +1,13 @@
 """Triton's Python backend serving the run's model in its ONNX form with ONNX Runtime."""
 
-import bbserve
-import triton_python_backend_utils as pb_utils
+import sys
+
+# The backend's stub starts its embedded Python without $PYTHONPATH: the image's venv (ONNX
+# Runtime, numpy) and bbserve are put on its path here.
+sys.path[:0] = ["/opt/serve/lib", "/opt/venv/lib/python3.11/site-packages"]
+
+import bbserve  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
 
 TRITON_TYPES = {
     "float32": "TYPE_FP32",
