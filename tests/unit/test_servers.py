@@ -194,9 +194,12 @@ def _answer(smoke: ServeSmoke, change: dict[str, Any] | None = None) -> bytes:
     return json.dumps({"outputs": outputs}).encode()
 
 
-def _run(smoke: ServeSmoke, answer: bytes) -> tuple[Any, FakeEngine]:
-    first = {"ok": True, "status": 200, "epoch": 2.1, "seconds": 0.1}
-    first |= {"answer_bytes": len(answer), "answer": base64.b64encode(answer).decode()}
+def _run(
+    smoke: ServeSmoke, answer: bytes, first: dict[str, Any] | None = None
+) -> tuple[Any, FakeEngine]:
+    if first is None:
+        first = {"ok": True, "status": 200, "epoch": 2.1, "seconds": 0.1}
+        first |= {"answer_bytes": len(answer), "answer": base64.b64encode(answer).decode()}
     report = {
         "ready": {"ready": True, "epoch": 2.0, "attempts": 3},
         "first_response": first,
@@ -246,6 +249,10 @@ def test_a_200_with_wrong_numbers_fails_naming_the_output(tiny: ServeSmoke) -> N
     assert (
         shaped.message == "the answer differs from the reference: y (shape [4], reference [1, 4])"
     )
+    refused, _ = _run(tiny, b"", first={"ok": False, "status": 500, "kind": "status"})
+    assert refused.status == Status.SMOKE_FAILED and refused.message.startswith("POST /predict")
+    answers = refused.of(Served).answers  # type: ignore[union-attr]
+    assert answers is not None and answers.note == "no good answer"  # in the serving table
     garbled, _ = _run(tiny, b'{"result": 1}')
     assert garbled.status == Status.SMOKE_FAILED
     assert garbled.message == 'the answer cannot be decoded: the answer has no "outputs" object'

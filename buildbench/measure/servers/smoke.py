@@ -222,7 +222,7 @@ class ServeSmoke:
         """The http kind's verdict, and the answer's values: a good status with wrong numbers
         fails."""
         served = result.of(Served)
-        if served is None or not first.get("ok"):
+        if served is None:
             return result
         answers = self.answers(first)
         detail = replace(served, answers=answers)
@@ -237,6 +237,8 @@ class ServeSmoke:
             request_bytes=len(self.http.body or b""),
             answer_bytes=first.get("answer_bytes"),
         )
+        if not first.get("ok"):  # the http kind's verdict says why
+            return replace(found, note="no good answer")
         if "answer" not in first:
             return replace(
                 found, note=f"the answer ({first.get('answer_bytes')} bytes) was not kept"
