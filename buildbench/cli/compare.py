@@ -9,6 +9,7 @@ import click
 
 from buildbench.analyze.compare import EXIT_REGRESSION, Thresholds, compare, regressions
 from buildbench.analyze.explain import explain_rows
+from buildbench.analyze.shards import merge_slices
 from buildbench.cli.options import format_option, option
 from buildbench.errors import UsageError
 from buildbench.render.comparison import FORMATS, render_comparison
@@ -17,7 +18,7 @@ from buildbench.results import RunResults, load_results, results_files
 
 def _baseline(paths: list[Path], current: RunResults, newest: int) -> list[RunResults]:
     """The newest `newest` runs of the current run's machine among `paths`, oldest first."""
-    runs = [load_results(path) for path in paths]
+    runs = merge_slices([load_results(path) for path in paths])
     runs = [run for run in runs if run.info.run_id != current.info.run_id]
     same = [run for run in runs if run.info.machine == current.info.machine] or runs
     same.sort(key=lambda run: run.info.started_at)
@@ -108,7 +109,8 @@ def compare_command(
 
     Example: buildbench compare results/<old-run-id> results/<new-run-id>
     """
-    after = max(map(load_results, results_files([current])), key=lambda r: r.info.started_at)
+    found = merge_slices([load_results(path) for path in results_files([current])])
+    after = max(found, key=lambda r: r.info.started_at)
     before = _baseline(results_files([baseline]), after, baseline_runs)
     thresholds = Thresholds(
         slowdown=max_slowdown,

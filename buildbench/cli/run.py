@@ -32,6 +32,7 @@ from buildbench.measure.smoke.kinds.http.smoke import MAX_CONCURRENCY
 from buildbench.record import CellRecord
 from buildbench.run.engines import Outcome, execute
 from buildbench.run.plan import RunPlan, RunRequest, SmokeRequest
+from buildbench.run.shard import parse_shard, run_identity, slice_cells
 from buildbench.status import Status
 
 
@@ -248,6 +249,19 @@ def _concurrency(value: str) -> tuple[int, ...]:
     "containers: any of eager (the model's code and state dict), torchscript, export, "
     "comma-separated. The headline is eager where the image runs the model's code.",
 )
+@option(
+    "--shard",
+    metavar="K/N",
+    callback=lambda ctx, param, value: None if value is None else parse_shard(value),
+    help="Run slice K of N of the cells (a CI job matrix: one slice per job); the slices "
+    "depend on the cells alone, and `report` merges them into one run.",
+)
+@option(
+    "--shard-run",
+    metavar="ID",
+    help="--shard: the identity the slices of one run share [default: the GitHub Actions run, "
+    "else a fingerprint of the run's cells].",
+)
 @slim_options
 @option("--no-preflight", is_flag=True, help="Skip the disk and index checks before building.")
 @option("-v", "--verbose", is_flag=True, help="Stream the full build logs.")
@@ -280,6 +294,8 @@ def run(
     serve_concurrency: tuple[int, ...],
     serve_seconds: float,
     torch_forms: str,
+    shard: tuple[int, int] | None,
+    shard_run: str | None,
     slim: bool,
     slim_exclude: tuple[str, ...],
     no_preflight: bool,
@@ -309,9 +325,19 @@ def run(
             "--slo-p95 needs the smoke test: --no-smoke measures no service",
             tip="drop --no-smoke, or drop --slo-p95",
         )
+    if shard_run and not shard:
+        raise UsageError("--shard-run needs --shard", tip="add --shard K/N, or drop --shard-run")
     resolved = resolve_matrix(**matrix)
+    cells, not_built, sliced = resolved.cells, dict(resolved.not_built), None
+    if shard:
+        sliced = slice_cells(shard, run_identity(shard_run, cells, machine), cells, not_built)
+        click.echo(f"{sliced.describe()} (run {sliced.shard.run})", err=True)
+        if sliced.empty:  # more slices than cells: a job matrix's spare job, not a failure
+            click.echo("nothing to run in this slice: no results written", err=True)
+            return
+        cells, not_built = sliced.cells, sliced.not_built
     plan = RunPlan(
-        cells=resolved.cells,
+        cells=cells,
         base_image=resolved.base_image,
         results_dir=results_dir.resolve(),
         pip=resolved.pip,
@@ -325,7 +351,8 @@ def run(
         machine=machine,
         slim=slim or bool(slim_exclude),
         slim_exclude=slim_exclude,
-        not_built=resolved.not_built,
+        not_built=not_built,
+        shard=sliced.shard if sliced else None,
     )
     smoke_request = None
     if smoke:

@@ -55,6 +55,7 @@ from buildbench.record.run import (
     EngineFacts,
     Phase,
     RunInfo,
+    Shard,
     cell_key,
 )
 from buildbench.record.slim import SlimCandidate, SlimStatus, TouchedShare, Trace, Untouched
@@ -103,6 +104,7 @@ __all__ = [
     "RuntimeSetting",
     "Served",
     "ServedAnswers",
+    "Shard",
     "Shipping",
     "SlimCandidate",
     "SlimStatus",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,28 @@ class Phase:
     detail: str | None = None  # "sample 2 of 3", "timing batch size 8", "cold start 2 of 3"
 
 
+@dataclass(frozen=True)
+class Shard:
+    """A slice of a run that several jobs share (`run --shard K/N`): slice `index` of `count`,
+    of the run every slice names by `run`, whose cells (all slices') are `cells`."""
+
+    index: int  # K, from 1
+    count: int  # N
+    run: str  # the identity the slices of one run share: what `report` merges them by
+    cells: tuple[str, ...] = ()  # every cell key of the whole run, in the matrix's order
+    merged: tuple[int, ...] = ()  # in a merged report: the slices it holds (a file: none)
+
+    def slice_of(self, key: str) -> int:
+        """The slice (1..count) that runs cell `key`: the run's cells in the order of a hash
+        of their keys, dealt out in turn. It depends on the set of cells alone, not on the order
+        options came in, and evens the slices' counts (a hash alone could leave one empty)."""
+        order = sorted(self.cells, key=lambda k: (hashlib.sha256(k.encode()).hexdigest(), k))
+        return order.index(key) % self.count + 1
+
+    def owns(self, key: str) -> bool:
+        return self.slice_of(key) == self.index
+
+
 @dataclass
 class RunInfo:
     run_id: str
@@ -115,6 +138,7 @@ class RunInfo:
     options: dict[str, Any] = field(default_factory=dict)
     pip: dict[str, Any] = field(default_factory=dict)  # what the builder stage's pip was given
     label: str | None = None  # --machine: a stable name for reports and history
+    shard: Shard | None = None  # --shard: this file holds one slice of a run
     finished_at: str | None = None
     exit_reason: ExitReason | None = None  # None while running
     # Every phase of the run, back to back: they add up to wall_seconds.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from buildbench.analyze.course import (
@@ -24,6 +25,7 @@ from buildbench.analyze.derived import (
     ran_on_cpu,
 )
 from buildbench.analyze.metrics import image_label
+from buildbench.analyze.shards import missing_cells
 from buildbench.analyze.stats import summarize
 from buildbench.record import CellRecord, RunInfo
 from buildbench.render import fmt
@@ -75,7 +77,19 @@ def _title(runs: Sequence[RunResults], cells: list[Entry]) -> str:
     else:
         names = ", ".join(f"{m} (`{r.info.run_id}`)" for m, r in labelled(runs))
         what = f"{len(runs)} runs merged: {names}"
-    return f"# buildbench report\n\n{what}: {counts}."
+    return f"# buildbench report\n\n{what}: {counts}." + "".join(map(_slices, runs))
+
+
+def _slices(run: RunResults) -> str:
+    """A sharded run's slices, merged: which, and the cells of any slice not given."""
+    shard = run.info.shard
+    if shard is None:
+        return ""
+    held = ", ".join(str(index) for index in shard.merged or (shard.index,))
+    text = f"\n\n{run.info.machine}: slices {held} of {shard.count} of sharded run `{shard.run}`"
+    missing = missing_cells(replace(shard, merged=shard.merged or (shard.index,)))
+    gaps = [f"slice {k}/{shard.count} ({', '.join(keys)})" for k, keys in missing.items()]
+    return text + (f"; **missing: {'; '.join(gaps)}**." if gaps else ", every cell present.")
 
 
 # The section's columns: header, the comparison row's key, how its value reads.

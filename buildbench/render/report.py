@@ -9,6 +9,7 @@ from pathlib import Path
 
 from buildbench.analyze.course import Entry, build_median, course_comparison, entries
 from buildbench.analyze.derived import build_summary
+from buildbench.analyze.shards import merge_slices
 from buildbench.errors import UsageError
 from buildbench.record import SCHEMA_VERSION, CellRecord
 from buildbench.render import charts, fmt, runtimes
@@ -29,7 +30,7 @@ def load_runs(paths: Sequence[Path]) -> list[RunResults]:
         raise UsageError(
             "no results given", tip="buildbench report results/<run-id> [more runs ...]"
         )
-    return [load_results(path) for path in results_files(paths)]
+    return merge_slices([load_results(path) for path in results_files(paths)])
 
 
 def render_json(runs: Sequence[RunResults]) -> str:

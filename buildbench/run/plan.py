@@ -12,6 +12,7 @@ from pathlib import Path
 from buildbench.engine.builders import BuilderName
 from buildbench.measure.smoke.options import Gpus, ModelRequest, SmokeOptions
 from buildbench.measure.smoke.runner import Payload, SmokeKind
+from buildbench.record import Shard
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 
@@ -37,6 +38,7 @@ class RunPlan:
     slim: bool = False  # trace the smoke test, build a slim image of it, smoke-test that too
     slim_exclude: tuple[str, ...] = ()  # globs (/paths) the slim image leaves out on purpose
     not_built: Mapping[str, str] = field(default_factory=dict)  # cell key -> why: see idle()
+    shard: Shard | None = None  # --shard: the slice of a run these cells are (run/shard.py)
 
     def smoke_kinds(self) -> dict[str, SmokeKind]:
         """Each cell's smoke test, by cell key (none for cells without one, or --no-smoke)."""

@@ -159,6 +159,7 @@ def _run_info(
         options=plan.options(),
         pip=plan.pip.to_json(),
         label=plan.machine,
+        shard=plan.shard,
     )
 
 
