@@ -110,6 +110,7 @@ def test_least_permissions_and_no_persisted_credentials() -> None:
     # Only the job that publishes the results branch may write, and only contents.
     assert found == {
         "bench": [("contents", "read")],
+        "verdict": [("contents", "read")],
         "publish": [("contents", "write")],
         "report": [("contents", "read")],
     }
@@ -125,6 +126,21 @@ def test_it_runs_the_benchmark_compares_and_keeps_the_gpu_job_off_by_default() -
     assert "schedule:" in text and "workflow_dispatch:" in text
     assert 'inputs.gpu && \'["cpu", "gpu"]\' || \'["cpu"]\'' in text
     assert '"self-hosted", "gpu"' in text
+
+
+def test_each_machine_runs_in_slices_that_its_verdict_job_gathers() -> None:
+    text = WORKFLOW.read_text()
+    found = jobs(text)
+    shards = re.search(r"^\s+shard: \[([\d, ]+)\]", found["bench"], re.MULTILINE)
+    count = re.search(r"^  SHARDS: (\d+)", text, re.MULTILINE)
+    assert shards and count
+    assert [int(k) for k in shards[1].split(",")] == list(range(1, int(count[1]) + 1))
+    assert '--shard "$SHARD/$SHARDS"' in found["bench"]
+    assert "buildbench-${{ matrix.machine }}-${{ matrix.shard }}" in found["bench"]
+    assert "needs: bench" in found["verdict"]
+    assert "pattern: buildbench-${{ matrix.machine }}-*" in found["verdict"]
+    assert "merge-multiple: true" in found["verdict"]
+    assert "- name: Report, compare and history" in found["verdict"]
 
 
 def test_every_run_is_published_to_the_history_whatever_the_verdict() -> None:
