@@ -58,9 +58,12 @@ def results_document(
     """results.json's document: the run and its cells, each value with the figures derived
     from it written beside its fields (`analyze.derived.FIGURES`: the statistics of samples)."""
     converter = make_converter(figures)
+    info = converter.unstructure(run)
+    if run.shard is None:  # written for a slice (--shard) only: other runs' files are unchanged
+        del info["shard"]
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": converter.unstructure(run),
+        "run": info,
         "results": [converter.unstructure(record) for record in records],
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from buildbench.cli import cli
 from buildbench.errors import UsageError
 from buildbench.record import Shard
 from buildbench.render.report import load_runs, render
+from buildbench.results import load_results, results_document, write_results
 from buildbench.run import engines
 from buildbench.run.matrix import MatrixOptions, builtin_matrix
 from buildbench.run.shard import parse_shard, run_identity, slice_cells
@@ -172,3 +174,12 @@ def test_compare_reads_a_folder_of_slices_as_one_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["compare", str(WHOLE), str(tmp_path / "current")])
     assert result.exit_code == 0, result.output
     assert "onnx/cuda" in result.stdout and "pytorch/cpu" in result.stdout
+
+
+def test_a_slice_records_its_shard_and_other_runs_write_none(tmp_path: Path) -> None:
+    whole = load_results(WHOLE)
+    assert "shard" not in results_document(whole.info, whole.records)["run"]
+    shard = Shard(2, 3, "github-7-1", ("pytorch/cpu", "onnx/cpu"))
+    sliced = replace(whole.info, shard=shard)
+    write_results(tmp_path, results_document(sliced, whole.records))
+    assert load_results(tmp_path).info.shard == shard
