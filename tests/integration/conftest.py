@@ -174,7 +174,10 @@ def matrix_run(
     base_image: str, engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Ran]:
     """The README's main command, as a new user types it: `scripts/benchmark` (set up, then
-    `buildbench run --cuda both`) from a fresh directory, every option at its default."""
+    `buildbench run --cuda both`) from a fresh directory, every option at its default.
+
+    Only test_matrix.py uses it: scripts/test runs each test file on one worker
+    (`--dist loadfile`), and a session fixture is made once per worker."""
     cwd = tmp_path_factory.mktemp("user")
     process = subprocess.run(
         [str(ROOT / "scripts/benchmark")], cwd=cwd, capture_output=True, text=True, check=False

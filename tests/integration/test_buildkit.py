@@ -20,7 +20,7 @@ from buildbench.run.context import build_context
 from buildbench.run.matrix import Cell
 from buildbench.run.pipconfig import PipInputs
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # see scripts/test
 
 TINY = """\
 ARG BASE_IMAGE

@@ -15,7 +15,7 @@ from buildbench.engine.dockersdk import DockerEngine
 from buildbench.labels import LABEL_RUN
 from tests.integration.conftest import buildbench, left_behind, objects, start, wait_for_lines
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # see scripts/test
 
 STEPS = """\
 ARG BASE_IMAGE

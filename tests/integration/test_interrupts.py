@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import left_behind, objects, start, wait_for_lines
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # see scripts/test
 
 
 COPYING = """\

@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.conftest import Ran
+from tests.integration.conftest import Ran, buildbench
 
 pytestmark = pytest.mark.integration
 CELLS = ["pytorch/cpu", "pytorch/cuda", "onnx/cpu", "onnx/cuda"]
@@ -217,3 +217,31 @@ def test_the_timeline_adds_up_to_the_runs_wall_time(matrix_run: Ran):
         assert {"build", "measure", "smoke", "clean-up"} <= names, key
     report = (matrix_run.results[0].parent / "report.md").read_text()
     assert "## Where the time went" in report and "report-timeline.png" in report
+
+
+# The other commands on the user's run, in the folder it left
+
+
+def test_report_of_the_users_run(matrix_run: Ran):
+    run_dir = matrix_run.results[0].parent
+    ran = buildbench("report", str(run_dir.relative_to(matrix_run.cwd)), cwd=matrix_run.cwd)
+    assert ran.process.returncode == 0, ran.process.stderr
+    assert ran.process.stdout.startswith("# buildbench report")
+    csv = buildbench("report", "results", "--format", "csv", cwd=matrix_run.cwd)
+    assert csv.process.stdout.startswith("run_id,machine,engine,name")
+    assert len(csv.process.stdout.splitlines()) == 5  # a header and four cells
+
+
+def test_history_of_the_users_results(matrix_run: Ran):
+    ran = buildbench("history", "-o", "history.md", cwd=matrix_run.cwd)
+    assert ran.process.returncode == 0, ran.process.stderr
+    text = (matrix_run.cwd / "history.md").read_text()
+    assert text.startswith("# buildbench history: no regression at the newest run")
+    # Sizes: a time series whose every run was busy (a loaded CI machine) has no line to draw.
+    assert (matrix_run.cwd / "history-image_size_bytes.png").is_file()
+
+
+def test_clean_dry_run_lists_the_users_images(matrix_run: Ran):
+    ran = buildbench("clean", "--dry-run", cwd=matrix_run.cwd)
+    assert ran.process.returncode == 0, ran.process.stderr
+    assert ran.process.stdout.count("would remove image") >= 4

@@ -12,7 +12,7 @@ import pytest
 from buildbench.engine.dockersdk import DockerEngine
 from tests.integration.conftest import buildbench, left_behind, objects, remove_runs, start
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # see scripts/test
 
 TINY = """\
 ARG BASE_IMAGE

@@ -16,7 +16,7 @@ from buildbench.analyze.compare import BUSY_SHARE
 from buildbench.engine.dockersdk import DockerEngine
 from tests.integration.conftest import Ran, buildbench, remove_runs
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # see scripts/test
 
 SLEEPY = """\
 ARG BASE_IMAGE
