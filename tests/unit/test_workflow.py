@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_explain import CAUSE, pair
+from tests.unit.test_shard import _slices
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "buildbench.yml"
@@ -186,3 +187,30 @@ def test_the_job_summary_opens_with_the_regression_and_its_cause(tmp_path: Path)
     assert lines[0].startswith("## buildbench compare: REGRESSION")
     assert f"**+ onnx/cpu image size x1.08: {CAUSE}**" in lines[:8]
     assert any(line.startswith("# buildbench report") for line in lines[8:])
+
+
+def test_the_report_job_counts_a_machine_s_slices_as_one_machine(tmp_path: Path) -> None:
+    """Two slices of the cpu machine's run: its verdict job reported it; a gpu run beside them
+    makes a merged report of two machines."""
+    for index, path in enumerate(_slices(tmp_path / "made", 2, (1, 2)), 1):
+        target = tmp_path / "machines" / f"buildbench-cpu-{index}" / "cpu" / path.parent.name
+        target.mkdir(parents=True)
+        shutil.copy(path, target / "results.json")
+    summary = tmp_path / "summary.md"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    script = step_script("Merge the machines' results into one report")
+    ran = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "One machine ran" in ran.stdout and not summary.exists()
+    gpu = tmp_path / "machines" / "buildbench-gpu-1" / "gpu" / "run"
+    gpu.mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "unit" / "data" / "gpu-runner.json", gpu / "results.json")
+    ran = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "2 runs merged" in summary.read_text()
