@@ -105,7 +105,7 @@ def builtin_matrix(options: MatrixOptions) -> list[Cell]:
     for framework in options.frameworks:
         found = runtime(framework)
         for variant in options.variants:
-            if variant not in found.variants:
+            if _missing(framework, variant, options) is not None:
                 continue
             args = {"CUDA": CUDA_VALUES[variant], "BASE_IMAGE": options.base_image}
             cells.append(
@@ -164,12 +164,19 @@ def server_cells(options: MatrixOptions) -> list[Cell]:
 
 
 def missing_variants(options: MatrixOptions) -> dict[str, str]:
-    """The built-in cells asked for whose runtime has no such variant (OpenVINO's "cuda"), by
-    key, with why: left out as not built, never built as some other variant."""
+    """The built-in cells asked for whose runtime has no such variant (OpenVINO's "cuda"), or
+    whose model form this host cannot make (AOTInductor without a compiler), by key, with why:
+    left out as not built, never built as some other variant."""
     missing = {}
     for framework in options.frameworks:
-        found = runtime(framework)
         for variant in options.variants:
-            if variant not in found.variants:
-                missing[cell_key(framework, variant)] = f"not applicable: {found.missing_variant}"
+            if (why := _missing(framework, variant, options)) is not None:
+                missing[cell_key(framework, variant)] = f"not applicable: {why}"
     return missing
+
+
+def _missing(framework: str, variant: str, options: MatrixOptions) -> str | None:
+    found = runtime(framework)
+    if variant not in found.variants:
+        return found.missing_variant or f"{framework} has no {variant} variant"
+    return found.unavailable(variant, options)

@@ -10,13 +10,14 @@ runtime module proves in the image (loading cuDNN, or ONNX Runtime's CUDA provid
 
 from __future__ import annotations
 
+from buildbench.measure.runtimes.aotinductor import AOTINDUCTOR
 from buildbench.measure.runtimes.base import BuildChoices, Runtime
 from buildbench.measure.runtimes.onnx import ONNX
 from buildbench.measure.runtimes.onnx_int8 import ONNX_INT8
 from buildbench.measure.runtimes.openvino import OPENVINO
 from buildbench.measure.runtimes.pytorch import PYTORCH
 
-RUNTIMES: tuple[Runtime, ...] = (PYTORCH, ONNX, ONNX_INT8, OPENVINO)
+RUNTIMES: tuple[Runtime, ...] = (PYTORCH, ONNX, ONNX_INT8, OPENVINO, AOTINDUCTOR)
 NAMES = tuple(r.name for r in RUNTIMES)
 DEFAULT_NAMES = tuple(r.name for r in RUNTIMES if r.default)  # a run without --framework
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from buildbench.measure.smoke.modelspec import PreparedModel
 
@@ -48,6 +50,11 @@ class Runtime(Protocol):
         """Why it lacks a variant; None where it has both."""
 
     @property
+    def exec_tmp(self) -> bool:
+        """Whether its load in the image executes what it unpacks (AOTInductor dlopens the
+        package's library): its container gets a $TMPDIR that allows it, beside /tmp (noexec)."""
+
+    @property
     def form(self) -> str:
         """The model form it loads (the key of meta.json naming its file)."""
 
@@ -66,6 +73,11 @@ class Runtime(Protocol):
 
     def wheels(self, wheels: Sequence[Path]) -> list[Path]:
         """The local wheels its build context takes."""
+
+    def unavailable(self, variant: str, choices: BuildChoices) -> str | None:
+        """Why this host cannot make the cell's model form (a compiler or torch it lacks, a
+        torch other than the image's), asked before anything is built: the cell is then not
+        built, with the reason; None where it can."""
 
     def prepare(self, model: PreparedModel) -> PreparedModel:
         """The model with its form made and cached, where the shared forms (torch, ONNX) are
@@ -90,3 +102,31 @@ def lacking_domains(model: PreparedModel, domains: Sequence[str]) -> str | None:
     in a few words ("ai.onnx.ml: LinearClassifier, ZipMap"); None where it has none."""
     other = {d: ops for d, ops in model.operators.items() if d not in domains}
     return "; ".join(f"{d}: {', '.join(ops)}" for d, ops in sorted(other.items())) or None
+
+
+def with_reason(model: PreparedModel, name: str, reason: str) -> PreparedModel:
+    """The model with why the runtime `name` cannot run it among its `not_applicable`."""
+    reasons = {**model.info.not_applicable, name: reason}
+    return replace(model, info=replace(model.info, not_applicable=reasons))
+
+
+def made_once(
+    model: PreparedModel,
+    name: str,
+    form: str,
+    marker: Path,
+    make: Callable[[], dict[str, Any]],
+    travels: bool = False,
+) -> PreparedModel:
+    """A runtime's own form, made once into the model's folder by `make` (what it found kept
+    in `marker`: {"files", "reason", ...}): the model with the form's files (and the marker,
+    where it `travels`: the image reads it), or with the reason it could not be made."""
+    if not marker.is_file():
+        tmp = marker.with_name(f".{marker.name}.tmp")
+        tmp.write_text(json.dumps(make(), indent=2))
+        tmp.replace(marker)  # whole or not at all
+    found = json.loads(marker.read_text())
+    if found["reason"]:
+        return with_reason(model, name, found["reason"])
+    files = [*found["files"], *([marker.name] if travels else [])]
+    return replace(model, forms={**model.forms, form: files})

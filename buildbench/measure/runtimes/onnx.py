@@ -26,6 +26,7 @@ class OnnxRuntime:
     variants: tuple[str, ...] = ("cpu", "cuda")
     missing_variant: str | None = None
     form: str = "onnx"
+    exec_tmp: bool = False
     form_help: str = "an ONNX form (PATH.onnx, module:callable)"
 
     def build_args(self, variant: str, choices: BuildChoices) -> dict[str, str]:
@@ -41,6 +42,9 @@ class OnnxRuntime:
         # The image never installs torch: uploading and copying a 190 MB torch wheel would
         # only add seconds to its timed build.
         return [w for w in wheels if not _TORCH_WHEEL.match(w.name)]
+
+    def unavailable(self, variant: str, choices: BuildChoices) -> str | None:
+        return None
 
     def prepare(self, model: PreparedModel) -> PreparedModel:
         return model  # the ONNX form is the shared one modelcache makes with the torch form

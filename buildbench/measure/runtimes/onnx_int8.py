@@ -13,12 +13,12 @@ import logging
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildbench.errors import UsageError
-from buildbench.measure.runtimes.base import missing_form
+from buildbench.measure.runtimes.base import made_once, missing_form, with_reason
 from buildbench.measure.runtimes.onnx import ONNX
 from buildbench.measure.smoke.modelinputs import SEED, make_input
 from buildbench.measure.smoke.modelspec import PreparedModel
@@ -39,6 +39,7 @@ class OnnxInt8:
     variants: tuple[str, ...] = ONNX.variants
     missing_variant: str | None = None
     form: str = "onnx_int8"
+    exec_tmp: bool = False
     form_help: str = ONNX.form_help
 
     def build_args(self, variant: str, choices: BuildChoices) -> dict[str, str]:
@@ -53,20 +54,20 @@ class OnnxInt8:
     def wheels(self, wheels: Sequence[Path]) -> list[Path]:
         return ONNX.wheels(wheels)
 
+    def unavailable(self, variant: str, choices: BuildChoices) -> str | None:
+        return None
+
     def prepare(self, model: PreparedModel) -> PreparedModel:
         """The quantised form, made once per model and inputs (calibration reads them)."""
         if model.onnx is None:
             why = model.info.not_applicable.get("onnx", "the model has no ONNX form")
-            return _not_applicable(model, self.name, f"nothing to quantise ({why})")
+            return with_reason(model, self.name, f"nothing to quantise ({why})")
         plans = json.dumps([asdict(p) for p in model.inputs], sort_keys=True)
         key = hashlib.sha256(f"{SEED}:{plans}".encode()).hexdigest()[:16]
         marker = model.directory / f"int8-{key}.json"
-        if not marker.is_file():
-            _write(marker, _quantise(model, f"model.int8-{key}.onnx"))
-        found = json.loads(marker.read_text())
-        if found["reason"]:
-            return _not_applicable(model, self.name, found["reason"])
-        return replace(model, forms={**model.forms, self.form: found["files"]})
+        return made_once(
+            model, self.name, self.form, marker, lambda: _quantise(model, f"model.int8-{key}.onnx")
+        )
 
     def unable(self, model: PreparedModel) -> str | None:
         return missing_form(model, self.name, "int8", self.form in model.forms)
@@ -171,14 +172,3 @@ def _quiet_logging() -> Iterator[None]:
     finally:
         logging.disable(logging.NOTSET)
         root.removeHandler(handler)
-
-
-def _write(path: Path, found: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(found, indent=2))
-    tmp.replace(path)
-
-
-def _not_applicable(model: PreparedModel, name: str, reason: str) -> PreparedModel:
-    reasons = {**model.info.not_applicable, name: reason}
-    return replace(model, info=replace(model.info, not_applicable=reasons))

@@ -30,6 +30,7 @@ class OpenVino:
     variants: tuple[str, ...] = ("cpu",)
     missing_variant: str | None = NO_CUDA
     form: str = ONNX.form
+    exec_tmp: bool = False
     form_help: str = ONNX.form_help
 
     def build_args(self, variant: str, choices: BuildChoices) -> dict[str, str]:
@@ -43,6 +44,9 @@ class OpenVino:
 
     def wheels(self, wheels: Sequence[Path]) -> list[Path]:
         return ONNX.wheels(wheels)  # never torch: its image installs none
+
+    def unavailable(self, variant: str, choices: BuildChoices) -> str | None:
+        return None
 
     def prepare(self, model: PreparedModel) -> PreparedModel:
         return model  # the shared ONNX form

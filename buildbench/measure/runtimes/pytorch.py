@@ -25,6 +25,7 @@ class PyTorch:
     variants: tuple[str, ...] = ("cpu", "cuda")
     missing_variant: str | None = None
     form: str = "torch"
+    exec_tmp: bool = False
     form_help: str = "a torch form (PATH.pt2, TorchScript, module:callable)"
 
     def build_args(self, variant: str, choices: BuildChoices) -> dict[str, str]:
@@ -41,6 +42,9 @@ class PyTorch:
 
     def wheels(self, wheels: Sequence[Path]) -> list[Path]:
         return list(wheels)
+
+    def unavailable(self, variant: str, choices: BuildChoices) -> str | None:
+        return None
 
     def prepare(self, model: PreparedModel) -> PreparedModel:
         """The torch form is the shared one modelcache makes first; a factory's other forms

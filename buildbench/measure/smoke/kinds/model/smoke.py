@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, VolumeMount
 from buildbench.errors import UsageError
-from buildbench.measure.runtimes import DEFAULT_NAMES
+from buildbench.measure.runtimes import DEFAULT_NAMES, NAMES, runtime
 from buildbench.measure.smoke import artifacts, modelcache, modelinputs
 from buildbench.measure.smoke.modelspec import PreparedModel
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
@@ -65,6 +65,7 @@ _REPORTED = (
 # cell's execution providers (a CUDA cell: CPU first), where it has several
 ORT_SETTINGS = (*ORT_LEVELS, "offline", "providers")
 NOT_APPLICABLE = "not applicable"
+EXEC_TMP = "/var/tmp"  # $TMPDIR of a runtime that executes what it unpacks (Runtime.exec_tmp)
 
 
 def runtime_settings(
@@ -300,12 +301,20 @@ class InferenceSmoke:
             *([f"--settings={json.dumps(settings)}"] if len(settings) > 1 or only else []),
         ]
         assert ctx.volume is not None, "the model's files travel in a volume"
+        environment = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+        tmpfs = dict(ContainerSpec([]).tmpfs)
+        if self.framework in NAMES and runtime(self.framework).exec_tmp:
+            # Its loader executes what it unpacks: a tmpfs that allows it, as large as the
+            # memory it counts against, as $TMPDIR; /tmp stays noexec.
+            tmpfs[EXEC_TMP] = f"size={options.memory_bytes},exec"
+            environment["TMPDIR"] = EXEC_TMP
         return ContainerSpec(
             command=command,
             memory_bytes=options.memory_bytes,
             timeout_seconds=options.timeout_seconds,
             volumes=(VolumeMount(ctx.volume, MOUNT),),
-            environment={"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+            environment=environment,
+            tmpfs=tmpfs,
             gpus=ctx.gpus,
             labels=ctx.labels,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Protocol
 
 from ..settings import DEFAULT_SETTING
+from .aotinductor import AotiModel
 from .onnx import OnnxModel
 from .onnx_int8 import OnnxInt8Model
 from .openvino import OpenVinoModel
@@ -63,6 +64,7 @@ RUNTIMES: dict[str, type[Runtime]] = {
     "onnx": OnnxModel,
     "onnx-int8": OnnxInt8Model,
     "openvino": OpenVinoModel,
+    "aotinductor": AotiModel,
 }
 
 __all__ = ["DEFAULT_SETTING", "RUNTIMES", "Runtime"]

@@ -7,10 +7,11 @@ import os
 from typing import Any, ClassVar
 
 from ..protobuf import count_nodes
+from ..settings import ThreadsOnly
 from .onnx import OnnxModel
 
 
-class OpenVinoModel:
+class OpenVinoModel(ThreadsOnly):
     """One compiled model per setting; its only setting is intra-op threads. Inference runs
     in f32: on CPUs with bf16 units OpenVINO's default would be bf16, which fp32 parity would
     measure as an accuracy loss rather than a runtime's."""
@@ -40,19 +41,6 @@ class OpenVinoModel:
             "gpu_used": False,
             "device": self.core.get_property("CPU", "FULL_DEVICE_NAME"),
         }
-
-    @staticmethod
-    def settings(requested: list[dict]) -> list[dict]:
-        seen: list[dict] = []
-        for setting in requested:
-            chosen = {"threads": setting.get("threads")}
-            if chosen not in seen:
-                seen.append(chosen)
-        return seen
-
-    @staticmethod
-    def label(setting: dict) -> str:
-        return f"threads={setting['threads']}" if setting["threads"] else "default"
 
     def open(self, setting: dict) -> dict:
         """The model compiled for the CPU under the setting (the first: the model load)."""
