@@ -15,10 +15,17 @@ from buildbench.errors import UsageError
 from buildbench.measure.servers.base import Encoding, Request, Server, Tensor
 from buildbench.measure.servers.fastapi import FASTAPI
 from buildbench.measure.servers.litserve import LITSERVE
+from buildbench.measure.servers.mlserver import MLSERVER
 from buildbench.measure.servers.torchserve import TORCHSERVE
 from buildbench.measure.servers.triton import TRITON
 
-SERVERS: tuple[Server, ...] = (FASTAPI, LITSERVE, TRITON, TORCHSERVE)
+SERVERS: tuple[Server, ...] = (
+    FASTAPI,
+    LITSERVE,
+    TRITON,
+    TORCHSERVE,
+    MLSERVER,
+)
 NAMES = tuple(s.name for s in SERVERS)
 ALL = "all"
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildbench.measure.servers.base import Request, Tensor
-from buildbench.measure.servers.encodings import KSERVE_TYPES, _named
+from buildbench.measure.servers.encodings import KSERVE_TYPES, _named, kserve_outputs
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
-KSERVE_DTYPES = {kind: dtype for dtype, kind in KSERVE_TYPES.items()}
 
 
 def _json_prefix(body: bytes) -> tuple[dict[str, Any], int]:
@@ -57,23 +56,8 @@ class KServeV2Binary:
         return Request(head + b"".join(t.data for t in inputs), headers)
 
     def decode(self, body: bytes, outputs: Sequence[str]) -> dict[str, Any]:
-        import numpy
-
         header, at = _json_prefix(body)
-        arrays = {}
-        for tensor in header.get("outputs") or []:
-            try:
-                dtype = KSERVE_DTYPES[tensor["datatype"]]
-                size = tensor.get("parameters", {}).get("binary_data_size")
-                if size is None:  # a tensor answered as JSON after all
-                    value = numpy.asarray(tensor["data"], dtype=dtype)
-                else:
-                    value = numpy.frombuffer(body[at : at + size], dtype=dtype)
-                    at += size
-                arrays[tensor["name"]] = value.reshape(tensor["shape"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"an output cannot be read ({exc})") from None
-        return _named(arrays, outputs)
+        return kserve_outputs(header, body, at, outputs)
 
 
 @dataclass(frozen=True)

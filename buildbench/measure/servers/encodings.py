@@ -1,5 +1,7 @@
 """Request encodings a server may use: its own JSON with base64 tensors (FastAPI, LitServe),
-and KServe v2's JSON tensors (Triton, MLServer). numpy is imported only to decode an answer."""
+and KServe v2's JSON tensors (MLServer, whose HTTP has no binary tensors), whose request and
+answer code the binary extension (binary.py, Triton) shares. numpy is imported only to decode
+an answer."""
 
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ KSERVE_TYPES = {
     "uint8": "UINT8",
     "bool": "BOOL",
 }
+KSERVE_DTYPES = {kind: dtype for dtype, kind in KSERVE_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -102,18 +105,33 @@ class KServeV2Json:
         return Request(json.dumps(body).encode(), JSON)
 
     def decode(self, body: bytes, outputs: Sequence[str]) -> dict[str, Any]:
-        import numpy
-
         found = _json(body)
         if not isinstance(found, dict) or not isinstance(found.get("outputs"), list):
             raise ValueError('the answer has no "outputs" list')
-        arrays = {}
-        for tensor in found["outputs"]:
-            try:
-                arrays[tensor["name"]] = numpy.asarray(tensor["data"]).reshape(tensor["shape"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"an output cannot be read ({exc})") from None
-        return _named(arrays, outputs)
+        return kserve_outputs(found, body, len(body), outputs)
+
+
+def kserve_outputs(
+    header: dict[str, Any], body: bytes, at: int, outputs: Sequence[str]
+) -> dict[str, Any]:
+    """A KServe v2 answer's outputs, each as its datatype says: JSON values in the header, or
+    (the binary tensor extension) `binary_data_size` bytes of the body from `at` on, in order."""
+    import numpy
+
+    arrays = {}
+    for tensor in header.get("outputs") or []:
+        try:
+            dtype = KSERVE_DTYPES[tensor["datatype"]]
+            size = (tensor.get("parameters") or {}).get("binary_data_size")
+            if size is None:
+                value = numpy.asarray(tensor["data"], dtype=dtype)
+            else:
+                value = numpy.frombuffer(body[at : at + size], dtype=dtype)
+                at += size
+            arrays[tensor["name"]] = value.reshape(tensor["shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"an output cannot be read ({exc})") from None
+    return _named(arrays, outputs)
 
 
 BASE64_TENSORS = Base64Tensors()
