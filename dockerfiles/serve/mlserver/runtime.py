@@ -16,9 +16,9 @@ class OnnxModel(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         feeds = {given.name: NumpyCodec.decode_input(given) for given in payload.inputs}
         found = self.session.run(self.names, feeds)
-        return InferenceResponse(
-            model_name=self.name,
-            outputs=[
-                NumpyCodec.encode_output(n, v) for n, v in zip(self.names, found, strict=True)
-            ],
-        )
+        outputs = []
+        for name, value in zip(self.names, found, strict=True):
+            tensor = NumpyCodec.encode_output(name, value)
+            tensor.shape = list(value.shape)  # the codec makes a vector [N] a column [N, 1]
+            outputs.append(tensor)
+        return InferenceResponse(model_name=self.name, outputs=outputs)
