@@ -5,6 +5,7 @@ in-image code they share (bbserve's base64 tensors, MLServer's settings) against
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import numpy
 import pytest
 
 from buildbench.measure.servers import NAMES, server, server_names
-from buildbench.measure.servers.encodings import KSERVE_V2_JSON
+from buildbench.measure.servers.base import Tensor
+from buildbench.measure.servers.encodings import BASE64_TENSORS, KSERVE_V2_JSON
 from buildbench.measure.servers.smoke import ServeSmoke
 from buildbench.measure.smoke.kinds.model.smoke import load_models
 from buildbench.measure.smoke.options import ModelRequest
@@ -22,11 +24,13 @@ from buildbench.run.matrix import dockerfiles_dir
 from buildbench.status import Status
 from tests.unit.test_modelspec import tiny_onnx
 from tests.unit.test_servers import _run
+from tests.unit.test_serving_binary import bbserve
 
 SERVE = dockerfiles_dir() / "serve"
 # name -> (the request it is sent, its encoding)
 MORE = {
     "mlserver": ("POST /v2/models/model/infer on port 8080", "KServe v2, JSON values"),
+    "bentoml": ("POST /predict on port 3000", "JSON, tensors as base64"),
 }
 
 
@@ -61,7 +65,7 @@ def _answer(smoke: ServeSmoke, change: float = 0.0) -> bytes:
             for n, v in found.items()
         ]
         return json.dumps({"model_name": "model", "outputs": outputs}).encode()
-    raise AssertionError(f"no answer written for {smoke.server.encoding.name}")
+    return json.dumps(bbserve().to_base64(list(found), list(found.values()))).encode()
 
 
 def test_they_are_registered_and_all_takes_them() -> None:
@@ -106,6 +110,20 @@ def test_kserve_v2_json_answers_keep_their_datatype() -> None:
     with pytest.raises(ValueError, match="cannot be read"):
         bad = {"outputs": [{"name": "y", "shape": [3], "datatype": "FP32", "data": [1, 2]}]}
         KSERVE_V2_JSON.decode(json.dumps(bad).encode(), ["y"])
+
+
+def test_bbserve_reads_the_hosts_base64_tensors_and_answers_what_the_host_reads() -> None:
+    x = numpy.arange(6, dtype=numpy.float32).reshape(2, 3)
+    ids = numpy.array([[7, 1]], dtype=numpy.int64)
+    sent = BASE64_TENSORS.request(
+        [Tensor("x", "float32", (2, 3), x.tobytes()), Tensor("ids", "int64", (1, 2), ids.tobytes())]
+    )
+    given = bbserve().from_base64(json.loads(sent.body)["inputs"])
+    assert (given["x"] == x).all() and given["ids"].dtype == numpy.int64
+    body = json.dumps(bbserve().to_base64(["y", "top"], [x.T, ids[:, 0]])).encode()
+    found = BASE64_TENSORS.decode(body, ["y", "top"])
+    assert (found["y"] == x.T).all() and found["top"].tolist() == [7]  # x.T: made C-ordered
+    assert base64.b64decode(json.loads(body)["outputs"]["y"]["data"]) == x.T.copy().tobytes()
 
 
 def test_mlserver_serves_one_model_on_loopback_without_metrics_or_worker_pool() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from buildbench.errors import UsageError
 from buildbench.measure.servers.base import Encoding, Request, Server, Tensor
+from buildbench.measure.servers.bentoml import BENTOML
 from buildbench.measure.servers.fastapi import FASTAPI
 from buildbench.measure.servers.litserve import LITSERVE
 from buildbench.measure.servers.mlserver import MLSERVER
@@ -25,6 +26,7 @@ SERVERS: tuple[Server, ...] = (
     TRITON,
     TORCHSERVE,
     MLSERVER,
+    BENTOML,
 )
 NAMES = tuple(s.name for s in SERVERS)
 ALL = "all"

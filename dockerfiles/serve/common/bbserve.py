@@ -4,8 +4,11 @@ $BUILDBENCH_MODEL is the model's file (the form the server serves) and $BUILDBEN
 a JSON file with its inputs (name, dtype, shape at batch 1, batched) and outputs (name, ...).
 A raw request is the inputs' bytes back to back in that order, C-ordered, at one batch size;
 a raw answer is an .npz of the outputs by name (numpy's own format: shapes and dtypes travel).
+As JSON, tensors travel as {NAME: {"dtype", "shape", "data": base64 of the raw bytes}}
+(from_base64, to_base64), as FastAPI's and LitServe's do.
 """
 
+import base64
 import io
 import json
 import os
@@ -53,3 +56,25 @@ def onnx_session():
     found = ort.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in found]
     return ort.InferenceSession(os.environ["BUILDBENCH_MODEL"], providers=providers)
+
+
+def from_base64(given):
+    """{NAME: {"dtype", "shape", "data": base64}} -> {NAME: array}"""
+    return {
+        name: np.frombuffer(base64.b64decode(t["data"]), t["dtype"]).reshape(t["shape"])
+        for name, t in given.items()
+    }
+
+
+def to_base64(names, arrays):
+    """The outputs as {"outputs": {NAME: {"dtype", "shape", "data": base64}}}."""
+    return {
+        "outputs": {
+            name: {
+                "dtype": str(v.dtype),
+                "shape": list(v.shape),
+                "data": base64.b64encode(np.ascontiguousarray(v).tobytes()).decode(),
+            }
+            for name, v in zip(names, arrays, strict=True)
+        }
+    }
