@@ -31,6 +31,7 @@ SERVE = dockerfiles_dir() / "serve"
 MORE = {
     "mlserver": ("POST /v2/models/model/infer on port 8080", "KServe v2, JSON values"),
     "bentoml": ("POST /predict on port 3000", "JSON, tensors as base64"),
+    "rayserve": ("POST /predict on port 8000", "JSON, tensors as base64"),
 }
 
 
@@ -86,6 +87,7 @@ def test_each_runs_locked_down_and_its_answer_is_proven_in_its_encoding(
     ((_, service),) = engine.served
     assert not service.network and service.read_only and service.user == "10001:10001"
     assert service.tmpfs == dict(smoke.server.tmpfs) and "/tmp" in service.tmpfs
+    assert service.pids_limit == smoke.server.pids_limit and service.memory_bytes
     assert service.environment["BUILDBENCH_MODEL"] == "/buildbench/model/m.onnx"
     served = result.of(Served)
     assert served is not None and served.answers is not None

@@ -17,6 +17,7 @@ from buildbench.measure.servers.bentoml import BENTOML
 from buildbench.measure.servers.fastapi import FASTAPI
 from buildbench.measure.servers.litserve import LITSERVE
 from buildbench.measure.servers.mlserver import MLSERVER
+from buildbench.measure.servers.rayserve import RAYSERVE
 from buildbench.measure.servers.torchserve import TORCHSERVE
 from buildbench.measure.servers.triton import TRITON
 
@@ -27,6 +28,7 @@ SERVERS: tuple[Server, ...] = (
     TORCHSERVE,
     MLSERVER,
     BENTOML,
+    RAYSERVE,
 )
 NAMES = tuple(s.name for s in SERVERS)
 ALL = "all"

@@ -71,6 +71,9 @@ class Server:
     # environment (HOME, caches), beside BUILDBENCH_MODEL and BUILDBENCH_MODEL_META.
     tmpfs: Mapping[str, str] = field(default_factory=lambda: {"/tmp": "size=256m"})
     environment: Mapping[str, str] = field(default_factory=lambda: {"HOME": "/tmp"})
+    # Its processes' and threads' limit (a cluster of processes, each with its thread pools,
+    # needs more than one server process).
+    pids_limit: int = 256
     # What its Dockerfile installs per variant (keep in step with it), for --prefetch.
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Why it cannot run here at all (say, not locked down): its cells are not applicable.

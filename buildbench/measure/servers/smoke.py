@@ -208,6 +208,7 @@ class ServeSmoke:
             self.http.service(ctx),
             volumes=(VolumeMount(ctx.volume, MOUNT),),
             tmpfs=dict(self.server.tmpfs),
+            pids_limit=self.server.pids_limit,
             environment={
                 **self.server.environment,
                 "BUILDBENCH_MODEL": f"{MODEL_DIR}/{self.files(model)[0]}",
