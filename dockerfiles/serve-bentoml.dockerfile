@@ -5,6 +5,8 @@
 # The model is not in the image: buildbench mounts it read-only at /buildbench and names it in
 # BUILDBENCH_MODEL, its inputs and outputs in BUILDBENCH_MODEL_META (serve/common/bbserve.py).
 # build-inputs/ (pip.conf, an optional CA bundle and wheel directory) reaches the builder stage only.
+# The variant is checked before BentoML: it requires nvidia-ml-py (NVML's bindings, no CUDA
+# library), an nvidia-* package the check would take for CUDA in the CPU image.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS builder
@@ -20,8 +22,9 @@ RUN python3 -m venv /opt/venv; \
     version="${ONNXRUNTIME_VERSION:+==${ONNXRUNTIME_VERSION}}"; \
     if [ -n "${CUDA}" ]; then ort="onnxruntime-gpu[cuda,cudnn]${version}"; \
     else ort="onnxruntime${version}"; fi; \
-    /opt/venv/bin/pip install "${ort}" "bentoml==${BENTOML_VERSION}"; \
+    /opt/venv/bin/pip install "${ort}"; \
     /opt/venv/bin/python /build-inputs/check_variant.py onnxruntime "${CUDA}"; \
+    /opt/venv/bin/pip install "${ort}" "bentoml==${BENTOML_VERSION}"; \
     find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${BASE_IMAGE}
