@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy
 import pytest
 
+from buildbench.errors import UsageError
 from buildbench.measure.servers import NAMES, server, server_names
 from buildbench.measure.servers.base import Tensor
 from buildbench.measure.servers.encodings import BASE64_TENSORS, KSERVE_V2_JSON
@@ -137,3 +139,22 @@ def test_mlserver_serves_one_model_on_loopback_without_metrics_or_worker_pool() 
     assert server("mlserver").path == f"/v2/models/{model['name']}/infer"
     assert model["implementation"] == "runtime.OnnxModel"
     assert "class OnnxModel(MLModel)" in (SERVE / "mlserver" / "runtime.py").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(MORE))
+def test_each_refuses_a_model_without_an_onnx_form_before_any_build(
+    name: str, tmp_path: Path
+) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
+        torch.jit.trace(torch.nn.Linear(4, 2).eval(), (torch.randn(1, 4),)).save(
+            str(tmp_path / "m.ts")
+        )
+    model = ModelRequest(str(tmp_path / "m.ts"), ("input=1x4",))
+    with pytest.raises(UsageError) as raised:
+        ServeSmoke(server(name), models=(model,), frameworks=("pytorch",)).check()
+    assert raised.value.message.startswith(f"--server {name} cannot serve {tmp_path}/m.ts: ")
+    assert raised.value.tip.startswith("it serves an ONNX form (")
+    assert raised.value.tip.endswith(f"or drop --server {name}")
