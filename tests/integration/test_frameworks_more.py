@@ -1,0 +1,65 @@
+"""The other serving frameworks of the course in one run: `buildbench run --server mlserver
+...` from a fresh directory builds each one's CPU image once, serves a small model (two
+inputs, float32 and int64; two outputs) locked down, and proves the answers against the host's
+reference outputs: MLServer through KServe v2 JSON tensors, BentoML and Ray Serve through
+base64 tensors in JSON. The shortest windows: one concurrency level of one second."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from buildbench.engine.dockersdk import DockerEngine
+from buildbench.measure.servers import server
+from tests.integration.conftest import Ran, remove_runs, watched
+from tests.integration.test_frameworks import check_locked_down, check_served
+from tests.unit.test_serving_binary import TINY_FACTORY
+
+pytestmark = pytest.mark.integration
+
+SERVED = {  # cell -> (request, encoding)
+    "mlserver/cpu": ("POST /v2/models/model/infer on port 8080", "KServe v2, JSON values"),
+    "bentoml/cpu": ("POST /predict on port 3000", "JSON, tensors as base64"),
+    "rayserve/cpu": ("POST /predict on port 8000", "JSON, tensors as base64"),
+}
+
+
+@pytest.fixture(scope="module")
+def served(
+    base_image: str,
+    engine: DockerEngine,
+    client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Ran, dict[str, dict[str, Any]]]]:
+    """One run of the servers; every container the run starts inspected while it runs."""
+    cwd = tmp_path_factory.mktemp("user")
+    (cwd / "tinyfactory.py").write_text(TINY_FACTORY)
+    servers = [arg for cell in SERVED for arg in ("--server", cell.split("/")[0])]
+    ran, ours = watched(
+        client,
+        *("run", *servers, "--cuda", "cpu"),
+        *("--model", "tinyfactory:make", "--serve-concurrency", "1"),
+        *("--serve-seconds", "1", "--no-read-images", "--smoke-timeout", "120"),
+        *("--base-image", base_image),
+        cwd=cwd,
+        timeout=1800,
+    )
+    yield ran, ours
+    remove_runs(engine, cwd / "results")
+
+
+def test_each_server_is_ready_and_its_answers_are_proven(served: tuple[Ran, Any]) -> None:
+    check_served(served[0], SERVED)
+
+
+def test_each_server_ran_locked_down_writing_only_its_tmpfs(served: tuple[Ran, Any]) -> None:
+    _, seen = served
+    for name in SERVED:
+        wanted = server(name.split("/")[0])
+        port = f"{wanted.port}/tcp"  # each of the three listens on its own
+        service = next(c for c in seen.values() if port in (c["Config"].get("ExposedPorts") or {}))
+        check_locked_down(name, service, set(wanted.tmpfs))
+        assert service["HostConfig"]["PidsLimit"] == wanted.pids_limit
