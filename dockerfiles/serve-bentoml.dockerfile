@@ -30,7 +30,6 @@ RUN python3 -m venv /opt/venv; \
 FROM ${BASE_IMAGE}
 COPY --from=builder /opt/venv /opt/venv
 COPY serve/common/bbserve.py serve/bentoml/service.py /opt/serve/
-COPY serve/bentoml/hosts /etc/hosts
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONPATH=/opt/serve \
