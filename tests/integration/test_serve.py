@@ -20,7 +20,7 @@ from buildbench.labels import LABEL_RUN
 from buildbench.render import fmt
 from tests.integration.conftest import Ran, buildbench, remove_runs
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # its SLO sweep needs a quiet machine
 
 # One small service, its behaviour chosen per image by a build-arg: answers (good), answers
 # 500 (fails), listens on another port than the config says (deaf), exits 1 s after its first
