@@ -57,6 +57,8 @@ class Batching:
     pair: str  # e.g. the server and variant: "torchserve/cpu"
     max_batch: int | None = None
     max_delay_ms: float | None = None
+    # Why it was not measured on (a built-in server without batching, a model of fixed batch).
+    unavailable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class Served(SmokeDetail):
     rates: list[RateStep] = field(default_factory=list)  # the sweep's steps, in the order run
     batching: Batching | None = None  # None: the service's batching is not known
     answers: ServedAnswers | None = None  # a built-in server's answer, checked (`--server`)
+    # A built-in server that batches: the same image run again with its batching on (this
+    # run's `batching` says off), in a fresh container measured alike.
+    batched: Served | None = None
 
     def identity(self) -> tuple[str, ...]:
         return (self.request,)

@@ -2,8 +2,8 @@
 from a fresh directory builds each one's CPU image once, serves a small model (two inputs,
 float32 and int64; two outputs) locked down, and proves the answers against the host's
 reference outputs: Triton the ONNX form through KServe v2 binary tensors, TorchServe the
-torch form from raw bytes. MLServer, BentoML and Ray Serve: test_frameworks_more.py, with the
-checks here."""
+torch form from raw bytes; batching not applicable to either here, saying why. MLServer, BentoML
+and Ray Serve: test_frameworks_more.py, with the checks here."""
 
 from __future__ import annotations
 
@@ -59,9 +59,22 @@ def served(
 def test_triton_and_torchserve_serve_the_model_and_their_answers_are_proven(
     served: tuple[Ran, Any],
 ) -> None:
+    ran = served[0]
     check_served(
-        served[0], {name: (request, encoding) for name, (request, encoding, _) in SERVED.items()}
+        ran, {name: (request, encoding) for name, (request, encoding, _) in SERVED.items()}
     )
+    cells = ran.cells()
+    # Batching: Triton's would answer the model's argmax ([batch]) as [batch, 1], TorchServe's
+    # is not turned on yet: each measured once, saying why (the serving table too).
+    report = (ran.results[0].parent / "report.md").read_text()
+    for name, why in (
+        ("triton/cpu", "top is one value a row: triton's batching would answer it"),
+        ("torchserve/cpu", "TorchServe batches (batchSize, maxBatchDelay) but buildbench"),
+    ):
+        found = cells[name]["smoke"]["detail"]
+        assert found["batched"] is None and found["batching"]["enabled"] is False
+        assert found["batching"]["unavailable"].startswith(why), found["batching"]
+        assert f"| not applicable: {why}" in report
 
 
 def test_each_server_ran_locked_down_writing_only_its_tmpfs(served: tuple[Ran, Any]) -> None:

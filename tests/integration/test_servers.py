@@ -69,8 +69,12 @@ def test_a_server_serves_the_model_and_its_answers_are_proven(
     assert set(answers["outputs"]) == {"y", "mask"}
     assert answers["outputs"]["mask"]["exact"] and answers["outputs"]["mask"]["count"] == 4
     assert all(p["ok"] for p in answers["outputs"].values())
+    # FastAPI does not batch: measured once, the serving table saying why.
+    assert found["batched"] is None and found["batching"]["enabled"] is False
+    assert found["batching"]["unavailable"].startswith("FastAPI has no server-side batching")
     report = (ran.results[0].parent / "report.md").read_text()
     assert "## Serving frameworks" in report
+    assert "| not applicable: FastAPI has no server-side batching" in report
     assert f"| {name}/cpu " in report and "ok, 2 outputs, max abs diff" in report
     assert ran.process.returncode == 0, ran.process.stderr[-3000:]
 

@@ -20,12 +20,13 @@ from buildbench.record import (
     Batching,
     CellRecord,
     Served,
+    ServedAnswers,
     SmokeResult,
     from_json,
     make_converter,
     to_json,
 )
-from buildbench.render.kinds.http import served_charts, served_section
+from buildbench.render.kinds.http import served_charts, served_section, serving_section
 from buildbench.status import Status
 from tests.fakes import FakeEngine
 from tests.unit.test_http_smoke import HTTP, _context, _http, _serve, level, loadgen_report
@@ -233,3 +234,29 @@ def test_a_bad_batching_table_is_one_line_before_any_build(
         _http(tmp_path, f"[image.smoke.http]\nport = 1\nbatching = {batching}\n")
     assert message in error.value.message and "smoke.http" in error.value.message
     assert "\n" not in error.value.message and "batching = {" in (error.value.tip or "")
+
+
+def test_a_servers_own_batching_run_is_set_beside_it_and_its_gain_in_the_serving_table() -> None:
+    """A built-in server's cell holds its run with batching on (`batched`): the side-by-side
+    rows under the cell's name and in the serving table the best throughput on against off
+    and p95 at the highest concurrency; a server that does not batch says why."""
+    off = _batched(False, {1: [0.01] * 10, 4: [0.04] * 20}).smoke
+    on = _batched(True, {1: [0.015] * 8, 4: [0.02] * 50}).smoke
+    assert off is not None and on is not None
+    served, on_served = off.of(Served), on.of(Served)
+    assert served is not None and on_served is not None
+    answers = ServedAnswers("triton", "JSON", 10, ok=True)
+    cell = CellRecord("triton", "cpu", None, "d", {}, "h")
+    cell.smoke = replace(off, detail=replace(served, answers=answers, batched=on_served))
+    text = served_section([Entry("vm", cell)], merged=False)
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines()]
+    rows = [row for row in rows if row[1:2] == ["max 8, 5.0 ms"]]
+    assert rows == [
+        ["triton/cpu", "max 8, 5.0 ms", "1", "10.0/s", "8.0/s", "-20%", "10.0 ms", "15.0 ms"],
+        ["triton/cpu", "max 8, 5.0 ms", "4", "20.0/s", "50.0/s", "+150%", "40.0 ms", "20.0 ms"],
+    ]
+    table = serving_section([Entry("vm", cell)], merged=False)
+    assert "| max 8, 5.0 ms: throughput x2.50, p95 at c=4 40.0 ms -> 20.0 ms |" in table
+    alone = Batching(False, "fastapi", unavailable="it has none")
+    cell.smoke = replace(off, detail=replace(served, answers=answers, batching=alone))
+    assert "| not applicable: it has none |" in serving_section([Entry("vm", cell)], False)

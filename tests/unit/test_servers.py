@@ -9,6 +9,7 @@ import io
 import json
 import tarfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,14 @@ from buildbench.engine.dockerfile import declared_args
 from buildbench.errors import UsageError
 from buildbench.measure.runtimes import NAMES as RUNTIME_NAMES
 from buildbench.measure.servers import NAMES, SERVERS, server, server_names
-from buildbench.measure.servers.base import Tensor
+from buildbench.measure.servers.base import ServerBatching, Tensor
 from buildbench.measure.servers.encodings import BASE64_TENSORS, KSERVE_V2_JSON
 from buildbench.measure.servers.smoke import ServeConfig, ServeSmoke
 from buildbench.measure.smoke.kinds.http import loadgen
 from buildbench.measure.smoke.kinds.model.smoke import load_models
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
 from buildbench.measure.smoke.runner import MOUNT, SmokeContext
-from buildbench.record import Served, make_converter, to_json
+from buildbench.record import Batching, Served, make_converter, to_json
 from buildbench.run.config import load_matrix
 from buildbench.run.matrix import MatrixOptions, dockerfiles_dir
 from buildbench.status import Status
@@ -37,6 +38,8 @@ from tests.fakes import FakeEngine
 from tests.unit.test_modelspec import tiny_onnx
 
 FASTAPI = server("fastapi")
+# The baseline's image and encoding, as if it batched (Triton's are binary).
+BATCHER = replace(FASTAPI, name="batcher", batching=ServerBatching())
 
 
 @pytest.fixture(autouse=True)
@@ -279,3 +282,99 @@ def test_the_payload_holds_the_model_the_request_and_the_load_generator(tiny: Se
     assert meta["model"] == "/buildbench/model/m.onnx"
     assert [o["name"] for o in meta["outputs"]] == ["y", "mask"]
     assert payload.key == tiny.payload().key  # the same files: the same volume
+
+
+def test_a_server_that_batches_runs_again_with_its_batching_on(tiny: ServeSmoke) -> None:
+    """A server that batches: a second container of the same image, its batching on through
+    the environment, measured and proven alike; the setting recorded."""
+    batching = replace(tiny, server=BATCHER)
+    result, engine = _run(batching, _answer(batching))
+    assert result.status == Status.OK, result.message
+    (_, off), (image, on) = engine.served
+    assert image == "serve:1" and on.command == off.command == []
+    assert "BUILDBENCH_MAX_BATCH" not in off.environment
+    assert on.environment["BUILDBENCH_MAX_BATCH"] == "8"
+    assert on.environment["BUILDBENCH_MAX_DELAY_MS"] == "5"
+    assert not on.network and on.read_only and on.volumes == off.volumes
+    served = result.of(Served)
+    assert served is not None and served.batched is not None
+    assert served.batching == Batching(False, "batcher")
+    assert served.batched.batching == Batching(True, "batcher", 8, 5.0)
+    assert served.batched.answers is not None and served.batched.answers.ok
+    assert served.batched.batched is None
+    assert make_converter().structure(to_json(served), Served) == served
+
+
+def test_a_server_without_batching_or_a_model_of_fixed_batch_runs_once_saying_why(
+    tiny: ServeSmoke, tmp_path: Path
+) -> None:
+    result, engine = _run(tiny, _answer(tiny))
+    assert result.status == Status.OK and len(engine.served) == 1
+    served = result.of(Served)
+    assert served is not None and served.batched is None and served.batching is not None
+    assert served.batching.unavailable == FASTAPI.no_batching
+    assert "FastAPI has no server-side batching" in FASTAPI.no_batching
+    fixed = ServeSmoke(
+        BATCHER,
+        models=(ModelRequest(str(tiny_onnx(tmp_path / "f.onnx", batch=1))),),
+        concurrency=(1,),
+        seconds=1.0,
+    )
+    result, engine = _run(fixed, _answer(fixed))
+    assert result.status == Status.OK and len(engine.served) == 1
+    found = result.of(Served)
+    assert found is not None and found.batching is not None
+    assert found.batching.unavailable == "the model's batch is fixed at 1: requests cannot stack"
+
+
+def test_a_server_that_fails_with_its_batching_on_fails_its_cell_saying_so(
+    tiny: ServeSmoke,
+) -> None:
+    batching = replace(tiny, server=BATCHER)
+    answer = _answer(batching)
+    good = {"ok": True, "status": 200, "epoch": 2.1, "seconds": 0.1}
+    good |= {"answer_bytes": len(answer), "answer": base64.b64encode(answer).decode()}
+    bad = {"ok": False, "status": 500, "kind": "status", "body_start": "stack error"}
+    engine = FakeEngine(
+        run_result=lambda image, spec: ContainerOutcome(
+            0,
+            loadgen.RESULT_PREFIX
+            + json.dumps(
+                {
+                    "ready": {"ready": True, "epoch": 2.0},
+                    "first_response": good if len(engine.served) == 1 else bad,
+                    "levels": [],
+                }
+            )
+            + "\n",
+            "",
+        )
+    )
+    engine.add_image("serve:1", user="10001:10001")
+    ctx = SmokeContext(engine, "serve:1", SmokeOptions(), {"l": "1"}, gpus=False, volume="vol")
+    result = batching.run(ctx)
+    assert result.status == Status.SMOKE_FAILED
+    assert result.message == (
+        "with batching on (max batch 8, max delay 5 ms): POST /predict answered status 500, "
+        "not 200: 'stack error'"
+    )
+    served = result.of(Served)
+    assert served is not None and served.answers is not None and served.answers.ok
+    assert served.batched is not None and served.batched.answers is not None
+    assert served.batched.answers.note == "no good answer"
+
+
+def test_a_batcher_that_reshapes_one_value_rows_is_not_applicable_to_them(
+    tiny: ServeSmoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Triton's batcher answers a [batch] output as [batch, 1]: not the model's shape."""
+    strict = replace(tiny, server=replace(BATCHER, batches_scalar_rows=False))
+    assert strict.unbatchable() is None  # every input and output has a dim past the batch
+    meta = strict.meta()
+    meta["outputs"][1]["shape"] = [1]
+    monkeypatch.setattr(ServeSmoke, "meta", lambda self: meta)
+    assert strict.unbatchable() == (
+        "mask is one value a row: batcher's batching would answer it with another shape "
+        "([batch, 1])"
+    )
+    assert replace(tiny, server=BATCHER).unbatchable() is None

@@ -11,7 +11,8 @@ import json
 import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import numpy
 import pytest
@@ -181,3 +182,97 @@ def test_torchserve_cells_take_the_runs_torch_as_the_pytorch_image_does(tmp_path
     assert "TORCH_VERSION" not in triton
     declared = declared_args((dockerfiles_dir() / "serve-torchserve.dockerfile").read_text())
     assert {"CUDA", "BASE_IMAGE", "TORCH_VERSION", "TORCH_CPU_INDEX_URL"} <= set(declared)
+
+
+def test_requests_stack_into_one_batch_and_their_outputs_split_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    serve = bbserve()
+    assert serve.batching() is None
+    monkeypatch.setenv("BUILDBENCH_MAX_BATCH", "8")
+    monkeypatch.setenv("BUILDBENCH_MAX_DELAY_MS", "5")
+    assert serve.batching() == (8, 5.0)
+    joined, rows = serve.stack([[X, IDS], [X[:1], IDS[:1]]])
+    assert rows == [2, 1] and joined[0].shape == (3, 3) and joined[1].dtype == numpy.int64
+    first, second = serve.unstack([joined[0] * 2, joined[1][:, 0]], rows)
+    assert (first[0] == X * 2).all() and second[1].tolist() == [7]
+    with pytest.raises(ValueError, match="has no batch of 3 rows"):
+        serve.unstack([numpy.float32(1.0)], rows)
+
+
+class _TritonConfig:
+    """The part of Triton's auto-complete ModelConfig model.py uses."""
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {"max_batch_size": 0, "input": [], "output": []}
+
+    def add_input(self, found: dict[str, Any]) -> None:
+        self.config["input"].append(found)
+
+    def add_output(self, found: dict[str, Any]) -> None:
+        self.config["output"].append(found)
+
+    def set_max_batch_size(self, size: int) -> None:
+        self.config["max_batch_size"] = size
+
+    def set_dynamic_batching(self) -> None:
+        self.config.setdefault("dynamic_batching", {})
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.config
+
+
+def _triton_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    """serve/triton/model/1/model.py with a stand-in for the backend's utilities."""
+    meta = {
+        "inputs": META,
+        "outputs": [{"name": "y", "dtype": "float32", "shape": [1, 3]}],
+    }
+    (tmp_path / "serve.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("BUILDBENCH_MODEL_META", str(tmp_path / "serve.json"))
+    utils = ModuleType("triton_python_backend_utils")
+    utils.Tensor = lambda name, value: (name, value)  # type: ignore[attr-defined]
+    utils.InferenceResponse = lambda output_tensors: output_tensors  # type: ignore[attr-defined]
+    utils.get_input_tensor_by_name = lambda request, name: SimpleNamespace(  # type: ignore[attr-defined]
+        as_numpy=lambda: request[name]
+    )
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
+    monkeypatch.setitem(sys.modules, "bbserve", bbserve())
+    path = dockerfiles_dir() / "serve" / "triton" / "model" / "1" / "model.py"
+    spec = importlib.util.spec_from_file_location("triton_model", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_triton_declares_its_dynamic_batcher_and_runs_a_queue_as_one_batch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    model = _triton_model(monkeypatch, tmp_path)
+    off = model.TritonPythonModel.auto_complete_config(_TritonConfig()).as_dict()
+    assert off["max_batch_size"] == 0 and "dynamic_batching" not in off
+    assert [t["dims"] for t in off["input"]] == [[-1, 3], [-1, 2]]
+    monkeypatch.setenv("BUILDBENCH_MAX_BATCH", "8")
+    monkeypatch.setenv("BUILDBENCH_MAX_DELAY_MS", "5")
+    on = model.TritonPythonModel.auto_complete_config(_TritonConfig()).as_dict()
+    assert on["max_batch_size"] == 8
+    assert on["dynamic_batching"] == {"max_queue_delay_microseconds": 5000}
+    assert [t["dims"] for t in on["input"]] == [[3], [2]] and on["output"][0]["dims"] == [3]
+
+    runs: list[int] = []
+
+    def run(outputs: list[str], feeds: dict[str, Any]) -> list[Any]:
+        runs.append(len(feeds["x"]))
+        return [feeds["x"] + feeds["ids"][:, :1]]
+
+    served = model.TritonPythonModel()
+    served.session = SimpleNamespace(run=run)
+    served.inputs, served.outputs = ["x", "ids"], ["y"]  # one output is enough here
+    requests = [{"x": X[i : i + 1], "ids": IDS[i : i + 1]} for i in range(2)]
+    answers = served.execute(requests)
+    assert runs == [2]  # the batcher's two requests ran once
+    assert [[(n, v.tolist()) for n, v in a] for a in answers] == [
+        [("y", [[7.0, 8.0, 9.0]])],
+        [("y", [[5.0, 6.0, 7.0]])],
+    ]

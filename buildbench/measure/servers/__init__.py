@@ -6,7 +6,8 @@ tmpfs mounts and environment it needs locked down), its `dockerfiles/serve-NAME.
 (CPU with `CUDA` empty, CUDA with it set; the service is its CMD, run as a non-root user),
 and one line in `SERVERS`. Its cells run on the http kind (measure/servers/smoke.py): ready,
 first answer, latency and throughput per concurrency, and the answer's values checked against
-the host's reference outputs.
+the host's reference outputs; a server that batches on its own (`batching`) runs again, from
+the same image, with its batching on, set beside the first run.
 """
 
 from __future__ import annotations

@@ -44,6 +44,24 @@ class Encoding(Protocol):
         read (the message says why)."""
 
 
+# The environment that turns a server's own batching on (read by its code in the image);
+# without them it answers each request alone.
+MAX_BATCH_ENV = "BUILDBENCH_MAX_BATCH"
+MAX_DELAY_ENV = "BUILDBENCH_MAX_DELAY_MS"
+
+
+@dataclass(frozen=True)
+class ServerBatching:
+    """A server's own batching, as buildbench turns it on: requests queued together up to
+    `max_batch`, waiting at most `max_delay_ms` for a batch to fill."""
+
+    max_batch: int = 8
+    max_delay_ms: float = 5.0
+
+    def environment(self) -> dict[str, str]:
+        return {MAX_BATCH_ENV: str(self.max_batch), MAX_DELAY_ENV: f"{self.max_delay_ms:g}"}
+
+
 @dataclass(frozen=True)
 class Server:
     """A serving framework: its image, the model form it serves, how it is reached and what it
@@ -78,6 +96,12 @@ class Server:
     packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Why it cannot run here at all (say, not locked down): its cells are not applicable.
     unavailable: str | None = None
+    # Its own batching, measured off and on in each cell; None: it has none, `no_batching` why.
+    batching: ServerBatching | None = None
+    # Whether its batching answers a tensor of one value a row (shape [batch]) in that shape:
+    # Triton's batcher needs a dim past the batch axis and answers [batch, 1].
+    batches_scalar_rows: bool = True
+    no_batching: str = "it has no server-side batching: each request runs alone"
 
     def requirements(self, variant: str) -> tuple[str, ...]:
         return self.packages.get(variant, ())

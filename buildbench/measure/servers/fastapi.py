@@ -8,6 +8,7 @@ FASTAPI = Server(
     name="fastapi",
     dockerfile="serve-fastapi.dockerfile",
     encoding=BASE64_TENSORS,
+    no_batching="FastAPI has no server-side batching: each request runs alone in the handler",
     packages={
         "cpu": ("fastapi", "uvicorn", "onnxruntime", "numpy"),
         "cuda": ("fastapi", "uvicorn", "onnxruntime-gpu[cuda,cudnn]", "numpy"),

@@ -8,6 +8,10 @@ LITSERVE = Server(
     name="litserve",
     dockerfile="serve-litserve.dockerfile",
     encoding=BASE64_TENSORS,
+    no_batching=(
+        "LitServe batches (max_batch_size, batch_timeout) but buildbench does not turn it on yet: "
+        "measured as its image starts it"
+    ),
     packages={
         "cpu": ("litserve", "onnxruntime", "numpy"),
         "cuda": ("litserve", "onnxruntime-gpu[cuda,cudnn]", "numpy"),

@@ -9,6 +9,10 @@ from buildbench.measure.servers.encodings import KSERVE_V2_JSON
 
 MLSERVER = Server(
     name="mlserver",
+    no_batching=(
+        "MLServer batches (adaptive batching: max_batch_size, max_batch_time) but buildbench "
+        "does not turn it on yet: measured as its image starts it"
+    ),
     dockerfile="serve-mlserver.dockerfile",
     encoding=KSERVE_V2_JSON,
     port=8080,

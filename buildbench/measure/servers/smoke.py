@@ -22,7 +22,14 @@ from typing import Any
 
 from buildbench.engine.api import VolumeMount
 from buildbench.errors import UsageError
-from buildbench.measure.servers.base import MODEL_DIR, MODEL_META, Request, Server, Tensor
+from buildbench.measure.servers.base import (
+    MODEL_DIR,
+    MODEL_META,
+    Request,
+    Server,
+    ServerBatching,
+    Tensor,
+)
 from buildbench.measure.smoke import artifacts, modelinputs
 from buildbench.measure.smoke.kinds.http.smoke import HttpSmoke, loadgen_files, loadgen_spec
 from buildbench.measure.smoke.kinds.model.smoke import load_models
@@ -30,7 +37,14 @@ from buildbench.measure.smoke.modelspec import PreparedModel
 from buildbench.measure.smoke.options import ModelRequest, SmokeOptions
 from buildbench.measure.smoke.program import MAPS, STORED_DTYPES, STRINGS
 from buildbench.measure.smoke.runner import MOUNT, Idle, Payload, SmokeContext, program_report
-from buildbench.record import OutputParity, Served, ServedAnswers, SmokeResult, from_json
+from buildbench.record import (
+    Batching,
+    OutputParity,
+    Served,
+    ServedAnswers,
+    SmokeResult,
+    from_json,
+)
 from buildbench.status import Status
 
 # Outputs that are no numeric tensor (measure/smoke/modeloutputs.py), as a reason names them.
@@ -201,23 +215,74 @@ class ServeSmoke:
     # -----------------------------------------------------------------------------------------
     # The run
 
+    def unbatchable(self) -> str | None:
+        """Why this server's batching is not measured on the run's model, or None."""
+        if self.server.batching is None:
+            return self.server.no_batching
+        model = self.model()
+        if model.info.fixed_batch:
+            return f"the model's batch is fixed at {model.info.fixed_batch}: requests cannot stack"
+        fixed = [p.name for p in model.inputs if not p.batched]
+        if fixed:
+            return f"input {fixed[0]} has no batch axis: requests cannot stack"
+        if not self.server.batches_scalar_rows:
+            shapes = [(p.name, p.shape) for p in model.inputs]
+            shapes += [(o["name"], o["shape"]) for o in self.meta()["outputs"]]
+            rows = [name for name, shape in shapes if len(shape) < 2]
+            if rows:
+                return (
+                    f"{rows[0]} is one value a row: {self.server.name}'s batching would answer "
+                    "it with another shape ([batch, 1])"
+                )
+        return None
+
     def run(self, ctx: SmokeContext) -> SmokeResult:
+        """The server as its image starts it; where it batches, again in a fresh container with
+        its batching on, measured alike, both answers proven."""
+        reason = self.unbatchable()
+        off = Batching(False, self.server.name, unavailable=reason)
+        result = self.serve(ctx, off, {})
+        setting = self.server.batching
+        served = result.of(Served)
+        if reason is not None or setting is None or served is None or result.status != Status.OK:
+            return result
+        ctx.on_progress(f"again with {self.server.name}'s batching on ({_setting(setting)})")
+        on = Batching(True, self.server.name, setting.max_batch, setting.max_delay_ms)
+        batched = self.serve(ctx, on, setting.environment())
+        both = replace(
+            result,
+            seconds=round(result.seconds + batched.seconds, 3),
+            detail=replace(served, batched=batched.of(Served)),
+        )
+        if batched.status == Status.OK:
+            return both
+        return replace(
+            both,
+            status=batched.status,
+            message=f"with batching on ({_setting(setting)}): {batched.message}",
+            output_tail=batched.output_tail,
+        )
+
+    def serve(self, ctx: SmokeContext, batching: Batching, env: dict[str, str]) -> SmokeResult:
+        """One service container from the image, its answer proven."""
         model = self.model()
         assert ctx.volume is not None and self.files(model)
+        http = replace(self.http, batching=batching)
         service = replace(
-            self.http.service(ctx),
+            http.service(ctx),
             volumes=(VolumeMount(ctx.volume, MOUNT),),
             tmpfs=dict(self.server.tmpfs),
             pids_limit=self.server.pids_limit,
             environment={
                 **self.server.environment,
+                **env,
                 "BUILDBENCH_MODEL": f"{MODEL_DIR}/{self.files(model)[0]}",
                 "BUILDBENCH_MODEL_META": MODEL_META,
             },
         )
-        outcome = self.http.serve(ctx, service)
+        outcome = http.serve(ctx, service)
         first = (program_report(outcome.client) or {}).get("first_response") or {}
-        return self.judge(self.http.judge(outcome, service.user), first)
+        return self.judge(http.judge(outcome, service.user), first)
 
     def judge(self, result: SmokeResult, first: dict[str, Any]) -> SmokeResult:
         """The http kind's verdict, and the answer's values: a good status with wrong numbers
@@ -273,6 +338,10 @@ def compare(
         checked = parity(value, want, modelinputs.RTOL, modelinputs.ATOL, exact)
         found[name] = from_json(OutputParity, checked)
     return found
+
+
+def _setting(batching: ServerBatching) -> str:
+    return f"max batch {batching.max_batch}, max delay {batching.max_delay_ms:g} ms"
 
 
 def _wrong(answers: ServedAnswers) -> str:

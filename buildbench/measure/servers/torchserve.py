@@ -16,6 +16,10 @@ TORCHSERVE = Server(
     path="/predictions/model",
     form="torch",
     torch=True,
+    no_batching=(
+        "TorchServe batches (batchSize, maxBatchDelay) but buildbench does not turn it on yet: "
+        "measured as its image starts it"
+    ),
     packages={
         variant: ("torch", "torchserve==0.12.0", "torch-model-archiver==0.12.0")
         for variant in ("cpu", "cuda")

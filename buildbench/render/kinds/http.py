@@ -163,21 +163,36 @@ def _rates_part(found: list[tuple[Entry, Served]], merged: bool) -> str:
     return "\n\n" + markdown_table(rows, headers) + "\n\n" + note
 
 
-def _batching_part(found: list[tuple[Entry, Served]], merged: bool) -> str:
-    """Per pair of cells that ran a server's batching off and on: throughput and p95 at each
-    concurrency both measured, side by side, and batching's gain in throughput."""
-    pairs: dict[str, dict[bool, tuple[Entry, Served]]] = {}
+def _pairs(found: list[tuple[Entry, Served]], merged: bool) -> list[tuple[str, Served, Served]]:
+    """Each server measured with its batching off and on: a built-in server's cell holds both
+    runs (the second in `batched`); a config's services pair two cells by `batching.pair`."""
+    found_pairs = [
+        (_label(e, merged), served, served.batched)
+        for e, served in found
+        if served.batched is not None
+    ]
+    sides: dict[str, dict[bool, tuple[Entry, Served]]] = {}
     for e, served in found:
-        if served.batching is not None:
-            pairs.setdefault(served.batching.pair, {})[served.batching.enabled] = (e, served)
+        if served.batching is not None and served.batched is None:
+            sides.setdefault(served.batching.pair, {})[served.batching.enabled] = (e, served)
+    for pair, side in sides.items():
+        if set(side) == {False, True}:
+            (_, off), (e_on, on) = side[False], side[True]
+            found_pairs.append((f"{pair} @ {e_on.machine}" if merged else pair, off, on))
+    return found_pairs
+
+
+def _setting(on: Served) -> str:
+    batching = on.batching
+    assert batching is not None
+    return f"max {batching.max_batch or '-'}, {fmt.ms((batching.max_delay_ms or 0) / 1000)}"
+
+
+def _batching_part(found: list[tuple[Entry, Served]], merged: bool) -> str:
+    """Per server measured with its own batching off and on: throughput and p95 at each
+    concurrency both measured, side by side, and batching's gain in throughput."""
     rows = []
-    for pair, sides in pairs.items():
-        if set(sides) != {False, True}:
-            continue
-        (_, off), (e_on, on) = sides[False], sides[True]
-        batching = on.batching
-        assert batching is not None
-        setting = f"max {batching.max_batch or '-'}, {fmt.ms((batching.max_delay_ms or 0) / 1000)}"
+    for label, off, on in _pairs(found, merged):
         for level in off.levels:
             other = on.level(level.concurrency)
             if other is None:
@@ -190,8 +205,8 @@ def _batching_part(found: list[tuple[Entry, Served]], merged: bool) -> str:
             )
             rows.append(
                 [
-                    f"{pair} @ {e_on.machine}" if merged else pair,
-                    setting,
+                    label,
+                    _setting(on),
                     level.concurrency,
                     _rate(rate_off),
                     _rate(rate_on),
@@ -208,20 +223,47 @@ def _batching_part(found: list[tuple[Entry, Served]], merged: bool) -> str:
         "\n\n"
         + markdown_table(rows, headers)
         + "\n\nBatching: the same server measured with its own batching off and on (its "
-        "largest batch and how long it waits to fill one); gain: throughput on against off."
+        "largest batch and how long it waits to fill one; a built-in server: the same image in "
+        "a second container); gain: throughput on against off."
     )
+
+
+def _batching_gain(served: Served) -> str:
+    """The serving table's word on batching: its gain (best throughput on against off, and
+    p95 at the highest concurrency both ran), why it was not measured, or "-"."""
+    batching, on = served.batching, served.batched
+    if batching is not None and batching.unavailable:
+        return f"not applicable: {batching.unavailable}"
+    if on is None:
+        return "-"
+    best_off, best_on = _best_rate(served.levels), _best_rate(on.levels)
+    if not best_off or best_on is None:
+        return f"{_setting(on)}: no throughput with it on"
+    text = f"{_setting(on)}: throughput x{best_on / best_off:.2f}"
+    both = [lv.concurrency for lv in served.levels if on.level(lv.concurrency)]
+    if both:
+        top = max(both)
+        off_p95 = level_quantiles(served.level(top)).p95  # type: ignore[arg-type]
+        on_p95 = level_quantiles(on.level(top)).p95  # type: ignore[arg-type]
+        text += f", p95 at c={top} {fmt.ms(off_p95)} -> {fmt.ms(on_p95)}"
+    return text
 
 
 def served_charts(cells: Sequence[Entry], merged: bool) -> list[ChartSpec]:
     """Throughput and p95 against concurrency, a line per cell; none without a service."""
+    runs: list[tuple[str, Served]] = []
+    for e, served in _served(cells):  # a built-in server's batching on: a line of its own
+        runs.append((_label(e, merged), served))
+        if served.batched is not None:
+            runs.append((f"{_label(e, merged)} batching on", served.batched))
     curves = [
         charts.Curve(
-            _label(e, merged),
+            label,
             [lv.concurrency for lv in served.levels],
             [throughput(lv) for lv in served.levels],
             [_ms(level_quantiles(lv).p95) for lv in served.levels],
         )
-        for e, served in _served(cells)
+        for label, served in runs
         if served.levels
     ]
     specs: list[ChartSpec] = []
@@ -259,6 +301,10 @@ def _rate_chart(cells: Sequence[Entry], merged: bool) -> list[ChartSpec]:
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
+
+
+def _best_rate(levels: Sequence[LoadLevel]) -> float | None:
+    return max((rate for lv in levels if (rate := throughput(lv)) is not None), default=None)
 
 
 def _best(levels: Sequence[LoadLevel]) -> str:
@@ -303,6 +349,7 @@ def serving_section(cells: Sequence[Entry], merged: bool) -> str:
                 _quantile(q, "p95") if q else "-",
                 _best(served.levels),
                 _at_slo(served),
+                _batching_gain(served),
                 fmt.size(served.peak_memory_bytes),
                 f"{answers.encoding}, {fmt.size(answers.request_bytes)}",
                 _parity(answers),
@@ -311,10 +358,14 @@ def serving_section(cells: Sequence[Entry], merged: bool) -> str:
     if not rows:
         return ""
     headers = ["server", "smoke", "image", "build", "ready", "first answer", "p50 c=1"]
-    headers += ["p95 c=1", "best throughput", "rate at SLO", "peak memory", "request", "answers"]
+    headers += ["p95 c=1", "best throughput", "rate at SLO", "batching", "peak memory"]
+    headers += ["request", "answers"]
     note = (
         "Each server serves the run's model in its own image, locked down, on the http kind "
-        "(the Served section below has every level; rate at SLO: with --slo-p95). Answers: "
+        "(the Served section below has every level; rate at SLO: with --slo-p95). Batching: a "
+        "server that batches on its own runs again with it on (the largest batch, the longest "
+        "wait): its best throughput against the run with it off, and p95 at the highest "
+        "concurrency, off -> on; not applicable says why. Answers: "
         "the first answer's outputs against the host's reference outputs, with the model smoke "
         "test's tolerances; a server that answers with other values fails its cell. Request: "
         "how the model's inputs were encoded, and the bytes of each request."

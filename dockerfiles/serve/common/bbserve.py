@@ -78,3 +78,30 @@ def to_base64(names, arrays):
             for name, v in zip(names, arrays, strict=True)
         }
     }
+
+
+def batching():
+    """The server's own batching as buildbench turned it on: (largest batch, longest wait in
+    ms) from $BUILDBENCH_MAX_BATCH and $BUILDBENCH_MAX_DELAY_MS; None: off."""
+    size = os.environ.get("BUILDBENCH_MAX_BATCH")
+    if not size:
+        return None
+    return int(size), float(os.environ.get("BUILDBENCH_MAX_DELAY_MS") or 0)
+
+
+def stack(requests):
+    """Several requests' inputs (each a list of arrays in the model's input order) as one
+    batch along the batch axis, and each request's rows, to split the outputs back."""
+    rows = [len(arrays[0]) for arrays in requests]
+    return [np.concatenate(column) for column in zip(*requests, strict=True)], rows
+
+
+def unstack(outputs, rows):
+    """The batch's outputs split back into each request's, as `stack` joined them."""
+    total = sum(rows)
+    for value in outputs:
+        if np.ndim(value) == 0 or len(value) != total:
+            raise ValueError(f"an output of shape {np.shape(value)} has no batch of {total} rows")
+    edges = np.cumsum(rows)[:-1]
+    parts = [np.split(value, edges) for value in outputs]
+    return [[np.ascontiguousarray(p[i]) for p in parts] for i in range(len(rows))]

@@ -1,4 +1,6 @@
-"""Triton's Python backend serving the run's model in its ONNX form with ONNX Runtime."""
+"""Triton's Python backend serving the run's model in its ONNX form with ONNX Runtime. With
+$BUILDBENCH_MAX_BATCH set, Triton's dynamic batcher queues requests together (the model's batch
+axis left to it) and execute runs each queue of requests as one batch."""
 
 import sys
 
@@ -32,12 +34,21 @@ class TritonPythonModel:
     @staticmethod
     def auto_complete_config(config):
         meta = bbserve.meta()
-        for t in meta["inputs"]:
-            kind = TRITON_TYPES[t["dtype"]]
-            config.add_input({"name": t["name"], "data_type": kind, "dims": _dims(t, t["batched"])})
-        for t in meta["outputs"]:
-            kind = TRITON_TYPES[t["dtype"]]
-            config.add_output({"name": t["name"], "data_type": kind, "dims": _dims(t)})
+        setting = bbserve.batching()
+        if setting is not None:
+            size, delay_ms = setting
+            config.set_max_batch_size(size)
+            config.set_dynamic_batching()
+            # ModelConfig has no setter for the batcher's wait: set in the config it returns.
+            batcher = config.as_dict()["dynamic_batching"]
+            batcher["max_queue_delay_microseconds"] = int(delay_ms * 1000)
+        for kind, tensors in (("input", meta["inputs"]), ("output", meta["outputs"])):
+            for t in tensors:
+                batched = t.get("batched", True)
+                # With batching on, Triton owns the batch axis: the dims are a row's.
+                dims = list(t["shape"][1:]) if setting is not None else _dims(t, batched)
+                found = {"name": t["name"], "data_type": TRITON_TYPES[t["dtype"]], "dims": dims}
+                (config.add_input if kind == "input" else config.add_output)(found)
         return config
 
     def initialize(self, args):
@@ -47,13 +58,23 @@ class TritonPythonModel:
         self.outputs = [t["name"] for t in meta["outputs"]]
 
     def execute(self, requests):
-        answers = []
-        for request in requests:
-            feeds = {
-                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()
-                for name in self.inputs
-            }
-            got = self.session.run(self.outputs, feeds)
-            tensors = [pb_utils.Tensor(n, v) for n, v in zip(self.outputs, got, strict=False)]
-            answers.append(pb_utils.InferenceResponse(output_tensors=tensors))
-        return answers
+        given = [
+            [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs]
+            for r in requests
+        ]
+        if len(given) > 1:  # the dynamic batcher's queue: one run for all
+            joined, rows = bbserve.stack(given)
+            found = self.session.run(self.outputs, dict(zip(self.inputs, joined, strict=True)))
+            answers = bbserve.unstack(found, rows)
+        else:
+            answers = [
+                self.session.run(self.outputs, dict(zip(self.inputs, given[0], strict=True)))
+            ]
+        return [
+            pb_utils.InferenceResponse(
+                output_tensors=[
+                    pb_utils.Tensor(n, v) for n, v in zip(self.outputs, got, strict=False)
+                ]
+            )
+            for got in answers
+        ]
