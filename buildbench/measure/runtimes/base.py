@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -121,10 +122,14 @@ def made_once(
     """A runtime's own form, made once into the model's folder by `make` (what it found kept
     in `marker`: {"files", "reason", ...}): the model with the form's files (and the marker,
     where it `travels`: the image reads it), or with the reason it could not be made."""
-    if not marker.is_file():
-        tmp = marker.with_name(f".{marker.name}.tmp")
-        tmp.write_text(json.dumps(make(), indent=2))
-        tmp.replace(marker)  # whole or not at all
+    # Runs on one machine share the cache (two at once in scripts/test): one makes the form,
+    # the others wait for its marker.
+    with marker.with_name(f".{marker.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.is_file():
+            tmp = marker.with_name(f".{marker.name}.tmp")
+            tmp.write_text(json.dumps(make(), indent=2))
+            tmp.replace(marker)  # whole or not at all
     found = json.loads(marker.read_text())
     if found["reason"]:
         return with_reason(model, name, found["reason"])

@@ -160,8 +160,13 @@ def _prepare_forms(
                 indent=2,
             )
         )
-        shutil.rmtree(directory, ignore_errors=True)
-        work.rename(directory)
+        try:
+            work.rename(directory)  # fails if the folder is there: never under another run
+        except OSError:
+            if (theirs := _cached(directory)) is not None:
+                return theirs  # another run on this machine made it meanwhile: use theirs
+            shutil.rmtree(directory, ignore_errors=True)  # a broken one, no model.json
+            work.rename(directory)
         work.mkdir()  # for TemporaryDirectory's own clean-up
     return replace(made, directory=directory)
 
