@@ -26,12 +26,12 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def run_identity(given: str | None, cells: Sequence[Cell], machine: str | None) -> str:
-    """What the slices of one run share: --shard-run; in GitHub Actions, the workflow run (and
-    its attempt); else a fingerprint of the run's cells, which slices of one command share."""
+    """What the slices of one run share: --shard-run; in GitHub Actions, the workflow run; else
+    a fingerprint of the run's cells, which slices of one command share."""
     if given:
         return given
     if github := os.environ.get("GITHUB_RUN_ID"):
-        return f"github-{github}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+        return f"github-{github}"  # a re-run of failed jobs joins its run
     digest = hashlib.sha256(repr(machine).encode())
     for cell in sorted(cells, key=lambda c: c.key):
         digest.update(f"{cell.key}={cell.config_hash()}".encode())

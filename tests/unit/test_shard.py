@@ -98,7 +98,7 @@ def test_the_run_identity_is_the_ci_run_else_the_cells(monkeypatch: pytest.Monke
     assert run_identity("weekly-12", cells, None) == "weekly-12"
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
     monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "2")
-    assert run_identity(None, cells, None) == "github-4242-2"
+    assert run_identity(None, cells, None) == "github-4242"  # a re-run of failed jobs joins
 
 
 def test_an_empty_slice_says_so_and_exits_0_without_an_engine(
@@ -138,9 +138,8 @@ def test_report_merges_the_slices_of_a_run_into_the_run(tmp_path: Path) -> None:
     assert len(runs) == 1
     whole = load_runs([WHOLE])[0]
     assert [r.key for r in runs[0].records] == [r.key for r in whole.records]  # matrix order
-    assert runs[0].info.options["cells"] == sorted(
-        whole.info.options["cells"], key=whole.info.options["cells"].index
-    )
+    three = load_runs(_slices(tmp_path / "three", 3, (3, 1, 2)))[0]
+    assert three.info.options["cells"] == whole.info.options["cells"]  # the matrix's order
     # The cells, as CSV rows, are the unsharded run's (the run id aside).
     merged_csv = render(runs, "csv", "").replace(runs[0].info.run_id, "ID")
     assert merged_csv == render([whole], "csv", "").replace(whole.info.run_id, "ID")
@@ -157,10 +156,25 @@ def test_report_names_the_cells_of_a_missing_slice(tmp_path: Path) -> None:
     assert f"**missing: slice 2/3 ({', '.join(lost)})**" in text
 
 
-def test_a_slice_given_twice_is_refused(tmp_path: Path) -> None:
-    first, again = _slices(tmp_path / "a", 2, (1,)), _slices(tmp_path / "b", 2, (1,))
-    with pytest.raises(UsageError, match="cannot hold slice 1/2 twice"):
-        load_runs([*first, *again])
+def test_a_slice_met_again_starts_the_next_run_of_its_identity(tmp_path: Path) -> None:
+    """The same command sharded another day (or one slice run again): two runs, in the order
+    they started, the later one missing what it did not run again."""
+    first = _slices(tmp_path / "a", 2, (1, 2))
+    again = _slices(tmp_path / "b", 2, (1,))
+    data = json.loads(again[0].read_text())
+    data["run"]["started_at"] = "2099-01-01T00:00:00+00:00"
+    again[0].write_text(json.dumps(data))
+    runs = load_runs([*again, *first])
+    assert [run.info.shard.merged for run in runs if run.info.shard] == [(1, 2), (1,)]
+
+
+def test_slices_from_runners_with_their_own_host_names_are_one_run(tmp_path: Path) -> None:
+    paths = _slices(tmp_path, 2, (1, 2))
+    data = json.loads(paths[1].read_text())
+    data["run"]["host"] = data["run"]["engine"]["name"] = "runner-b"
+    paths[1].write_text(json.dumps(data))
+    runs = load_runs(paths)
+    assert len(runs) == 1 and runs[0].info.shard and runs[0].info.shard.merged == (1, 2)
 
 
 def test_unsharded_runs_and_other_machines_stay_apart(tmp_path: Path) -> None:
