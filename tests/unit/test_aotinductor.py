@@ -214,6 +214,10 @@ def test_the_program_loads_the_package_and_says_what_compiled_it(
     assert shape == [3, 3] and values.dtype == torch.float64
     assert model.info["cuda_build"] is False and model.info["gpu_used"] is False
     meta_file = volume / "model" / meta["aotinductor_files"][1]
-    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "torch": "2.0.1"}))
+    compiled = json.loads(meta_file.read_text())
+    public = torch.__version__.split("+")[0]
+    meta_file.write_text(json.dumps({**compiled, "torch": f"{public}+cu126"}))  # another build
+    AotiModel(torch, str(volume), meta, want_gpu=False)
+    meta_file.write_text(json.dumps({**compiled, "torch": "2.0.1"}))
     with pytest.raises(RuntimeError, match=r"compiled with torch 2.0.1 and the image has "):
         AotiModel(torch, str(volume), meta, want_gpu=False)

@@ -157,5 +157,9 @@ def test_each_refuses_a_model_without_an_onnx_form_before_any_build(
     with pytest.raises(UsageError) as raised:
         ServeSmoke(server(name), models=(model,), frameworks=("pytorch",)).check()
     assert raised.value.message.startswith(f"--server {name} cannot serve {tmp_path}/m.ts: ")
-    assert raised.value.tip.startswith("it serves an ONNX form (")
-    assert raised.value.tip.endswith(f"or drop --server {name}")
+    if server(name).unavailable:  # BentoML: it cannot start here, whatever the model's forms
+        assert raised.value.message.endswith(server(name).unavailable or "")
+        assert raised.value.tip == f"drop --server {name}"
+    else:
+        assert raised.value.tip.startswith("it serves an ONNX form (")
+        assert raised.value.tip.endswith(f"or drop --server {name}")

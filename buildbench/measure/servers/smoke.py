@@ -125,10 +125,14 @@ class ServeSmoke:
         artifacts.check_model_stack()
         reason = self.cannot() if self.chosen else None
         if reason is not None:
+            tip = f"drop --server {self.server.name}"
+            if not self.server.unavailable:  # what it lacks is the model's form
+                tip = (
+                    f"it serves {FORMS[self.server.form]} ({FORM_TIPS[self.server.form]}), or {tip}"
+                )
             raise UsageError(
                 f"--server {self.server.name} cannot serve {self.model().info.source}: {reason}",
-                tip=f"it serves {FORMS[self.server.form]} ({FORM_TIPS[self.server.form]}), or drop "
-                f"--server {self.server.name}",
+                tip=tip,
             )
 
     def idle(self) -> Idle | None:

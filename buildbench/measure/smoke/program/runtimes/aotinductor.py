@@ -31,7 +31,9 @@ class AotiModel(ThreadsOnly, TorchModel):
         super().__init__(torch, artifacts, meta, want_gpu=False)  # a CPU package
         with open(os.path.join(artifacts, "model", meta[f"{self.form}_files"][-1])) as handle:
             self.compiled = json.load(handle)  # what the host's compile found
-        if self.compiled["torch"] != torch.__version__:
+        # The public version: the host's torch may be another build of it (PyPI's CUDA one,
+        # +cu126) than the image's CPU wheel (+cpu); the package's C shim is the same.
+        if self.compiled["torch"].split("+")[0] != torch.__version__.split("+")[0]:
             raise RuntimeError(
                 f"the package was compiled with torch {self.compiled['torch']} and the image "
                 f"has {torch.__version__}: a package loads only in the torch that compiled it"
