@@ -176,7 +176,8 @@ def _concurrency(value: str) -> tuple[int, ...]:
     type=click.FloatRange(min=1),
     default=300.0,
     show_default=True,
-    help="Seconds before a smoke container is killed.",
+    help="Seconds before a smoke container is killed: a model smoke test's, from its last "
+    "progress (a slow machine's long run goes on; a hang does not).",
 )
 @option(
     "--smoke-memory",

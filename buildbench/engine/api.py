@@ -79,6 +79,9 @@ class ContainerSpec:
     memory_bytes: int = 4 * 1024**3
     pids_limit: int = 256
     timeout_seconds: float = 300.0
+    # The timeout counts from the container's last stderr line (its progress) instead of its
+    # start: a long run on a slow or busy machine is not a hang; a silent one is.
+    timeout_from_last_line: bool = False
     volumes: tuple[VolumeMount, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     gpus: bool = False

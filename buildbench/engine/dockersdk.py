@@ -403,13 +403,19 @@ class DockerEngine:
             except docker.errors.APIError as exc:  # e.g. the command does not exist in the image
                 return ContainerOutcome(None, "", exc.explanation or str(exc), seconds=0.0)
             start_request = time.perf_counter() - started
-            follower = self._follow_stderr(container, on_stderr) if on_stderr else None
-            try:
-                timeout = math.ceil(spec.timeout_seconds)
-                exit_code = self.api.wait(container, timeout=timeout)["StatusCode"]
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-                self._raise_if_gone(exc)  # else a timeout
-                timed_out, exit_code = True, None
+            last_line = [started]
+            follower = None
+            if on_stderr or spec.timeout_from_last_line:
+
+                def on_line(line: str) -> None:
+                    last_line[0] = time.perf_counter()
+                    if on_stderr:
+                        on_stderr(line)
+
+                follower = self._follow_stderr(container, on_line)
+            exit_code = self._wait(container, spec, last_line)
+            if exit_code is None:
+                timed_out = True
                 with contextlib.suppress(docker.errors.APIError):
                     self.api.kill(container)
             seconds = time.perf_counter() - started
@@ -430,6 +436,20 @@ class DockerEngine:
             start_request,
             _epoch(state.get("StartedAt")),
         )
+
+    def _wait(self, container: str, spec: ContainerSpec, last_line: list[float]) -> int | None:
+        """The container's exit code, or None once its timeout passed: from its start, or from
+        its last stderr line (`last_line[0]`, moved on as lines come) where the spec says so."""
+        start = last_line[0]
+        while True:
+            since = last_line[0] if spec.timeout_from_last_line else start
+            left = since + spec.timeout_seconds - time.perf_counter()
+            if left <= 0:
+                return None
+            try:  # in steps, so that a line coming meanwhile moves the deadline on
+                return int(self.api.wait(container, timeout=math.ceil(min(left, 30)))["StatusCode"])
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                self._raise_if_gone(exc)  # else the step's time passed
 
     def _follow_stderr(self, container: str, on_line: LineSink) -> threading.Thread:
         """Pass the container's stderr on, line by line, while it runs (a smoke test's

@@ -312,6 +312,7 @@ class InferenceSmoke:
             command=command,
             memory_bytes=options.memory_bytes,
             timeout_seconds=options.timeout_seconds,
+            timeout_from_last_line=True,  # each step reports its progress
             volumes=(VolumeMount(ctx.volume, MOUNT),),
             environment=environment,
             tmpfs=tmpfs,
