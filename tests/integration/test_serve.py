@@ -186,8 +186,20 @@ def test_a_declared_batching_is_recorded_and_set_side_by_side(served: Ran):
     cells = served.cells()
     on = cells["svc-good/cpu"]["smoke"]["detail"]["batching"]
     off = cells["svc-dies/cpu"]["smoke"]["detail"]["batching"]
-    assert on == {"enabled": True, "pair": "svc", "max_batch": 4, "max_delay_ms": 2.0}
-    assert off == {"enabled": False, "pair": "svc", "max_batch": None, "max_delay_ms": None}
+    assert on == {
+        "enabled": True,
+        "pair": "svc",
+        "max_batch": 4,
+        "max_delay_ms": 2.0,
+        "unavailable": None,  # a service's own batching: declared, never refused
+    }
+    assert off == {
+        "enabled": False,
+        "pair": "svc",
+        "max_batch": None,
+        "max_delay_ms": None,
+        "unavailable": None,
+    }
     report = (served.results[0].parent / "report.md").read_text()
     (row,) = [line for line in report.splitlines() if line.startswith("| svc ") and "max 4" in line]
     assert "| max 4, 2.0 ms | 1 " in row  # concurrency 1: the one both measured
