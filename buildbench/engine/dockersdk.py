@@ -38,6 +38,7 @@ from buildbench.engine.api import (
 )
 from buildbench.engine.endpoint import Endpoint, default_endpoint
 from buildbench.engine.registry import transfer
+from buildbench.engine.wait import poll_until
 from buildbench.errors import BuildFailed, EngineUnavailable, UsageError
 
 log = logging.getLogger("buildbench")
@@ -47,6 +48,7 @@ _CONNECTION_ERRORS = (
     urllib3.exceptions.HTTPError,
     OSError,
 )
+_DISK_USAGE_WAIT = 60.0  # seconds another client's `system df` may keep the engine counting
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # pip colours its errors
 
 
@@ -300,8 +302,25 @@ class DockerEngine:
                 in_use=bool(record.get("InUse")),
                 description=record.get("Description") or "",
             )
-            for record in self.api.df().get("BuildCache") or []
+            for record in self._disk_usage().get("BuildCache") or []
         ]
+
+    def _disk_usage(self) -> dict[str, Any]:
+        """`system df`. Docker 20.10 answers 500 to a second client while one is counting
+        ("a disk usage operation is already running", e.g. a run beside ours on a shared CI
+        engine): wait for that count to end and ask again; newer engines share it."""
+        busy = "disk usage operation is already running"
+
+        def answer() -> dict[str, Any] | None:
+            try:
+                return dict(self.api.df())
+            except docker.errors.APIError as exc:
+                if exc.status_code == 500 and busy in str(exc.explanation or ""):
+                    return None
+                raise
+
+        usage = poll_until(answer, timeout=_DISK_USAGE_WAIT, interval=0.2)
+        return usage if usage is not None else dict(self.api.df())  # its error, if still busy
 
     def prune_cache_records(self, ids: list[str]) -> int:
         """One prune per record (the API takes one `id` filter at a time), children first: a
