@@ -43,6 +43,8 @@ PHASES: tuple[tuple[str, Callable[[Startup], float]], ...] = (
     ("model load", lambda s: s.model_load),
     ("first inference", lambda s: s.first_inference),
 )
+# The metrics the start-up phases add up to (a latency is timed after them: not theirs).
+STARTUP_METRICS = frozenset({"cold_start_seconds", "ready_seconds"})
 # buildbench's own labels name the run: no difference between two builds of one Dockerfile.
 _OWN_LABEL = "LABEL buildbench."
 
@@ -113,7 +115,7 @@ def explain(metric: Metric, before: Side, after: Side) -> Explanation:
                 sum(c.old_seconds or 0.0 for c in changes),
                 sum(c.new_seconds or 0.0 for c in changes),
             )
-    phases = _phase_changes(old, new) if metric.stage == "smoke" else []
+    phases = _phase_changes(old, new) if metric.key in STARTUP_METRICS else []
     versions = versions_that_differ(old, new) if metric.stage != "image" else []
     if metric.key == "build_seconds":
         versions += _download(old, new)

@@ -218,3 +218,27 @@ def test_build_time_names_a_prefetched_download_that_left_the_timing():
         in found.versions
     )
     assert Difference("wheel mode", "network", "prefetch") in found.conditions
+
+
+def test_a_slower_latency_is_not_blamed_on_the_start_up_phases(tmp_path: Path):
+    """The latency is timed after start-up: a phase that moved is no cause of it."""
+
+    def slower(cell: dict[str, Any]) -> None:
+        before(cell)  # the same image and versions: only the latency and the phases moved
+        latency = cell["smoke"]["latency"]["1"]
+        latency["samples"] = [2 * s for s in latency["samples"]]
+        for phases in cell["smoke"]["startup"]:
+            phases["model_load"] += 0.04
+
+    old = edited(tmp_path, SCHEMA2, before, "old")
+    new = edited(tmp_path, SCHEMA2, slower, "new")
+    for path in (old, new):
+        data = json.loads(path.read_text())
+        onnx_only(data)
+        path.write_text(json.dumps(data))
+    code, out = compare(str(old), str(new))
+    assert code == 1
+    why = out.splitlines()[out.splitlines().index("why:") + 1 :]
+    line = next(i for i, text in enumerate(why) if text.startswith("+ onnx/cpu p50 latency b=1"))
+    assert "model load" not in why[line]
+    assert not any("start-up phases" in text for text in why[line + 1 : line + 4])
