@@ -169,6 +169,13 @@ def left_behind(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict
     return {kind: after[kind] - before[kind] for kind in after if after[kind] - before[kind]}
 
 
+def cache_details(client: docker.DockerClient, left: dict[str, set[str]]) -> list[dict]:
+    """The build cache records among what was left, as the engine describes them: what a
+    failure needs to say whose they are (type, description, parent, when made and used)."""
+    records = client.api.df().get("BuildCache") or []
+    return [record for record in records if record["ID"] in left.get("cache", set())]
+
+
 @pytest.fixture(scope="session")
 def matrix_run(
     base_image: str, engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory

@@ -10,7 +10,14 @@ import docker
 import pytest
 
 from buildbench.engine.dockersdk import DockerEngine
-from tests.integration.conftest import buildbench, left_behind, objects, remove_runs, start
+from tests.integration.conftest import (
+    buildbench,
+    cache_details,
+    left_behind,
+    objects,
+    remove_runs,
+    start,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.alone]  # see scripts/test
 
@@ -65,7 +72,8 @@ def test_twenty_runs_without_keeping_images_leave_the_engine_as_it_was(
             "run", "-q", "--no-keep-images", "--cuda", "cpu", "--builder", builder, cwd=tiny
         )
         assert ran.process.returncode == 0, (n, ran.process.stdout, ran.process.stderr)
-    assert left_behind(before, objects(client)) == {}
+    left = left_behind(before, objects(client))
+    assert left == {}, cache_details(client, left)
     assert client.df()["LayersSize"] == disk
     cache = client.df().get("BuildCache") or []
     assert sum(record["Size"] for record in cache if record["ID"] not in before["cache"]) == 0
