@@ -50,6 +50,9 @@ from buildbench.errors import LOG_TAIL_LINES, BuildFailed, EngineUnavailable, Us
 
 _PROBE_SECONDS = 20
 _CANCEL_GRACE = 30.0  # seconds BuildKit may take to wind a cancelled build down
+# After a build: how often, and how long at most, its cache records are read until they settle.
+_SETTLE_INTERVAL = 0.3
+_SETTLE_WAIT = 3.0
 _EXTRA_DIRS = ("/usr/bin",)  # Debian's 20.10 CLI, often shadowed on PATH by a newer one
 _VERTEX = re.compile(r"^#(\d+) (.*)$")
 _STEP = re.compile(r"^\[(?:(\S+) )?(\d+)/(\d+)\] (.*)$")
@@ -322,10 +325,24 @@ class BuildkitBuilder:
         poll_until(nothing_new_left, timeout=_CANCEL_GRACE)
 
     def _created_records(self, before: set[str], on_created: CreatedSink) -> list[str]:
-        try:
+        """The records the build left, once they settle: BuildKit finalises some after the CLI
+        has gone, swapping a record for a new one (seen 0.2 s after the exit on a busy engine,
+        and a leaked 1 MB record in CI), so the list is read until two readings agree."""
+        journalled: set[str] = set()
+        last: list[list[str]] = []
+
+        def settled() -> bool:
             created = [r.id for r in self.engine.build_cache() if r.id not in before]
+            for record in created:
+                if record not in journalled:
+                    on_created("cache", record)  # a record that went meanwhile: clean skips it
+                    journalled.add(record)
+            settled = bool(last) and set(created) == set(last[-1])
+            last.append(created)
+            return settled
+
+        try:
+            poll_until(settled, timeout=_SETTLE_WAIT, interval=_SETTLE_INTERVAL)
         except Exception:  # the engine went away: the build's own error says so
             return []
-        for record in created:
-            on_created("cache", record)
-        return created
+        return last[-1] if last else []

@@ -245,7 +245,7 @@ def test_build_returns_the_iidfile_id_steps_and_warnings(fake_cli: Path) -> None
 def test_the_cache_records_a_build_created_are_reported_and_returned(fake_cli: Path) -> None:
     old = CacheRecord("old", None, 10, False)
     new = [CacheRecord("new1", "old", 20, False), CacheRecord("new2", "new1", 30, False)]
-    answers = iter([[old], [old, *new]])  # before the build, then after it
+    answers = iter([[old], [old, *new], [old, *new]])  # before the build, then after it
     engine = FakeEngine()
     engine.build_cache = lambda: next(answers)  # type: ignore[method-assign]
     created: list[tuple[str, str]] = []
@@ -255,6 +255,27 @@ def test_the_cache_records_a_build_created_are_reported_and_returned(fake_cli: P
     )
     assert sample.cache_records == ["new1", "new2"]
     assert created == [("cache", "new1"), ("cache", "new2")]
+
+
+def test_a_record_buildkit_swaps_after_the_build_is_the_one_returned(
+    fake_cli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BuildKit finalises a record after the CLI has gone under a new id (seen on a busy
+    engine): the records are read until two readings agree, and each one seen is journalled."""
+    monkeypatch.setattr(buildkit, "_SETTLE_INTERVAL", 0.0)
+    old, kept = CacheRecord("old", None, 10, False), CacheRecord("kept", "old", 20, False)
+    mutable = CacheRecord("mutable", "old", 30, False)
+    final = CacheRecord("final", "old", 30, False)
+    answers = iter([[old], [old, kept, mutable], [old, kept, final], [old, kept, final]])
+    engine = FakeEngine()
+    engine.build_cache = lambda: next(answers)  # type: ignore[method-assign]
+    created: list[tuple[str, str]] = []
+    request = BuildRequest("Dockerfile", "t", {"CUDA": "true"}, {})
+    sample = _builder(engine).build(
+        _context(), request, lambda line: None, lambda kind, ref: created.append((kind, ref))
+    )
+    assert sample.cache_records == ["kept", "final"]
+    assert created == [("cache", "kept"), ("cache", "mutable"), ("cache", "final")]
 
 
 def test_a_failed_build_still_reports_its_cache_records(
