@@ -328,16 +328,15 @@ class BuildkitBuilder:
         """The records the build left, once they settle: BuildKit finalises some after the CLI
         has gone, swapping a record for a new one (seen 0.2 s after the exit on a busy engine,
         and a leaked 1 MB record in CI), so the list is read until two readings agree."""
-        journalled: set[str] = set()
-        last: list[list[str]] = []
+        journalled: list[str] = []  # in the order first seen (the engine lists in any order)
+        last: list[set[str]] = []
 
         def settled() -> bool:
-            created = [r.id for r in self.engine.build_cache() if r.id not in before]
-            for record in created:
-                if record not in journalled:
-                    on_created("cache", record)  # a record that went meanwhile: clean skips it
-                    journalled.add(record)
-            settled = bool(last) and set(created) == set(last[-1])
+            created = {r.id for r in self.engine.build_cache() if r.id not in before}
+            for record in sorted(created - set(journalled)):
+                on_created("cache", record)  # a record that goes meanwhile: clean skips it
+                journalled.append(record)
+            settled = bool(last) and created == last[-1]
             last.append(created)
             return settled
 
@@ -345,4 +344,4 @@ class BuildkitBuilder:
             poll_until(settled, timeout=_SETTLE_WAIT, interval=_SETTLE_INTERVAL)
         except Exception:  # the engine went away: the build's own error says so
             return []
-        return last[-1] if last else []
+        return [record for record in journalled if last and record in last[-1]]

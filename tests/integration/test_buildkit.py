@@ -91,10 +91,14 @@ def test_buildkit_build_matches_the_engines_image(
         assert sample.warnings == ["build-args never consumed by the Dockerfile: UNUSED"]
         assert any(line.endswith(" cuda=true") for line in lines)
         assert engine.images_labelled(f"{LABEL_RUN}={run_id}") == [info.id]  # no stage images
-        # Every cache record the build made was reported, and exists.
+        # Every cache record the build made was reported, in that order, and exists; one
+        # BuildKit swapped for a new id after the build was reported too, and is gone.
         records = {record.id for record in engine.build_cache()}
         assert sample.cache_records and set(sample.cache_records) <= records
-        assert [("cache", r) for r in sample.cache_records] == created
+        assert {kind for kind, _ in created} == {"cache"}
+        reported = [object_id for _, object_id in created]
+        assert [r for r in reported if r in sample.cache_records] == sample.cache_records
+        assert not (set(reported) - set(sample.cache_records)) & records
     finally:
         engine.remove_image(tag)
         engine.prune_cache_records(sample.cache_records)

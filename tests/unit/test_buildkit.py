@@ -245,7 +245,8 @@ def test_build_returns_the_iidfile_id_steps_and_warnings(fake_cli: Path) -> None
 def test_the_cache_records_a_build_created_are_reported_and_returned(fake_cli: Path) -> None:
     old = CacheRecord("old", None, 10, False)
     new = [CacheRecord("new1", "old", 20, False), CacheRecord("new2", "new1", 30, False)]
-    answers = iter([[old], [old, *new], [old, *new]])  # before the build, then after it
+    # Before the build, then after it, twice: the engine lists its records in any order.
+    answers = iter([[old], [old, *new], [new[1], old, new[0]]])
     engine = FakeEngine()
     engine.build_cache = lambda: next(answers)  # type: ignore[method-assign]
     created: list[tuple[str, str]] = []
