@@ -17,6 +17,10 @@ from buildbench.engine.dockersdk import DockerEngine
 from tests.integration.conftest import Ran, buildbench, remove_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.alone]  # see scripts/test
+# A hog per core beside a cell that uses every core gets about half the machine (0.4997 in CI):
+# measured as most of that, and well over what marks a run busy.
+HOGS_SHARE = 0.4
+assert HOGS_SHARE > BUSY_SHARE
 
 SLEEPY = """\
 ARG BASE_IMAGE
@@ -118,8 +122,8 @@ def test_a_cpu_hog_beside_the_run_is_named_and_marks_its_times_busy(
         assert busy.process.returncode == 0, busy.process.stderr[-3000:]
         cell = busy.cells()["onnx/cpu"]
         shares = cell["build"]["cpu_others_share"]
-        assert len(shares) == 2 and max(shares) > 0.5, shares
-        assert cell["smoke"]["detail"]["latency"]["1"]["cpu_others_share"] > 0.5
+        assert len(shares) == 2 and max(shares) > HOGS_SHARE, shares
+        assert cell["smoke"]["detail"]["latency"]["1"]["cpu_others_share"] > HOGS_SHARE
         warnings = [w for w in cell["warnings"] if w.startswith("busy machine:")]
         assert len(warnings) == 2, cell["warnings"]  # the builds and the latency loop
         report = (busy.results[0].parent / "report.md").read_text()
@@ -132,7 +136,7 @@ def test_a_cpu_hog_beside_the_run_is_named_and_marks_its_times_busy(
         compared = buildbench("compare", str(old), str(new), "--format", "json", cwd=tmp_path)
         rows = {r["metric_key"]: r for r in json.loads(compared.process.stdout)["rows"]}
         for key in ("build_seconds", "latency_b1_seconds"):
-            assert rows[key]["cpu_others_share"] > 0.5
+            assert rows[key]["cpu_others_share"] > HOGS_SHARE
             assert rows[key]["mark"] in ("#", " "), rows[key]  # busy if it moved; never + or -
     finally:
         remove_runs(engine, tmp_path / "results")
