@@ -336,9 +336,9 @@ class BuildkitBuilder:
             for record in sorted(created - set(journalled)):
                 on_created("cache", record)  # a record that goes meanwhile: clean skips it
                 journalled.append(record)
-            settled = bool(last) and created == last[-1]
+            agree = bool(last) and created == last[-1]
             last.append(created)
-            return settled
+            return agree
 
         try:
             poll_until(settled, timeout=_SETTLE_WAIT, interval=_SETTLE_INTERVAL)

@@ -310,17 +310,20 @@ class DockerEngine:
         ("a disk usage operation is already running", e.g. a run beside ours on a shared CI
         engine): wait for that count to end and ask again; newer engines share it."""
         busy = "disk usage operation is already running"
+        answers: list[dict[str, Any]] = []
 
-        def answer() -> dict[str, Any] | None:
+        def answered() -> bool:
             try:
-                return dict(self.api.df())
+                answers.append(dict(self.api.df()))
             except docker.errors.APIError as exc:
                 if exc.status_code == 500 and busy in str(exc.explanation or ""):
-                    return None
+                    return False
                 raise
+            return True
 
-        usage = poll_until(answer, timeout=_DISK_USAGE_WAIT, interval=0.2)
-        return usage if usage is not None else dict(self.api.df())  # its error, if still busy
+        if poll_until(answered, timeout=_DISK_USAGE_WAIT, interval=0.2):
+            return answers[-1]
+        return dict(self.api.df())  # still counting: its error
 
     def prune_cache_records(self, ids: list[str]) -> int:
         """One prune per record (the API takes one `id` filter at a time), children first: a

@@ -65,3 +65,14 @@ def test_an_engine_still_counting_after_the_wait_raises_its_error(
     with pytest.raises(docker.errors.APIError, match="already running"):
         _engine(api).build_cache()
     assert 2 <= api.calls < 100
+
+
+def test_an_empty_answer_is_an_answer() -> None:
+    class Empty(CountingAPI):
+        def df(self) -> dict[str, Any]:
+            self.calls += 1
+            return {}
+
+    api = Empty([])
+    assert _engine(api).build_cache() == []
+    assert api.calls == 1
