@@ -48,6 +48,7 @@ _CONNECTION_ERRORS = (
     urllib3.exceptions.HTTPError,
     OSError,
 )
+_LOCK_GONE_WAIT = 10.0  # seconds the engine may take to remove a run's lock container
 _DISK_USAGE_WAIT = 60.0  # seconds another client's `system df` may keep the engine counting
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # pip colours its errors
 
@@ -596,6 +597,17 @@ class DockerEngine:
             with contextlib.suppress(OSError):
                 _close_socket(sock)
             self.remove_container(container)
+            # With stdin closed the engine may be removing it already (auto_remove), and then
+            # answers the removal at once: the run ends when the container is gone.
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                poll_until(lambda: self._gone(container), timeout=_LOCK_GONE_WAIT, interval=0.1)
+
+    def _gone(self, container: str) -> bool:
+        try:
+            self.api.inspect_container(container)
+        except docker.errors.NotFound:
+            return True
+        return False
 
 
 SERVICE_LOG_LINES = 30
