@@ -5,6 +5,7 @@ The helpers here build layer tars and whole archives in memory; test_contents us
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -211,13 +212,27 @@ def analyse(
 # The reference: what a registry would store, computed independently of the module
 
 
+def segments(data: bytes) -> list[bytes]:
+    """A layer's bytes as the sizer streams them: each file of 64 KiB or more on its own, then
+    the rest (headers, small files) as one."""
+    cuts = [0]
+    with contextlib.suppress(tarfile.TarError), tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar:
+            if member.isreg() and member.size >= 64 * 1024:
+                cuts += [member.offset_data, member.offset_data + member.size]
+    parts = [data[a:b] for a, b in itertools.pairwise([*cuts, len(data)])]
+    return [part for part in parts[1::2] if part] + [b"".join(parts[0::2])]
+
+
 @cache
 def gzip_size(data: bytes) -> int:
-    """zlib-ng level 6 in independent 8 MiB deflate blocks, plus 18 bytes of gzip framing."""
+    """zlib-ng level 6 in independent 8 MiB deflate blocks, from the start of each segment,
+    plus 18 bytes of gzip framing."""  # an empty segment has no block
     size = 18
-    for start in range(0, len(data), 8 * MiB):
-        deflate = zlib_ng.compressobj(6, zlib_ng.DEFLATED, -15)
-        size += len(deflate.compress(data[start : start + 8 * MiB])) + len(deflate.flush())
+    for segment in segments(data):
+        for start in range(0, len(segment), 8 * MiB):
+            deflate = zlib_ng.compressobj(6, zlib_ng.DEFLATED, -15)
+            size += len(deflate.compress(segment[start : start + 8 * MiB])) + len(deflate.flush())
     return size
 
 
@@ -430,8 +445,9 @@ def test_a_known_size_gives_the_figure_a_deflate_gives_without_deflating(
     missed = analyse(archive, sizes=DiskLayerSizes([diff_id(BIG), diff_id(SMALL)], tmp_path))
     computed = deflates.blocks
     hit = analyse(archive, sizes=DiskLayerSizes([diff_id(BIG), diff_id(SMALL)], tmp_path))
-    # BIG (two blocks) came from the cache; SMALL is under the 1 MiB worth a look-up.
-    assert (computed, deflates.blocks - computed) == (3, 1)
+    # BIG (its two files' three blocks and one of the rest) came from the cache; SMALL is
+    # under the 1 MiB worth a look-up.
+    assert (computed, deflates.blocks - computed) == (5, 1)
     assert hit == missed == analyse(archive)
     assert [lay.compressed_bytes for lay in hit.layers] == [gzip_size(BIG), gzip_size(SMALL)]
 
@@ -445,7 +461,7 @@ def test_a_base_layer_known_from_another_image_is_not_deflated_again(
     # The same base layer under the same member name, below another image's layers.
     image = save([BIG, other])
     analysis = analyse(image, sizes=DiskLayerSizes([diff_id(BIG), diff_id(other)], tmp_path))
-    assert deflates.blocks == 1  # `other`'s one block: BIG's two were known
+    assert deflates.blocks == 2  # `other`'s file and the rest of its layer: BIG was known
     assert analysis == analyse(image)
 
 
@@ -515,3 +531,77 @@ def save_members(archive: bytes) -> list[str]:
     """The layer members of a `save` archive, by name."""
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         return [m.name for m in tar if m.name.endswith("layer.tar")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Big files' blocks, known by content
+
+
+def rebuilt(mtime: int, before: int) -> bytes:
+    """A layer as a rebuild makes it: new times and a small file of another length, then the
+    same big files."""
+    entries = [file("app/stamp", compressible(before)), file("usr/lib/libbig.so", BIG_FILE_DATA)]
+    entries.append(file("usr/lib/libmid.so", compressible(MiB + 1000)))
+    for info, _ in entries:
+        info.mtime = mtime
+    return layer(*entries)
+
+
+BIG_FILE_DATA = compressible(9 * MiB + 5)
+
+
+def test_a_rebuilt_layer_deflates_only_what_is_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    first, second = rebuilt(1, 2000), rebuilt(2, 30_000)
+    analyse(save([first]), sizes=DiskLayerSizes([diff_id(first)], tmp_path))
+    deflates = Deflates(monkeypatch)
+    analysis = analyse(save([second]), sizes=DiskLayerSizes([diff_id(second)], tmp_path))
+    assert deflates.blocks == 1  # the rest of the layer; libbig's two blocks and libmid's known
+    assert analysis == analyse(save([second]))  # the figure a deflate of everything gives
+    assert analysis.layers[0].compressed_bytes == gzip_size(second)
+
+
+@pytest.mark.parametrize("chunk", [1000, 511, MiB, MiB + 3, 8 * MiB])
+def test_a_big_file_is_cut_alike_however_the_bytes_arrive(chunk: int):
+    # Its data begins exactly where the tee's first 1 MiB piece ends: the walk meets its
+    # header before a byte of it is fed.
+    small = [file(f"f{i}", 64512) for i in range(16)] + [file("g", 7168)]  # under 64 KiB each
+    aligned = layer(*small, file("usr/lib/libbig.so", BIG_FILE_DATA))
+    with tarfile.open(fileobj=io.BytesIO(aligned)) as tar:
+        assert tar.getmember("usr/lib/libbig.so").offset_data % MiB == 0
+    data = save([aligned, BIG])
+    analysis = analyse_archive(chunks(data, chunk), base_layers=0)
+    assert [lay.compressed_bytes for lay in analysis.layers] == [gzip_size(aligned), gzip_size(BIG)]
+
+
+def test_a_known_block_size_that_cannot_be_parsed_or_believed_is_a_miss(tmp_path: Path):
+    archive = save([MID])
+    reference = analyse(archive, sizes=DiskLayerSizes([], tmp_path))
+    (kept,) = tmp_path.rglob("blocks.txt")
+    (good,) = kept.read_text().splitlines()  # libmid's one block
+    digest, raw, _ = good.split()
+    for broken in (
+        f"{digest} {raw} 1",  # smaller than deflate can make it
+        f"{digest} {raw} {10 * MiB}",  # bigger than stored
+        f"{digest} {raw}",  # a run killed mid-line
+        f"{digest[:-1]} {raw} 5",
+        "not a line",
+    ):
+        kept.write_text(broken + "\n")
+        assert analyse(archive, sizes=DiskLayerSizes([], tmp_path)) == reference
+        assert kept.read_text().splitlines() == [broken, good]  # the miss kept the size again
+
+
+def test_blocks_kept_twice_by_two_runs_at_once_are_known_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    archive = save([rebuilt(1, 2000)])
+    first, second = DiskLayerSizes([], tmp_path), DiskLayerSizes([], tmp_path)
+    assert second.block_size("0" * 64, MiB) is None  # it read blocks.txt before the first wrote
+    analyse(archive, sizes=first)
+    analyse(archive, sizes=second)
+    lines = next(tmp_path.rglob("blocks.txt")).read_text().splitlines()
+    assert (len(lines), len(set(lines))) == (6, 3)  # libbig's two blocks and libmid's, twice
+    reference = analyse(archive)
+    deflates = Deflates(monkeypatch)
+    assert analyse(archive, sizes=DiskLayerSizes([], tmp_path)) == reference
+    assert deflates.blocks == 1  # the rest of the layer: the big files' blocks are known

@@ -9,7 +9,8 @@ reads (`entries`). The members, in either layout, are resolved into the image at
 A layer's compressed size is a function of its bytes, so `sizes` (measure/sizecache.py) may
 know it from an earlier read: such a layer is hashed, not deflated, and its SHA-256 must then be
 the diff_id the known size is for, or that size is forgotten and `StaleLayerSizes` raised: the
-caller reads again (measure/image.py), so no entry can give a figure a deflate would not.
+caller reads again (measure/image.py), so no entry can give a figure a deflate would not. A
+big file's block is known by its own SHA-256, computed as it is sized (`sizing`).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def analyse_archive(
     stream = ChunkStream(chunks, on_progress)
     archive = Archive(sizes)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        compressor = Compressor(pool)
+        compressor = Compressor(pool, sizes)
         with tarfile.open(fileobj=stream, mode="r:") as tar:
             for member in tar:
                 archive.take(stream, member, compressor)

@@ -10,7 +10,7 @@ from typing import Literal
 
 from buildbench.measure.archive.entries import index_entry
 from buildbench.measure.archive.model import Blob
-from buildbench.measure.archive.sizing import Blocks, Compressor, Digest, Stored
+from buildbench.measure.archive.sizing import Compressor, Digest, Segments, Stored
 from buildbench.measure.archive.stream import Reader, Sink, Tee
 
 # A gzip'd layer is read as a stream: each header read copies what is left of this buffer.
@@ -40,10 +40,12 @@ def read_blob(
 ) -> None:
     """Size one big member and, when it is a layer tar we can read, index its entries."""
     sink: Sink
+    segments = None
     if kind in (LayerFormat.GZIP, LayerFormat.ZSTD):
         sink = Stored(blob)
     else:  # hashed, and deflated unless its size is known (the hash then checks that it is)
-        sink = Digest(blob, None if blob.known else Blocks(compressor, blob))
+        segments = None if blob.known else Segments(compressor, blob)
+        sink = Digest(blob, segments)
     tee = Tee(handle, head, sink)
     if kind == LayerFormat.ZSTD:
         blob.error = "zstd layer: sized as stored, not indexed"
@@ -53,6 +55,8 @@ def read_blob(
             mode: Literal["r|gz", "r:"] = "r|gz" if kind == LayerFormat.GZIP else "r:"
             with tarfile.open(fileobj=tee, mode=mode, bufsize=_GZIP_BUFSIZE) as layer:
                 for entry in layer:
+                    if segments is not None and entry.isreg() and not entry.issparse():
+                        segments.entry(entry.offset_data, entry.size)
                     index_entry(layer, entry, blob)
         except (tarfile.TarError, EOFError, OSError) as exc:
             blob.error = f"layer not indexed: {exc}"

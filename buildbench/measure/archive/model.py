@@ -79,7 +79,8 @@ class KnownSize:
 
 
 class LayerSizes(Protocol):
-    """Compressed sizes by content, kept between reads (measure/sizecache.py keeps them on disk)."""
+    """Compressed sizes by content, kept between reads (measure/sizecache.py keeps them on disk):
+    a layer's by its diff_id, a big file's block's by its SHA-256."""
 
     def lookup(self, member: str, raw_bytes: int) -> KnownSize | None:
         """What is known of the archive member `member`, `raw_bytes` long; None: deflate it."""
@@ -91,6 +92,14 @@ class LayerSizes(Protocol):
 
     def forget(self, diff_id: str) -> None:
         """What was known of `diff_id` is wrong: drop it."""
+        ...
+
+    def block_size(self, digest: str, raw_bytes: int) -> int | None:
+        """The deflated size of a big file's block whose SHA-256 is `digest`; None: deflate it."""
+        ...
+
+    def record_block(self, digest: str, raw_bytes: int, compressed_bytes: int) -> None:
+        """A big file's block hashing to `digest` was deflated here (from a worker thread)."""
         ...
 
 
