@@ -39,10 +39,11 @@ from buildbench.measure.archive import (
     ChunkStream,
     EntryKind,
     LayerFormat,
-    analyse_archive,
     normalise_path,
     sniff_format,
 )
+from buildbench.measure.image import read_archive
+from buildbench.measure.sizecache import DiskLayerSizes
 from buildbench.measure.trace import (
     Selection,
     TracingEngine,
@@ -92,12 +93,24 @@ class Slimmer:
     def __enter__(self) -> Slimmer:
         if self.analysis is None:  # not read by the measure phase (--no-read-images, say)
             self.on_phase("reading the image")
-            self.analysis = analyse_archive(self.engine.image_archive(self.image), base_layers=0)
+            self.analysis = self._read(self.image)
         self.volume = f"{SMOKE_VOLUME_PREFIX}{self.run_id}-trace-{self.image[-12:]}"
         self.engine.create_volume(self.volume, self.labels)
         self.engine.fill_volume(self.volume, payload_archive(), self.image)
         self.tracer = TracingEngine(self.engine, self.volume, self.analysis.env)
         return self
+
+    def _read(self, image: str) -> ArchiveAnalysis:
+        """One pass over `docker save` of `image`, with the sizes known from earlier reads: a
+        candidate's big files are the original's."""
+        info = self.engine.image(image)
+        return read_archive(
+            self.engine,
+            image,
+            base_layers=0,
+            on_progress=lambda done: None,
+            sizes=DiskLayerSizes(info.layers if info is not None else []),
+        )
 
     def __exit__(
         self,
@@ -169,9 +182,7 @@ class Slimmer:
         built = round(time.perf_counter() - started, 3)
         try:
             info = self.engine.image(image_id)
-            compressed = analyse_archive(
-                self.engine.image_archive(image_id), base_layers=0
-            ).compressed_size_bytes
+            compressed = self._read(image_id).compressed_size_bytes
             self.on_phase("smoke test of the candidate")
             smoke = run_smoke(image_id)
         finally:
