@@ -226,8 +226,8 @@ def segments(data: bytes) -> list[bytes]:
 
 @cache
 def gzip_size(data: bytes) -> int:
-    """zlib-ng level 6 in independent 8 MiB deflate blocks, from the start of each segment,
-    plus 18 bytes of gzip framing."""  # an empty segment has no block
+    """zlib-ng level 6 in independent 8 MiB deflate blocks, from the start of each segment (an
+    empty one has none), plus 18 bytes of gzip framing."""
     size = 18
     for segment in segments(data):
         for start in range(0, len(segment), 8 * MiB):
