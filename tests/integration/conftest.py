@@ -224,6 +224,50 @@ def second_engine(base_image: str) -> Iterator[str]:
         )
 
 
+@dataclass
+class OwnEngine:
+    """An engine no other test uses: a test may check everything it holds, beside the others."""
+
+    address: str
+    engine: DockerEngine
+
+    @property
+    def client(self) -> docker.DockerClient:
+        return self.engine.client
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What points the console script at it, as a user points it at a remote engine."""
+        return {"DOCKER_HOST": self.address}
+
+
+@contextlib.contextmanager
+def engine_of_its_own(name: str, base_image: str) -> Iterator[OwnEngine]:
+    """A fresh engine like the second one (no shared files, no network), holding only the base
+    image; stopped and its data root removed afterwards."""
+    script = str(ROOT / "scripts/second-engine")
+    started = subprocess.run([script, "start", name], capture_output=True, text=True, check=True)
+    try:
+        address = started.stdout.strip()
+        copy_image(base_image, address)
+        own = OwnEngine(address, DockerEngine(from_url(address)))
+        try:
+            yield own
+        finally:
+            own.engine.close()
+    finally:
+        subprocess.run([script, "stop", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def own_engine(request: pytest.FixtureRequest, base_image: str) -> Iterator[OwnEngine]:
+    """An engine of the test file's own (`buildbench-<file>`), for tests that check the whole
+    engine: they run beside the others instead of after them (scripts/test)."""
+    name = "buildbench-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    with engine_of_its_own(name, base_image) as own:
+        yield own
+
+
 def copy_image(image: str, address: str) -> None:
     """`docker save | docker load` into the engine at `address`: it has no registry either."""
     with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:

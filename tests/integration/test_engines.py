@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import pytest
 from buildbench.engine.dockersdk import DockerEngine
 from buildbench.engine.endpoint import from_url
 from tests.integration.conftest import (
-    ROOT,
     buildbench,
-    copy_image,
+    engine_of_its_own,
     remove_runs,
     start,
     wait_for_lines,
@@ -80,13 +78,8 @@ def test_two_engines_run_at_once_into_two_results_files_and_one_report(
 @pytest.fixture
 def doomed_engine(base_image: str) -> Iterator[str]:
     """An engine of its own, for a test that stops it."""
-    script = str(ROOT / "scripts/second-engine")
-    address = subprocess.run(
-        [script, "start", "buildbench-doomed"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    copy_image(base_image, address)
-    yield address
-    subprocess.run([script, "stop", "buildbench-doomed"], check=False)
+    with engine_of_its_own("buildbench-doomed", base_image) as own:
+        yield own.address
 
 
 def test_an_engine_that_goes_away_stops_only_its_own_run(
