@@ -25,16 +25,22 @@ if len(sys.argv) > 1:
 print(json.dumps(out))
 """
 
+# The longest the version probe may take (it imports the framework: seconds); less where the
+# run allows its containers less (--smoke-timeout).
+PROBE_TIMEOUT = 120.0
+
 # Progress while reading the image: (bytes read, bytes in all).
 ReadProgress = Callable[[int, int], None]
 
 
-def probe_versions(engine: Engine, image: str, framework: str | None) -> dict[str, str]:
+def probe_versions(
+    engine: Engine, image: str, framework: str | None, timeout: float = PROBE_TIMEOUT
+) -> dict[str, str]:
     """Python and framework versions inside the image, from a locked-down throwaway container."""
     # A runtime's version is its module's; an image of none reports only Python.
     module = runtime(framework).module if framework in NAMES else None
     command = ["python", "-c", _VERSION_PROBE, *([module] if module else [])]
-    outcome = engine.run(image, ContainerSpec(command=command, timeout_seconds=120))
+    outcome = engine.run(image, ContainerSpec(command=command, timeout_seconds=timeout))
     lines = outcome.stdout.strip().splitlines()
     if outcome.exit_code != 0 or not lines:
         return {"error": (outcome.stderr or outcome.stdout).strip()[-300:]}
@@ -77,6 +83,7 @@ def measure_image(
     on_read: ReadProgress = lambda done, total: None,
     on_analysis: Callable[[ArchiveAnalysis], None] = lambda analysis: None,
     sizes: LayerSizes | None = None,
+    probe_timeout: float = PROBE_TIMEOUT,
 ) -> Measurement:
     """Sizes, versions and (`read_image`) one pass over `docker save` for the compressed size,
     the size attribution and the waste findings; `on_analysis` gets that pass (--slim's).
@@ -89,7 +96,7 @@ def measure_image(
     # The version probe (a container: most of its second is the engine starting it) runs while
     # the archive streams; the read is the measure phase's critical path.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="buildbench-probe") as pool:
-        probing = pool.submit(probe_versions, engine, image_id, framework)
+        probing = pool.submit(probe_versions, engine, image_id, framework, probe_timeout)
         if read_image:
             compressed, contents = _read(
                 engine, image_id, info, base, over_base, on_read, on_analysis, sizes

@@ -20,7 +20,7 @@ from buildbench.engine.builders import Builder, BuildRequest, BuildSample
 from buildbench.errors import BuildFailed, EngineUnavailable, Terminated
 from buildbench.labels import run_labels, smoke_volume
 from buildbench.measure.archive import ArchiveAnalysis
-from buildbench.measure.image import measure_image
+from buildbench.measure.image import PROBE_TIMEOUT, measure_image
 from buildbench.measure.shipping import cold_pulls, ship
 from buildbench.measure.slim import Slimmer, candidate_tag, trace_file
 from buildbench.measure.smoke import cpuload
@@ -222,6 +222,7 @@ class PreparedRun:
                     base=base,
                     framework=cell.framework,
                     read_image=self.plan.read_images,
+                    probe_timeout=self.probe_timeout(),
                     on_analysis=analysed.append if self.plan.slim else lambda _: None,
                     on_read=lambda done, all_: self.phase(
                         progress,
@@ -274,6 +275,13 @@ class PreparedRun:
                 self.spare_on()
                 self.engine.remove_image(builds.image_id)
                 self.engine.prune_cache_records(list(builds.cache_records))
+
+    def probe_timeout(self) -> float:
+        """The version probe is a container in the image, as the smoke test's are: it waits no
+        longer than they may go silent (`--smoke-timeout`), 2 minutes at most."""
+        if self.plan.smoke is None:
+            return PROBE_TIMEOUT
+        return min(PROBE_TIMEOUT, self.plan.smoke.timeout_seconds)
 
     def spare_on(self) -> None:
         """Spare work in its thread from here, beside engine waits nothing times (the version

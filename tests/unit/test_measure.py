@@ -15,7 +15,7 @@ from zlib_ng import zlib_ng
 
 from buildbench.engine.api import ContainerOutcome, ContainerSpec, ImageInfo
 from buildbench.measure.archive import KnownSize
-from buildbench.measure.image import measure_image, probe_versions
+from buildbench.measure.image import PROBE_TIMEOUT, measure_image, probe_versions
 from buildbench.measure.sizecache import DiskLayerSizes
 from tests.fakes import FakeEngine, docker_save, fake_layer, layer_tar
 
@@ -82,7 +82,7 @@ def test_the_version_probe_runs_locked_down_and_asks_for_the_framework() -> None
     assert image == IMAGE
     assert spec.command[:2] == ["python", "-c"] and spec.command[-1] == "torch"
     assert spec.network is False and spec.read_only is True
-    assert spec == ContainerSpec(command=spec.command, timeout_seconds=120)  # all defaults
+    assert spec == ContainerSpec(command=spec.command, timeout_seconds=PROBE_TIMEOUT)  # defaults
 
 
 def test_the_version_probe_runs_while_the_archive_streams() -> None:

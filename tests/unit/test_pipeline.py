@@ -491,6 +491,22 @@ def test_the_smoke_test_gets_its_files_in_a_volume_that_goes_with_the_run(
     assert "measuring the image" in progress.phases
 
 
+@pytest.mark.parametrize(
+    ("smoke", "waits"),
+    [(SmokeOptions(timeout_seconds=30), 30), (SmokeOptions(), 120), (None, 120)],
+)
+def test_the_version_probe_waits_no_longer_than_the_smoke_tests_containers(
+    tmp_path: Path, smoke: SmokeOptions | None, waits: float
+) -> None:
+    """An image whose python hangs costs the run --smoke-timeout at the probe, not 2 minutes."""
+    engine = _engine([classic_stream(image(1)), classic_stream(image(2))])
+    _run(engine, _plan(tmp_path, smoke=smoke, read_images=False))
+    probes = [
+        s for ran, s in engine.runs if ran != BASE and "python_version" in " ".join(s.command)
+    ]
+    assert len(probes) == 2 and {spec.timeout_seconds for spec in probes} == {waits}
+
+
 def test_a_model_refused_while_its_files_are_made_leaves_no_run_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
