@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from buildbench.engine.api import Engine
+from buildbench.engine.api import Engine, ImageInfo
 from buildbench.errors import EngineUnavailable
 from buildbench.labels import SMOKE_VOLUME_PREFIX
 from buildbench.measure.archive import (
@@ -93,23 +93,22 @@ class Slimmer:
     def __enter__(self) -> Slimmer:
         if self.analysis is None:  # not read by the measure phase (--no-read-images, say)
             self.on_phase("reading the image")
-            info = self.engine.image(self.image)
-            self.analysis = self._read(self.image, info.layers if info is not None else [])
+            self.analysis = self._read(self.image, self.engine.image(self.image))
         self.volume = f"{SMOKE_VOLUME_PREFIX}{self.run_id}-trace-{self.image[-12:]}"
         self.engine.create_volume(self.volume, self.labels)
         self.engine.fill_volume(self.volume, payload_archive(), self.image)
         self.tracer = TracingEngine(self.engine, self.volume, self.analysis.env)
         return self
 
-    def _read(self, image: str, layers: Iterable[str]) -> ArchiveAnalysis:
-        """One pass over `docker save` of `image` (its diff_ids `layers`), with the sizes known
-        from earlier reads: a candidate's big files are the original's."""
+    def _read(self, image: str, info: ImageInfo | None) -> ArchiveAnalysis:
+        """One pass over `docker save` of `image` (`info`: as the engine inspected it), with the
+        sizes known from earlier reads: a candidate's big files are the original's."""
         return read_archive(
             self.engine,
             image,
             base_layers=0,
             on_progress=lambda done: None,
-            sizes=DiskLayerSizes(layers),
+            sizes=DiskLayerSizes(info.layers if info is not None else []),
         )
 
     def __exit__(
@@ -182,8 +181,7 @@ class Slimmer:
         built = round(time.perf_counter() - started, 3)
         try:
             info = self.engine.image(image_id)
-            layers = info.layers if info is not None else []
-            compressed = self._read(image_id, layers).compressed_size_bytes
+            compressed = self._read(image_id, info).compressed_size_bytes
             self.on_phase("smoke test of the candidate")
             smoke = run_smoke(image_id)
         finally:

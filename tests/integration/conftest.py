@@ -204,24 +204,15 @@ def second_engine(base_image: str) -> Iterator[str]:
     """Its address: BUILDBENCH_TEST_ENGINE2 (scripts/test starts it), else one started here.
     It gets the base image through `docker save | docker load`: it has no registry either."""
     address = os.environ.get("BUILDBENCH_TEST_ENGINE2")
-    started = address is None
-    if started:
-        address = subprocess.run(
-            [str(ROOT / "scripts/second-engine"), "start", "buildbench-test-engine"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    assert address
+    if address is None:
+        with engine_of_its_own("buildbench-test-engine", base_image) as own:
+            yield own.address
+        return
     other = DockerEngine(from_url(address))
     if other.image(base_image) is None:
         copy_image(base_image, address)
     other.close()
     yield address
-    if started:
-        subprocess.run(
-            [str(ROOT / "scripts/second-engine"), "stop", "buildbench-test-engine"], check=False
-        )
 
 
 @dataclass
