@@ -3,7 +3,8 @@
 #   CUDA=      (empty, the default) -> onnxruntime (CPU)
 #   CUDA=1     (any non-empty value) -> onnxruntime-gpu with its CUDA and cuDNN libraries
 # The model is not in the image: buildbench mounts it read-only at /buildbench/model and names
-# it in BUILDBENCH_MODEL (serve/litserve_app.py). build-inputs/ reaches the builder stage only.
+# it in BUILDBENCH_MODEL (serve/litserve_app.py, with serve/common/bbserve.py). build-inputs/
+# reaches the builder stage only.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS builder
@@ -21,6 +22,7 @@ RUN python3 -m venv /opt/venv; \
 
 FROM ${BASE_IMAGE}
 COPY --from=builder /opt/venv /opt/venv
+COPY serve/common/bbserve.py /app/
 COPY serve/litserve_app.py /app/app.py
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
 ENV PATH=/opt/venv/bin:${PATH} \

@@ -49,7 +49,7 @@ RUN apt-get update; \
     rm -rf /var/lib/apt/lists/*
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/serve/model-store /opt/serve/model-store
-COPY serve/torchserve/config.properties /opt/serve/
+COPY serve/torchserve/config.properties serve/torchserve/start.sh /opt/serve/
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -58,6 +58,5 @@ USER 10001:10001
 # /tmp (a tmpfs when locked down) takes TorchServe's logs, pid file and worker sockets.
 WORKDIR /tmp
 EXPOSE 8080
-CMD ["torchserve", "--start", "--foreground", "--ncs", "--disable-token-auth", \
-     "--ts-config", "/opt/serve/config.properties", "--model-store", "/opt/serve/model-store", \
-     "--models", "model=model"]
+# The service with its config; with $BUILDBENCH_MAX_BATCH, its batching on (start.sh).
+CMD ["/bin/sh", "/opt/serve/start.sh"]

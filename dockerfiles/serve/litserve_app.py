@@ -1,6 +1,8 @@
 """LitServe + ONNX Runtime, serving the ONNX model at $BUILDBENCH_MODEL (buildbench's
 `--server litserve`): one LitAPI, one worker; LitServe runs it in its own process behind its
-FastAPI/uvicorn front and answers GET /health once the worker has loaded the model.
+FastAPI/uvicorn front and answers GET /health once the worker has loaded the model. With
+$BUILDBENCH_MAX_BATCH set, LitServe's batching (max_batch_size, batch_timeout) hands `predict`
+up to that many requests at once, which run as one batch.
 
 POST /predict {"inputs": {NAME: {"dtype", "shape", "data": base64 of the raw bytes}}}
   -> {"outputs": {NAME: {"dtype", "shape", "data": base64}}}, in the model's output order.
@@ -8,51 +10,45 @@ POST /predict {"inputs": {NAME: {"dtype", "shape", "data": base64 of the raw byt
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any
 
+import bbserve
 import litserve as ls
 import numpy as np
-
-WANTED = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class OnnxAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
-        import onnxruntime as ort
-
-        providers = [p for p in WANTED if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(os.environ["BUILDBENCH_MODEL"], providers=providers)
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.session = bbserve.onnx_session()
+        self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     # Left unannotated: LitServe reads the body as JSON only when this says no type.
     def decode_request(self, request):  # type: ignore[no-untyped-def]
         given = request.get("inputs")
-        if not isinstance(given, dict) or set(given) != self.inputs:
+        if not isinstance(given, dict) or set(given) != set(self.inputs):
             raise ValueError(f"inputs must be an object of {sorted(self.inputs)}")
-        return {
-            name: np.frombuffer(base64.b64decode(t["data"]), dtype=t["dtype"]).reshape(t["shape"])
-            for name, t in given.items()
-        }
+        found = bbserve.from_base64(given)
+        return [found[name] for name in self.inputs]
 
-    def predict(self, x: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return list(self.session.run(None, x))
+    def batch(self, inputs: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+        return inputs  # each request's arrays: `predict` stacks them
+
+    def predict(self, x: list[Any]) -> list[Any]:
+        if self.max_batch_size == 1:  # one request's arrays
+            return list(self.session.run(self.outputs, dict(zip(self.inputs, x, strict=True))))
+        joined, rows = bbserve.stack(x)
+        found = self.session.run(self.outputs, dict(zip(self.inputs, joined, strict=True)))
+        return bbserve.unstack(found, rows)
 
     def encode_response(self, output: list[np.ndarray]) -> dict[str, Any]:
-        return {
-            "outputs": {
-                name: {
-                    "dtype": str(value.dtype),
-                    "shape": list(value.shape),
-                    "data": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
-                }
-                for name, value in zip(self.outputs, output, strict=False)
-            }
-        }
+        return bbserve.to_base64(self.outputs, output)
 
 
 if __name__ == "__main__":
-    server = ls.LitServer(OnnxAPI(), accelerator="auto", workers_per_device=1)
+    setting = bbserve.batching()
+    size, delay_ms = setting or (1, 0.0)
+    api = OnnxAPI(max_batch_size=size, batch_timeout=delay_ms / 1000)
+    server = ls.LitServer(api, accelerator="auto", workers_per_device=1)
     server.run(port=int(os.environ.get("PORT", "8000")), generate_client_file=False)

@@ -1,9 +1,10 @@
-"""The other serving frameworks of the course in one run: `buildbench run --server mlserver
+"""The other serving frameworks of the course in one run: `buildbench run --server litserve
 ...` from a fresh directory builds each one's CPU image once, serves a small model (two
 inputs, float32 and int64; two outputs) locked down, and proves the answers against the host's
-reference outputs: MLServer through KServe v2 JSON tensors, Ray Serve through base64 tensors
-in JSON (BentoML is not applicable locked down: measure/servers/bentoml.py says why). The
-shortest windows: one concurrency level of one second."""
+reference outputs, as each image starts it and again with its own batching on: MLServer
+through KServe v2 JSON tensors, LitServe and Ray Serve through base64 tensors in JSON (BentoML
+is not applicable locked down: measure/servers/bentoml.py says why). The shortest windows:
+one concurrency level of one second."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.unit.test_serving_binary import TINY_FACTORY
 pytestmark = pytest.mark.integration
 
 SERVED = {  # cell -> (request, encoding)
+    "litserve/cpu": ("POST /predict on port 8000", "JSON, tensors as base64"),
     "mlserver/cpu": ("POST /v2/models/model/infer on port 8080", "KServe v2, JSON values"),
     "rayserve/cpu": ("POST /predict on port 8000", "JSON, tensors as base64"),
 }
@@ -56,15 +58,17 @@ def test_each_server_is_ready_and_its_answers_are_proven(served: tuple[Ran, Any]
 
 
 def test_each_server_ran_locked_down_writing_only_its_tmpfs(served: tuple[Ran, Any]) -> None:
-    _, seen = served
+    ran, seen = served
+    cells = ran.cells()
     for name in SERVED:
         wanted = server(name.split("/")[0])
-        port = f"{wanted.port}/tcp"  # each of the three listens on its own
-        service = next(  # the load generator runs in the service's image too: not it
+        services = [  # the load generator runs in the service's image too: not it
             c
             for c in seen.values()
-            if port in (c["Config"].get("ExposedPorts") or {})
+            if c["Image"] == cells[name]["image_id"]
             and any(env.startswith("BUILDBENCH_MODEL=") for env in c["Config"]["Env"])
-        )
-        check_locked_down(name, service, set(wanted.tmpfs))
-        assert service["HostConfig"]["PidsLimit"] == wanted.pids_limit
+        ]
+        assert len(services) == 2, name  # as its image starts it, then its batching on
+        for service in services:
+            check_locked_down(name, service, set(wanted.tmpfs))
+            assert service["HostConfig"]["PidsLimit"] == wanted.pids_limit

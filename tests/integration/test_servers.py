@@ -1,9 +1,8 @@
 """`--server` as a new user runs it: the installed console script in a fresh directory builds
 the baseline server's CPU image once (FastAPI + ONNX Runtime), serves a small model from it
 locked down, and proves its answers against the host's reference outputs; the report has the
-serving table. LitServe's image is left to its unit tests and the README's `--server all` run
-(two minutes of CI: test_frameworks.py proves the seam's other encodings on Triton and
-TorchServe)."""
+serving table. The other servers, their encodings and their batching off and on:
+test_frameworks.py and test_frameworks_more.py."""
 
 from __future__ import annotations
 

@@ -87,11 +87,16 @@ def test_each_runs_locked_down_and_its_answer_is_proven_in_its_encoding(
     smoke = _smoke(name, tmp_path)
     result, engine = _run(smoke, _answer(smoke))
     assert result.status == Status.OK, result.message
-    ((_, service),) = engine.served
-    assert not service.network and service.read_only and service.user == "10001:10001"
-    assert service.tmpfs == dict(smoke.server.tmpfs) and "/tmp" in service.tmpfs
-    assert service.pids_limit == smoke.server.pids_limit and service.memory_bytes
-    assert service.environment["BUILDBENCH_MODEL"] == "/buildbench/model/m.onnx"
+    # As its image starts it, then (where it batches) again with its batching on.
+    services = [service for _, service in engine.served]
+    assert len(services) == (1 if smoke.server.batching is None else 2)
+    assert "BUILDBENCH_MAX_BATCH" not in services[0].environment
+    assert all(s.environment.get("BUILDBENCH_MAX_BATCH") == "8" for s in services[1:])
+    for service in services:
+        assert not service.network and service.read_only and service.user == "10001:10001"
+        assert service.tmpfs == dict(smoke.server.tmpfs) and "/tmp" in service.tmpfs
+        assert service.pids_limit == smoke.server.pids_limit and service.memory_bytes
+        assert service.environment["BUILDBENCH_MODEL"] == "/buildbench/model/m.onnx"
     served = result.of(Served)
     assert served is not None and served.answers is not None
     request, encoding = MORE[name]

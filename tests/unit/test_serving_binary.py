@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -276,3 +277,65 @@ def test_triton_declares_its_dynamic_batcher_and_runs_a_queue_as_one_batch(
         [("y", [[7.0, 8.0, 9.0]])],
         [("y", [[5.0, 6.0, 7.0]])],
     ]
+
+
+def _load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A serving image's module, with bbserve importable as in the image."""
+    monkeypatch.setitem(sys.modules, "bbserve", bbserve())
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_torchserve_runs_its_frontends_batch_as_one_call_and_answers_each_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    handler = _load(dockerfiles_dir() / "serve" / "torchserve" / "handler.py", "ts", monkeypatch)
+    calls: list[int] = []
+
+    def model(x: torch.Tensor, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        calls.append(len(x))
+        return {"y": x * 2, "top": ids.argmax(dim=1)}
+
+    meta = {"inputs": META, "outputs": [{"name": "y"}, {"name": "top"}]}
+    handler._loaded = (model, "cpu", meta)
+    types: dict[int, str] = {}
+    context = SimpleNamespace(set_response_content_type=types.__setitem__)
+    rows = [{"body": bytearray(X[i : i + 1].tobytes() + IDS[i : i + 1].tobytes())} for i in (0, 1)]
+    answers = handler.handle(rows, context)  # the frontend's batch of two
+    assert calls == [2] and types == {0: "application/octet-stream", 1: "application/octet-stream"}
+    for i, answer in enumerate(answers):
+        found = RAW_NPZ.decode(answer, ["y", "top"])
+        assert found["y"].tolist() == (X[i : i + 1] * 2).tolist()
+        assert found["top"].tolist() == [IDS[i].argmax()]
+    alone = RAW_NPZ.decode(handler.handle(rows[:1], context)[0], ["y", "top"])
+    assert calls == [2, 1] and alone["top"].shape == (1,)
+
+
+@pytest.mark.parametrize(("size", "delay"), [("8", "5"), ("4", "2.6")])
+def test_torchserve_starts_with_its_batching_in_the_models_config(
+    size: str, delay: str, tmp_path: Path
+) -> None:
+    """start.sh as the image runs it, with `torchserve` a stand-in that shows what it was given."""
+    stand_in = '#!/bin/sh\necho "$@"\nwhile [ "$1" != --ts-config ]; do shift; done\ncat "$2"\n'
+    (tmp_path / "torchserve").write_text(stand_in)
+    (tmp_path / "torchserve").chmod(0o755)
+    script = (dockerfiles_dir() / "serve" / "torchserve" / "start.sh").read_text()
+    config = dockerfiles_dir() / "serve" / "torchserve" / "config.properties"
+    script = script.replace("/opt/serve/config.properties", str(config))
+    script = script.replace("/tmp/config.properties", str(tmp_path / "config.properties"))
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    off = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert f"--ts-config {config} " in off.stdout and "\nmodels=" not in off.stdout
+    env |= {"BUILDBENCH_MAX_BATCH": size, "BUILDBENCH_MAX_DELAY_MS": delay}
+    on = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert f"--ts-config {tmp_path / 'config.properties'} " in on.stdout
+    assert "--models model=model" in on.stdout and "load_models=model" in on.stdout
+    (line,) = [x for x in on.stdout.splitlines() if x.startswith("models=")]
+    (version,) = json.loads(line.removeprefix("models="))["model"].values()
+    assert version["batchSize"] == int(size) and version["maxBatchDelay"] == round(float(delay))
+    assert (version["minWorkers"], version["maxWorkers"], version["marName"]) == (1, 1, "model")

@@ -2,17 +2,16 @@
 (dockerfiles/serve/mlserver/runtime.py), KServe v2 with the tensors as JSON values: its HTTP
 has no binary tensor extension (SeldonIO/MLServer#324), so a request is the tensors' text.
 Locked down: one process (no parallel workers, whose pool shares memory through /dev/shm), no
-metrics server, its metrics folder (by default in the working directory) on /tmp."""
+metrics server, its metrics folder (by default in the working directory) on /tmp. Batching
+on: its adaptive batching (max_batch_size, max_batch_time), set by the runtime as MLServer
+makes it, which merges queued requests along the batch axis."""
 
-from buildbench.measure.servers.base import Server
+from buildbench.measure.servers.base import Server, ServerBatching
 from buildbench.measure.servers.encodings import KSERVE_V2_JSON
 
 MLSERVER = Server(
     name="mlserver",
-    no_batching=(
-        "MLServer batches (adaptive batching: max_batch_size, max_batch_time) but buildbench "
-        "does not turn it on yet: measured as its image starts it"
-    ),
+    batching=ServerBatching(),  # adaptive batching: max_batch_size, max_batch_time
     dockerfile="serve-mlserver.dockerfile",
     encoding=KSERVE_V2_JSON,
     port=8080,

@@ -3,17 +3,15 @@ started in the container (dockerfiles/serve/rayserve/app.py), tensors as base64 
 Locked down: the cluster on loopback without its dashboard, usage stats off, its session files
 and object store (Ray's 75 MB floor is more than the engine's 64 MB /dev/shm) on a larger /tmp,
 and room for its processes' threads: GCS, raylet, agents, controller, proxy and replica are
-each a process with thread pools of their own."""
+each a process with thread pools of their own. Batching on: `@serve.batch` (its max batch
+size and wait set as the replica starts), and room for two batches of ongoing requests."""
 
-from buildbench.measure.servers.base import Server
+from buildbench.measure.servers.base import Server, ServerBatching
 from buildbench.measure.servers.encodings import BASE64_TENSORS
 
 RAYSERVE = Server(
     name="rayserve",
-    no_batching=(
-        "Ray Serve batches (@serve.batch) but buildbench does not turn it on yet: "
-        "measured as its image starts it"
-    ),
+    batching=ServerBatching(),  # @serve.batch: max_batch_size, batch_wait_timeout_s
     dockerfile="serve-rayserve.dockerfile",
     encoding=BASE64_TENSORS,
     port=8000,

@@ -2,9 +2,11 @@
 frontend and one Python worker (dockerfiles/serve/torchserve/handler.py), raw bytes in,
 an .npz out. Locked down it needs: token authorisation off (it writes key_file.json in its
 working directory otherwise), and /tmp writable for its logs, pid file and the worker's Unix
-socket; Java's heap is sized by the container's memory limit."""
+socket; Java's heap is sized by the container's memory limit. Batching on: the model's
+batchSize and maxBatchDelay in a config written to /tmp (serve/torchserve/start.sh), the
+handler running each batch at once."""
 
-from buildbench.measure.servers.base import Server
+from buildbench.measure.servers.base import Server, ServerBatching
 from buildbench.measure.servers.binary import RAW_NPZ
 
 TORCHSERVE = Server(
@@ -16,10 +18,7 @@ TORCHSERVE = Server(
     path="/predictions/model",
     form="torch",
     torch=True,
-    no_batching=(
-        "TorchServe batches (batchSize, maxBatchDelay) but buildbench does not turn it on yet: "
-        "measured as its image starts it"
-    ),
+    batching=ServerBatching(),  # the model's batchSize and maxBatchDelay
     packages={
         variant: ("torch", "torchserve==0.12.0", "torch-model-archiver==0.12.0")
         for variant in ("cpu", "cuda")

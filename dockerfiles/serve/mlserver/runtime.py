@@ -1,12 +1,24 @@
-"""MLServer's custom runtime serving the run's model in its ONNX form with ONNX Runtime."""
+"""MLServer's custom runtime serving the run's model in its ONNX form with ONNX Runtime. With
+$BUILDBENCH_MAX_BATCH set, MLServer's adaptive batching is on: it merges queued requests along
+the batch axis into one `predict` and splits the answer back."""
 
 import bbserve
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
+from mlserver.settings import ModelSettings
 from mlserver.types import InferenceRequest, InferenceResponse
 
 
 class OnnxModel(MLModel):
+    def __init__(self, settings: ModelSettings) -> None:
+        # Before MLServer wraps `predict` in its batcher (model-settings.json cannot read the
+        # environment): its largest batch, and its longest wait in seconds.
+        setting = bbserve.batching()
+        if setting is not None:
+            settings.max_batch_size, delay_ms = setting
+            settings.max_batch_time = delay_ms / 1000
+        super().__init__(settings)
+
     async def load(self) -> bool:
         self.session = bbserve.onnx_session()
         # not self.outputs: MLModel's own, the outputs its settings declare

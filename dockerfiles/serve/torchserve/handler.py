@@ -1,6 +1,7 @@
 """TorchServe's handler for the run's model in its torch form ($BUILDBENCH_MODEL: a
 torch.export program, .pt2, or TorchScript): a request's body is its inputs' raw bytes, the
-answer an .npz of the outputs (bbserve)."""
+answer an .npz of the outputs (bbserve). With batching on (start.sh), TorchServe's frontend
+queues requests together and hands them here as one list."""
 
 import os
 
@@ -29,24 +30,32 @@ def _leaves(out):
     return [leaf for item in out for leaf in _leaves(item)]
 
 
+def _run(model, device, arrays):
+    """The model's outputs as numpy arrays for its inputs' arrays."""
+    with torch.inference_mode():
+        out = model(*(torch.from_numpy(a.copy()).to(device) for a in arrays))
+    return [(t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for t in _leaves(out)]
+
+
 def handle(data, context):
-    """TorchServe's entry point: a batch of requests in, one answer each (None: initialise)."""
+    """TorchServe's entry point: a batch of requests in, one answer each (None: initialise).
+    With its batching on, the frontend's batch of requests runs as one batch of the model."""
     global _loaded
     if _loaded is None:
         _loaded = _load()
     if data is None:
         return None
     model, device, meta = _loaded
+    given = [
+        bbserve.split_inputs(bytes(row.get("body") or row.get("data")), meta["inputs"])
+        for row in data
+    ]
+    if len(given) == 1:  # alone: the outputs as the model gives them, whatever their shapes
+        found = [_run(model, device, given[0])]
+    else:
+        joined, rows = bbserve.stack(given)
+        found = bbserve.unstack(_run(model, device, joined), rows)
     names = [t["name"] for t in meta["outputs"]]
-    answers = []
-    for i, row in enumerate(data):
-        body = row.get("body") or row.get("data")
-        arrays = bbserve.split_inputs(bytes(body), meta["inputs"])
-        with torch.inference_mode():
-            out = model(*(torch.from_numpy(a.copy()).to(device) for a in arrays))
-        found = [
-            (t.float() if t.dtype == torch.bfloat16 else t).cpu().numpy() for t in _leaves(out)
-        ]
-        answers.append(bbserve.npz(names, found))
+    for i in range(len(found)):
         context.set_response_content_type(i, "application/octet-stream")
-    return answers
+    return [bbserve.npz(names, outputs) for outputs in found]
