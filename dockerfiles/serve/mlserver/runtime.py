@@ -11,8 +11,8 @@ from mlserver.types import InferenceRequest, InferenceResponse
 
 class OnnxModel(MLModel):
     def __init__(self, settings: ModelSettings) -> None:
-        # Before MLServer wraps `predict` in its batcher (model-settings.json cannot read the
-        # environment): its largest batch, and its longest wait in seconds.
+        # Set before MLServer wraps `predict` in its batcher (it reads model-settings.json
+        # without its MLSERVER_MODEL_* environment): the largest batch, the longest wait in s.
         setting = bbserve.batching()
         if setting is not None:
             settings.max_batch_size, delay_ms = setting
