@@ -32,15 +32,13 @@ class OnnxAPI(ls.LitAPI):
         found = bbserve.from_base64(given)
         return [found[name] for name in self.inputs]
 
-    def batch(self, inputs: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
-        return inputs  # each request's arrays: `predict` stacks them
+    def infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self.session.run(self.outputs, dict(zip(self.inputs, arrays, strict=True))))
 
     def predict(self, x: list[Any]) -> list[Any]:
-        if self.max_batch_size == 1:  # one request's arrays
-            return list(self.session.run(self.outputs, dict(zip(self.inputs, x, strict=True))))
-        joined, rows = bbserve.stack(x)
-        found = self.session.run(self.outputs, dict(zip(self.inputs, joined, strict=True)))
-        return bbserve.unstack(found, rows)
+        # one request's arrays; with batching on, a list of them (LitAPI.batch leaves a list of
+        # lists as it is)
+        return self.infer(x) if self.max_batch_size == 1 else bbserve.run_batch(self.infer, x)
 
     def encode_response(self, output: list[np.ndarray]) -> dict[str, Any]:
         return bbserve.to_base64(self.outputs, output)

@@ -50,14 +50,23 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_models.cache_clear()
 
 
-def bbserve() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bbserve", dockerfiles_dir() / "serve" / "common" / "bbserve.py"
-    )
+def _module(path: Path, name: str) -> ModuleType:
+    """A file of a serving image, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def bbserve() -> ModuleType:
+    return _module(dockerfiles_dir() / "serve" / "common" / "bbserve.py", "bbserve")
+
+
+def _load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A serving image's module, with bbserve importable as in the image."""
+    monkeypatch.setitem(sys.modules, "bbserve", bbserve())
+    return _module(path, name)
 
 
 X = numpy.arange(2 * 3, dtype="float32").reshape(2, 3)
@@ -199,6 +208,19 @@ def test_requests_stack_into_one_batch_and_their_outputs_split_back(
     assert (first[0] == X * 2).all() and second[1].tolist() == [7]
     with pytest.raises(ValueError, match="has no batch of 3 rows"):
         serve.unstack([numpy.float32(1.0)], rows)
+    calls: list[int] = []
+
+    def run(arrays: list[Any]) -> list[Any]:
+        calls.append(len(arrays[0]))
+        return [arrays[0] * 2, numpy.float32(len(arrays[0]))]  # the second: no batch axis
+
+    (alone,) = serve.run_batch(run, [[X, IDS]])  # a request alone: as the model answers it
+    assert calls == [2] and (alone[0] == X * 2).all() and alone[1] == 2
+    with pytest.raises(ValueError, match="has no batch of 3 rows"):
+        serve.run_batch(run, [[X, IDS], [X[:1], IDS[:1]]])
+    calls.clear()
+    first, second = serve.run_batch(lambda a: run(a)[:1], [[X, IDS], [X[:1], IDS[:1]]])
+    assert calls == [3] and (first[0] == X * 2).all() and (second[0] == X[:1] * 2).all()
 
 
 class _TritonConfig:
@@ -238,13 +260,8 @@ def _triton_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType
         as_numpy=lambda: request[name]
     )
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
-    monkeypatch.setitem(sys.modules, "bbserve", bbserve())
     path = dockerfiles_dir() / "serve" / "triton" / "model" / "1" / "model.py"
-    spec = importlib.util.spec_from_file_location("triton_model", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load(path, "triton_model", monkeypatch)
 
 
 def test_triton_declares_its_dynamic_batcher_and_runs_a_queue_as_one_batch(
@@ -277,16 +294,6 @@ def test_triton_declares_its_dynamic_batcher_and_runs_a_queue_as_one_batch(
         [("y", [[7.0, 8.0, 9.0]])],
         [("y", [[5.0, 6.0, 7.0]])],
     ]
-
-
-def _load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """A serving image's module, with bbserve importable as in the image."""
-    monkeypatch.setitem(sys.modules, "bbserve", bbserve())
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_torchserve_runs_its_frontends_batch_as_one_call_and_answers_each_request(

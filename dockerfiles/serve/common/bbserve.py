@@ -105,3 +105,13 @@ def unstack(outputs, rows):
     edges = np.cumsum(rows)[:-1]
     parts = [np.split(value, edges) for value in outputs]
     return [[np.ascontiguousarray(p[i]) for p in parts] for i in range(len(rows))]
+
+
+def run_batch(run, requests):
+    """Each request's outputs from `run` (a model's call: its inputs' arrays in, its outputs'
+    out): a request alone as the model answers it, whatever its outputs' shapes; several as one
+    batch (`stack`, one call, `unstack`)."""
+    if len(requests) == 1:
+        return [run(requests[0])]
+    joined, rows = stack(requests)
+    return unstack(run(joined), rows)

@@ -27,21 +27,19 @@ class Model:
             self.batched.set_max_batch_size(size)
             self.batched.set_batch_wait_timeout_s(delay_ms / 1000)
 
+    def infer(self, arrays: list) -> list:
+        return self.session.run(self.outputs, dict(zip(self.inputs, arrays, strict=True)))
+
     @serve.batch
     async def batched(self, requests: list[list]) -> list[list]:
-        joined, rows = bbserve.stack(requests)
-        found = self.session.run(self.outputs, dict(zip(self.inputs, joined, strict=True)))
-        return bbserve.unstack(found, rows)
+        return bbserve.run_batch(self.infer, requests)
 
     async def __call__(self, request: Request) -> JSONResponse:
         if request.method == "GET":
             return JSONResponse({"status": "ok"})
         given = bbserve.from_base64((await request.json())["inputs"])
         arrays = [given[name] for name in self.inputs]
-        if self.setting is None:
-            found = self.session.run(self.outputs, dict(zip(self.inputs, arrays, strict=True)))
-        else:
-            found = await self.batched(arrays)
+        found = self.infer(arrays) if self.setting is None else await self.batched(arrays)
         return JSONResponse(bbserve.to_base64(self.outputs, found))
 
 

@@ -50,11 +50,7 @@ def handle(data, context):
         bbserve.split_inputs(bytes(row.get("body") or row.get("data")), meta["inputs"])
         for row in data
     ]
-    if len(given) == 1:  # alone: the outputs as the model gives them, whatever their shapes
-        found = [_run(model, device, given[0])]
-    else:
-        joined, rows = bbserve.stack(given)
-        found = bbserve.unstack(_run(model, device, joined), rows)
+    found = bbserve.run_batch(lambda arrays: _run(model, device, arrays), given)
     names = [t["name"] for t in meta["outputs"]]
     for i in range(len(found)):
         context.set_response_content_type(i, "application/octet-stream")

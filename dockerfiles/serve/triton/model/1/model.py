@@ -57,19 +57,15 @@ class TritonPythonModel:
         self.inputs = [t["name"] for t in meta["inputs"]]
         self.outputs = [t["name"] for t in meta["outputs"]]
 
+    def infer(self, arrays):
+        return self.session.run(self.outputs, dict(zip(self.inputs, arrays, strict=True)))
+
     def execute(self, requests):
         given = [
             [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs]
             for r in requests
         ]
-        if len(given) > 1:  # the dynamic batcher's queue: one run for all
-            joined, rows = bbserve.stack(given)
-            found = self.session.run(self.outputs, dict(zip(self.inputs, joined, strict=True)))
-            answers = bbserve.unstack(found, rows)
-        else:
-            answers = [
-                self.session.run(self.outputs, dict(zip(self.inputs, given[0], strict=True)))
-            ]
+        answers = bbserve.run_batch(self.infer, given)  # the dynamic batcher's queue: one run
         return [
             pb_utils.InferenceResponse(
                 output_tensors=[
