@@ -11,6 +11,7 @@ drawn as one live view.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import multiprocessing
@@ -104,10 +105,12 @@ def run_one(
 
 
 def _report_steps() -> list[SpareStep]:
-    """What writing the report loads, in steps for a run's spare time: its own modules (the
-    statistics: numpy), then matplotlib and its font. None of it is imported before: a run
-    starts without them."""
-    return [lambda: importlib.import_module("buildbench.render.report"), *charts.preload_steps()]
+    """What writing the report loads, in steps for a run's spare time: the statistics (numpy),
+    its own modules, then matplotlib and its font. None of it is imported before: a run starts
+    without them."""
+    modules = ("numpy", "buildbench.render.report")
+    steps = [functools.partial(importlib.import_module, name) for name in modules]
+    return [*steps, *charts.preload_steps()]
 
 
 def _run_here(endpoint: Endpoint, plan: RunPlan, screen: Screen) -> Outcome:

@@ -5,7 +5,7 @@ version probe of an image that is not read, the clean-up), and never while anyth
 
     spare = SpareWork([step, ...]).start()  # the thread takes steps in turn
     spare.pause()                            # before a timed build: it ends its current step
-    spare.until(deadline)                    # in a quiet window: more steps, here
+    spare.until(deadline)                    # in a quiet window: steps that fit, here
     spare.start()                            # beside what nothing times: the thread again
 
 A step left over runs nowhere: what it would have loaded is loaded when it is used. A step that
@@ -31,6 +31,7 @@ class SpareWork:
         self._guard = threading.Lock()
         self._paused = threading.Event()
         self._thread: threading.Thread | None = None
+        self._longest = 0.0  # seconds of the longest step taken: what the next may take
 
     def start(self) -> SpareWork:
         """The thread takes steps until paused (again, after a pause; one thread at a time)."""
@@ -48,8 +49,10 @@ class SpareWork:
             self._thread.join()
 
     def until(self, deadline: float) -> None:
-        """Steps here, one after another, while time.monotonic() is before `deadline`."""
-        while time.monotonic() < deadline and self._take():
+        """Steps here, one after another, while the next may end by `deadline` (time.monotonic):
+        as long as the longest step so far. A step that overran a window would delay what
+        follows it (a timed build) for work the run's later waits could have hidden."""
+        while time.monotonic() + self._longest < deadline and self._take():
             pass
 
     def left(self) -> int:
@@ -66,8 +69,10 @@ class SpareWork:
             if not self._steps:
                 return False
             step = self._steps.popleft()
+        began = time.monotonic()
         try:
             step()
         except Exception:  # a head start only: the real use reports its own failure
             log.debug("spare work %r failed", step, exc_info=True)
+        self._longest = max(self._longest, time.monotonic() - began)
         return True

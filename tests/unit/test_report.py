@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cattrs import Converter
 from click.testing import CliRunner
 
+from buildbench import results
 from buildbench.analyze.course import builder_comparison, course_comparison, labelled
 from buildbench.analyze.derived import FIGURES, quantiles
 from buildbench.cli import cli
@@ -26,9 +28,11 @@ from buildbench.record import (
     SCHEMA_VERSION,
     CellRecord,
     CommandDetail,
+    Figures,
     Parity,
     Served,
     from_json,
+    make_converter,
     model_of,
 )
 from buildbench.render import charts
@@ -449,6 +453,27 @@ def test_what_the_runner_writes_reads_back_unchanged() -> None:
     run = load_results(CURRENT)
     written = results_document(run.info, run.records, FIGURES)
     assert _rounded(written) == _rounded(migrate(json.loads(CURRENT.read_text())))
+
+
+def test_a_run_saved_again_and_again_makes_its_converter_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Making a converter costs 20 times the save of a run's document, and a run saves after
+    every stage: one per set of figures, the same document each time, with or without them."""
+    made: list[Figures] = []
+
+    def counted(figures: Figures) -> Converter:
+        made.append(figures)
+        return make_converter(figures)
+
+    monkeypatch.setattr(results, "make_converter", counted)
+    results._converter.cache_clear()
+    run = load_results(CURRENT)
+    first = results_document(run.info, run.records, FIGURES)
+    again = [results_document(run.info, run.records, FIGURES) for _ in range(3)]
+    bare = results_document(run.info, run.records)
+    assert again == [first] * 3 and len(made) == 2
+    assert "stats" in json.dumps(first) and "stats" not in json.dumps(bare)
 
 
 # --- older schemas are migrated ----------------------------------------------------------------

@@ -47,6 +47,19 @@ def test_a_window_takes_no_step_once_its_deadline_has_passed() -> None:
     assert ran == [1] and spare.left() == 1
 
 
+def test_a_window_takes_no_step_that_may_not_end_by_its_deadline() -> None:
+    """A step may take as long as the longest so far: one that would overrun the window waits
+    for the run's next wait instead of delaying what the window comes before."""
+    ran: list[int] = []
+    spare = SpareWork([lambda: (time.sleep(0.05), ran.append(1)), lambda: ran.append(2)])
+    spare.until(time.monotonic() + 5)  # no step seen yet: the first is taken
+    spare = SpareWork([lambda: (time.sleep(0.05), ran.append(3)), lambda: ran.append(4)])
+    spare.until(time.monotonic() + 0.06)  # 10 ms left after a 50 ms step: the next waits
+    assert ran == [1, 2, 3] and spare.left() == 1
+    spare.until(time.monotonic() + 0.2)
+    assert ran == [1, 2, 3, 4]
+
+
 def test_a_failing_step_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     ran: list[str] = []
 
