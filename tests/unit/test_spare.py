@@ -47,17 +47,44 @@ def test_a_window_takes_no_step_once_its_deadline_has_passed() -> None:
     assert ran == [1] and spare.left() == 1
 
 
+def _busy(seconds: float) -> None:
+    """A step's work: CPU time, as an import's."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 def test_a_window_takes_no_step_that_may_not_end_by_its_deadline() -> None:
-    """A step may take as long as the longest so far: one that would overrun the window waits
-    for the run's next wait instead of delaying what the window comes before."""
+    """A step may take as long as the longest so far (in CPU time: a step in the thread may
+    wait for the interpreter meanwhile): one that would overrun the window waits for the run's
+    next wait instead of delaying what the window comes before."""
     ran: list[int] = []
-    spare = SpareWork([lambda: (time.sleep(0.05), ran.append(1)), lambda: ran.append(2)])
-    spare.until(time.monotonic() + 5)  # no step seen yet: the first is taken
-    spare = SpareWork([lambda: (time.sleep(0.05), ran.append(3)), lambda: ran.append(4)])
+    spare = SpareWork([lambda: (_busy(0.05), ran.append(1)), lambda: ran.append(2)])
     spare.until(time.monotonic() + 0.06)  # 10 ms left after a 50 ms step: the next waits
-    assert ran == [1, 2, 3] and spare.left() == 1
+    assert ran == [1] and spare.left() == 1
     spare.until(time.monotonic() + 0.2)
-    assert ran == [1, 2, 3, 4]
+    assert ran == [1, 2]
+
+
+def test_a_step_that_waited_in_the_thread_counts_its_work_only() -> None:
+    inside, gate = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    def first() -> None:
+        inside.set()
+        gate.wait(5)
+        ran.append(1)
+
+    spare = SpareWork([first, lambda: ran.append(2)]).start()
+    assert inside.wait(5)
+    pauser = threading.Thread(target=spare.pause)  # asked to stop after its step, at once
+    pauser.start()
+    time.sleep(0.1)  # the first step waits, as one waits for the interpreter beside a run
+    gate.set()
+    pauser.join(5)
+    assert ran == [1] and spare.left() == 1
+    spare.until(time.monotonic() + 0.05)  # 100 ms of wall, but no work: the next fits
+    assert ran == [1, 2]
 
 
 def test_a_failing_step_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
