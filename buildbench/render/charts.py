@@ -6,10 +6,8 @@ is a `ChartsUnavailable` the report turns into a note.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,10 @@ COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 MARKERS = ("o", "^", "s", "D", "v", "P")  # one per variant, in order
 GROUP_WIDTH = 0.8  # of the space between two groups
+# What the first chart imports, in order, about two tenths of a second each: for a caller with
+# time to spare (a run's preflight and quiet windows), before `preload`. Without matplotlib,
+# the report says so when it is written.
+MODULES = ("matplotlib", "matplotlib.backends.backend_agg", "matplotlib.figure")
 
 
 class ChartsUnavailable(Exception):
@@ -89,14 +91,6 @@ def _figure() -> Any:
     except ImportError as exc:
         raise ChartsUnavailable(str(exc)) from None
     return Figure(figsize=(7, 4), dpi=100, layout="constrained")
-
-
-def preload_steps() -> list[Callable[[], object]]:
-    """What the first chart imports and loads (matplotlib, its canvas, its figure, its font), in
-    steps of about two tenths of a second each, for a caller with time to spare (a run's
-    preflight and quiet windows). Without matplotlib, the report says so when it is written."""
-    modules = ("matplotlib", "matplotlib.backends.backend_agg", "matplotlib.figure")
-    return [*(functools.partial(importlib.import_module, name) for name in modules), preload]
 
 
 def preload() -> None:

@@ -108,9 +108,8 @@ def _report_steps() -> list[SpareStep]:
     """What writing the report loads, in steps for a run's spare time: the statistics (numpy),
     its own modules, then matplotlib and its font. None of it is imported before: a run starts
     without them."""
-    modules = ("numpy", "buildbench.render.report")
-    steps = [functools.partial(importlib.import_module, name) for name in modules]
-    return [*steps, *charts.preload_steps()]
+    modules = ("numpy", "buildbench.render.report", *charts.MODULES)
+    return [*(functools.partial(importlib.import_module, name) for name in modules), charts.preload]
 
 
 def _run_here(endpoint: Endpoint, plan: RunPlan, screen: Screen) -> Outcome:
